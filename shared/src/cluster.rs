@@ -1,0 +1,196 @@
+//! Cluster access with kubectl's semantics: `--kubeconfig` (else `KUBECONFIG`, else `~/.kube/config`),
+//! `--context` (else the current context), and the context's namespace.
+//!
+//! Errors name the kubeconfig file and, for an unknown context, list the contexts it has.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// Which cluster to talk to, as the user selected it.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterTarget {
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`.
+    pub context: Option<String>,
+}
+
+/// Errors building a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The kubeconfig could not be read or parsed.
+    #[error("cannot load kubeconfig {source_desc}: {message}; check the file or pass --kubeconfig")]
+    Kubeconfig {
+        /// Which file(s).
+        source_desc: String,
+        /// The loader's message.
+        message: String,
+    },
+    /// The context does not exist.
+    #[error("context `{context}` not found in kubeconfig {source_desc}; known contexts: {known}")]
+    UnknownContext {
+        /// Requested context.
+        context: String,
+        /// Which file(s).
+        source_desc: String,
+        /// Comma-separated known contexts.
+        known: String,
+    },
+    /// The kubeconfig has no usable context.
+    #[error("kubeconfig {source_desc} has no current-context; pass --context NAME")]
+    NoContext {
+        /// Which file(s).
+        source_desc: String,
+    },
+    /// Building the client failed.
+    #[error("cannot configure a client for context `{context}`: {message}")]
+    Client {
+        /// The context.
+        context: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A ready client plus what it was built from.
+#[derive(Clone)]
+pub struct Cluster {
+    /// The API client.
+    pub client: kube::Client,
+    /// The context name used.
+    pub context: String,
+    /// The context's default namespace.
+    pub default_namespace: String,
+    /// The API server URL.
+    pub server: String,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("context", &self.context).field("server", &self.server).finish()
+    }
+}
+
+impl ClusterTarget {
+    fn source_desc(&self) -> String {
+        match &self.kubeconfig {
+            Some(path) => path.display().to_string(),
+            None => std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".to_string()),
+        }
+    }
+
+    fn read_kubeconfig(&self) -> Result<Kubeconfig, ClusterError> {
+        let loaded = match &self.kubeconfig {
+            Some(path) => Kubeconfig::read_from(path),
+            None => Kubeconfig::read(),
+        };
+        let kubeconfig = loaded.map_err(|err| ClusterError::Kubeconfig {
+            source_desc: self.source_desc(),
+            message: format!("{err:#}").replace('\n', " "),
+        })?;
+        if kubeconfig.contexts.is_empty() {
+            return Err(ClusterError::Kubeconfig {
+                source_desc: self.source_desc(),
+                message: "it defines no contexts".to_string(),
+            });
+        }
+        Ok(kubeconfig)
+    }
+
+    /// The context name this target resolves to (the flag, else the kubeconfig's current-context).
+    pub fn context_name(&self) -> Result<String, ClusterError> {
+        let kubeconfig = self.read_kubeconfig()?;
+        self.resolve_context(&kubeconfig)
+    }
+
+    fn resolve_context(&self, kubeconfig: &Kubeconfig) -> Result<String, ClusterError> {
+        let context = match (&self.context, &kubeconfig.current_context) {
+            (Some(context), _) => context.clone(),
+            (None, Some(current)) if !current.is_empty() => current.clone(),
+            _ => return Err(ClusterError::NoContext { source_desc: self.source_desc() }),
+        };
+        if !kubeconfig.contexts.iter().any(|named| named.name == context) {
+            let known: Vec<_> = kubeconfig.contexts.iter().map(|named| named.name.as_str()).collect();
+            return Err(ClusterError::UnknownContext { context, source_desc: self.source_desc(), known: known.join(", ") });
+        }
+        Ok(context)
+    }
+
+    /// Build a client for the selected context. `timeout` bounds connecting and each request's read.
+    pub async fn connect(&self, timeout: Option<Duration>) -> Result<Cluster, ClusterError> {
+        let kubeconfig = self.read_kubeconfig()?;
+        let context = self.resolve_context(&kubeconfig)?;
+        let options = KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|err| ClusterError::Client { context: context.clone(), message: format!("{err:#}") })?;
+        if let Some(timeout) = timeout {
+            config.connect_timeout = Some(timeout);
+            config.read_timeout = Some(timeout);
+        }
+        let server = config.cluster_url.to_string();
+        let default_namespace = config.default_namespace.clone();
+        let client = kube::Client::try_from(config)
+            .map_err(|err| ClusterError::Client { context: context.clone(), message: format!("{err:#}") })?;
+        Ok(Cluster { client, context, default_namespace, server })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KUBECONFIG: &str = "apiVersion: v1
+kind: Config
+clusters:
+- name: a
+  cluster: {server: 'http://127.0.0.1:1'}
+users:
+- name: u
+  user: {}
+contexts:
+- name: one
+  context: {cluster: a, user: u, namespace: staging}
+- name: two
+  context: {cluster: a, user: u}
+current-context: one
+";
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[tokio::test]
+    async fn uses_current_context_and_its_namespace() {
+        let (_dir, path) = write(KUBECONFIG);
+        let cluster = ClusterTarget { kubeconfig: Some(path), context: None }.connect(None).await.unwrap();
+        assert_eq!(cluster.context, "one");
+        assert_eq!(cluster.default_namespace, "staging");
+    }
+
+    #[tokio::test]
+    async fn unknown_context_lists_known_ones() {
+        let (_dir, path) = write(KUBECONFIG);
+        let target = ClusterTarget { kubeconfig: Some(path.clone()), context: Some("three".into()) };
+        let err = target.connect(None).await.unwrap_err().to_string();
+        assert!(err.contains("context `three` not found"), "{err}");
+        assert!(err.contains("one, two"), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+
+    #[tokio::test]
+    async fn malformed_and_empty_kubeconfig_name_the_file() {
+        for text in ["clusters: [oops", ""] {
+            let (_dir, path) = write(text);
+            let err = ClusterTarget { kubeconfig: Some(path.clone()), context: None }.connect(None).await.unwrap_err();
+            let err = err.to_string();
+            assert!(err.contains("cannot load kubeconfig"), "{err}");
+            assert!(err.contains(&path.display().to_string()), "{err}");
+        }
+    }
+}
