@@ -36,7 +36,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Completion { shell } => {
-            duli::cli::print_completion(shell, &mut Cli::command());
+            duli::cli::print_completion(shell, &Cli::command());
             Ok(Outcome::Clean)
         }
     }

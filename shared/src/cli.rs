@@ -65,13 +65,15 @@ pub enum CompletionShell {
     Fish,
 }
 
-/// Write a completion script for `cmd` (whose display name is e.g. `kubectl-duli-env`) to stdout.
-pub fn print_completion(shell: CompletionShell, cmd: &mut clap::Command) {
-    let name = cmd.get_bin_name().unwrap_or(cmd.get_name()).to_string();
+/// Write a completion script for `cmd` to stdout, for the executable's own name (`kubectl-duli-env`):
+/// clap's display name `kubectl duli env` has spaces, which completion scripts cannot key on.
+pub fn print_completion(shell: CompletionShell, cmd: &clap::Command) {
+    let name = cmd.get_name().to_string();
+    let mut cmd = cmd.clone().bin_name(&name);
     let shell = match shell {
         CompletionShell::Bash => clap_complete::Shell::Bash,
         CompletionShell::Zsh => clap_complete::Shell::Zsh,
         CompletionShell::Fish => clap_complete::Shell::Fish,
     };
-    clap_complete::generate(shell, cmd, name, &mut std::io::stdout());
+    clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
 }
