@@ -1,0 +1,202 @@
+//! Per-kind defaulting and name validation, the parts of the API server's registry strategies that
+//! clients notice: a Secret's `stringData` folded into `data`, a Service's `clusterIP`, a Namespace's
+//! `Active` phase, a CRD's `Established` condition, a new Pod's `Pending` phase.
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use crate::error::{ApiError, Cause};
+use crate::registry::ResourceType;
+use crate::util::{ensure_object, get_str, now_rfc3339};
+
+/// Defaults applied on every write (create and update).
+pub fn on_write(rt: &ResourceType, obj: &mut Value) {
+    match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "secrets") => fold_string_data(obj),
+        ("", "services") => default_service(obj),
+        ("", "namespaces") => {
+            let name = get_str(obj, &["metadata", "name"])
+                .unwrap_or_default()
+                .to_string();
+            ensure_object(obj, &["metadata", "labels"])
+                .insert("kubernetes.io/metadata.name".into(), json!(name));
+        }
+        ("apps", "deployments") => {
+            let spec = ensure_object(obj, &["spec"]);
+            spec.entry("replicas").or_insert(json!(1));
+            spec.entry("revisionHistoryLimit").or_insert(json!(10));
+            spec.entry("progressDeadlineSeconds").or_insert(json!(600));
+            spec.entry("strategy")
+                .or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
+        }
+        ("apps", "statefulsets") => {
+            let spec = ensure_object(obj, &["spec"]);
+            spec.entry("replicas").or_insert(json!(1));
+            spec.entry("podManagementPolicy").or_insert(json!("OrderedReady"));
+            spec.entry("revisionHistoryLimit").or_insert(json!(10));
+            // kubectl rollout status refuses StatefulSets without this default.
+            spec.entry("updateStrategy")
+                .or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+        }
+        _ => {}
+    }
+}
+
+/// Defaults applied only when an object is created through the API (seeds keep what they are given).
+pub fn on_create(rt: &ResourceType, obj: &mut Value, seeded: bool) {
+    let has_status = obj
+        .get("status")
+        .is_some_and(|s| s.as_object().is_some_and(|m| !m.is_empty()));
+    if seeded && has_status {
+        return;
+    }
+    match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "namespaces") => {
+            ensure_object(obj, &["status"]).insert("phase".into(), json!("Active"));
+        }
+        ("", "pods") => {
+            ensure_object(obj, &["status"]).insert("phase".into(), json!("Pending"));
+        }
+        ("", "persistentvolumeclaims") => {
+            ensure_object(obj, &["status"]).insert("phase".into(), json!("Pending"));
+        }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => crd_status(obj),
+        _ => {}
+    }
+}
+
+fn fold_string_data(obj: &mut Value) {
+    let Some(map) = obj.as_object_mut() else { return };
+    map.entry("type").or_insert(json!("Opaque"));
+    let Some(Value::Object(string_data)) = map.remove("stringData") else {
+        return;
+    };
+    let data = map.entry("data").or_insert_with(|| Value::Object(Map::new()));
+    if !data.is_object() {
+        *data = Value::Object(Map::new());
+    }
+    let data = data.as_object_mut().expect("made an object");
+    for (k, v) in string_data {
+        let text = match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        data.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(text)));
+    }
+}
+
+fn default_service(obj: &mut Value) {
+    let spec = ensure_object(obj, &["spec"]);
+    let ty = spec
+        .entry("type")
+        .or_insert(json!("ClusterIP"))
+        .as_str()
+        .unwrap_or("ClusterIP")
+        .to_string();
+    if ty != "ExternalName" && !spec.contains_key("clusterIP") {
+        // Deterministic per name would be nicer; uniqueness is all clients rely on.
+        let ip = format!("10.96.{}.{}", rand::random::<u8>(), rand::random::<u8>().max(1));
+        spec.insert("clusterIP".into(), json!(ip));
+        spec.insert("clusterIPs".into(), json!([ip]));
+    }
+    spec.entry("sessionAffinity").or_insert(json!("None"));
+    if let Some(Value::Array(ports)) = spec.get_mut("ports") {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            p.entry("protocol").or_insert(json!("TCP"));
+            if let Some(port) = p.get("port").cloned() {
+                p.entry("targetPort").or_insert(port);
+            }
+        }
+    }
+}
+
+fn crd_status(obj: &mut Value) {
+    let names = obj.pointer("/spec/names").cloned().unwrap_or(json!({}));
+    let stored: Vec<Value> = obj
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| v["storage"] == json!(true))
+                .map(|v| v["name"].clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let now = now_rfc3339();
+    let status = ensure_object(obj, &["status"]);
+    status.insert("acceptedNames".into(), names);
+    status.insert("storedVersions".into(), json!(stored));
+    status.insert(
+        "conditions".into(),
+        json!([
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now}
+        ]),
+    );
+}
+
+const SUBDOMAIN_HELP: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const LABEL_HELP: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+
+fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Checks `metadata.name` the way the API server does (DNS-1123 subdomain; namespaces and services:
+/// DNS-1123 label). Returns the 422 on failure.
+pub fn validate_name(rt: &ResourceType, name: &str) -> Result<(), ApiError> {
+    let label_only = rt.group.is_empty() && matches!(rt.plural.as_str(), "namespaces" | "services");
+    let ok = if label_only {
+        is_label(name)
+    } else {
+        name.len() <= 253 && name.split('.').all(is_label)
+    };
+    if ok {
+        return Ok(());
+    }
+    let help = if label_only { LABEL_HELP } else { SUBDOMAIN_HELP };
+    Err(ApiError::invalid(
+        rt,
+        name,
+        vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {name:?}: {help}"),
+            field: "metadata.name".into(),
+        }],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    #[test]
+    fn secrets_fold_string_data() {
+        let rt = Registry::builtin().lookup("secrets").unwrap();
+        let mut s =
+            json!({"metadata": {"name": "s"}, "data": {"a": "eA=="}, "stringData": {"password": "hunter2"}});
+        on_write(&rt, &mut s);
+        assert_eq!(s["data"], json!({"a": "eA==", "password": "aHVudGVyMg=="}));
+        assert!(s.get("stringData").is_none());
+        assert_eq!(s["type"], "Opaque");
+    }
+
+    #[test]
+    fn names_are_validated() {
+        let reg = Registry::builtin();
+        assert!(validate_name(&reg.lookup("secrets").unwrap(), "a.b-c").is_ok());
+        let err = validate_name(&reg.lookup("secrets").unwrap(), "Bad_Name").unwrap_err();
+        assert_eq!(err.code, 422);
+        assert!(
+            err.message
+                .starts_with("Secret \"Bad_Name\" is invalid: metadata.name: Invalid value")
+        );
+        assert!(validate_name(&reg.lookup("namespaces").unwrap(), "a.b").is_err());
+    }
+}

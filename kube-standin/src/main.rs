@@ -1,0 +1,84 @@
+//! `kube-standin serve`: run the in-memory API server for manual use and scripts.
+//!
+//! Prints the URL on the first line of stdout, then serves until killed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kube_standin::StandIn;
+
+/// An in-memory Kubernetes API server for end-to-end tests.
+#[derive(Parser)]
+#[command(name = "kube-standin", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve on 127.0.0.1 until killed.
+    Serve {
+        /// Port to bind; 0 picks a free one.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// A directory (searched recursively) or file of CustomResourceDefinitions; repeatable.
+        #[arg(long = "crds")]
+        crds: Vec<PathBuf>,
+        /// A YAML file of objects to seed; repeatable.
+        #[arg(long = "seed")]
+        seeds: Vec<PathBuf>,
+        /// Make objects ready after this delay, as their operators would (e.g. 500ms, 2s).
+        #[arg(long, value_parser = kube_standin::util::parse_duration)]
+        simulate_ready: Option<Duration>,
+        /// Write a kubeconfig for the server to this file.
+        #[arg(long)]
+        kubeconfig_out: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let Command::Serve {
+        port,
+        crds,
+        seeds,
+        simulate_ready,
+        kubeconfig_out,
+    } = Cli::parse().command;
+    let mut builder = StandIn::builder().port(port);
+    for c in crds {
+        builder = if c.is_dir() {
+            builder.crd_dir(c)
+        } else {
+            builder.crd_file(c)
+        };
+    }
+    for s in seeds {
+        builder = builder.seed_file(s);
+    }
+    if let Some(delay) = simulate_ready {
+        builder = builder.simulate_ready(delay);
+    }
+    let api = builder.start().await.context("starting kube-standin")?;
+    if let Some(path) = kubeconfig_out {
+        std::fs::write(&path, api.kubeconfig_yaml())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("{}", api.url());
+    eprintln!(
+        "kube-standin serving {} (faults: POST {}/_standin/faults)",
+        api.url(),
+        api.url()
+    );
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! The `kube-standin serve` binary: URL on the first stdout line, kubeconfig written, CRDs and seeds
+//! loaded, simulation running, serving until killed.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use serde_json::Value;
+
+use crate::common::crds;
+
+#[tokio::test]
+async fn serve_prints_url_and_serves_until_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.yaml");
+    std::fs::write(
+        &seed,
+        format!(
+            "{}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: staging}}\nstringData: {{k: v}}\n",
+            crate::common::CNPG_CLUSTER
+        ),
+    )
+    .unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-standin"))
+        .args(["serve", "--port", "0", "--crds"])
+        .arg(crds("cloudnative-pg"))
+        .arg("--seed")
+        .arg(&seed)
+        .args(["--simulate-ready", "200ms", "--kubeconfig-out"])
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first.trim().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(text.contains(&format!("server: {url}")), "{text}");
+
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "staging");
+    assert_eq!(secrets.get("s").await.unwrap().data.unwrap()["k"].0, b"v");
+    // The seeded cluster becomes ready through the simulation.
+    let mut phase = String::new();
+    for _ in 0..50 {
+        let v: Value = serde_json::from_str(
+            &client
+                .request_text(
+                    http::Request::get("/apis/postgresql.cnpg.io/v1/namespaces/staging/clusters/database")
+                        .body(Vec::new())
+                        .unwrap(),
+                )
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        phase = v["status"]["phase"].as_str().unwrap_or("").to_string();
+        if phase == "Cluster in healthy state" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(phase, "Cluster in healthy state");
+    assert!(child.try_wait().unwrap().is_none(), "still serving");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

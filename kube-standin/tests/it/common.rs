@@ -1,0 +1,131 @@
+//! Shared helpers: where the real CRDs are, how to run the real kubectl binaries, fixtures.
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use kube_standin::StandIn;
+
+/// One folder of `../shared/crds` (relative to the repository root), asserting it exists so a wrong
+/// path fails loudly.
+pub fn crds(folder: &str) -> PathBuf {
+    let p = kube_standin::shared_crds(folder);
+    assert!(
+        p.is_dir(),
+        "missing CRD folder {} (shared/ must sit beside the repository)",
+        p.display()
+    );
+    p
+}
+
+/// The two kubectl builds every kubectl check runs with: the dispatcher on PATH (which picks its 1.32
+/// build from `/version`) and kubectl 1.35 from the tools cache.
+pub fn kubectls() -> Vec<(&'static str, PathBuf)> {
+    let k135 = std::env::var_os("DULI_KUBECTL135_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            home.join(".cache/duli/tools/kubectl-1.35.2/kubectl")
+        });
+    assert!(
+        k135.is_file(),
+        "kubectl 1.35 not found at {}: run `bash .ci/install-tools` (or set DULI_KUBECTL135_BIN)",
+        k135.display()
+    );
+    let k132 = which::which("kubectl").expect("kubectl (the 1.32 dispatcher) must be on PATH");
+    vec![("1.32", k132), ("1.35", k135)]
+}
+
+/// Runs kubectl against a stand-in, with its own cache dir so no discovery cache leaks between calls.
+pub struct Kubectl {
+    /// Which build ("1.32" / "1.35").
+    pub label: &'static str,
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+/// The result of one kubectl run.
+#[derive(Debug)]
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Kubectl {
+    pub fn new(label: &'static str, bin: PathBuf, api: &StandIn) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = api.write_kubeconfig(dir.path()).expect("kubeconfig");
+        Kubectl {
+            label,
+            bin,
+            kubeconfig,
+            dir,
+        }
+    }
+
+    /// A file in this kubectl's scratch dir.
+    pub fn file(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, content).expect("write fixture");
+        p
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Run {
+        let cache = tempfile::tempdir_in(self.dir.path()).expect("cache dir");
+        let out: Output = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(&self.bin)
+                .args(args)
+                .arg("--cache-dir")
+                .arg(cache.path())
+                .env("KUBECONFIG", &self.kubeconfig)
+                .env("HOME", self.dir.path())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("kubectl {} {args:?} hung", self.label))
+        .expect("kubectl runs");
+        Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs and asserts success, returning stdout.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        let r = self.run(args).await;
+        assert!(
+            r.ok,
+            "kubectl {} {args:?} failed:\nstdout: {}\nstderr: {}",
+            self.label, r.stdout, r.stderr
+        );
+        r.stdout
+    }
+
+    /// Runs and asserts failure, returning stderr.
+    pub async fn fails(&self, args: &[&str]) -> String {
+        let r = self.run(args).await;
+        assert!(
+            !r.ok,
+            "kubectl {} {args:?} unexpectedly succeeded:\n{}",
+            self.label, r.stdout
+        );
+        r.stderr
+    }
+}
+
+/// A CloudNativePG Cluster as `duli env` would apply it.
+pub const CNPG_CLUSTER: &str = "apiVersion: postgresql.cnpg.io/v1
+kind: Cluster
+metadata:
+  name: database
+  namespace: staging
+spec:
+  instances: 1
+  storage:
+    size: 1Gi
+";

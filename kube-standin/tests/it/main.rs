@@ -1,0 +1,13 @@
+//! Integration tests of kube-standin against real clients. Modules:
+//! - `kubectl`: the real kubectl 1.32 (PATH dispatcher) and 1.35 binaries;
+//! - `kube_rs`: kube-rs discovery, SSA, conditions, retries, watchers;
+//! - `bridges`: port-forward to the local PostgreSQL and the service proxy;
+//! - `protocol`: raw-HTTP checks of watch, errors, access reviews, admin endpoints, simulation;
+//! - `binary`: the `kube-standin serve` command.
+
+mod binary;
+mod bridges;
+mod common;
+mod kube_rs;
+mod kubectl;
+mod protocol;
