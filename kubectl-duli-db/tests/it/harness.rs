@@ -1,0 +1,489 @@
+//! Test setup: real data servers (started once per test binary, cleaned up by a watchdog when it exits),
+//! a kube-standin per test, and the plugin run through the real kubectl's plugin dispatch.
+//!
+//! PostgreSQL: a primary initialised in a temp dir (scram passwords, so a wrong password fails; the
+//! machine's own server on 5432 accepts no replication connections) and a streaming standby made with
+//! `pg_basebackup -R`, both as user postgres. Redis: a master with a password, a replica
+//! (`--replicaof`) and a Sentinel watching the master. RabbitMQ: the machine's server on 5672
+//! (guest/guest).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use kube_standin::StandIn;
+
+use crate::fixture::Seed;
+
+/// The real servers behind the port-forwards.
+#[derive(Debug)]
+pub struct Servers {
+    pub pg_primary: u16,
+    pub pg_standby: u16,
+    pub redis_master: u16,
+    pub redis_replica: u16,
+    pub sentinel: u16,
+    pub pg_app_password: String,
+    pub pg_superuser_password: String,
+    pub redis_password: String,
+    _dir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A port nothing listens on ("the service is down").
+pub fn closed_port() -> u16 {
+    free_port()
+}
+
+fn run(program: &str, args: &[&str]) {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {program}: {err}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn as_postgres(args: &[&str]) {
+    let mut full = vec!["-u", "postgres", "--"];
+    full.extend_from_slice(args);
+    run("runuser", &full);
+}
+
+fn wait_port(port: u16, what: &str) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what} did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn pg_bindir() -> PathBuf {
+    let pg_ctl = which::which("pg_ctl").expect("pg_ctl on PATH (PostgreSQL server package)");
+    std::fs::canonicalize(pg_ctl)
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+// Never waited on: the watchdog kills these when the test binary exits.
+#[allow(clippy::zombie_processes)]
+fn spawn_redis(args: &[String]) -> u32 {
+    let child = Command::new("redis-server")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    child.id()
+}
+
+#[allow(clippy::zombie_processes)] // the watchdog is meant to outlive us
+fn start_servers() -> Servers {
+    let dir = std::env::temp_dir().join(format!("duli-db-it-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    run("chown", &["postgres", dir.to_str().unwrap()]);
+    let bin = pg_bindir();
+    let bin = |name: &str| bin.join(name).display().to_string();
+    // The watchdog outlives this process and cleans up after it, however it ends (even mid-setup).
+    let script = format!(
+        "while kill -0 {me} 2>/dev/null; do sleep 0.5; done; kill $(cat {dir}/pids 2>/dev/null) 2>/dev/null; \
+         for d in standby primary; do [ -f {dir}/$d/postmaster.pid ] && runuser -u postgres -- {pg_ctl} -D {dir}/$d -m immediate stop >/dev/null 2>&1; done; \
+         rm -rf {dir}",
+        me = std::process::id(),
+        pg_ctl = bin("pg_ctl"),
+        dir = dir.display(),
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pids_file = dir.join("pids");
+    let record = |pid: u32| {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&pids_file)
+            .unwrap();
+        writeln!(file, "{pid}").unwrap();
+    };
+    let pg_app_password = format!("app-pw-{}-Zq9", std::process::id());
+    let pg_superuser_password = format!("super-pw-{}-Xk4", std::process::id());
+    let redis_password = format!("redis-pw-{}-Lm2", std::process::id());
+
+    // PostgreSQL primary + streaming standby.
+    let (pg_primary, pg_standby) = (free_port(), free_port());
+    let primary = dir.join("primary");
+    let standby = dir.join("standby");
+    let p = primary.display().to_string();
+    let s = standby.display().to_string();
+    let socket_dir = dir.display().to_string();
+    as_postgres(&[
+        &bin("initdb"),
+        "-D",
+        &p,
+        "-U",
+        "postgres",
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        "--no-sync",
+    ]);
+    let conf = format!(
+        "port = {pg_primary}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{socket_dir}'\nwal_level = replica\nmax_wal_senders = 5\nfsync = off\n"
+    );
+    std::fs::write(primary.join("postgresql.conf"), conf).unwrap();
+    std::fs::write(
+        primary.join("pg_hba.conf"),
+        "local all all trust\nhost replication postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+    )
+    .unwrap();
+    run("chown", &["-R", "postgres", &p]);
+    as_postgres(&[&bin("pg_ctl"), "-D", &p, "-l", &format!("{p}.log"), "-w", "start"]);
+    let (create_role, alter_super) = (
+        format!("create role app login password '{pg_app_password}'"),
+        format!("alter role postgres password '{pg_superuser_password}'"),
+    );
+    let port = pg_primary.to_string();
+    as_postgres(&[
+        &bin("psql"),
+        "-h",
+        &socket_dir,
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        &create_role,
+        "-c",
+        "create database app owner app",
+        "-c",
+        &alter_super,
+    ]);
+    as_postgres(&[
+        &bin("pg_basebackup"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &pg_primary.to_string(),
+        "-U",
+        "postgres",
+        "-D",
+        &s,
+        "-R",
+        "-X",
+        "stream",
+        "-c",
+        "fast",
+        "--no-sync",
+    ]);
+    let mut auto = std::fs::read_to_string(standby.join("postgresql.auto.conf")).unwrap();
+    // CNPG standbys connect with application_name = their pod name.
+    auto.push_str(&format!(
+        "primary_conninfo = 'host=127.0.0.1 port={pg_primary} user=postgres application_name=database-2'\nport = {pg_standby}\n"
+    ));
+    std::fs::write(standby.join("postgresql.auto.conf"), auto).unwrap();
+    run("chown", &["-R", "postgres", &s]);
+    as_postgres(&[&bin("pg_ctl"), "-D", &s, "-l", &format!("{s}.log"), "-w", "start"]);
+
+    // Redis master + replica + Sentinel.
+    let (redis_master, redis_replica, sentinel) = (free_port(), free_port(), free_port());
+    let common = |port: u16| {
+        vec![
+            "--port".to_string(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            "no".into(),
+            "--repl-diskless-sync-delay".into(),
+            "0".into(),
+            "--dir".into(),
+            socket_dir.clone(),
+            "--requirepass".into(),
+            redis_password.clone(),
+            "--masterauth".into(),
+            redis_password.clone(),
+        ]
+    };
+    record(spawn_redis(&common(redis_master)));
+    wait_port(redis_master, "redis master");
+    let mut replica = common(redis_replica);
+    replica.extend([
+        "--replicaof".to_string(),
+        "127.0.0.1".into(),
+        redis_master.to_string(),
+    ]);
+    record(spawn_redis(&replica));
+    let sentinel_conf = dir.join("sentinel.conf");
+    std::fs::write(
+        &sentinel_conf,
+        format!(
+            "port {sentinel}\nbind 127.0.0.1\ndir {socket_dir}\nsentinel monitor mymaster 127.0.0.1 {redis_master} 1\nsentinel auth-pass mymaster {redis_password}\nsentinel down-after-milliseconds mymaster 5000\n"
+        ),
+    )
+    .unwrap();
+    record(spawn_redis(&[
+        sentinel_conf.display().to_string(),
+        "--sentinel".into(),
+    ]));
+    for (port, what) in [
+        (redis_replica, "redis replica"),
+        (sentinel, "sentinel"),
+        (pg_standby, "standby"),
+    ] {
+        wait_port(port, what);
+    }
+    wait_replication(pg_primary, &socket_dir, redis_master, &redis_password);
+
+    Servers {
+        pg_primary,
+        pg_standby,
+        redis_master,
+        redis_replica,
+        sentinel,
+        pg_app_password,
+        pg_superuser_password,
+        redis_password,
+        _dir: dir,
+    }
+}
+
+/// Wait until the standby streams and the Redis replica is online.
+fn wait_replication(pg_primary: u16, socket_dir: &str, redis_master: u16, redis_password: &str) {
+    let start = Instant::now();
+    loop {
+        let pg = Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                "psql",
+                "-h",
+                socket_dir,
+                "-p",
+                &pg_primary.to_string(),
+                "-U",
+                "postgres",
+                "-Atc",
+            ])
+            .arg("select count(*) from pg_stat_replication where state = 'streaming'")
+            .output()
+            .unwrap();
+        let redis = Command::new("redis-cli")
+            .args(["-p", &redis_master.to_string(), "info", "replication"])
+            .env("REDISCLI_AUTH", redis_password)
+            .output()
+            .unwrap();
+        let pg_ok = String::from_utf8_lossy(&pg.stdout).trim() == "1";
+        let redis_ok = String::from_utf8_lossy(&redis.stdout).contains("state=online");
+        if pg_ok && redis_ok {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "replication did not start (pg {pg_ok}, redis {redis_ok})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The servers, started on first use.
+pub fn servers() -> &'static Servers {
+    // A failed setup is remembered, so later tests report it instead of starting servers again.
+    static SERVERS: OnceLock<Result<Servers, String>> = OnceLock::new();
+    let servers = SERVERS.get_or_init(|| {
+        std::panic::catch_unwind(start_servers).map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
+        })
+    });
+    match servers {
+        Ok(servers) => servers,
+        Err(message) => panic!("data servers failed to start: {message}"),
+    }
+}
+
+/// A healthy seed for `namespace`, every forward at a live server.
+pub fn healthy_seed(namespace: &str) -> Seed {
+    let s = servers();
+    let local = |port: u16| format!("127.0.0.1:{port}");
+    Seed {
+        namespace: namespace.to_string(),
+        pg_primary: local(s.pg_primary),
+        pg_standby: local(s.pg_standby),
+        pg_app_password: s.pg_app_password.clone(),
+        pg_superuser_password: s.pg_superuser_password.clone(),
+        redis_master: local(s.redis_master),
+        redis_replica: local(s.redis_replica),
+        redis_password: s.redis_password.clone(),
+        sentinel: local(s.sentinel),
+        amqp: local(5672),
+        management: local(closed_port()),
+        rabbitmq_user: "guest".into(),
+        rabbitmq_password: "guest".into(),
+        skip_secrets: vec![],
+    }
+}
+
+/// The repository root (holds gitops/environments).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The CRDs the platform's operators install.
+pub fn crds_dir() -> PathBuf {
+    repo_root().join("../shared/crds")
+}
+
+/// A stand-in API server plus a private kubectl home, with the plugin on PATH.
+pub struct Cluster {
+    pub api: StandIn,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub plugin_dir: PathBuf,
+}
+
+/// What a plugin run printed and returned.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Both streams, for messages in assertions.
+    pub fn all(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Cluster {
+    /// Start a stand-in seeded with `yaml` (several namespaces may be concatenated).
+    pub async fn start(yaml: &str) -> Cluster {
+        let root = crds_dir();
+        let api = StandIn::builder()
+            .crd_dir(root.join("cloudnative-pg"))
+            .crd_dir(root.join("redis-operator"))
+            .crd_dir(root.join("rabbitmq-cluster-operator"))
+            .seed_yaml(yaml)
+            .start()
+            .await
+            .expect("kube-standin starts");
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = api.write_kubeconfig(dir.path()).unwrap();
+        let plugin_dir = dir.path().join("bin");
+        std::fs::create_dir_all(&plugin_dir).unwrap();
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_kubectl-duli-db"),
+            plugin_dir.join("kubectl-duli-db"),
+        )
+        .unwrap();
+        Cluster {
+            api,
+            dir,
+            kubeconfig,
+            plugin_dir,
+        }
+    }
+
+    /// `kubectl duli db ARGS` with PATH = the plugin's dir + `path_tail`.
+    pub fn command_with_path(&self, args: &[&str], path_tail: &str) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new("/usr/bin/kubectl");
+        command
+            .arg("duli")
+            .arg("db")
+            .args(args)
+            .env("PATH", format!("{}:{path_tail}", self.plugin_dir.display()))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.dir.path())
+            .env("DULI_REPO", repo_root())
+            .env_remove("RUST_LOG")
+            .env_remove("PGPASSWORD")
+            .env_remove("REDISCLI_AUTH")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// `kubectl duli db ARGS` with the system PATH (psql and redis-cli found).
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        self.command_with_path(args, "/usr/local/bin:/usr/bin:/bin")
+    }
+
+    /// Run `kubectl duli db ARGS` to completion (60 s at most).
+    pub async fn run(&self, args: &[&str]) -> Run {
+        output(self.command(args)).await
+    }
+}
+
+/// Run a command to completion (60 s at most) and collect its output.
+pub async fn output(mut command: tokio::process::Command) -> Run {
+    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("plugin finished within 60s")
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The status document of one run (`-o json`).
+pub fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|err| panic!("not JSON ({err}):\n{}", run.all()))
+}
+
+/// The entry for `service` in environment `env` of a status document.
+pub fn service<'a>(doc: &'a serde_json::Value, env: &str, service: &str) -> &'a serde_json::Value {
+    doc["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == env)
+        .and_then(|e| {
+            e["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["service"] == service)
+        })
+        .unwrap_or_else(|| panic!("no {service} in {env}: {doc}"))
+}

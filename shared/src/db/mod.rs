@@ -1,0 +1,162 @@
+//! `kubectl duli db`: status, connect and credentials for an environment's PostgreSQL, Redis and RabbitMQ.
+//!
+//! Layout, one concern per module:
+//! - [`catalog`]: the three data services as the operators create them — custom resources, Services,
+//!   Secrets, pods, ports. The only place those names live.
+//! - [`fetch`]: the concurrent API reads (all services of all environments in one round of requests).
+//! - [`status`]: the status model (`-o json|yaml` schema), its evaluation from fetched objects (pure) and
+//!   the tables.
+//! - [`live`]: protocol checks (PostgreSQL, Redis + Sentinel, AMQP) against any `host:port`, in practice
+//!   the local end of a [`portforward`].
+//! - [`portforward`]: a local listener on 127.0.0.1 bridged to a pod port through the API server.
+//! - [`secrets`]: reading credentials out of the operators' Secrets; passwords are [`Password`]s that never
+//!   print.
+//! - [`connect`]: `psql` / `redis-cli` / the RabbitMQ management UI through a port-forward.
+//! - [`creds`]: host, port, user, database and (on request) password, as a table, document or `export` lines.
+
+pub mod catalog;
+pub mod connect;
+pub mod creds;
+pub mod fetch;
+pub mod live;
+pub mod portforward;
+pub mod secrets;
+pub mod status;
+
+use std::time::Duration;
+
+pub use catalog::Service;
+pub use secrets::Password;
+
+/// Errors of the `db` commands. Messages name the resource and say what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// An API request failed for another reason than "not found".
+    #[error("cannot read {what} in namespace `{namespace}`: {source}")]
+    Api {
+        /// The resource, e.g. `clusters.postgresql.cnpg.io/database`.
+        what: String,
+        /// The namespace.
+        namespace: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The API server did not answer in time.
+    #[error("the API server did not answer within {0:?} (raise --timeout or check the cluster)")]
+    ApiTimeout(Duration),
+    /// A resource the command needs does not exist.
+    #[error("{what} not found in namespace `{namespace}`: {hint}")]
+    NotFound {
+        /// The resource.
+        what: String,
+        /// The namespace.
+        namespace: String,
+        /// What to check or do.
+        hint: String,
+    },
+    /// A Secret lacks a key.
+    #[error("Secret `{secret}` in namespace `{namespace}` has no key `{key}`{hint}")]
+    MissingKey {
+        /// The Secret.
+        secret: String,
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+        /// Extra advice (starts with "; " when present).
+        hint: String,
+    },
+    /// No pod backs a Service.
+    #[error(
+        "no ready pod behind Service `{service}` in namespace `{namespace}` (selector {selector}); check `kubectl get pods -n {namespace} -l {selector}`"
+    )]
+    NoPod {
+        /// The Service.
+        service: String,
+        /// The namespace.
+        namespace: String,
+        /// Its selector as `k=v,…`.
+        selector: String,
+    },
+    /// The port-forward could not start.
+    #[error(transparent)]
+    PortForward(#[from] portforward::PortForwardError),
+    /// A client program is missing.
+    #[error(transparent)]
+    Tool(#[from] crate::tools::ToolNotFound),
+    /// The prod guard refused.
+    #[error(transparent)]
+    Confirm(#[from] crate::confirm::ConfirmError),
+    /// Running a client program failed.
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bad option combination or value.
+    #[error("{0}")]
+    Usage(String),
+    /// Local I/O (temporary files, terminal).
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Run an API-bound future under a deadline; a missed one is [`DbError::ApiTimeout`].
+pub async fn within<T>(
+    timeout: Duration,
+    future: impl std::future::Future<Output = Result<T, DbError>>,
+) -> Result<T, DbError> {
+    tokio::time::timeout(timeout, future)
+        .await
+        .map_err(|_| DbError::ApiTimeout(timeout))?
+}
+
+/// Parse a duration like kubectl's `--timeout`: `10s`, `500ms`, `2m`, `1h`, or plain seconds (`10`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 10s, 500ms or 2m"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("`{text}` has unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(format!("`{text}` must be greater than zero"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_kubectl() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
+    }
+}
