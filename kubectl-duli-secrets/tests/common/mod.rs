@@ -1,0 +1,252 @@
+//! Shared test support: keys and certificates made with the `openssl` CLI at test time, running the
+//! plugin, and the kubesealpy oracle.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The controller's test key pair and certificates, in one temp dir that lives for the test process.
+pub struct Keys {
+    pub dir: PathBuf,
+    /// RSA-4096 private key (PKCS#8 PEM), as the controller makes them.
+    pub key: PathBuf,
+    /// Its self-signed certificate, valid ten years.
+    pub cert: PathBuf,
+    /// Same key, certificate expired yesterday.
+    pub expired: PathBuf,
+    /// Same key, certificate expiring in ten days.
+    pub soon: PathBuf,
+    /// An EC certificate.
+    pub ec: PathBuf,
+    /// A second RSA key's certificate (another cluster).
+    pub other_cert: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("these tests need the `openssl` command-line tool on PATH");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Keys made once per day and shared by the test processes (nextest runs each test in its own): made in a
+/// temp dir, then renamed into place, so a reader never sees half a set.
+pub fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let day = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 86_400;
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let dir = base.join(format!("secrets-test-keys-{day}"));
+        if !dir.join("other.pem").is_file() {
+            std::fs::create_dir_all(base).unwrap();
+            let work = tempfile::tempdir_in(base).unwrap();
+            let run = |args: &[&str]| openssl(work.path(), args);
+            run(&[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:4096",
+                "-out",
+                "key.pem",
+            ]);
+            run(&[
+                "req",
+                "-x509",
+                "-key",
+                "key.pem",
+                "-subj",
+                "/CN=sealed-secret",
+                "-days",
+                "3650",
+                "-out",
+                "cert.pem",
+            ]);
+            run(&[
+                "req", "-new", "-key", "key.pem", "-subj", "/CN=old", "-out", "old.csr",
+            ]);
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                "old.csr",
+                "-signkey",
+                "key.pem",
+                "-days",
+                "-1",
+                "-out",
+                "expired.pem",
+            ]);
+            run(&[
+                "req", "-x509", "-key", "key.pem", "-subj", "/CN=soon", "-days", "10", "-out", "soon.pem",
+            ]);
+            run(&[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "ec-key.pem",
+            ]);
+            run(&[
+                "req",
+                "-x509",
+                "-key",
+                "ec-key.pem",
+                "-subj",
+                "/CN=ec",
+                "-days",
+                "30",
+                "-out",
+                "ec.pem",
+            ]);
+            run(&[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                "other-key.pem",
+            ]);
+            run(&[
+                "req",
+                "-x509",
+                "-key",
+                "other-key.pem",
+                "-subj",
+                "/CN=other",
+                "-days",
+                "365",
+                "-out",
+                "other.pem",
+            ]);
+            // Another process may have won the race: then its set is used and ours dropped.
+            let work = work.keep();
+            if std::fs::rename(&work, &dir).is_err() {
+                let _ = std::fs::remove_dir_all(&work);
+            }
+        }
+        Keys {
+            key: dir.join("key.pem"),
+            cert: dir.join("cert.pem"),
+            expired: dir.join("expired.pem"),
+            soon: dir.join("soon.pem"),
+            ec: dir.join("ec.pem"),
+            other_cert: dir.join("other.pem"),
+            dir,
+        }
+    })
+}
+
+/// The plugin binary with a clean environment: no kubeconfig, a private cache dir, no `SEALED_SECRETS_*`.
+pub fn plugin(home: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kubectl-duli-secrets"));
+    command
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("KUBECONFIG", home.join("no-kubeconfig"))
+        .env_remove("SEALED_SECRETS_CERT")
+        .env_remove("SEALED_SECRETS_CONTROLLER_NAME")
+        .env_remove("SEALED_SECRETS_CONTROLLER_NAMESPACE")
+        .env_remove("DULI_REPO")
+        .env_remove("RUST_LOG");
+    command
+}
+
+/// Run with `stdin` bytes.
+pub fn run_with_stdin(mut command: Command, stdin: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("plugin starts");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// stdout as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Assert exit code `code`, showing stderr otherwise.
+#[track_caller]
+pub fn assert_code(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(output),
+        stderr(output)
+    );
+}
+
+/// A python that imports kubesealpy: `$KUBESEALPY_PYTHON`, else `python3` if it has it (CI:
+/// .ci/requirements-test.txt), else a virtualenv made by `tests/setup-kubesealpy.sh` (pip install
+/// kubesealpy==1.0.1).
+pub fn kubesealpy() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        if let Ok(python) = std::env::var("KUBESEALPY_PYTHON") {
+            return PathBuf::from(python);
+        }
+        let system = Command::new("python3").args(["-c", "import kubesealpy"]).output();
+        if system.is_ok_and(|output| output.status.success()) {
+            return PathBuf::from("python3");
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/setup-kubesealpy.sh");
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubesealpy-venv");
+        let output = Command::new("bash").arg(&script).arg(&venv).output().expect("bash runs");
+        assert!(
+            output.status.success(),
+            "cannot set up kubesealpy (python3 -m venv {venv:?} && {venv:?}/bin/pip install kubesealpy==1.0.1): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+    })
+}
+
+/// Run the oracle; `Ok(stdout)` or `Err(stderr)` (NoMatchingKeyError → exit 3).
+pub fn oracle(args: &[&str]) -> Result<String, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kubesealpy_oracle.py");
+    let output = Command::new(kubesealpy())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs");
+    match output.status.code() {
+        Some(0) => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+        Some(3) => Err(String::from_utf8_lossy(&output.stderr).into_owned()),
+        _ => panic!(
+            "oracle {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
+}
+
+/// Standard base64.
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

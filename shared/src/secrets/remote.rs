@@ -1,0 +1,170 @@
+//! `verify FILE…` and `rotate FILE…`: ask the cluster's controller whether it can decrypt SealedSecret
+//! files, or have it re-encrypt them with its newest key. Rotation rewrites only the `encryptedData` values
+//! (in place with `--in-place`, else to stdout), in the file's own format.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::controller::{Controller, ControllerError, Verdict};
+use super::files::write_atomic;
+use super::manifest::{ManifestError, SealedFile};
+use crate::cluster::{ClusterError, ClusterTarget};
+
+/// Errors of verify and rotate.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// A file could not be read or written.
+    #[error("cannot {action} {path}: {error}")]
+    Io {
+        /// read or write.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// Not a SealedSecret.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// No cluster.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The controller failed.
+    #[error("{path}: {error}")]
+    Controller {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: ControllerError,
+    },
+    /// The controller's answer does not fit the file.
+    #[error("{path}: the controller's re-encrypted SealedSecret {problem}; file left unchanged")]
+    BadRotation {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+fn read(path: &Path) -> Result<SealedFile, RemoteError> {
+    let text = std::fs::read_to_string(path).map_err(|error| RemoteError::Io {
+        action: "read",
+        path: path.into(),
+        error,
+    })?;
+    Ok(SealedFile::parse(&text, &path.display().to_string())?)
+}
+
+async fn client(target: &ClusterTarget) -> Result<kube::Client, RemoteError> {
+    Ok(target.connect(Some(Duration::from_secs(10))).await?.client)
+}
+
+/// One file's verdict.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VerifyResult {
+    /// The file.
+    pub file: PathBuf,
+    /// `namespace/name`.
+    pub secret: String,
+    /// Whether the controller can decrypt it.
+    pub decrypts: bool,
+}
+
+/// Verify every file; all are read and checked before the first request.
+pub async fn verify(
+    paths: &[PathBuf],
+    controller: &Controller,
+    target: &ClusterTarget,
+) -> Result<Vec<VerifyResult>, RemoteError> {
+    let files: Vec<SealedFile> = paths.iter().map(|path| read(path)).collect::<Result<_, _>>()?;
+    let client = client(target).await?;
+    let mut results = Vec::new();
+    for (path, file) in paths.iter().zip(files) {
+        let verdict =
+            controller
+                .verify(&client, &file.doc)
+                .await
+                .map_err(|error| RemoteError::Controller {
+                    path: path.clone(),
+                    error,
+                })?;
+        results.push(VerifyResult {
+            file: path.clone(),
+            secret: format!("{}/{}", file.namespace, file.name),
+            decrypts: verdict == Verdict::Decrypts,
+        });
+    }
+    Ok(results)
+}
+
+/// One file after rotation.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    /// The file.
+    pub file: PathBuf,
+    /// Its new text.
+    pub text: String,
+    /// Whether it was written back.
+    pub written: bool,
+}
+
+/// Re-encrypt every file with the controller's newest key. Nothing is written unless every file rotated.
+pub async fn rotate(
+    paths: &[PathBuf],
+    controller: &Controller,
+    target: &ClusterTarget,
+    in_place: bool,
+) -> Result<Vec<Rotated>, RemoteError> {
+    let files: Vec<SealedFile> = paths.iter().map(|path| read(path)).collect::<Result<_, _>>()?;
+    let client = client(target).await?;
+    let mut rotated = Vec::new();
+    for (path, file) in paths.iter().zip(&files) {
+        let answer =
+            controller
+                .rotate(&client, &file.doc)
+                .await
+                .map_err(|error| RemoteError::Controller {
+                    path: path.clone(),
+                    error,
+                })?;
+        let bad = |problem: String| RemoteError::BadRotation {
+            path: path.clone(),
+            problem,
+        };
+        let data = answer
+            .pointer("/spec/encryptedData")
+            .and_then(Value::as_object)
+            .ok_or_else(|| bad("has no spec.encryptedData".into()))?;
+        let mut updates = BTreeMap::new();
+        for key in file.keys() {
+            let value = data
+                .get(&key)
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(format!("lacks key `{key}`")))?;
+            updates.insert(key, value.to_string());
+        }
+        if data.len() != updates.len() {
+            return Err(bad("has keys the file does not have".into()));
+        }
+        rotated.push(Rotated {
+            file: path.clone(),
+            text: file.merged_text(&updates, None),
+            written: false,
+        });
+    }
+    if in_place {
+        for entry in &mut rotated {
+            write_atomic(&entry.file, entry.text.as_bytes(), 0o644).map_err(|error| RemoteError::Io {
+                action: "write",
+                path: entry.file.clone(),
+                error,
+            })?;
+            entry.written = true;
+        }
+    }
+    Ok(rotated)
+}
