@@ -1,9 +1,13 @@
 //! `kubectl duli env`: bring an environment up, plan it, show it, take it down.
+//!
+//! A thin binary: parse the flags, hand them to `duli::envctl`, map the outcome to the exit code
+//! (0 fine, 1 findings — something would change or is not ready, 2 error).
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use duli::cli::{ClusterArgs, CommonArgs, CompletionShell};
+use duli::envctl::args::{EnvCommand, EnvSubcommand};
 use duli::error::{Outcome, finish};
 
 /// Bootstrap and converge a duli environment (staging, prod).
@@ -20,6 +24,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Env(EnvSubcommand),
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -29,7 +35,6 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    duli::error::init_logging(cli.common.verbose);
     finish(run(cli))
 }
 
@@ -38,6 +43,14 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Completion { shell } => {
             duli::cli::print_completion(shell, &Cli::command());
             Ok(Outcome::Clean)
+        }
+        Command::Env(subcommand) => {
+            let command = EnvCommand {
+                cluster: cli.cluster,
+                common: cli.common,
+                subcommand,
+            };
+            tokio::runtime::Runtime::new()?.block_on(duli::envctl::run(command))
         }
     }
 }

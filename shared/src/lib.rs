@@ -10,12 +10,22 @@
 //! - [`output`]: tables, `-o json|yaml`, exit codes.
 //! - [`confirm`]: the prod guard (confirmation, `--yes`, no-TTY refusal).
 //! - [`tools`]: locating external programs (helm, psql, redis-cli).
+//! - [`readiness`]: pure readiness rules per kind (CNPG, RabbitMQ, Redis, Keycloak, Argo CD, rollouts).
+//! - [`db`]: `kubectl duli db` — data service status, live checks, port-forwards, connect, credentials.
+//! - [`render`]: rendering, validating and policy-checking an environment (`helm duli-render`).
+//! - [`secrets`]: kubeseal-compatible sealing, the certificate cache, init, verify, rotate and audit.
+//! - [`envctl`]: `kubectl duli env` — up (phases, waves, waits), plan, status, down, list.
 
 pub mod cli;
 pub mod cluster;
 pub mod confirm;
+pub mod db;
 pub mod environment;
+pub mod envctl;
 pub mod error;
 pub mod output;
+pub mod readiness;
+pub mod render;
 pub mod repo;
+pub mod secrets;
 pub mod tools;

@@ -1,0 +1,183 @@
+//! Shared setup for the integration tests: the real helm binaries, an isolated copy of the fixture
+//! repository, and a command for the built plugin with its cache in a temporary directory.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace root (`/…/main`).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The real CRDs next to the repository (`../shared/crds`).
+pub fn crds() -> PathBuf {
+    let dir = workspace().join("../shared/crds");
+    assert!(
+        dir.is_dir(),
+        "the CRDs are missing at {}: the tests need ../shared/crds next to the repository",
+        dir.display()
+    );
+    dir.canonicalize().unwrap()
+}
+
+fn tool(var: &str, default: &str) -> PathBuf {
+    let path = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs_home().join(".cache/duli/tools").join(default).join("helm"));
+    assert!(
+        path.is_file(),
+        "helm not found at {} (set {var} or run `bash .ci/install-tools` in the repository to install it)",
+        path.display()
+    );
+    path
+}
+
+fn dirs_home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).expect("HOME is set")
+}
+
+/// helm 4.1.4 (`$DULI_HELM4_BIN`).
+pub fn helm4() -> PathBuf {
+    tool("DULI_HELM4_BIN", "helm-4.1.4")
+}
+
+/// helm 3.17.2 (`$DULI_HELM3_BIN`).
+pub fn helm3() -> PathBuf {
+    tool("DULI_HELM3_BIN", "helm-3.17.2")
+}
+
+/// The built plugin binary.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_helm-duli-render"))
+}
+
+/// A temporary repository: the fixture charts and applications plus this repository's environment files.
+pub struct FixtureRepo {
+    /// Holds everything; removed on drop.
+    pub tmp: tempfile::TempDir,
+}
+
+impl FixtureRepo {
+    /// A fresh copy of `tests/fixtures/repo`.
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repo"),
+            &tmp.path().join("repo"),
+        );
+        copy_dir(
+            &workspace().join("gitops/environments"),
+            &tmp.path().join("repo/gitops/environments"),
+        );
+        std::fs::create_dir_all(tmp.path().join("cache")).unwrap();
+        FixtureRepo { tmp }
+    }
+
+    /// The repository root.
+    pub fn root(&self) -> PathBuf {
+        self.tmp.path().join("repo")
+    }
+
+    /// The render cache used by [`Self::cmd`].
+    pub fn cache(&self) -> PathBuf {
+        self.tmp.path().join("cache")
+    }
+
+    /// A scratch path inside the temporary directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// `helm-duli-render ENV --repo … --crds ../shared/crds` with helm 4, the cache in the temp dir, and
+    /// no HELM_* leaking in from the caller.
+    pub fn cmd(&self, env: &str) -> Command {
+        let mut cmd = Command::new(binary());
+        isolate(&mut cmd, &helm4());
+        cmd.env("DULI_RENDER_CACHE", self.cache());
+        cmd.arg(env)
+            .arg("--repo")
+            .arg(self.root())
+            .arg("--crds")
+            .arg(crds());
+        cmd
+    }
+
+    /// Write a file relative to the repository root.
+    pub fn write(&self, relative: &str, text: &str) {
+        let path = self.root().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// Replace `from` by `to` in a file relative to the repository root (which must contain `from`).
+    pub fn replace(&self, relative: &str, from: &str, to: &str) {
+        let text = self.read(relative);
+        assert!(text.contains(from), "{relative} has no `{from}`");
+        self.write(relative, &text.replace(from, to));
+    }
+
+    /// Read a file relative to the repository root.
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.root().join(relative)).unwrap()
+    }
+}
+
+/// Remove HELM_* / KUBECONFIG / DULI_* inherited from the caller and point HELM_BIN at `helm`.
+pub fn isolate(cmd: &mut Command, helm: &Path) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().to_string();
+        if name.starts_with("HELM_") || name.starts_with("DULI_") || name == "KUBECONFIG" {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd.env("HELM_BIN", helm);
+}
+
+/// Copy a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Run and capture, returning (exit code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let output = cmd.output().expect("the command runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The findings of a `--report` file as (rule, chart, object) triples.
+pub fn findings(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["chart"].as_str().unwrap().to_string(),
+                f["object"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Read a JSON file.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}

@@ -1,0 +1,382 @@
+//! `up`: from an empty cluster to ready, idempotence, resuming after a kill, surviving faults, a 403 that
+//! names what is missing, and the report of a component that does not become ready.
+
+use std::time::Duration;
+
+use kube_standin::Fault;
+use serde_json::json;
+
+use super::support::World;
+
+const FAST: Duration = Duration::from_millis(200);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_from_empty_to_ready_then_a_second_up_changes_nothing() {
+    let world = World::start(FAST).await;
+    let first = world
+        .run(&["up", "staging", "-o", "json", "--timeout", "2m"])
+        .await
+        .expect(0);
+    let summary = first.json();
+    assert_eq!(summary["ready"], true, "{}", first.stderr);
+    let phases: Vec<&str> = summary["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["preflight", "platform", "namespaces", "secrets", "gitops", "wait"]
+    );
+    let platform = &summary["phases"][1];
+    assert!(
+        platform["created"].as_u64().unwrap() >= 4,
+        "charts installed by real helm: {platform}"
+    );
+    assert_eq!(
+        summary["endpoints"]["postgres"]["external"],
+        "db-staging.duli.one:5432"
+    );
+    assert!(
+        first.stderr.contains("log: "),
+        "the log file is named at the end:\n{}",
+        first.stderr
+    );
+    // What up did is really there: helm releases, labelled namespace, SealedSecrets, ready Applications.
+    assert!(
+        world
+            .get("secrets", "argocd", "sh.helm.release.v1.argocd.v1")
+            .is_some(),
+        "helm stored the release"
+    );
+    assert!(
+        world
+            .get("configmaps", "cert-manager", "cert-manager-fixture")
+            .is_some()
+    );
+    assert!(
+        world.get("storageclasses", "", "do-block-storage").is_some(),
+        "the provider chart made the storage class"
+    );
+    let namespace = world.get("namespaces", "", "staging").unwrap();
+    assert_eq!(namespace["metadata"]["labels"]["tier"], "non-production");
+    assert!(world.get("sealedsecrets", "staging", "redis-secret").is_some());
+    let app = world.get("applications", "argocd", "staging-backend").unwrap();
+    assert_eq!(app["status"]["health"]["status"], "Healthy");
+    let managers: Vec<&str> = app["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(
+        managers.contains(&"duli"),
+        "applied with field manager duli: {managers:?}"
+    );
+
+    let second = world
+        .run(&["up", "staging", "-o", "json", "--timeout", "2m"])
+        .await
+        .expect(0);
+    let summary = second.json();
+    assert_eq!(summary["totals"]["created"], 0, "{summary}");
+    assert_eq!(summary["totals"]["changed"], 0, "{summary}");
+    assert!(summary["totals"]["unchanged"].as_u64().unwrap() > 20, "{summary}");
+    assert!(
+        second.stderr.contains("platform: argocd 0.1.0 up to date"),
+        "{}",
+        second.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_killed_in_the_platform_phase_then_rerun_converges() {
+    // Slow readiness keeps helm waiting on the fixture Deployment, with its release pending-install.
+    let world = World::start(Duration::from_secs(3)).await;
+    let mut child = world
+        .command(&["up", "staging", "--timeout", "2m"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap() as i32;
+    let pending = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let release = world.get("secrets", "argocd", "sh.helm.release.v1.argocd.v1");
+            if release.is_some_and(|r| r["metadata"]["labels"]["status"] == "pending-install") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(pending.is_ok(), "helm never recorded a pending install");
+    // Like Ctrl-C on a terminal: the whole process group (kubectl → plugin → helm) goes.
+    kill_group(pid);
+    let _ = child.wait().await;
+    let release = world
+        .get("secrets", "argocd", "sh.helm.release.v1.argocd.v1")
+        .unwrap();
+    assert_eq!(
+        release["metadata"]["labels"]["status"], "pending-install",
+        "the kill left the release pending"
+    );
+
+    let rerun = world
+        .run(&["up", "staging", "-o", "json", "--timeout", "2m"])
+        .await
+        .expect(0);
+    assert_eq!(rerun.json()["ready"], true);
+    assert!(rerun.stderr.contains("recovering argocd"), "{}", rerun.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_killed_between_waves_then_rerun_converges() {
+    let world = World::start(Duration::from_millis(700)).await;
+    let mut child = world
+        .command(&["up", "staging", "--timeout", "2m"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap() as i32;
+    // Kill once the data instances' wave is applied, before the applications' wave.
+    let reached = tokio::time::timeout(Duration::from_secs(90), async {
+        while world
+            .get("applications", "argocd", "staging-postgres-instance")
+            .is_none()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "up never reached the data instances' wave");
+    kill_group(pid);
+    let _ = child.wait().await;
+    assert!(
+        world.get("applications", "argocd", "staging-backend").is_none(),
+        "killed before the last wave"
+    );
+
+    let rerun = world
+        .run(&["up", "staging", "-o", "json", "--timeout", "2m"])
+        .await
+        .expect(0);
+    let summary = rerun.json();
+    assert_eq!(summary["ready"], true);
+    let gitops = summary["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["phase"] == "gitops")
+        .unwrap()
+        .clone();
+    assert!(
+        gitops["created"].as_u64().unwrap() > 0,
+        "the rest was created: {gitops}"
+    );
+    assert!(
+        gitops["unchanged"].as_u64().unwrap() > 0,
+        "what existed was left alone: {gitops}"
+    );
+    assert!(world.get("applications", "argocd", "staging-backend").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn injected_429_500_and_dropped_watches_are_survived() {
+    let world = World::start(FAST).await;
+    // Server errors on applying Applications, throttling on reading SealedSecrets and discovery, and
+    // Application watches cut before their first event.
+    world.api.add_fault(
+        Fault::error(500)
+            .on_method("PATCH")
+            .on_path("/namespaces/argocd/applications/")
+            .times(3),
+    );
+    world.api.add_fault(
+        Fault::error(503)
+            .on_method("PATCH")
+            .on_path("/namespaces/staging/sealedsecrets/")
+            .times(1),
+    );
+    world.api.add_fault(
+        Fault::too_many_requests(1)
+            .on_method("GET")
+            .on_path("/namespaces/staging/sealedsecrets/")
+            .times(2),
+    );
+    world.api.add_fault(
+        Fault::error(500)
+            .on_method("GET")
+            .on_path("/apis/argoproj.io/v1alpha1/namespaces/argocd/applications")
+            .times(2),
+    );
+    world.api.add_fault(
+        Fault::drop_watch_after(0)
+            .on_path("/namespaces/argocd/applications")
+            .times(6),
+    );
+    world.api.add_fault(
+        Fault::expire_watch()
+            .on_path("/namespaces/argocd/applications")
+            .times(2),
+    );
+    let run = world
+        .run(&["up", "staging", "-o", "json", "--timeout", "2m", "-vv"])
+        .await
+        .expect(0);
+    assert_eq!(run.json()["ready"], true, "{}", run.stderr);
+    let hits = world.api.requests();
+    assert!(hits.iter().any(|r| r.status == 500), "the 500s were served");
+    assert!(hits.iter().any(|r| r.status == 429), "the 429s were served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stuck_component_fails_with_its_message_and_how_to_look_closer() {
+    let world = World::start(FAST).await;
+    world
+        .run(&["up", "staging", "--only", "platform", "--only", "namespaces"])
+        .await
+        .expect(0);
+    // The data instance the postgres component deploys, kept unready by the stand-in.
+    world
+        .api
+        .store()
+        .insert(json!({
+            "apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+            "metadata": {"name": "database", "namespace": "staging", "labels": {"app.kubernetes.io/instance": "postgres-instance"}},
+            "spec": {"instances": 3, "storage": {"size": "1Gi"}}
+        }))
+        .unwrap();
+    world
+        .api
+        .set_unready(
+            "clusters",
+            "staging",
+            "database",
+            "waiting for PVC database-1 to be bound",
+        )
+        .unwrap();
+    let run = world.run(&["up", "staging", "--timeout", "12s"]).await.expect(1);
+    assert!(
+        run.stderr.contains("component `postgres-instance`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("waiting for PVC database-1 to be bound"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("look closer: kubectl duli env status staging"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("not ready"),
+        "the summary still prints:\n{}",
+        run.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_application_stuck_out_of_sync_shows_argo_cds_message() {
+    let world = World::start(FAST).await;
+    world
+        .api
+        .set_unready(
+            "applications",
+            "argocd",
+            "staging-backend",
+            "ComparisonError: values-staging.yml: no such file",
+        )
+        .unwrap();
+    let run = world.run(&["up", "staging", "--timeout", "12s"]).await.expect(1);
+    assert!(
+        run.stderr.contains("Application argocd/staging-backend, wave 5"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("sync OutOfSync"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("ComparisonError: values-staging.yml: no such file"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forbidden_names_verb_resource_and_namespace() {
+    let world = World::start_with(
+        kube_standin::StandIn::builder()
+            .simulate_ready(FAST)
+            .deny("patch", "applications"),
+    )
+    .await;
+    let preflight = world.run(&["up", "staging"]).await.expect(2);
+    assert!(
+        preflight.stderr.contains("preflight found"),
+        "{}",
+        preflight.stderr
+    );
+    assert!(
+        preflight
+            .stderr
+            .contains("patch applications.argoproj.io in namespace argocd"),
+        "{}",
+        preflight.stderr
+    );
+    assert!(
+        preflight
+            .stderr
+            .contains("kubectl auth can-i patch applications.argoproj.io -n argocd"),
+        "{}",
+        preflight.stderr
+    );
+    // Without preflight the API server's 403 is reported the same way.
+    world
+        .run(&["up", "staging", "--only", "platform", "--only", "namespaces"])
+        .await
+        .expect(0);
+    let applied = world.run(&["up", "staging", "--only", "gitops"]).await.expect(2);
+    assert!(
+        applied
+            .stderr
+            .contains("forbidden: you may not patch applications.argoproj.io"),
+        "{}",
+        applied.stderr
+    );
+    assert!(
+        applied.stderr.contains("in namespace argocd"),
+        "{}",
+        applied.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn missing_sealed_secrets_point_at_secrets_init() {
+    let world = World::start(FAST).await;
+    std::fs::remove_dir_all(world.repo.join("helm/secrets/sealed/staging")).unwrap();
+    let run = world.run(&["up", "staging"]).await.expect(2);
+    assert!(
+        run.stderr.contains("kubectl duli secrets init staging"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        world.get("namespaces", "", "staging").is_none(),
+        "preflight changed nothing"
+    );
+}
+
+/// SIGKILL a whole process group (kubectl, the plugin it runs, and helm), like a terminal's Ctrl-C would
+/// reach all of them, only harder.
+fn kill_group(pgid: i32) {
+    let status = std::process::Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{pgid}")])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -s KILL -- -{pgid} failed");
+}

@@ -1,0 +1,172 @@
+//! `kubectl duli env`: bring an environment up, plan it, show it, take it down, list them.
+//!
+//! This replaces the Ansible `site.yml` orchestration (install_infrastructures, generate_sealed_secrets,
+//! deploy_applications, export_connection) with one converging command, `up`, run in phases the user can
+//! watch: preflight → platform → namespaces → secrets → gitops → wait → summary. Every phase converges from
+//! any state (server-side apply with the field manager [`apply::FIELD_MANAGER`], helm releases skipped when
+//! already at the pinned version), so a second `up` changes nothing and a killed `up` resumes by running
+//! again. `plan` is the same object set sent with `dryRun=All` and diffed against the live objects.
+//!
+//! Layout, one concern per module:
+//! - [`args`]: the subcommands' flags (clap), turned into plain option structs before any cluster call.
+//! - [`desired`]: what `up` would apply — namespaces, SealedSecrets, AppProjects, Applications by wave, and
+//!   the platform charts — computed from the repository alone.
+//! - [`api`]: calls that name verb, resource and namespace in errors, with retries on 429/5xx.
+//! - [`apply`]: the server-side-apply engine (discovery, conflicts, created/changed/unchanged, concurrency).
+//! - [`preflight`], [`platform`], [`namespaces`], [`secrets`], [`wait`]: the phases; [`up`] runs them.
+//! - [`plan`], [`status`], [`down`], [`list`]: the other subcommands.
+//! - [`components`]: which live objects belong to which component, and their readiness.
+//! - [`summary`], [`log`]: what the user sees at the end, progress while it runs, and the log file.
+
+pub mod api;
+pub mod apply;
+pub mod args;
+pub mod components;
+pub mod desired;
+pub mod down;
+pub mod list;
+pub mod log;
+pub mod namespaces;
+pub mod plan;
+pub mod platform;
+pub mod preflight;
+pub mod secrets;
+pub mod status;
+pub mod summary;
+pub mod up;
+pub mod wait;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::cluster::{Cluster, ClusterTarget};
+use crate::environment::Environment;
+use crate::error::Outcome;
+use crate::repo::Repo;
+
+/// The phases of `up`, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Cluster reachable, permissions, storage class, helm.
+    Preflight,
+    /// The shared charts installed with helm (cert-manager, Argo CD, sealed-secrets, provider charts).
+    Platform,
+    /// The environment namespace and the system namespaces, labelled.
+    Namespaces,
+    /// The environment's SealedSecrets.
+    Secrets,
+    /// The AppProjects and Applications, applied wave by wave.
+    Gitops,
+    /// Every component followed until ready.
+    Wait,
+    /// Durations, counts and endpoints.
+    Summary,
+}
+
+impl Phase {
+    /// All phases in order.
+    pub const ALL: [Phase; 7] = [
+        Phase::Preflight,
+        Phase::Platform,
+        Phase::Namespaces,
+        Phase::Secrets,
+        Phase::Gitops,
+        Phase::Wait,
+        Phase::Summary,
+    ];
+
+    /// The lowercase name used on the command line and in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Preflight => "preflight",
+            Phase::Platform => "platform",
+            Phase::Namespaces => "namespaces",
+            Phase::Secrets => "secrets",
+            Phase::Gitops => "gitops",
+            Phase::Wait => "wait",
+            Phase::Summary => "summary",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything that can stop an env command, each variant naming what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// The repository could not be found.
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
+    /// The environment file is missing or invalid.
+    #[error(transparent)]
+    Environment(#[from] crate::environment::EnvironmentError),
+    /// The cluster could not be reached or configured.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    /// The prod guard refused.
+    #[error(transparent)]
+    Confirm(#[from] crate::confirm::ConfirmError),
+    /// What `up` would apply could not be computed.
+    #[error(transparent)]
+    Desired(#[from] desired::DesiredError),
+    /// An API call failed.
+    #[error(transparent)]
+    Api(#[from] api::ApiError),
+    /// Objects failed to apply.
+    #[error(transparent)]
+    Apply(#[from] apply::ApplyErrors),
+    /// Preflight found problems.
+    #[error(transparent)]
+    Preflight(#[from] preflight::PreflightFailed),
+    /// The platform phase failed.
+    #[error(transparent)]
+    Platform(#[from] platform::PlatformError),
+    /// The secrets phase has nothing to apply.
+    #[error(transparent)]
+    Secrets(#[from] secrets::SecretsError),
+    /// The wait phase failed for good (not a timeout: those are findings).
+    #[error(transparent)]
+    Wait(#[from] wait::WaitError),
+    /// `down` refused or failed.
+    #[error(transparent)]
+    Down(#[from] down::DownError),
+    /// The log file could not be created.
+    #[error("cannot write the log file {path}: {source}")]
+    Log {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Printing the result failed.
+    #[error("{0:#}")]
+    Output(anyhow::Error),
+}
+
+/// What every env command works with: the repository, the environment, the cluster.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The repository holding `helm/` and `gitops/`.
+    pub repo: Repo,
+    /// The selected cluster, as the user gave it (passed on to helm).
+    pub target: ClusterTarget,
+    /// The connected client.
+    pub cluster: Cluster,
+}
+
+/// Run a parsed `kubectl duli env` command; the binary only maps the outcome to an exit code.
+pub async fn run(command: args::EnvCommand) -> anyhow::Result<Outcome> {
+    args::dispatch(command).await
+}
+
+/// Load one environment by name from the repository.
+pub fn load_env(repo: &Repo, name: &str) -> Result<Environment, EnvError> {
+    Ok(Environment::load(repo, name)?)
+}

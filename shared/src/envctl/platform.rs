@@ -1,0 +1,715 @@
+//! Phase 2, platform: the shared upstream charts (cert-manager, Argo CD, the sealed-secrets controller and,
+//! for provider `digitalocean`, the CSI driver and cloud controller manager) installed with
+//! `helm upgrade --install` at the version pinned in `gitops/platform.yml`.
+//!
+//! A release already deployed at the pinned version with the same values is skipped without running helm
+//! for it, so the phase costs one `helm list` (plus one `helm get values` per release) when nothing changed.
+//! A release left `pending-*` by a killed run is recovered first (a pending install is uninstalled, a pending
+//! upgrade rolled back), which is what makes a killed `up` resumable here too. Provider charts run after the
+//! others, once their token Secret is in place.
+//!
+//! A catalog entry's `repo` may be a local chart directory (absolute, or relative to the catalog file): the
+//! tests install small fixture charts through real helm that way.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures::future::join_all;
+use kube::api::DynamicObject;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::apply::{Applier, Counts, Outcome};
+use crate::cluster::ClusterTarget;
+
+/// The platform catalog, relative to the repository root.
+pub const CATALOG_FILE: &str = "gitops/platform.yml";
+
+/// Errors of the platform phase.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    /// The catalog could not be read or parsed.
+    #[error("invalid platform catalog {path}: {message}")]
+    Catalog {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// helm is not installed.
+    #[error(transparent)]
+    HelmMissing(#[from] crate::tools::ToolNotFound),
+    /// A helm command failed.
+    #[error("`{command}` failed: {message}")]
+    Helm {
+        /// The command line.
+        command: String,
+        /// helm's error output.
+        message: String,
+    },
+    /// A provider chart needs a token Secret that is nowhere to be found.
+    #[error(
+        "Secret {namespace}/{name} (the {provider} API token the {provider} charts read) does not exist: run \
+         `kubectl duli secrets init ENV` to seal it into helm/secrets/sealed/shared/{name}.yml, or set {env_var}"
+    )]
+    TokenMissing {
+        /// The provider.
+        provider: String,
+        /// Secret namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// The environment variable that may hold the token.
+        env_var: String,
+    },
+    /// Applying the token Secret failed.
+    #[error(transparent)]
+    Apply(#[from] super::apply::ApplyErrors),
+    /// Reading the token Secret failed.
+    #[error(transparent)]
+    Api(#[from] super::api::ApiError),
+}
+
+/// `gitops/platform.yml`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Catalog {
+    /// The charts, in install order.
+    pub charts: Vec<PlatformChart>,
+}
+
+/// One upstream chart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlatformChart {
+    /// The release name.
+    pub name: String,
+    /// Helm repository URL, `oci://` registry, or a local chart directory.
+    pub repo: String,
+    /// The chart's name in the repository.
+    pub chart: String,
+    /// The pinned chart version.
+    pub version: String,
+    /// The release namespace.
+    pub namespace: String,
+    /// Providers this chart is limited to (empty: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<String>,
+    /// Values passed to helm as a values file.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub values: Value,
+    /// The catalog's directory, for local chart paths.
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+impl Catalog {
+    /// Read and check a catalog file.
+    pub fn load(path: &Path) -> Result<Self, PlatformError> {
+        let invalid = |message: String| PlatformError::Catalog {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|err| invalid(err.to_string()))?;
+        let mut catalog: Catalog = serde_saphyr::from_str(&text).map_err(|err| invalid(err.to_string()))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        for (index, chart) in catalog.charts.iter_mut().enumerate() {
+            chart.base = base.clone();
+            for (field, value) in [
+                ("name", &chart.name),
+                ("chart", &chart.chart),
+                ("namespace", &chart.namespace),
+                ("repo", &chart.repo),
+            ] {
+                if value.trim().is_empty() {
+                    return Err(invalid(format!("charts[{index}].{field} is empty")));
+                }
+            }
+            if chart.version.trim().is_empty() && !chart.is_local() {
+                return Err(invalid(format!(
+                    "charts[{index}] ({}): version must be pinned",
+                    chart.name
+                )));
+            }
+            if !(chart.values.is_null() || chart.values.is_object()) {
+                return Err(invalid(format!(
+                    "charts[{index}] ({}): values must be a mapping",
+                    chart.name
+                )));
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// The charts that apply to `provider`, in catalog order.
+    pub fn for_provider(&self, provider: &str) -> Vec<PlatformChart> {
+        self.charts
+            .iter()
+            .filter(|c| c.providers.is_empty() || c.providers.iter().any(|p| p == provider))
+            .cloned()
+            .collect()
+    }
+}
+
+impl PlatformChart {
+    /// True when `repo` is neither a URL nor an OCI reference: a local chart directory.
+    pub fn is_local(&self) -> bool {
+        !self.repo.contains("://")
+    }
+
+    /// The local chart directory (`repo`, or `repo/chart` when that is the chart).
+    pub fn local_dir(&self) -> PathBuf {
+        let repo = self.base.join(&self.repo);
+        let nested = repo.join(&self.chart);
+        if nested.join("Chart.yaml").is_file() {
+            nested
+        } else {
+            repo
+        }
+    }
+
+    /// True for charts limited to some providers (they need the provider's token Secret).
+    pub fn is_provider_chart(&self) -> bool {
+        !self.providers.is_empty()
+    }
+
+    fn values_or_empty(&self) -> Value {
+        if self.values.is_null() {
+            json!({})
+        } else {
+            self.values.clone()
+        }
+    }
+}
+
+/// The token Secret a provider's charts read (see `gitops/secrets.yml`, `digitalocean-csi-secret`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSecret {
+    /// The provider.
+    pub provider: &'static str,
+    /// Secret namespace.
+    pub namespace: &'static str,
+    /// Secret name.
+    pub name: &'static str,
+    /// The key holding the token.
+    pub key: &'static str,
+    /// The environment variable that may hold the token (doctl's).
+    pub env_var: &'static str,
+}
+
+/// The token Secret for `provider`, when its charts need one.
+pub fn provider_secret(provider: &str) -> Option<ProviderSecret> {
+    (provider == "digitalocean").then_some(ProviderSecret {
+        provider: "digitalocean",
+        namespace: "kube-system",
+        name: "digitalocean-csi-secret",
+        key: "access-token",
+        env_var: "DIGITALOCEAN_ACCESS_TOKEN",
+    })
+}
+
+/// What the platform phase would do with one chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChartAction {
+    /// No release: install.
+    Install,
+    /// Another version, other values, or a failed release: upgrade.
+    Upgrade,
+    /// A killed run left the release pending: recover, then install or upgrade.
+    Recover,
+    /// Deployed at the pinned version with the same values: skip.
+    UpToDate,
+}
+
+/// The plan for one chart.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartPlan {
+    /// Release name.
+    pub name: String,
+    /// Release namespace.
+    pub namespace: String,
+    /// The pinned version.
+    pub version: String,
+    /// The deployed chart (`name-version`) and status, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed: Option<String>,
+    /// What would happen.
+    pub action: ChartAction,
+    /// Why, in a few words.
+    pub reason: String,
+}
+
+/// A release as `helm list -o json` reports it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Release {
+    /// Release name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// `chartname-version`.
+    pub chart: String,
+    /// deployed, failed, pending-install, …
+    pub status: String,
+}
+
+/// Runs helm against the user's cluster selection.
+#[derive(Debug, Clone)]
+pub struct Helm {
+    bin: PathBuf,
+    target: ClusterTarget,
+    context: String,
+}
+
+impl Helm {
+    /// Locate helm (`HELM_BIN`, else PATH) for the cluster `target` resolved to `context`.
+    pub fn locate(target: &ClusterTarget, context: &str) -> Result<Self, PlatformError> {
+        Ok(Helm {
+            bin: crate::tools::helm()?,
+            target: target.clone(),
+            context: context.to_string(),
+        })
+    }
+
+    /// The helm binary.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Run helm with `args` (plus the cluster flags); stdout on success.
+    pub async fn run(&self, args: &[String]) -> Result<String, PlatformError> {
+        let mut all: Vec<String> = args.to_vec();
+        all.extend(["--kube-context".to_string(), self.context.clone()]);
+        if let Some(kubeconfig) = &self.target.kubeconfig {
+            all.extend(["--kubeconfig".to_string(), kubeconfig.display().to_string()]);
+        }
+        let command = format!("helm {}", args.join(" "));
+        tracing::debug!("running {command}");
+        let mut child = tokio::process::Command::new(&self.bin);
+        child
+            .args(&all)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let output = child.output().await.map_err(|err| PlatformError::Helm {
+            command: command.clone(),
+            message: format!("cannot start {}: {err}", self.bin.display()),
+        })?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        if !stderr.is_empty() {
+            tracing::debug!("{command}: stderr: {stderr}");
+        }
+        if !output.status.success() {
+            let message = stderr.strip_prefix("Error: ").unwrap_or(&stderr).to_string();
+            return Err(PlatformError::Helm { command, message });
+        }
+        tracing::trace!("{command}: stdout: {stdout}");
+        Ok(stdout)
+    }
+
+    /// Every release in every namespace, whatever its status.
+    pub async fn releases(&self) -> Result<Vec<Release>, PlatformError> {
+        let args: Vec<String> = [
+            "list",
+            "-A",
+            "--deployed",
+            "--failed",
+            "--pending",
+            "-o",
+            "json",
+            "--max",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec();
+        let text = self.run(&args).await?;
+        serde_json::from_str(text.trim()).map_err(|err| PlatformError::Helm {
+            command: "helm list -A -o json".into(),
+            message: format!(
+                "unexpected output ({err}): {}",
+                text.chars().take(200).collect::<String>()
+            ),
+        })
+    }
+
+    /// The user-supplied values of a release (`{}` when none).
+    pub async fn values(&self, name: &str, namespace: &str) -> Result<Value, PlatformError> {
+        let args: Vec<String> = ["get", "values", name, "-n", namespace, "-o", "json"]
+            .map(String::from)
+            .to_vec();
+        let text = self.run(&args).await?;
+        let value: Value = serde_json::from_str(text.trim()).unwrap_or(Value::Null);
+        Ok(if value.is_null() { json!({}) } else { value })
+    }
+}
+
+/// Decide what to do with each chart.
+pub async fn plan(helm: &Helm, charts: &[PlatformChart]) -> Result<Vec<ChartPlan>, PlatformError> {
+    let releases = helm.releases().await?;
+    let plans = charts.iter().map(|chart| async {
+        let release = releases
+            .iter()
+            .find(|r| r.name == chart.name && r.namespace == chart.namespace);
+        let deployed = release.map(|r| format!("{} ({})", r.chart, r.status));
+        let (action, reason) = match release {
+            None => (ChartAction::Install, "not installed".to_string()),
+            Some(r) if r.status.starts_with("pending") => (
+                ChartAction::Recover,
+                format!("left {} by an interrupted run", r.status),
+            ),
+            Some(r) if r.status != "deployed" => (ChartAction::Upgrade, format!("release is {}", r.status)),
+            Some(r) if !chart.version.is_empty() && !r.chart.ends_with(&format!("-{}", chart.version)) => {
+                (ChartAction::Upgrade, format!("{} → {}", r.chart, chart.version))
+            }
+            Some(_) => {
+                let live = helm.values(&chart.name, &chart.namespace).await?;
+                if live == chart.values_or_empty() {
+                    (
+                        ChartAction::UpToDate,
+                        "at the pinned version with the same values".to_string(),
+                    )
+                } else {
+                    (ChartAction::Upgrade, "values changed".to_string())
+                }
+            }
+        };
+        Ok::<_, PlatformError>(ChartPlan {
+            name: chart.name.clone(),
+            namespace: chart.namespace.clone(),
+            version: chart.version.clone(),
+            deployed,
+            action,
+            reason,
+        })
+    });
+    join_all(plans).await.into_iter().collect()
+}
+
+/// Install or upgrade one chart (after recovering a pending release).
+async fn converge_chart(
+    helm: &Helm,
+    chart: &PlatformChart,
+    plan: &ChartPlan,
+    timeout: Duration,
+) -> Result<Outcome, PlatformError> {
+    let name = chart.name.clone();
+    let namespace = chart.namespace.clone();
+    match plan.action {
+        ChartAction::UpToDate => return Ok(Outcome::Unchanged),
+        ChartAction::Recover
+            if plan
+                .deployed
+                .as_deref()
+                .is_some_and(|d| d.contains("pending-install")) =>
+        {
+            tracing::info!(target: "duli::progress", "platform: {name}: removing the release an interrupted install left behind");
+            helm.run(&[
+                "uninstall".into(),
+                name.clone(),
+                "-n".into(),
+                namespace.clone(),
+                "--ignore-not-found".into(),
+            ])
+            .await?;
+        }
+        ChartAction::Recover => {
+            tracing::info!(target: "duli::progress", "platform: {name}: rolling back the upgrade an interrupted run left pending");
+            helm.run(&["rollback".into(), name.clone(), "-n".into(), namespace.clone()])
+                .await?;
+        }
+        ChartAction::Install | ChartAction::Upgrade => {}
+    }
+    let values = tempfile::Builder::new()
+        .prefix("duli-values-")
+        .suffix(".json")
+        .tempfile()
+        .map_err(|err| PlatformError::Helm {
+            command: format!("helm upgrade --install {name}"),
+            message: format!("cannot write a values file: {err}"),
+        })?;
+    std::fs::write(
+        values.path(),
+        serde_json::to_vec_pretty(&chart.values_or_empty()).unwrap_or_default(),
+    )
+    .map_err(|err| PlatformError::Helm {
+        command: format!("helm upgrade --install {name}"),
+        message: format!("cannot write a values file: {err}"),
+    })?;
+    let mut args: Vec<String> = vec!["upgrade".into(), "--install".into(), name.clone()];
+    if chart.is_local() {
+        args.push(chart.local_dir().display().to_string());
+    } else if chart.repo.starts_with("oci://") {
+        args.push(format!("{}/{}", chart.repo.trim_end_matches('/'), chart.chart));
+        args.extend(["--version".into(), chart.version.clone()]);
+    } else {
+        args.push(chart.chart.clone());
+        args.extend([
+            "--repo".into(),
+            chart.repo.clone(),
+            "--version".into(),
+            chart.version.clone(),
+        ]);
+    }
+    args.extend([
+        "--namespace".into(),
+        namespace,
+        "--create-namespace".into(),
+        "--values".into(),
+        values.path().display().to_string(),
+        // `--wait` alone means "wait for resources" in helm 3 and 4 alike (helm 4: the watcher strategy).
+        "--wait".into(),
+        "--timeout".into(),
+        format!("{}s", timeout.as_secs().max(1)),
+    ]);
+    helm.run(&args).await?;
+    Ok(if plan.action == ChartAction::Install {
+        Outcome::Created
+    } else {
+        Outcome::Changed
+    })
+}
+
+/// Make sure the provider's token Secret exists: keep a live one; else apply the sealed one from
+/// `helm/secrets/sealed/shared/`; else create it from the token in the environment variable.
+pub async fn ensure_provider_secret(
+    applier: &Applier,
+    secret: &ProviderSecret,
+    sealed_dir: &Path,
+) -> Result<Outcome, PlatformError> {
+    if provider_secret_exists(applier, secret).await? {
+        return Ok(Outcome::Unchanged);
+    }
+    let object = provider_secret_source(secret, sealed_dir)?;
+    let applied = applier.apply_all(std::slice::from_ref(&object), false).await?;
+    Ok(applied.first().map(|a| a.outcome).unwrap_or(Outcome::Unchanged))
+}
+
+/// True when the provider's token Secret is in the cluster.
+pub async fn provider_secret_exists(
+    applier: &Applier,
+    secret: &ProviderSecret,
+) -> Result<bool, PlatformError> {
+    let gvk = kube::api::GroupVersionKind::gvk("", "v1", "Secret");
+    let Some((api, resource)) = applier.resolver().api(&gvk, Some(secret.namespace)).await? else {
+        return Ok(false);
+    };
+    let call = super::api::Call::new("get", &resource, Some(secret.namespace), Some(secret.name));
+    Ok(super::api::call(&call, || api.get_metadata_opt(secret.name))
+        .await?
+        .is_some())
+}
+
+/// Where the token Secret would come from, without a cluster: the sealed file, else the environment variable.
+pub fn provider_secret_source(
+    secret: &ProviderSecret,
+    sealed_dir: &Path,
+) -> Result<DynamicObject, PlatformError> {
+    let missing = || PlatformError::TokenMissing {
+        provider: secret.provider.into(),
+        namespace: secret.namespace.into(),
+        name: secret.name.into(),
+        env_var: secret.env_var.into(),
+    };
+    for extension in ["yml", "yaml"] {
+        let path = sealed_dir.join(format!("{}.{extension}", secret.name));
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let object: DynamicObject =
+                serde_saphyr::from_str(&text).map_err(|err| PlatformError::Catalog {
+                    path: path.clone(),
+                    message: format!("not a SealedSecret: {err}"),
+                })?;
+            return Ok(object);
+        }
+    }
+    let token = std::env::var(secret.env_var)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(missing)?;
+    let object = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": secret.name, "namespace": secret.namespace, "labels": {"app.kubernetes.io/managed-by": "duli"}},
+        "type": "Opaque",
+        "stringData": {secret.key: token.trim()},
+    });
+    serde_json::from_value(object).map_err(|err| PlatformError::Helm {
+        command: "build Secret".into(),
+        message: err.to_string(),
+    })
+}
+
+/// Run the platform phase. The shared charts install concurrently; the provider charts start as soon as
+/// their token Secret is in place — which, when it comes sealed, is as soon as the sealed-secrets chart has
+/// brought the SealedSecret kind, not after every other chart (Argo CD's install is the slow one).
+pub async fn converge(
+    helm: &Helm,
+    applier: &Applier,
+    charts: &[PlatformChart],
+    provider: &str,
+    sealed_shared_dir: &Path,
+    timeout: Duration,
+) -> Result<Counts, PlatformError> {
+    let plans = plan(helm, charts).await?;
+    let stage = |provider_stage: bool| -> Vec<(&PlatformChart, &ChartPlan)> {
+        charts
+            .iter()
+            .zip(&plans)
+            .filter(|(chart, _)| chart.is_provider_chart() == provider_stage)
+            .collect()
+    };
+    let shared_done = std::sync::atomic::AtomicBool::new(false);
+    let shared = async {
+        let results = join_all(
+            stage(false)
+                .into_iter()
+                .map(|(chart, plan)| install(helm, chart, plan, timeout)),
+        )
+        .await;
+        shared_done.store(true, std::sync::atomic::Ordering::SeqCst);
+        results
+    };
+    let providers = async {
+        let mut results = Vec::new();
+        let charts = stage(true);
+        if charts.is_empty() {
+            return results;
+        }
+        if let Some(secret) = provider_secret(provider) {
+            results
+                .push(provider_secret_when_possible(applier, &secret, sealed_shared_dir, &shared_done).await);
+        }
+        if results.iter().all(Result::is_ok) {
+            results.extend(
+                join_all(
+                    charts
+                        .into_iter()
+                        .map(|(chart, plan)| install(helm, chart, plan, timeout)),
+                )
+                .await,
+            );
+        }
+        results
+    };
+    let (shared, providers) = tokio::join!(shared, providers);
+    let mut counts = Counts::default();
+    for result in shared.into_iter().chain(providers) {
+        counts.add(result?);
+    }
+    Ok(counts)
+}
+
+/// [`ensure_provider_secret`], waiting (while the other charts install) for the SealedSecret kind when the
+/// token comes sealed.
+async fn provider_secret_when_possible(
+    applier: &Applier,
+    secret: &ProviderSecret,
+    sealed_dir: &Path,
+    shared_done: &std::sync::atomic::AtomicBool,
+) -> Result<Outcome, PlatformError> {
+    loop {
+        let last_try = shared_done.load(std::sync::atomic::Ordering::SeqCst);
+        match ensure_provider_secret(applier, secret, sealed_dir).await {
+            Err(PlatformError::Apply(errors))
+                if !last_try
+                    && errors
+                        .errors
+                        .iter()
+                        .all(|e| matches!(e, super::apply::ApplyError::NotServed { .. })) =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                applier.resolver().invalidate().await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn install(
+    helm: &Helm,
+    chart: &PlatformChart,
+    plan: &ChartPlan,
+    timeout: Duration,
+) -> Result<Outcome, PlatformError> {
+    if plan.action != ChartAction::UpToDate {
+        tracing::info!(target: "duli::progress", "platform: {} {} ({}) …", verb(plan.action), chart.name, plan.reason);
+    }
+    let started = std::time::Instant::now();
+    let outcome = converge_chart(helm, chart, plan, timeout).await?;
+    match outcome {
+        Outcome::Unchanged => {
+            tracing::info!(target: "duli::progress", "platform: {} {} up to date", chart.name, chart.version)
+        }
+        _ => tracing::info!(
+            target: "duli::progress",
+            "platform: {} {} {} in {:.1}s", chart.name, chart.version, past(outcome), started.elapsed().as_secs_f64()
+        ),
+    }
+    Ok(outcome)
+}
+
+fn verb(action: ChartAction) -> &'static str {
+    match action {
+        ChartAction::Install => "installing",
+        ChartAction::Upgrade => "upgrading",
+        ChartAction::Recover => "recovering",
+        ChartAction::UpToDate => "checking",
+    }
+}
+
+fn past(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Created => "installed",
+        Outcome::Changed => "upgraded",
+        Outcome::Unchanged => "up to date",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_catalog_parses_and_filters_by_provider() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let catalog = Catalog::load(&root.join(CATALOG_FILE)).unwrap();
+        let digitalocean = catalog.for_provider("digitalocean");
+        let other = catalog.for_provider("kind");
+        assert!(digitalocean.len() > other.len());
+        assert!(other.iter().all(|c| !c.is_provider_chart()));
+        assert!(digitalocean.iter().all(|c| !c.is_local()));
+    }
+
+    #[test]
+    fn local_charts_resolve_relative_to_the_catalog() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("charts/demo")).unwrap();
+        std::fs::write(
+            dir.path().join("charts/demo/Chart.yaml"),
+            "apiVersion: v2\nname: demo\nversion: 0.1.0\n",
+        )
+        .unwrap();
+        let file = dir.path().join("platform.yml");
+        std::fs::write(
+            &file,
+            "charts:\n- {name: demo, repo: charts, chart: demo, version: 0.1.0, namespace: demo}\n",
+        )
+        .unwrap();
+        let catalog = Catalog::load(&file).unwrap();
+        assert!(catalog.charts[0].is_local());
+        assert_eq!(catalog.charts[0].local_dir(), dir.path().join("charts/demo"));
+    }
+
+    #[test]
+    fn a_missing_token_says_where_it_can_come_from() {
+        let secret = ProviderSecret {
+            env_var: "DULI_TEST_TOKEN_THAT_IS_NOT_SET",
+            ..provider_secret("digitalocean").unwrap()
+        };
+        let err = provider_secret_source(&secret, Path::new("/nonexistent"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("kube-system/digitalocean-csi-secret"), "{err}");
+        assert!(err.contains("kubectl duli secrets init"), "{err}");
+    }
+}

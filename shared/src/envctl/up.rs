@@ -1,0 +1,218 @@
+//! `up`: run the phases in order, each converging from whatever state the cluster is in.
+//!
+//! The gitops and wait phases interleave wave by wave: a wave's Applications are applied, then waited on,
+//! before the next wave is applied — operators before the instances that need their CRDs, data services
+//! before the applications that connect to them — and the components of one wave are applied and waited
+//! on concurrently. So the wall time is the sum of the waves' slowest components, not of all components.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::apply::{self, Applier, Counts, Resolver};
+use super::desired::Desired;
+use super::log::PROGRESS;
+use super::summary::{PhaseSummary, Summary};
+use super::wait::{WaitError, Waiter};
+use super::{Context, EnvError, Phase, platform, preflight, secrets};
+use crate::error::Outcome;
+use crate::output::OutputFormat;
+
+/// Options of `up`, validated.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The environment.
+    pub env: String,
+    /// Phases to run (empty: all).
+    pub only: Vec<Phase>,
+    /// How long the wait phase (and each helm install) may take.
+    pub timeout: Duration,
+    /// Take over fields another manager owns.
+    pub force_conflicts: bool,
+    /// A platform catalog instead of `gitops/platform.yml`.
+    pub platform_file: Option<PathBuf>,
+    /// How to print the summary.
+    pub output: OutputFormat,
+    /// The log file, named in the summary.
+    pub log_file: Option<PathBuf>,
+}
+
+impl UpOptions {
+    /// The phases that run, in order.
+    pub fn phases(&self) -> Vec<Phase> {
+        if self.only.is_empty() {
+            Phase::ALL.to_vec()
+        } else {
+            Phase::ALL
+                .iter()
+                .copied()
+                .filter(|p| self.only.contains(p) || *p == Phase::Summary)
+                .collect()
+        }
+    }
+}
+
+fn done(phase: Phase, elapsed: Duration, counts: Counts, note: Option<String>) -> PhaseSummary {
+    let summary = PhaseSummary::new(phase, elapsed, counts, note);
+    tracing::info!(
+        target: PROGRESS,
+        "✓ {phase} {:.1}s: {} created, {} changed, {} unchanged{}",
+        summary.seconds,
+        counts.created,
+        counts.changed,
+        counts.unchanged,
+        summary.note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
+    );
+    summary
+}
+
+/// Run `up`. A component that does not become ready prints the summary so far and its report, and ends
+/// with [`Outcome::Findings`]; other failures are errors.
+pub async fn up(ctx: &Context, opts: &UpOptions) -> Result<Outcome, EnvError> {
+    let started = Instant::now();
+    let env = super::load_env(&ctx.repo, &opts.env)?;
+    let desired = Desired::load(&ctx.repo, &env, opts.platform_file.as_deref())?;
+    let phases = opts.phases();
+    let has = |phase: Phase| phases.contains(&phase);
+    let resolver = Resolver::new(ctx.cluster.client.clone());
+    let applier = Applier::new(resolver.clone(), opts.force_conflicts);
+    let mut summaries = Vec::new();
+    tracing::info!(
+        target: PROGRESS,
+        "up {} (namespace {}, context {}): {}",
+        env.name,
+        env.namespace,
+        ctx.cluster.context,
+        phases.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" → ")
+    );
+
+    if has(Phase::Preflight) {
+        let t = Instant::now();
+        let report = preflight::run(ctx, &desired, &resolver, &phases).await?;
+        for note in &report.notes {
+            tracing::info!(target: PROGRESS, "  {note}");
+        }
+        let note = format!("{} permissions checked", report.permissions_checked);
+        summaries.push(done(Phase::Preflight, t.elapsed(), Counts::default(), Some(note)));
+    }
+
+    if has(Phase::Platform) {
+        let t = Instant::now();
+        let helm = platform::Helm::locate(&ctx.target, &ctx.cluster.context)?;
+        let shared = secrets::shared_dir(&ctx.repo);
+        let counts = platform::converge(
+            &helm,
+            &applier,
+            &desired.platform,
+            &env.provider,
+            &shared,
+            opts.timeout,
+        )
+        .await?;
+        // The charts may have brought CRDs (Application, SealedSecret): look again.
+        resolver.invalidate().await;
+        let note = format!("{} charts", desired.platform.len());
+        summaries.push(done(Phase::Platform, t.elapsed(), counts, Some(note)));
+    }
+
+    if has(Phase::Namespaces) {
+        let t = Instant::now();
+        let applied = applier.apply_all(&desired.namespaces, false).await?;
+        summaries.push(done(Phase::Namespaces, t.elapsed(), apply::count(&applied), None));
+    }
+
+    if has(Phase::Secrets) {
+        let t = Instant::now();
+        let objects = desired.secrets.objects.clone()?;
+        let applied = applier.apply_all(&objects, false).await?;
+        summaries.push(done(
+            Phase::Secrets,
+            t.elapsed(),
+            apply::count(&applied),
+            Some(format!("from {}", rel(&ctx.repo, &desired.secrets.dir))),
+        ));
+    }
+
+    let mut ready = true;
+    let mut stuck = None;
+    if has(Phase::Gitops) || has(Phase::Wait) {
+        let (mut gitops_counts, mut gitops_time, mut wait_time) =
+            (Counts::default(), Duration::ZERO, Duration::ZERO);
+        if has(Phase::Gitops) && !desired.projects.is_empty() {
+            let t = Instant::now();
+            gitops_counts.merge(apply::count(&applier.apply_all(&desired.projects, false).await?));
+            gitops_time += t.elapsed();
+        }
+        let waiter = Waiter {
+            resolver: resolver.clone(),
+            env: env.name.clone(),
+            deadline: tokio::time::Instant::now() + opts.timeout,
+            started: Instant::now(),
+        };
+        let mut ready_count = 0;
+        for (wave, components) in desired.waves() {
+            if has(Phase::Gitops) {
+                let t = Instant::now();
+                let objects: Vec<_> = components.iter().map(|c| c.object.clone()).collect();
+                let counts = apply::count(&applier.apply_all(&objects, false).await?);
+                tracing::info!(
+                    target: PROGRESS,
+                    "  wave {wave}: applied {} ({} created, {} changed, {} unchanged)",
+                    components.iter().map(|c| c.app.as_str()).collect::<Vec<_>>().join(", "),
+                    counts.created,
+                    counts.changed,
+                    counts.unchanged
+                );
+                gitops_counts.merge(counts);
+                gitops_time += t.elapsed();
+            }
+            if has(Phase::Wait) {
+                let t = Instant::now();
+                let result = waiter.wave(wave, &components).await;
+                wait_time += t.elapsed();
+                match result {
+                    Ok(done) => ready_count += done.len(),
+                    Err(WaitError::Stuck { stuck: list }) => {
+                        ready = false;
+                        stuck = Some(WaitError::Stuck { stuck: list });
+                        break;
+                    }
+                    Err(err) => return Err(EnvError::Wait(err)),
+                }
+            }
+        }
+        if has(Phase::Gitops) {
+            let note = format!(
+                "{} Applications in {} waves",
+                desired.components.len(),
+                desired.waves().len()
+            );
+            summaries.push(done(Phase::Gitops, gitops_time, gitops_counts, Some(note)));
+        }
+        if has(Phase::Wait) {
+            let note = if ready {
+                format!("{ready_count} components ready")
+            } else {
+                format!("{ready_count} of {} components ready", desired.components.len())
+            };
+            summaries.push(done(Phase::Wait, wait_time, Counts::default(), Some(note)));
+        }
+    }
+
+    let summary = Summary::new(&env, summaries, started.elapsed(), ready, opts.log_file.clone());
+    summary.print(opts.output).map_err(EnvError::Output)?;
+    match stuck {
+        None => Ok(Outcome::Clean),
+        Some(err) => {
+            tracing::error!(target: super::log::FILE_ONLY, "{} is not ready: {err}", env.name);
+            eprintln!("error: {} is not ready:\n{err}", env.name);
+            Ok(Outcome::Findings)
+        }
+    }
+}
+
+fn rel(repo: &crate::repo::Repo, path: &std::path::Path) -> String {
+    path.strip_prefix(repo.root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}

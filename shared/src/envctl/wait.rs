@@ -1,0 +1,429 @@
+//! Phase 6, wait: every component followed until ready, wave by wave.
+//!
+//! A component is ready when its Argo CD Application is Synced and Healthy (Argo CD's health aggregates what
+//! it manages) and each of its own objects with a readiness rule passes that rule. Each wait is
+//! `kube::runtime::wait::await_condition` under the phase deadline (`--timeout`, it adds none itself); a
+//! watch that breaks (5xx, reset connection) is re-established with backoff, and a 403 stops at once with
+//! the permission that is missing. The components of one wave are waited on concurrently.
+//!
+//! On timeout the error names the stuck component, the failing condition's message (Argo CD's own message
+//! for an Application stuck OutOfSync), its objects' messages, and the commands to look closer.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, DynamicObject};
+use kube::runtime::wait::{Condition, await_condition};
+use serde_json::Value;
+use tracing::Instrument;
+
+use super::api::{ApiError, Call};
+use super::apply::Resolver;
+use super::components::{self, Member, Snapshot};
+use super::desired::Component;
+use super::log::{PROGRESS, Task};
+use crate::readiness::Readiness;
+
+/// Errors of the wait phase.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// Components did not become ready in time.
+    #[error("{}", stuck.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Stuck {
+        /// One entry per stuck component.
+        stuck: Vec<Stuck>,
+    },
+    /// The cluster does not serve Argo CD Applications.
+    #[error(
+        "the cluster does not serve argoproj.io/v1alpha1 Application: Argo CD is not installed; run `kubectl duli env up {env}` with the platform phase"
+    )]
+    NoArgoCd {
+        /// The environment.
+        env: String,
+    },
+    /// An API call failed for good (e.g. 403).
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// One component that did not become ready.
+#[derive(Debug, Clone)]
+pub struct Stuck {
+    /// The component.
+    pub component: String,
+    /// Its Application.
+    pub app: String,
+    /// The Application's namespace.
+    pub app_namespace: String,
+    /// Its wave.
+    pub wave: i32,
+    /// How long it was waited on.
+    pub waited: Duration,
+    /// The failing condition: the Application's state and Argo CD's message, or an object's.
+    pub message: String,
+    /// Its objects that are not ready, with their messages.
+    pub members: Vec<Member>,
+    /// The environment (for the look-closer command).
+    pub env: String,
+}
+
+impl fmt::Display for Stuck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "component `{}` (Application {}/{}, wave {}) is not ready after {}: {}",
+            self.component,
+            self.app_namespace,
+            self.app,
+            self.wave,
+            human_duration(self.waited),
+            self.message
+        )?;
+        for member in &self.members {
+            writeln!(
+                f,
+                "  {} {}/{}: {}",
+                member.kind, member.namespace, member.name, member.readiness.message
+            )?;
+        }
+        write!(
+            f,
+            "  look closer: kubectl duli env status {}; kubectl -n {} describe application {}",
+            self.env, self.app_namespace, self.app
+        )?;
+        if let Some(member) = self.members.first() {
+            write!(
+                f,
+                "; kubectl -n {} describe {} {}",
+                member.namespace,
+                member.kind.to_lowercase(),
+                member.name
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `15m`, `1m30s`, `12s`, `0.4s`.
+pub fn human_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        0 => format!("{:.1}s", duration.as_secs_f64()),
+        s if s < 60 => format!("{s}s"),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{}m{}s", s / 60, s % 60),
+    }
+}
+
+/// How one component became ready.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// The Application.
+    pub app: String,
+    /// Seconds from the start of its wave's wait.
+    pub seconds: f64,
+}
+
+/// What the wait needs to know.
+#[derive(Debug, Clone)]
+pub struct Waiter {
+    /// Discovery and client.
+    pub resolver: Resolver,
+    /// The environment's name (for messages).
+    pub env: String,
+    /// When the whole phase gives up.
+    pub deadline: tokio::time::Instant,
+    /// When the phase started (for "not ready after").
+    pub started: Instant,
+}
+
+impl Waiter {
+    /// Wait for all `components` of one wave, concurrently.
+    pub async fn wave(&self, wave: i32, components: &[&Component]) -> Result<Vec<Ready>, WaitError> {
+        let results = futures::future::join_all(components.iter().map(|component| {
+            let task = Task::new(format!("wave {wave} {}", component.app));
+            let span = task.span();
+            self.component(component, task).instrument(span)
+        }))
+        .await;
+        let mut ready = Vec::new();
+        let mut stuck = Vec::new();
+        for result in results {
+            match result {
+                Ok(done) => ready.push(done),
+                Err(Outcome::Stuck(s)) => stuck.push(*s),
+                Err(Outcome::Failed(err)) => return Err(err),
+            }
+        }
+        if stuck.is_empty() {
+            Ok(ready)
+        } else {
+            Err(WaitError::Stuck { stuck })
+        }
+    }
+
+    async fn component(&self, component: &Component, task: Task) -> Result<Ready, Outcome> {
+        let started = Instant::now();
+        let app_namespace = component
+            .object
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "argocd".into());
+        let (api, resource) = self
+            .resolver
+            .api(&components::application_gvk(), Some(&app_namespace))
+            .await
+            .map_err(|e| Outcome::Failed(e.into()))?
+            .ok_or_else(|| {
+                Outcome::Failed(WaitError::NoArgoCd {
+                    env: self.env.clone(),
+                })
+            })?;
+        // 1. The Application: Synced + Healthy.
+        let latest: Arc<Mutex<(Option<Value>, Readiness)>> =
+            Arc::new(Mutex::new((None, Readiness::not_ready("not observed yet"))));
+        let condition = {
+            let latest = latest.clone();
+            let task = task.clone();
+            move |obj: Option<&DynamicObject>| {
+                let value = obj.map(|o| serde_json::to_value(o).unwrap_or_default());
+                let verdict = components::application_readiness(value.as_ref());
+                task.set(&verdict.message);
+                let ready = verdict.ready;
+                *latest.lock().unwrap_or_else(|e| e.into_inner()) = (value, verdict);
+                ready
+            }
+        };
+        let call = Call::new("watch", &resource, Some(&app_namespace), Some(&component.app));
+        if !watch_until(&api, &component.app, condition, self.deadline, &call)
+            .await
+            .map_err(|e| Outcome::Failed(e.into()))?
+        {
+            let (app, verdict) = latest.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            return Err(self
+                .stuck(component, &app_namespace, app.as_ref(), verdict.message)
+                .await);
+        }
+        // 2. Its own objects, each by its rule.
+        let app = latest.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
+        loop {
+            let snapshot = Snapshot::take(&self.resolver, &component.destination)
+                .await
+                .map_err(|e| Outcome::Failed(e.into()))?;
+            let pending: Vec<Member> = snapshot
+                .members(component, app.as_ref())
+                .into_iter()
+                .filter(|m| !m.readiness.ready)
+                .collect();
+            let Some(first) = pending.first() else { break };
+            task.set(&format!(
+                "{} {}: {}",
+                first.kind, first.name, first.readiness.message
+            ));
+            let met = self
+                .member(first, &task)
+                .await
+                .map_err(|e| Outcome::Failed(e.into()))?;
+            if !met {
+                let message = format!(
+                    "{} {}/{}: {}",
+                    first.kind, first.namespace, first.name, first.readiness.message
+                );
+                return Err(self.stuck(component, &app_namespace, app.as_ref(), message).await);
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(target: PROGRESS, "  ready: {} (wave {}, {seconds:.1}s)", component.app, component.wave);
+        Ok(Ready {
+            app: component.app.clone(),
+            seconds,
+        })
+    }
+
+    /// Wait for one object by its rule; redis kinds are judged from a fresh snapshot (they need their
+    /// StatefulSet and pods), the others with a watch. Returns false on timeout.
+    async fn member(&self, member: &Member, task: &Task) -> Result<bool, ApiError> {
+        if member.kind.starts_with("Redis") {
+            loop {
+                if tokio::time::Instant::now() >= self.deadline {
+                    return Ok(false);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let snapshot = Snapshot::take(&self.resolver, &member.namespace).await?;
+                let current = snapshot
+                    .find(&member.kind, &member.namespace, &member.name)
+                    .map(|obj| snapshot.judge(obj).unwrap_or_else(|| Readiness::ready("")))
+                    .unwrap_or_else(|| Readiness::ready("gone"));
+                task.set(&format!("{} {}: {}", member.kind, member.name, current.message));
+                if current.ready {
+                    return Ok(true);
+                }
+            }
+        }
+        let group = components::INSTANCE_KINDS
+            .iter()
+            .find(|(_, kind)| *kind == member.kind)
+            .map(|(g, _)| *g)
+            .unwrap_or("");
+        let Some((api, resource)) =
+            components::resolve_kind(&self.resolver, group, &member.kind, &member.namespace).await?
+        else {
+            return Ok(true);
+        };
+        let condition = {
+            let task = task.clone();
+            let label = format!("{} {}", member.kind, member.name);
+            let (api_version, kind) = (resource.api_version.clone(), resource.kind.clone());
+            move |obj: Option<&DynamicObject>| {
+                let Some(obj) = obj else { return true };
+                let mut value = serde_json::to_value(obj).unwrap_or_default();
+                value["apiVersion"] = Value::String(api_version.clone());
+                value["kind"] = Value::String(kind.clone());
+                let verdict = crate::readiness::for_object(&value).unwrap_or_else(|| Readiness::ready(""));
+                task.set(&format!("{label}: {}", verdict.message));
+                verdict.ready
+            }
+        };
+        let call = Call::new("watch", &resource, Some(&member.namespace), Some(&member.name));
+        watch_until(&api, &member.name, condition, self.deadline, &call).await
+    }
+
+    async fn stuck(
+        &self,
+        component: &Component,
+        app_namespace: &str,
+        app: Option<&Value>,
+        message: String,
+    ) -> Outcome {
+        let members = match Snapshot::take(&self.resolver, &component.destination).await {
+            Ok(snapshot) => snapshot
+                .members(component, app)
+                .into_iter()
+                .filter(|m| !m.readiness.ready)
+                .collect(),
+            Err(err) => {
+                tracing::debug!(
+                    "cannot list {}'s objects for the failure report: {err}",
+                    component.app
+                );
+                Vec::new()
+            }
+        };
+        Outcome::Stuck(Box::new(Stuck {
+            component: component.name.clone(),
+            app: component.app.clone(),
+            app_namespace: app_namespace.to_string(),
+            wave: component.wave,
+            waited: self.started.elapsed(),
+            message,
+            members,
+            env: self.env.clone(),
+        }))
+    }
+}
+
+enum Outcome {
+    Stuck(Box<Stuck>),
+    Failed(WaitError),
+}
+
+/// `await_condition` until `deadline`, re-watching after failures (5xx, dropped connections) with backoff.
+/// Returns whether the condition was met; a refused permission is an error at once.
+pub async fn watch_until<C>(
+    api: &Api<DynamicObject>,
+    name: &str,
+    condition: C,
+    deadline: tokio::time::Instant,
+    call: &Call,
+) -> Result<bool, ApiError>
+where
+    C: Condition<DynamicObject> + Clone,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match tokio::time::timeout_at(deadline, await_condition(api.clone(), name, condition.clone())).await {
+            Err(_elapsed) => return Ok(false),
+            Ok(Ok(_)) => return Ok(true),
+            Ok(Err(kube::runtime::wait::Error::ProbeFailed(err))) => {
+                if let Some(permanent) = permanent(call, &err) {
+                    return Err(permanent);
+                }
+                tracing::debug!("watch on {name} failed ({err}); watching again in {delay:?}");
+                tokio::time::sleep(
+                    delay.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+                )
+                .await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// A watch failure that retrying cannot fix: 403 (RBAC) and 404 on the resource type.
+fn permanent(call: &Call, err: &kube::runtime::watcher::Error) -> Option<ApiError> {
+    use kube::runtime::watcher::Error as W;
+    let source = match err {
+        W::InitialListFailed(source) | W::WatchStartFailed(source) => source,
+        _ => return None,
+    };
+    match source {
+        kube::Error::Api(status) if status.code == 403 => {
+            let verb = if matches!(err, W::InitialListFailed(_)) {
+                "list"
+            } else {
+                "watch"
+            };
+            Some(ApiError::Forbidden {
+                call: Box::new(Call {
+                    verb,
+                    name: None,
+                    ..call.clone()
+                }),
+                message: status.message.clone(),
+            })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_flags() {
+        assert_eq!(human_duration(Duration::from_secs(900)), "15m");
+        assert_eq!(human_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(human_duration(Duration::from_secs(12)), "12s");
+    }
+
+    #[test]
+    fn stuck_components_name_the_message_and_how_to_look_closer() {
+        let stuck = Stuck {
+            component: "backend".into(),
+            app: "staging-backend".into(),
+            app_namespace: "argocd".into(),
+            wave: 5,
+            waited: Duration::from_secs(60),
+            message: "sync OutOfSync, health Missing: operation Failed: one or more objects failed to apply"
+                .into(),
+            members: Vec::new(),
+            env: "staging".into(),
+        };
+        let text = stuck.to_string();
+        assert!(
+            text.contains(
+                "component `backend` (Application argocd/staging-backend, wave 5) is not ready after 1m"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("one or more objects failed to apply"), "{text}");
+        assert!(text.contains("kubectl duli env status staging"), "{text}");
+        assert!(
+            text.contains("kubectl -n argocd describe application staging-backend"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,456 @@
+//! The CRDs custom resources are validated against: from `--crds DIR`/`DULI_CRDS`, from the cluster
+//! (`--crds-from-cluster`), and from CRDs the rendered charts themselves contain.
+//!
+//! Every file is parsed up front (a broken file is an error naming it, with line and column), but a
+//! version's schema is rewritten ([`super::schema::rewrite`]) and compiled only when an object of that
+//! kind shows up, so a run pays only for the kinds it renders.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::schema;
+
+/// Errors loading CRDs.
+#[derive(Debug, thiserror::Error)]
+pub enum CrdError {
+    /// A `--crds` directory does not exist or cannot be listed.
+    #[error("cannot read CRD directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be read or is not valid YAML.
+    #[error("broken CRD file {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// Reading CRDs from the cluster failed.
+    #[error("cannot read CRDs from the cluster: {message}")]
+    Cluster {
+        /// Why.
+        message: String,
+    },
+}
+
+/// Group, version, kind.
+pub type Gvk = (String, String, String);
+
+struct Entry {
+    source: String,
+    openapi: Value,
+}
+
+/// What a custom resource's validation found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Dotted path of the field, e.g. `spec.instances`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+/// Known CRD schemas by group, version and kind.
+#[derive(Default)]
+pub struct CrdStore {
+    entries: BTreeMap<Gvk, Arc<Entry>>,
+}
+
+impl std::fmt::Debug for CrdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrdStore")
+            .field("kinds", &self.entries.len())
+            .finish()
+    }
+}
+
+/// The YAML/JSON files under the given directories (recursively), sorted.
+pub fn files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, CrdError> {
+    let mut found = Vec::new();
+    for dir in dirs {
+        if dir.is_file() {
+            found.push(dir.clone());
+            continue;
+        }
+        walk(dir, &mut found)?;
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), CrdError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| CrdError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, found)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// A cheap fingerprint of the CRD files (path, size, modification time) for the validation cache.
+pub fn fingerprint(files: &[PathBuf]) -> String {
+    let mut hasher = Sha256::new();
+    for file in files {
+        let metadata = std::fs::metadata(file).ok();
+        let modified = metadata
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        hasher.update(format!(
+            "{}\0{}\0{modified}\n",
+            file.display(),
+            metadata.map(|m| m.len()).unwrap_or_default()
+        ));
+    }
+    super::cache::hex(&hasher.finalize())
+}
+
+impl CrdStore {
+    /// Parse every file (on up to `jobs` threads); files without CRDs are ignored.
+    pub fn load(files: &[PathBuf], jobs: usize) -> Result<Self, CrdError> {
+        let jobs = jobs.clamp(1, files.len().max(1));
+        let chunks: Vec<Vec<&PathBuf>> = (0..jobs)
+            .map(|i| files.iter().skip(i).step_by(jobs).collect())
+            .collect();
+        let parsed: Vec<Result<Vec<(PathBuf, Value)>, CrdError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        let mut docs = Vec::new();
+                        for path in chunk {
+                            for doc in parse_file(path)? {
+                                docs.push((path.clone(), doc));
+                            }
+                        }
+                        Ok(docs)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("CRD parser thread panicked"))
+                .collect()
+        });
+        let mut store = CrdStore::default();
+        let mut docs = Vec::new();
+        for result in parsed {
+            docs.extend(result?);
+        }
+        docs.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, doc) in docs {
+            store.add(&doc, &path.display().to_string());
+        }
+        Ok(store)
+    }
+
+    /// Add the CRD in `doc` (ignored when it is not one). Returns how many versions were added.
+    pub fn add(&mut self, doc: &Value, source: &str) -> usize {
+        if doc.get("kind").and_then(Value::as_str) != Some("CustomResourceDefinition") {
+            return 0;
+        }
+        let spec = &doc["spec"];
+        let (Some(group), Some(kind)) = (spec["group"].as_str(), spec["names"]["kind"].as_str()) else {
+            return 0;
+        };
+        let mut added = 0;
+        let shared = spec.pointer("/validation/openAPIV3Schema");
+        let versions: Vec<(String, Option<&Value>)> = match spec["versions"].as_array() {
+            Some(versions) => versions
+                .iter()
+                .filter_map(|v| {
+                    Some((
+                        v["name"].as_str()?.to_string(),
+                        v.pointer("/schema/openAPIV3Schema").or(shared),
+                    ))
+                })
+                .collect(),
+            None => spec["version"]
+                .as_str()
+                .map(|v| vec![(v.to_string(), shared)])
+                .unwrap_or_default(),
+        };
+        for (version, openapi) in versions {
+            let openapi = openapi.cloned().unwrap_or_else(
+                || serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+            );
+            let entry = Entry {
+                source: source.to_string(),
+                openapi,
+            };
+            self.entries
+                .insert((group.to_string(), version, kind.to_string()), Arc::new(entry));
+            added += 1;
+        }
+        added
+    }
+
+    /// Number of known group/version/kinds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no CRD is known.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether a CRD for this `apiVersion`/`kind` is known.
+    pub fn knows(&self, api_version: &str, kind: &str) -> bool {
+        self.entries.contains_key(&gvk(api_version, kind))
+    }
+
+    /// Validate a custom resource; `None` when no CRD for its kind is known.
+    pub fn validate(&self, object: &Value) -> Option<Vec<Violation>> {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let entry = self.entries.get(&gvk(api_version, kind))?;
+        // Compile only the part of the schema this object uses: a full CRD schema has thousands of nodes.
+        let validator = match schema::compile(&schema::rewrite(&schema::trim(&entry.openapi, object))) {
+            Ok(validator) => validator,
+            Err(message) => {
+                return Some(vec![Violation {
+                    path: "(root)".into(),
+                    message: format!(
+                        "the CRD schema from {} cannot be compiled: {message}",
+                        entry.source
+                    ),
+                    fix: "fix or replace the CRD file".into(),
+                }]);
+            }
+        };
+        let mut instance = object.clone();
+        schema::prune_nulls(&mut instance, &entry.openapi);
+        let mut violations: Vec<Violation> = validator
+            .iter_errors(&instance)
+            .map(|error| describe(&error, &entry.openapi, kind))
+            .collect();
+        violations.sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
+        violations.dedup();
+        Some(violations)
+    }
+
+    /// Read the CRDs installed in a cluster.
+    pub async fn add_from_cluster(
+        &mut self,
+        target: &crate::cluster::ClusterTarget,
+    ) -> Result<usize, CrdError> {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let cluster = target
+            .connect(Some(std::time::Duration::from_secs(20)))
+            .await
+            .map_err(|err| CrdError::Cluster {
+                message: err.to_string(),
+            })?;
+        let api: kube::Api<CustomResourceDefinition> = kube::Api::all(cluster.client);
+        let list = api
+            .list(&Default::default())
+            .await
+            .map_err(|err| CrdError::Cluster {
+                message: format!("context `{}`: {err}", cluster.context),
+            })?;
+        let mut added = 0;
+        for crd in list.items {
+            let mut doc = serde_json::to_value(&crd).map_err(|err| CrdError::Cluster {
+                message: err.to_string(),
+            })?;
+            doc["kind"] = Value::from("CustomResourceDefinition");
+            added += self.add(&doc, &format!("cluster context `{}`", cluster.context));
+        }
+        Ok(added)
+    }
+}
+
+fn gvk(api_version: &str, kind: &str) -> Gvk {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    (group.to_string(), version.to_string(), kind.to_string())
+}
+
+fn parse_file(path: &Path) -> Result<Vec<Value>, CrdError> {
+    let text = std::fs::read_to_string(path).map_err(|err| CrdError::File {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    })?;
+    let parse = |text: &str| {
+        let options = serde_saphyr::options! { budget: None };
+        serde_saphyr::from_str_multiple_with_options::<Value, Vec<Value>>(text, options)
+    };
+    // Descriptions are over half of a CRD's bytes and play no part in validation: parse without them,
+    // and fall back to the file as it is (for exact error lines) when that does not work.
+    parse(&without_descriptions(&text))
+        .or_else(|_| parse(&text))
+        .map_err(|err| CrdError::File {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        })
+}
+
+/// The text with every `description: <scalar>` (and its continuation lines) replaced by
+/// `description: ""`; a mapping value (a property named `description`) is left alone.
+pub fn without_descriptions(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() / 2);
+    let mut skipping: Option<usize> = None;
+    for line in text.split_inclusive('\n') {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if let Some(level) = skipping {
+            if line.trim().is_empty() || indent > level {
+                continue;
+            }
+            skipping = None;
+        }
+        if let Some(rest) = line[indent..].strip_prefix("description:") {
+            let rest = rest.trim();
+            if !rest.is_empty() && !rest.starts_with(['{', '[', '&', '*', '!', '#']) {
+                out.push_str(&line[..indent]);
+                out.push_str("description: \"\"\n");
+                skipping = Some(indent);
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+fn describe(error: &jsonschema::ValidationError<'_>, openapi: &Value, kind: &str) -> Violation {
+    let pointer = error.instance_path().to_string();
+    let path = schema::field_path(&pointer);
+    let segments: Vec<String> = pointer
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let explain = format!(
+        "kubectl explain {}.{}",
+        kind.to_lowercase(),
+        path.split('[').next().unwrap_or(&path)
+    );
+    if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } = error.kind() {
+        let known = schema::known_properties(openapi, &segments);
+        let names: Vec<String> = unexpected.iter().map(|u| u.to_string()).collect();
+        let hints: Vec<String> = names
+            .iter()
+            .filter_map(|name| schema::closest(name, &known).map(|hint| format!("`{hint}` (not `{name}`)")))
+            .collect();
+        let at = if segments.is_empty() {
+            String::new()
+        } else {
+            format!("{path}.")
+        };
+        let fields: Vec<String> = names.iter().map(|name| format!("`{at}{name}`")).collect();
+        return Violation {
+            path: path.clone(),
+            message: format!(
+                "unknown field {} (the CRD does not declare it)",
+                fields.join(", ")
+            ),
+            fix: if hints.is_empty() {
+                format!("remove it or check the spelling against the CRD ({explain})")
+            } else {
+                format!("did you mean {}?", hints.join(", "))
+            },
+        };
+    }
+    Violation {
+        path: path.clone(),
+        message: format!("{path}: {error}"),
+        fix: format!("make the value match the CRD schema ({explain})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared_crds() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/crds")
+    }
+
+    #[test]
+    fn real_crds_catch_misspelled_and_mistyped_fields() {
+        let files = files(&[shared_crds()]).unwrap();
+        let store = CrdStore::load(&files, 2).unwrap();
+        assert!(store.knows("postgresql.cnpg.io/v1", "Cluster"));
+        let cluster: Value = serde_json::json!({
+            "apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
+            "metadata": {"name": "database", "namespace": "staging"},
+            "spec": {"instancez": 3, "storage": {"size": "10Gi"}},
+        });
+        let found = store.validate(&cluster).unwrap();
+        assert!(
+            found
+                .iter()
+                .any(|v| v.message.contains("spec.instancez") && v.fix.contains("did you mean `instances`")),
+            "{found:?}"
+        );
+        let rabbit: Value = serde_json::json!({
+            "apiVersion": "rabbitmq.com/v1beta1", "kind": "RabbitmqCluster",
+            "metadata": {"name": "queue"},
+            "spec": {"replicas": "three"},
+        });
+        let found = store.validate(&rabbit).unwrap();
+        assert!(found.iter().any(|v| v.path == "spec.replicas"), "{found:?}");
+        let good: Value = serde_json::json!({
+            "apiVersion": "rabbitmq.com/v1beta1", "kind": "RabbitmqCluster",
+            "metadata": {"name": "queue"},
+            "spec": {"replicas": 3, "resources": {"limits": {"memory": "2Gi", "cpu": 1}}, "override": {"statefulSet": {"spec": {"template": {"spec": {"containers": []}}}}}},
+        });
+        assert_eq!(store.validate(&good).unwrap(), vec![]);
+        assert!(
+            store
+                .validate(&serde_json::json!({"apiVersion": "x.io/v1", "kind": "Nope"}))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn descriptions_go_but_description_properties_stay() {
+        let text = "spec:\n  description: |-\n    long\n\n    text\n  properties:\n    description:\n      type: string\n      description: a\n        b\n    x: {}\n";
+        assert_eq!(
+            without_descriptions(text),
+            "spec:\n  description: \"\"\n  properties:\n    description:\n      type: string\n      description: \"\"\n    x: {}\n"
+        );
+    }
+
+    #[test]
+    fn broken_file_is_named_with_its_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("ok.yaml"), "kind: ConfigMap\n").unwrap();
+        std::fs::write(
+            tmp.path().join("broken.yaml"),
+            "kind: CustomResourceDefinition\nspec:\n  group: [x\n",
+        )
+        .unwrap();
+        let files = files(&[tmp.path().to_path_buf()]).unwrap();
+        let err = CrdStore::load(&files, 2).unwrap_err().to_string();
+        assert!(err.contains("broken.yaml"), "{err}");
+        assert!(err.contains("line"), "{err}");
+    }
+}

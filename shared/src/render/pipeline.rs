@@ -1,0 +1,523 @@
+//! The render pipeline behind [`super::render`]: select, render (or take from the cache), validate,
+//! check policies, assemble the output.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+
+use super::cache::{Cache, KeyBuilder};
+use super::charts::{self, Chart};
+use super::crds::{self, CrdStore};
+use super::findings::Finding;
+use super::helm::Helm;
+use super::manifests::{self, Object};
+use super::policy::{self, Located};
+use super::report::{ApplicationReport, ChartReport, ChartStatus, Report};
+use super::values::{self, Layers};
+use super::{RenderError, RenderOptions, Rendered, diff, gitops, output, report};
+use crate::environment::Environment;
+use crate::repo::Repo;
+
+/// The group name of the ArgoCD Application templates (output directory, `--chart` name).
+pub const APPLICATIONS: &str = "applications";
+
+/// One chart to render, with its inputs and cache keys.
+struct Job<'a> {
+    chart: &'a Chart,
+    layers: Layers,
+    render_key: String,
+    validate_key: Option<String>,
+    objects: Option<Vec<Object>>,
+    findings: Option<Vec<Finding>>,
+    duration: Duration,
+}
+
+/// What the renders of several environments in one run share: the helm job slots (so `--jobs` bounds
+/// the whole run) and the CRDs (parsed once).
+#[derive(Clone)]
+pub struct Shared {
+    slots: Arc<tokio::sync::Semaphore>,
+    crds: Arc<tokio::sync::OnceCell<Arc<CrdStore>>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("slots", &self.slots.available_permits())
+            .finish()
+    }
+}
+
+impl Shared {
+    /// `jobs` helm processes at a time.
+    pub fn new(jobs: usize) -> Self {
+        Shared {
+            slots: Arc::new(tokio::sync::Semaphore::new(jobs.max(1))),
+            crds: Arc::new(tokio::sync::OnceCell::new()),
+        }
+    }
+
+    /// The CRD store, loaded on first use (files on a blocking thread, then the cluster if asked).
+    async fn crd_store(
+        &self,
+        files: Vec<PathBuf>,
+        options: &RenderOptions,
+    ) -> Result<Arc<CrdStore>, RenderError> {
+        let threads = options.jobs;
+        let store = self
+            .crds
+            .get_or_try_init(|| async move {
+                let start = Instant::now();
+                let count = files.len();
+                let mut store = tokio::task::spawn_blocking(move || CrdStore::load(&files, threads))
+                    .await
+                    .expect("CRD loading panicked")?;
+                tracing::debug!("loaded {count} CRD files in {:?}", start.elapsed());
+                if options.crds_from_cluster {
+                    store.add_from_cluster(&options.cluster).await?;
+                }
+                Ok::<_, RenderError>(Arc::new(store))
+            })
+            .await?;
+        Ok(store.clone())
+    }
+}
+
+/// Render, validate and check one environment; compare with `--diff`, write `--out` and `--report`.
+pub async fn render(repo: &Repo, options: &RenderOptions) -> Result<Rendered, RenderError> {
+    let mut all = render_many(repo, options, std::slice::from_ref(&options.env)).await?;
+    Ok(all.remove(0))
+}
+
+/// Render several environments in one run (sharing helm slots and CRDs); nothing is written unless all
+/// of them render. `--report` then holds `{"environments": [...]}` when there is more than one.
+pub async fn render_many(
+    repo: &Repo,
+    options: &RenderOptions,
+    envs: &[String],
+) -> Result<Vec<Rendered>, RenderError> {
+    let shared = Shared::new(options.jobs);
+    let renders = envs.iter().map(|env| {
+        let shared = shared.clone();
+        let mut options = options.clone();
+        options.env = env.clone();
+        async move { render_with(repo, &options, &shared).await }
+    });
+    let mut rendered = Vec::new();
+    for result in futures::future::join_all(renders).await {
+        rendered.push(result?);
+    }
+    if let Some(out) = &options.out {
+        for one in &mut rendered {
+            one.written = Some(output::write(out, &one.report.env, &one.full_tree)?);
+        }
+    }
+    if let Some(path) = &options.report {
+        let reports: Vec<&Report> = rendered.iter().map(|r| &r.report).collect();
+        report::write(path, &reports)?;
+    }
+    Ok(rendered)
+}
+
+/// Render one environment with `shared` resources; writes nothing.
+pub async fn render_with(
+    repo: &Repo,
+    options: &RenderOptions,
+    shared: &Shared,
+) -> Result<Rendered, RenderError> {
+    let started = Instant::now();
+    let env = Environment::load(repo, &options.env)?;
+    for rule in &options.policy_skip {
+        if policy::rule(rule).is_none() {
+            let known: Vec<&str> = policy::RULES.iter().map(|r| r.id).collect();
+            return Err(RenderError::UnknownRule {
+                rule: rule.clone(),
+                known: known.join(", "),
+            });
+        }
+    }
+    values::check_set(&options.set)?;
+    if let Some(out) = &options.out {
+        output::check_writable(out)?;
+    }
+    if let Some(namespace) = &options.helm_env.namespace
+        && namespace != &env.namespace
+        && namespace != "default"
+    {
+        tracing::warn!(
+            "-n/--namespace {namespace} ignored: environment `{}` renders into namespace `{}`",
+            env.name,
+            env.namespace
+        );
+    }
+
+    let all = charts::discover(&repo.charts_dir())?;
+    let (selected, with_applications) = select(&all, &options.charts, repo)?;
+    if options.strict_deps
+        && let Some(chart) = selected.iter().find(|c| c.is_external())
+    {
+        let upstream: Vec<String> = chart
+            .missing_dependencies
+            .iter()
+            .map(|d| format!("{} {}", d.name, d.version))
+            .collect();
+        return Err(RenderError::ExternalDependency {
+            chart: chart.name.clone(),
+            upstream: upstream.join(", "),
+        });
+    }
+    let cache = Cache::new(options.cache_dir.clone(), options.use_cache);
+    let local: Vec<&Chart> = selected.iter().copied().filter(|c| !c.is_external()).collect();
+    let helm = if local.is_empty() {
+        None
+    } else {
+        Some(Helm::locate()?)
+    };
+    let helm_identity = helm.as_ref().map(Helm::identity).unwrap_or_default();
+
+    // Inputs and cache keys.
+    let crd_files = if options.validate {
+        crds::files(&options.crds)?
+    } else {
+        Vec::new()
+    };
+    let crd_fingerprint =
+        (options.validate && !options.crds_from_cluster).then(|| crds::fingerprint(&crd_files));
+    let validate_key = |seed: &str| {
+        crd_fingerprint
+            .as_ref()
+            .map(|fp| KeyBuilder::new().text("seed", seed).text("crds", fp).finish())
+    };
+    let mut jobs = Vec::new();
+    for chart in &local {
+        let layers = values::layers(chart, &env.name, &options.values, &options.set)?;
+        let mut key = KeyBuilder::new();
+        key.tree("chart", &chart.dir);
+        for file in &layers.files {
+            key.text("values-path", &file.display().to_string())
+                .file("values", file);
+        }
+        for item in &layers.set {
+            key.text("set", item);
+        }
+        key.file("environment", &env.source)
+            .text("namespace", &env.namespace)
+            .text("release", &chart.name)
+            .text("helm", &helm_identity);
+        let render_key = key.finish();
+        let objects: Option<Vec<Object>> = cache.get("render", &render_key);
+        let validate_key = validate_key(&render_key);
+        let findings = match (&objects, &validate_key) {
+            (Some(_), Some(key)) => cache.get("validate", key),
+            _ => None,
+        };
+        jobs.push(Job {
+            chart,
+            layers,
+            render_key,
+            validate_key,
+            objects,
+            findings,
+            duration: Duration::ZERO,
+        });
+    }
+    let applications = if with_applications {
+        gitops::render_all(repo.root(), &env.source)?
+    } else {
+        Vec::new()
+    };
+    let app_objects: Vec<Object> = applications.iter().flat_map(|a| a.objects.clone()).collect();
+    let app_text: String = applications.iter().map(|a| a.text.as_str()).collect();
+    let app_validate_key = validate_key(&format!("applications\0{app_text}"));
+    let mut app_findings: Option<Vec<Finding>> = match &app_validate_key {
+        Some(key) if !app_objects.is_empty() => cache.get("validate", key),
+        _ if app_objects.is_empty() => Some(Vec::new()),
+        _ => None,
+    };
+
+    // CRDs load in the background while helm runs, and only when some validation is not cached.
+    let need_store =
+        options.validate && (jobs.iter().any(|j| j.findings.is_none()) || app_findings.is_none());
+    let store_task = need_store.then(|| {
+        let shared = shared.clone();
+        let options = options.clone();
+        let files = crd_files.clone();
+        tokio::spawn(async move { shared.crd_store(files, &options).await })
+    });
+
+    // Render what the cache does not have.
+    if let Some(helm) = &helm {
+        let namespace = env.namespace.as_str();
+        let misses: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].objects.is_none()).collect();
+        let renders = futures::stream::iter(misses.into_iter().map(|index| {
+            let job = &jobs[index];
+            async move {
+                let _slot = shared
+                    .slots
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                let start = Instant::now();
+                let result = helm
+                    .template(&job.chart.name, &job.chart.dir, namespace, &job.layers)
+                    .await;
+                let result = result.map_err(RenderError::from).and_then(|text| {
+                    manifests::split(&text, &job.chart.name).map_err(|source| RenderError::Manifest {
+                        chart: job.chart.name.clone(),
+                        source,
+                    })
+                });
+                (index, result, start.elapsed())
+            }
+        }))
+        .buffer_unordered(usize::MAX)
+        .collect::<Vec<_>>()
+        .await;
+        tracing::debug!("rendered {} charts in {:?}", renders.len(), started.elapsed());
+        let mut renders = renders;
+        renders.sort_by_key(|(index, _, _)| *index);
+        for (index, result, duration) in renders {
+            let objects = result?;
+            cache.put("render", &jobs[index].render_key, &objects);
+            jobs[index].objects = Some(objects);
+            jobs[index].duration = duration;
+        }
+    }
+
+    // Validate what the cache does not have.
+    if let Some(task) = store_task {
+        let store = task.await.expect("CRD loading panicked")?;
+        // CRDs the charts themselves render count too, for this environment only.
+        let mut rendered_crds = CrdStore::default();
+        for object in jobs
+            .iter()
+            .flat_map(|j| j.objects.iter().flatten())
+            .chain(&app_objects)
+        {
+            rendered_crds.add(&object.value, &object.source);
+        }
+        let stores = [Arc::new(rendered_crds), store];
+        let pending: Vec<(usize, Vec<Object>)> = jobs
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| j.findings.is_none())
+            .map(|(i, j)| (i, j.objects.clone().unwrap_or_default()))
+            .chain(app_findings.is_none().then(|| (usize::MAX, app_objects.clone())))
+            .collect();
+        let names: Vec<String> = pending
+            .iter()
+            .map(|(i, _)| {
+                jobs.get(*i)
+                    .map_or(APPLICATIONS.to_string(), |j| j.chart.name.clone())
+            })
+            .collect();
+        let threads = options.jobs.max(1);
+        let start = Instant::now();
+        let results = tokio::task::spawn_blocking(move || {
+            super::validate::validate_groups(&stores, &pending, &names, threads)
+        })
+        .await
+        .expect("validation panicked");
+        tracing::debug!("validated {} groups in {:?}", results.len(), start.elapsed());
+        for (index, found) in results {
+            if index == usize::MAX {
+                if let Some(key) = &app_validate_key {
+                    cache.put("validate", key, &found);
+                }
+                app_findings = Some(found);
+            } else {
+                if let Some(key) = &jobs[index].validate_key {
+                    cache.put("validate", key, &found);
+                }
+                jobs[index].findings = Some(found);
+            }
+        }
+    }
+
+    // Policy over everything, then skip what was asked.
+    let mut groups: Vec<(String, Vec<Object>)> = jobs
+        .iter()
+        .map(|j| (j.chart.name.clone(), j.objects.clone().unwrap_or_default()))
+        .collect();
+    if with_applications {
+        groups.push((APPLICATIONS.to_string(), app_objects.clone()));
+    }
+    let located: Vec<Located<'_>> = groups
+        .iter()
+        .flat_map(|(chart, objects)| objects.iter().map(move |object| Located { chart, object }))
+        .collect();
+    let mut found: Vec<Finding> = jobs
+        .iter()
+        .flat_map(|j| j.findings.clone().unwrap_or_default())
+        .collect();
+    found.extend(app_findings.unwrap_or_default());
+    let other_envs: Vec<String> = environment_names(repo)
+        .into_iter()
+        .filter(|name| name != &env.name)
+        .collect();
+    found.extend(policy::check(&env, &other_envs, &located));
+    found.retain(|f| !options.policy_skip.contains(&f.rule));
+    let order: BTreeMap<&str, usize> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| (name.as_str(), i))
+        .collect();
+    found.sort_by(|a, b| {
+        let rank = |f: &Finding| order.get(f.chart.as_str()).copied().unwrap_or(usize::MAX);
+        (rank(a), &a.file, &a.object, &a.rule, &a.message).cmp(&(
+            rank(b),
+            &b.file,
+            &b.object,
+            &b.rule,
+            &b.message,
+        ))
+    });
+    found.dedup();
+
+    // Output.
+    let mut tree = output::Tree::new();
+    for (name, objects) in &groups {
+        if name == APPLICATIONS {
+            for application in &applications {
+                tree.insert(
+                    format!("{APPLICATIONS}/{}.yml", application.component),
+                    application.text.clone(),
+                );
+            }
+        } else {
+            output::add_objects(&mut tree, name, objects);
+        }
+    }
+    let scope: BTreeSet<String> = groups.iter().map(|(name, _)| name.clone()).collect();
+    let partial = !options.charts.is_empty();
+    let in_scope = |path: &String| scope.contains(path.split('/').next().unwrap_or_default());
+    let diff = match &options.diff {
+        Some(dir) => {
+            let root = dir.join(&env.name);
+            let mut old = output::read(&root).map_err(|source| RenderError::Diff {
+                path: root.clone(),
+                source,
+            })?;
+            if partial {
+                old.retain(|path, _| in_scope(path));
+            }
+            Some(diff::compare(&env.name, &old, &tree))
+        }
+        None => None,
+    };
+    // What `--out` will write: with a chart subset, the other charts' earlier files stay.
+    let mut full_tree = tree.clone();
+    if let Some(out) = &options.out
+        && partial
+        && let Ok(old) = output::read(&out.join(&env.name))
+    {
+        full_tree.extend(old.into_iter().filter(|(path, _)| !in_scope(path)));
+    }
+
+    let mut charts_report: Vec<ChartReport> = selected
+        .iter()
+        .map(|chart| {
+            let job = jobs.iter().find(|j| j.chart.name == chart.name);
+            let cached = job.is_some_and(|j| j.duration.is_zero());
+            ChartReport {
+                name: chart.name.clone(),
+                status: match job {
+                    None => ChartStatus::External,
+                    Some(_) if cached => ChartStatus::Cached,
+                    Some(_) => ChartStatus::Rendered,
+                },
+                cached,
+                duration_ms: job.map(|j| j.duration.as_millis() as u64).unwrap_or_default(),
+                objects: job
+                    .and_then(|j| j.objects.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .map(Object::id)
+                    .collect(),
+                upstream: chart.missing_dependencies.clone(),
+            }
+        })
+        .collect();
+    charts_report.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut report = Report {
+        env: env.name.clone(),
+        namespace: env.namespace.clone(),
+        helm_bin: helm.as_ref().map(|h| h.bin.display().to_string()),
+        helm_env: options.helm_env.clone(),
+        skipped_rules: options.policy_skip.clone(),
+        validated: options.validate,
+        charts: charts_report,
+        applications: applications
+            .iter()
+            .map(|a| ApplicationReport {
+                component: a.component.clone(),
+                file: a.file.clone(),
+                objects: a.objects.iter().map(Object::id).collect(),
+            })
+            .collect(),
+        findings: found,
+        totals: Default::default(),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    report.count();
+    Ok(Rendered {
+        report,
+        groups,
+        tree,
+        full_tree,
+        diff,
+        written: None,
+    })
+}
+
+/// The charts `--chart` selects (all when empty), and whether the Application templates are included.
+fn select<'a>(
+    all: &'a [Chart],
+    wanted: &[String],
+    repo: &Repo,
+) -> Result<(Vec<&'a Chart>, bool), RenderError> {
+    if wanted.is_empty() {
+        return Ok((all.iter().collect(), true));
+    }
+    for name in wanted {
+        if name != APPLICATIONS && !all.iter().any(|c| &c.name == name) {
+            let mut known: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+            known.push(APPLICATIONS);
+            return Err(RenderError::UnknownChart {
+                name: name.clone(),
+                dir: repo.charts_dir(),
+                known: known.join(", "),
+            });
+        }
+    }
+    let selected = all.iter().filter(|c| wanted.contains(&c.name)).collect();
+    Ok((selected, wanted.iter().any(|w| w == APPLICATIONS)))
+}
+
+/// The CRD directories from `DULI_CRDS` (a path list), for callers building [`RenderOptions`].
+pub fn crds_from_env() -> Vec<PathBuf> {
+    std::env::var_os("DULI_CRDS")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The names of the repository's environments (file stems in `gitops/environments`).
+fn environment_names(repo: &Repo) -> Vec<String> {
+    let dir = repo.root().join(crate::environment::ENVIRONMENTS_DIR);
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            (path.extension()? == "yml").then(|| path.file_stem()?.to_str().map(str::to_string))?
+        })
+        .collect()
+}
