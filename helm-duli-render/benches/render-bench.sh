@@ -28,6 +28,10 @@ else
   bin=$DULI_RENDER_BIN
 fi
 
+# Other work on the machine skews wall-clock ratios (a parallel run suffers more than a sequential one):
+# when allowed (root), run everything measured here, baseline and ours alike, at a higher priority.
+renice -n -10 $$ >/dev/null 2>&1 || true
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export HELM_BIN=$helm

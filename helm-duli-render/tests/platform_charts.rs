@@ -1602,6 +1602,19 @@ fn wave(doc: &Value) -> i64 {
         .expect("sync-wave is an integer string")
 }
 
+/// Labels every Application and AppProject carries (the charts' objects carry the same set).
+const STANDARD_APPLICATION_LABELS: [&str; 9] = [
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/managed-by",
+    "environment",
+    "team",
+    "tier",
+];
+
 #[test]
 fn argocd_applications_and_projects() {
     let staging = applications("staging");
@@ -1618,6 +1631,11 @@ fn argocd_applications_and_projects() {
                 assert!(errors.is_empty(), "{component} ({env}): {errors:?}");
                 assert_eq!(doc["metadata"]["namespace"], facts["gitops"]["argocd_namespace"]);
                 assert_eq!(doc["metadata"]["labels"]["app.kubernetes.io/part-of"], "duli");
+                // The standard labels the platform description asks of every object, Applications included.
+                for key in STANDARD_APPLICATION_LABELS {
+                    let value = &doc["metadata"]["labels"][key];
+                    assert!(value.as_str().is_some_and(|v| !v.is_empty()), "{component} ({env}): label {key} missing");
+                }
             }
             if component == "project" {
                 continue;
@@ -1631,7 +1649,8 @@ fn argocd_applications_and_projects() {
             if shared {
                 assert_eq!(app["metadata"]["name"], component.as_str());
                 assert_eq!(app["spec"]["project"], "platform");
-                assert!(labels["environment"].is_null());
+                // Shared objects carry `environment: shared`, like the shared charts' objects.
+                assert_eq!(labels["environment"], "shared");
             } else {
                 assert_eq!(labels["duli.one/scope"], "environment");
                 assert_eq!(app["metadata"]["name"], format!("{env}-{component}"));
