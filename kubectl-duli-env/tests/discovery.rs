@@ -8,9 +8,9 @@ use std::process::{Command, Output};
 /// The kubectl builds every discovery test runs against.
 fn kubectls() -> Vec<PathBuf> {
     let dispatcher = which_kubectl_132();
-    let kubectl_135 = std::env::var_os("DULI_KUBECTL135_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        dirs_home().join(".cache/duli/tools/kubectl-1.35.2/kubectl")
-    });
+    let kubectl_135 = std::env::var_os("DULI_KUBECTL135_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs_home().join(".cache/duli/tools/kubectl-1.35.2/kubectl"));
     assert!(
         kubectl_135.is_file(),
         "kubectl 1.35 not found at {}: run `bash .ci/install-tools` first",
@@ -25,7 +25,10 @@ fn dirs_home() -> PathBuf {
 
 fn which_kubectl_132() -> PathBuf {
     let path = Path::new("/usr/bin/kubectl");
-    assert!(path.exists(), "the machine's kubectl 1.32 is expected at /usr/bin/kubectl");
+    assert!(
+        path.exists(),
+        "the machine's kubectl 1.32 is expected at /usr/bin/kubectl"
+    );
     path.to_path_buf()
 }
 
@@ -34,9 +37,18 @@ fn plugin_dir() -> tempfile::TempDir {
     let own = PathBuf::from(env!("CARGO_BIN_EXE_kubectl-duli-env"));
     let target = own.parent().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for name in ["kubectl-duli", "kubectl-duli-env", "kubectl-duli-db", "kubectl-duli-secrets"] {
+    for name in [
+        "kubectl-duli",
+        "kubectl-duli-env",
+        "kubectl-duli-db",
+        "kubectl-duli-secrets",
+    ] {
         let binary = target.join(name);
-        assert!(binary.is_file(), "{} is missing: run `cargo build --workspace` first", binary.display());
+        assert!(
+            binary.is_file(),
+            "{} is missing: run `cargo build --workspace` first",
+            binary.display()
+        );
         std::os::unix::fs::symlink(&binary, dir.path().join(name)).unwrap();
     }
     dir
@@ -63,11 +75,28 @@ fn plugin_list_shows_our_plugins_without_warnings() {
     for kubectl in kubectls() {
         let out = run_kubectl(&kubectl, plugins.path(), &["plugin", "list", "--name-only"]);
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-        assert!(out.status.success(), "{}: plugin list failed: {stderr}", kubectl.display());
-        for name in ["kubectl-duli", "kubectl-duli-env", "kubectl-duli-db", "kubectl-duli-secrets"] {
-            assert!(stdout.lines().any(|line| line.trim() == name), "{}: {name} not listed:\n{stdout}", kubectl.display());
+        assert!(
+            out.status.success(),
+            "{}: plugin list failed: {stderr}",
+            kubectl.display()
+        );
+        for name in [
+            "kubectl-duli",
+            "kubectl-duli-env",
+            "kubectl-duli-db",
+            "kubectl-duli-secrets",
+        ] {
+            assert!(
+                stdout.lines().any(|line| line.trim() == name),
+                "{}: {name} not listed:\n{stdout}",
+                kubectl.display()
+            );
         }
-        assert!(!stderr.contains("warning"), "{}: warnings: {stderr}", kubectl.display());
+        assert!(
+            !stderr.contains("warning"),
+            "{}: warnings: {stderr}",
+            kubectl.display()
+        );
     }
 }
 
@@ -78,8 +107,17 @@ fn each_slice_help_runs_our_binary() {
         for slice in ["env", "db", "secrets"] {
             let out = run_kubectl(&kubectl, plugins.path(), &["duli", slice, "--help"]);
             let stdout = text(&out.stdout);
-            assert!(out.status.success(), "{}: duli {slice} --help: {}", kubectl.display(), text(&out.stderr));
-            assert!(stdout.contains(&format!("Usage: kubectl duli {slice}")), "{}: {stdout}", kubectl.display());
+            assert!(
+                out.status.success(),
+                "{}: duli {slice} --help: {}",
+                kubectl.display(),
+                text(&out.stderr)
+            );
+            assert!(
+                stdout.contains(&format!("Usage: kubectl duli {slice}")),
+                "{}: {stdout}",
+                kubectl.display()
+            );
         }
     }
 }
@@ -90,9 +128,23 @@ fn bare_duli_prints_the_slices() {
     for kubectl in kubectls() {
         let out = run_kubectl(&kubectl, plugins.path(), &["duli"]);
         let stdout = text(&out.stdout);
-        assert!(out.status.success(), "{}: {}", kubectl.display(), text(&out.stderr));
-        for slice in ["kubectl duli env", "kubectl duli db", "kubectl duli secrets", "helm duli-render"] {
-            assert!(stdout.contains(slice), "{}: {slice} missing:\n{stdout}", kubectl.display());
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            kubectl.display(),
+            text(&out.stderr)
+        );
+        for slice in [
+            "kubectl duli env",
+            "kubectl duli db",
+            "kubectl duli secrets",
+            "helm duli-render",
+        ] {
+            assert!(
+                stdout.contains(slice),
+                "{}: {slice} missing:\n{stdout}",
+                kubectl.display()
+            );
         }
         let out = run_kubectl(&kubectl, plugins.path(), &["duli", "nonsense"]);
         assert_eq!(out.status.code(), Some(2), "unknown slice must exit 2");
@@ -108,9 +160,27 @@ fn kubectl_passes_flags_after_the_plugin_name_through() {
         let out = run_kubectl(
             &kubectl,
             plugins.path(),
-            &["duli", "env", "completion", "bash", "--context", "c", "--kubeconfig", "/nonexistent", "-v"],
+            &[
+                "duli",
+                "env",
+                "completion",
+                "bash",
+                "--context",
+                "c",
+                "--kubeconfig",
+                "/nonexistent",
+                "-v",
+            ],
         );
-        assert!(out.status.success(), "{}: {}", kubectl.display(), text(&out.stderr));
-        assert!(text(&out.stdout).contains("complete"), "no bash completion script");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            kubectl.display(),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains("complete"),
+            "no bash completion script"
+        );
     }
 }

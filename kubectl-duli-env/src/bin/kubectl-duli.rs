@@ -6,17 +6,35 @@ use std::process::ExitCode;
 /// The slices: (name, one-line purpose).
 const SLICES: [(&str, &str); 4] = [
     ("env", "bring an environment up, plan it, show it, take it down"),
-    ("db", "status, connect and credentials for PostgreSQL, Redis and RabbitMQ"),
-    ("secrets", "seal Secrets kubeseal-compatibly; init, verify, rotate, audit"),
-    ("render", "render and validate a whole environment (run as `helm duli-render ENV`)"),
+    (
+        "db",
+        "status, connect and credentials for PostgreSQL, Redis and RabbitMQ",
+    ),
+    (
+        "secrets",
+        "seal Secrets kubeseal-compatibly; init, verify, rotate, audit",
+    ),
+    (
+        "render",
+        "render and validate a whole environment (run as `helm duli-render ENV`)",
+    ),
 ];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let asked_for_help = args.is_empty() || args.iter().any(|arg| arg == "-h" || arg == "--help" || arg == "help");
-    let mut text = String::from("duli: kubectl and helm plugins for the duli platform (environments staging and prod)\n\nSlices:\n");
+    let asked_for_help = args.is_empty()
+        || args
+            .iter()
+            .any(|arg| arg == "-h" || arg == "--help" || arg == "help");
+    let mut text = String::from(
+        "duli: kubectl and helm plugins for the duli platform (environments staging and prod)\n\nSlices:\n",
+    );
     for (name, purpose) in SLICES {
-        let command = if name == "render" { "helm duli-render".to_string() } else { format!("kubectl duli {name}") };
+        let command = if name == "render" {
+            "helm duli-render".to_string()
+        } else {
+            format!("kubectl duli {name}")
+        };
         text.push_str(&format!("  {command:<22} {purpose}\n"));
     }
     text.push_str("\nRun `kubectl duli SLICE --help` for a slice's commands.\n");

@@ -13,7 +13,8 @@
 //!   the platform charts — computed from the repository alone.
 //! - [`api`]: calls that name verb, resource and namespace in errors, with retries on 429/5xx.
 //! - [`apply`]: the server-side-apply engine (discovery, conflicts, created/changed/unchanged, concurrency).
-//! - [`preflight`], [`platform`], [`namespaces`], [`secrets`], [`wait`]: the phases; [`up`] runs them.
+//! - [`preflight`], [`platform`] (with [`helm`]), [`namespaces`], [`secrets`], [`wait`]: the phases;
+//!   [`up`] runs them.
 //! - [`plan`], [`status`], [`down`], [`list`]: the other subcommands.
 //! - [`components`]: which live objects belong to which component, and their readiness.
 //! - [`summary`], [`log`]: what the user sees at the end, progress while it runs, and the log file.
@@ -24,6 +25,7 @@ pub mod args;
 pub mod components;
 pub mod desired;
 pub mod down;
+pub mod helm;
 pub mod list;
 pub mod log;
 pub mod namespaces;

@@ -12,7 +12,6 @@
 //! tests install small fixture charts through real helm that way.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -21,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::apply::{Applier, Counts, Outcome};
-use crate::cluster::ClusterTarget;
+pub use super::helm::{Helm, Release};
 
 /// The platform catalog, relative to the repository root.
 pub const CATALOG_FILE: &str = "gitops/platform.yml";
@@ -239,111 +238,6 @@ pub struct ChartPlan {
     pub reason: String,
 }
 
-/// A release as `helm list -o json` reports it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Release {
-    /// Release name.
-    pub name: String,
-    /// Namespace.
-    pub namespace: String,
-    /// `chartname-version`.
-    pub chart: String,
-    /// deployed, failed, pending-install, …
-    pub status: String,
-}
-
-/// Runs helm against the user's cluster selection.
-#[derive(Debug, Clone)]
-pub struct Helm {
-    bin: PathBuf,
-    target: ClusterTarget,
-    context: String,
-}
-
-impl Helm {
-    /// Locate helm (`HELM_BIN`, else PATH) for the cluster `target` resolved to `context`.
-    pub fn locate(target: &ClusterTarget, context: &str) -> Result<Self, PlatformError> {
-        Ok(Helm {
-            bin: crate::tools::helm()?,
-            target: target.clone(),
-            context: context.to_string(),
-        })
-    }
-
-    /// The helm binary.
-    pub fn bin(&self) -> &Path {
-        &self.bin
-    }
-
-    /// Run helm with `args` (plus the cluster flags); stdout on success.
-    pub async fn run(&self, args: &[String]) -> Result<String, PlatformError> {
-        let mut all: Vec<String> = args.to_vec();
-        all.extend(["--kube-context".to_string(), self.context.clone()]);
-        if let Some(kubeconfig) = &self.target.kubeconfig {
-            all.extend(["--kubeconfig".to_string(), kubeconfig.display().to_string()]);
-        }
-        let command = format!("helm {}", args.join(" "));
-        tracing::debug!("running {command}");
-        let mut child = tokio::process::Command::new(&self.bin);
-        child
-            .args(&all)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let output = child.output().await.map_err(|err| PlatformError::Helm {
-            command: command.clone(),
-            message: format!("cannot start {}: {err}", self.bin.display()),
-        })?;
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        if !stderr.is_empty() {
-            tracing::debug!("{command}: stderr: {stderr}");
-        }
-        if !output.status.success() {
-            let message = stderr.strip_prefix("Error: ").unwrap_or(&stderr).to_string();
-            return Err(PlatformError::Helm { command, message });
-        }
-        tracing::trace!("{command}: stdout: {stdout}");
-        Ok(stdout)
-    }
-
-    /// Every release in every namespace, whatever its status.
-    pub async fn releases(&self) -> Result<Vec<Release>, PlatformError> {
-        let args: Vec<String> = [
-            "list",
-            "-A",
-            "--deployed",
-            "--failed",
-            "--pending",
-            "-o",
-            "json",
-            "--max",
-            "0",
-        ]
-        .map(String::from)
-        .to_vec();
-        let text = self.run(&args).await?;
-        serde_json::from_str(text.trim()).map_err(|err| PlatformError::Helm {
-            command: "helm list -A -o json".into(),
-            message: format!(
-                "unexpected output ({err}): {}",
-                text.chars().take(200).collect::<String>()
-            ),
-        })
-    }
-
-    /// The user-supplied values of a release (`{}` when none).
-    pub async fn values(&self, name: &str, namespace: &str) -> Result<Value, PlatformError> {
-        let args: Vec<String> = ["get", "values", name, "-n", namespace, "-o", "json"]
-            .map(String::from)
-            .to_vec();
-        let text = self.run(&args).await?;
-        let value: Value = serde_json::from_str(text.trim()).unwrap_or(Value::Null);
-        Ok(if value.is_null() { json!({}) } else { value })
-    }
-}
-
 /// Decide what to do with each chart.
 pub async fn plan(helm: &Helm, charts: &[PlatformChart]) -> Result<Vec<ChartPlan>, PlatformError> {
     let releases = helm.releases().await?;
@@ -420,22 +314,6 @@ async fn converge_chart(
         }
         ChartAction::Install | ChartAction::Upgrade => {}
     }
-    let values = tempfile::Builder::new()
-        .prefix("duli-values-")
-        .suffix(".json")
-        .tempfile()
-        .map_err(|err| PlatformError::Helm {
-            command: format!("helm upgrade --install {name}"),
-            message: format!("cannot write a values file: {err}"),
-        })?;
-    std::fs::write(
-        values.path(),
-        serde_json::to_vec_pretty(&chart.values_or_empty()).unwrap_or_default(),
-    )
-    .map_err(|err| PlatformError::Helm {
-        command: format!("helm upgrade --install {name}"),
-        message: format!("cannot write a values file: {err}"),
-    })?;
     let mut args: Vec<String> = vec!["upgrade".into(), "--install".into(), name.clone()];
     if chart.is_local() {
         args.push(chart.local_dir().display().to_string());
@@ -455,14 +333,16 @@ async fn converge_chart(
         "--namespace".into(),
         namespace,
         "--create-namespace".into(),
+        // Values go in on stdin: no temporary file for a killed run to leave behind.
         "--values".into(),
-        values.path().display().to_string(),
+        "-".into(),
         // `--wait` alone means "wait for resources" in helm 3 and 4 alike (helm 4: the watcher strategy).
         "--wait".into(),
         "--timeout".into(),
         format!("{}s", timeout.as_secs().max(1)),
     ]);
-    helm.run(&args).await?;
+    let values = serde_json::to_vec(&chart.values_or_empty()).unwrap_or_default();
+    helm.run_with_input(&args, Some(values)).await?;
     Ok(if plan.action == ChartAction::Install {
         Outcome::Created
     } else {

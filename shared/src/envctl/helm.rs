@@ -1,0 +1,138 @@
+//! Running helm for the platform phase and `down --include-platform`: the user's cluster selection passed
+//! on (`--kube-context`, `--kubeconfig`), stderr kept for the log file and for errors, values fed on stdin
+//! so that a killed run leaves no temporary file behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::platform::PlatformError;
+use crate::cluster::ClusterTarget;
+
+/// A release as `helm list -o json` reports it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Release {
+    /// Release name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// `chartname-version`.
+    pub chart: String,
+    /// deployed, failed, pending-install, …
+    pub status: String,
+}
+
+/// Runs helm against the user's cluster selection.
+#[derive(Debug, Clone)]
+pub struct Helm {
+    bin: PathBuf,
+    target: ClusterTarget,
+    context: String,
+}
+
+impl Helm {
+    /// Locate helm (`HELM_BIN`, else PATH) for the cluster `target` resolved to `context`.
+    pub fn locate(target: &ClusterTarget, context: &str) -> Result<Self, PlatformError> {
+        Ok(Helm {
+            bin: crate::tools::helm()?,
+            target: target.clone(),
+            context: context.to_string(),
+        })
+    }
+
+    /// The helm binary.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Run helm with `args` (plus the cluster flags); stdout on success.
+    pub async fn run(&self, args: &[String]) -> Result<String, PlatformError> {
+        self.run_with_input(args, None).await
+    }
+
+    /// [`Helm::run`], writing `input` to helm's stdin.
+    pub async fn run_with_input(
+        &self,
+        args: &[String],
+        input: Option<Vec<u8>>,
+    ) -> Result<String, PlatformError> {
+        let mut all: Vec<String> = args.to_vec();
+        all.extend(["--kube-context".to_string(), self.context.clone()]);
+        if let Some(kubeconfig) = &self.target.kubeconfig {
+            all.extend(["--kubeconfig".to_string(), kubeconfig.display().to_string()]);
+        }
+        let command = format!("helm {}", args.join(" "));
+        tracing::debug!("running {command}");
+        let mut child = tokio::process::Command::new(&self.bin);
+        child
+            .args(&all)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let failed = |err: std::io::Error| PlatformError::Helm {
+            command: command.clone(),
+            message: format!("cannot run {}: {err}", self.bin.display()),
+        };
+        let mut process = child.spawn().map_err(failed)?;
+        if let (Some(input), Some(mut stdin)) = (input, process.stdin.take()) {
+            use tokio::io::AsyncWriteExt;
+            stdin.write_all(&input).await.map_err(failed)?;
+            // Closing stdin is helm's end of the values document.
+            drop(stdin);
+        }
+        let output = process.wait_with_output().await.map_err(failed)?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        if !stderr.is_empty() {
+            tracing::debug!("{command}: stderr: {stderr}");
+        }
+        if !output.status.success() {
+            let message = stderr.strip_prefix("Error: ").unwrap_or(&stderr).to_string();
+            return Err(PlatformError::Helm { command, message });
+        }
+        tracing::trace!("{command}: stdout: {stdout}");
+        Ok(stdout)
+    }
+
+    /// Every release in every namespace, whatever its status.
+    pub async fn releases(&self) -> Result<Vec<Release>, PlatformError> {
+        let args: Vec<String> = [
+            "list",
+            "-A",
+            "--deployed",
+            "--failed",
+            "--pending",
+            "-o",
+            "json",
+            "--max",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec();
+        let text = self.run(&args).await?;
+        serde_json::from_str(text.trim()).map_err(|err| PlatformError::Helm {
+            command: "helm list -A -o json".into(),
+            message: format!(
+                "unexpected output ({err}): {}",
+                text.chars().take(200).collect::<String>()
+            ),
+        })
+    }
+
+    /// The user-supplied values of a release (`{}` when none).
+    pub async fn values(&self, name: &str, namespace: &str) -> Result<Value, PlatformError> {
+        let args: Vec<String> = ["get", "values", name, "-n", namespace, "-o", "json"]
+            .map(String::from)
+            .to_vec();
+        let text = self.run(&args).await?;
+        let value: Value = serde_json::from_str(text.trim()).unwrap_or(Value::Null);
+        Ok(if value.is_null() { json!({}) } else { value })
+    }
+}
