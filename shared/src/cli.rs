@@ -25,7 +25,10 @@ pub struct ClusterArgs {
 impl ClusterArgs {
     /// The cluster these flags select.
     pub fn target(&self) -> ClusterTarget {
-        ClusterTarget { kubeconfig: self.kubeconfig.clone(), context: self.context.clone() }
+        ClusterTarget {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
     }
 }
 

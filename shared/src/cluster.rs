@@ -69,7 +69,10 @@ pub struct Cluster {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("context", &self.context).field("server", &self.server).finish()
+        f.debug_struct("Cluster")
+            .field("context", &self.context)
+            .field("server", &self.server)
+            .finish()
     }
 }
 
@@ -88,7 +91,7 @@ impl ClusterTarget {
         };
         let kubeconfig = loaded.map_err(|err| ClusterError::Kubeconfig {
             source_desc: self.source_desc(),
-            message: format!("{err:#}").replace('\n', " "),
+            message: first_line(&format!("{err:#}")),
         })?;
         if kubeconfig.contexts.is_empty() {
             return Err(ClusterError::Kubeconfig {
@@ -109,11 +112,23 @@ impl ClusterTarget {
         let context = match (&self.context, &kubeconfig.current_context) {
             (Some(context), _) => context.clone(),
             (None, Some(current)) if !current.is_empty() => current.clone(),
-            _ => return Err(ClusterError::NoContext { source_desc: self.source_desc() }),
+            _ => {
+                return Err(ClusterError::NoContext {
+                    source_desc: self.source_desc(),
+                });
+            }
         };
         if !kubeconfig.contexts.iter().any(|named| named.name == context) {
-            let known: Vec<_> = kubeconfig.contexts.iter().map(|named| named.name.as_str()).collect();
-            return Err(ClusterError::UnknownContext { context, source_desc: self.source_desc(), known: known.join(", ") });
+            let known: Vec<_> = kubeconfig
+                .contexts
+                .iter()
+                .map(|named| named.name.as_str())
+                .collect();
+            return Err(ClusterError::UnknownContext {
+                context,
+                source_desc: self.source_desc(),
+                known: known.join(", "),
+            });
         }
         Ok(context)
     }
@@ -122,19 +137,92 @@ impl ClusterTarget {
     pub async fn connect(&self, timeout: Option<Duration>) -> Result<Cluster, ClusterError> {
         let kubeconfig = self.read_kubeconfig()?;
         let context = self.resolve_context(&kubeconfig)?;
-        let options = KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
+        let options = KubeConfigOptions {
+            context: Some(context.clone()),
+            ..Default::default()
+        };
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
-            .map_err(|err| ClusterError::Client { context: context.clone(), message: format!("{err:#}") })?;
+            .map_err(|err| ClusterError::Client {
+                context: context.clone(),
+                message: first_line(&format!("{err:#}")),
+            })?;
         if let Some(timeout) = timeout {
             config.connect_timeout = Some(timeout);
             config.read_timeout = Some(timeout);
         }
         let server = config.cluster_url.to_string();
         let default_namespace = config.default_namespace.clone();
-        let client = kube::Client::try_from(config)
-            .map_err(|err| ClusterError::Client { context: context.clone(), message: format!("{err:#}") })?;
-        Ok(Cluster { client, context, default_namespace, server })
+        let client = kube::Client::try_from(config).map_err(|err| ClusterError::Client {
+            context: context.clone(),
+            message: first_line(&format!("{err:#}")),
+        })?;
+        Ok(Cluster {
+            client,
+            context,
+            default_namespace,
+            server,
+        })
+    }
+}
+
+/// The first line of a loader message: the YAML parser appends a snippet of the file, which may hold a
+/// token or a password, so only the line with the position and the problem is kept.
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or_default().trim_end().to_string()
+}
+
+/// The innermost cause of an error, which says what happened (`Connection refused (os error 111)`,
+/// `timed out`), first line only.
+pub fn innermost_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    first_line(&cause.to_string())
+}
+
+/// One sentence for a failed API request, ending in what to do: 401, 403, 429 and 5xx answers and
+/// transport failures (refused, timed out, unresolvable host, TLS) get advice; other API answers keep the
+/// server's message and code. Never includes the request's body or headers.
+pub fn describe_api_error(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => {
+            let message = if status.message.is_empty() {
+                status.reason.as_str()
+            } else {
+                status.message.as_str()
+            };
+            match status.code {
+                401 => format!(
+                    "the API server rejected the credentials (401 Unauthorized: {message}); log in again or refresh the kubeconfig user's token or certificate"
+                ),
+                403 => format!(
+                    "forbidden (403: {message}); ask a cluster admin for the permission (check with `kubectl auth can-i`)"
+                ),
+                429 => format!(
+                    "the API server kept throttling the requests (429 TooManyRequests: {message}); try again later"
+                ),
+                code @ 500..=599 => format!(
+                    "the API server failed ({code} {}: {message}); try again, and check the cluster's health if it persists",
+                    status.reason
+                ),
+                code => format!("{message} ({code} {})", status.reason),
+            }
+        }
+        other => {
+            let cause = innermost_cause(other);
+            let timed_out = cause.to_ascii_lowercase().contains("timed out");
+            if timed_out {
+                format!(
+                    "the API server did not answer ({cause}); check that the cluster is up and reachable, or raise the timeout"
+                )
+            } else {
+                format!(
+                    "cannot reach the API server ({cause}); check that the cluster is up and that the kubeconfig's server address is right (kubectl cluster-info)"
+                )
+            }
+        }
     }
 }
 
@@ -168,7 +256,13 @@ current-context: one
     #[tokio::test]
     async fn uses_current_context_and_its_namespace() {
         let (_dir, path) = write(KUBECONFIG);
-        let cluster = ClusterTarget { kubeconfig: Some(path), context: None }.connect(None).await.unwrap();
+        let cluster = ClusterTarget {
+            kubeconfig: Some(path),
+            context: None,
+        }
+        .connect(None)
+        .await
+        .unwrap();
         assert_eq!(cluster.context, "one");
         assert_eq!(cluster.default_namespace, "staging");
     }
@@ -176,7 +270,10 @@ current-context: one
     #[tokio::test]
     async fn unknown_context_lists_known_ones() {
         let (_dir, path) = write(KUBECONFIG);
-        let target = ClusterTarget { kubeconfig: Some(path.clone()), context: Some("three".into()) };
+        let target = ClusterTarget {
+            kubeconfig: Some(path.clone()),
+            context: Some("three".into()),
+        };
         let err = target.connect(None).await.unwrap_err().to_string();
         assert!(err.contains("context `three` not found"), "{err}");
         assert!(err.contains("one, two"), "{err}");
@@ -184,10 +281,47 @@ current-context: one
     }
 
     #[tokio::test]
+    async fn a_malformed_kubeconfig_is_reported_without_its_contents() {
+        let (_dir, path) = write(&KUBECONFIG.replace("user: {}", "user: {token: \"tok-PLAINTEXT-1}"));
+        let err = ClusterTarget {
+            kubeconfig: Some(path.clone()),
+            context: None,
+        }
+        .connect(None)
+        .await
+        .unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains("line "),
+            "{err}"
+        );
+        assert!(!err.contains("tok-PLAINTEXT-1"), "{err}");
+    }
+
+    #[test]
+    fn api_errors_read_as_one_sentence_with_advice() {
+        let status = |code: u16, reason: &str| {
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure("no", reason).with_code(code),
+            ))
+        };
+        assert!(describe_api_error(&status(401, "Unauthorized")).contains("log in again"));
+        assert!(describe_api_error(&status(403, "Forbidden")).contains("kubectl auth can-i"));
+        assert!(describe_api_error(&status(500, "InternalError")).contains("try again"));
+        assert_eq!(describe_api_error(&status(409, "Conflict")), "no (409 Conflict)");
+    }
+
+    #[tokio::test]
     async fn malformed_and_empty_kubeconfig_name_the_file() {
         for text in ["clusters: [oops", ""] {
             let (_dir, path) = write(text);
-            let err = ClusterTarget { kubeconfig: Some(path.clone()), context: None }.connect(None).await.unwrap_err();
+            let err = ClusterTarget {
+                kubeconfig: Some(path.clone()),
+                context: None,
+            }
+            .connect(None)
+            .await
+            .unwrap_err();
             let err = err.to_string();
             assert!(err.contains("cannot load kubeconfig"), "{err}");
             assert!(err.contains(&path.display().to_string()), "{err}");

@@ -20,7 +20,9 @@ pub enum Confirmation {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfirmError {
     /// No terminal to ask on.
-    #[error("refusing to {action} in production environment `{env}` without confirmation: no terminal to ask on; pass --yes to confirm non-interactively")]
+    #[error(
+        "refusing to {action} in production environment `{env}` without confirmation: no terminal to ask on; pass --yes to confirm non-interactively"
+    )]
     NoTerminal {
         /// What was about to happen.
         action: String,
@@ -42,7 +44,13 @@ pub enum ConfirmError {
 
 /// Ask before `action` (e.g. "connect to PostgreSQL") when `env` is production.
 pub fn guard(env: &Environment, action: &str, yes: bool, how: Confirmation) -> Result<(), ConfirmError> {
-    guard_with_terminal(env, action, yes, how, std::io::stdin().is_terminal() && std::io::stderr().is_terminal())
+    guard_with_terminal(
+        env,
+        action,
+        yes,
+        how,
+        std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+    )
 }
 
 fn guard_with_terminal(
@@ -56,9 +64,15 @@ fn guard_with_terminal(
         return Ok(());
     }
     if !terminal {
-        return Err(ConfirmError::NoTerminal { action: action.to_string(), env: env.name.clone() });
+        return Err(ConfirmError::NoTerminal {
+            action: action.to_string(),
+            env: env.name.clone(),
+        });
     }
-    let declined = || ConfirmError::Declined { action: action.to_string(), env: env.name.clone() };
+    let declined = || ConfirmError::Declined {
+        action: action.to_string(),
+        env: env.name.clone(),
+    };
     let confirmed = match how {
         Confirmation::YesNo => dialoguer::Confirm::new()
             .with_prompt(format!("{action} in PRODUCTION environment `{}`?", env.name))
@@ -67,7 +81,10 @@ fn guard_with_terminal(
             .map_err(|err| ConfirmError::Prompt(err.to_string()))?,
         Confirmation::TypeName => {
             let typed: String = dialoguer::Input::new()
-                .with_prompt(format!("{action} in PRODUCTION: type the environment name `{}` to confirm", env.name))
+                .with_prompt(format!(
+                    "{action} in PRODUCTION: type the environment name `{}` to confirm",
+                    env.name
+                ))
                 .allow_empty(true)
                 .interact_text()
                 .map_err(|err| ConfirmError::Prompt(err.to_string()))?;
@@ -92,7 +109,14 @@ mod tests {
 
     #[test]
     fn prod_without_terminal_or_yes_is_refused() {
-        let err = guard_with_terminal(&env(Tier::Production), "take down", false, Confirmation::TypeName, false).unwrap_err();
+        let err = guard_with_terminal(
+            &env(Tier::Production),
+            "take down",
+            false,
+            Confirmation::TypeName,
+            false,
+        )
+        .unwrap_err();
         let message = err.to_string();
         assert!(message.contains("--yes"), "{message}");
         assert!(message.contains("no terminal"), "{message}");

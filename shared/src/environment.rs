@@ -190,7 +190,11 @@ impl Environment {
     pub fn from_yaml(text: &str, path: &Path) -> Result<Self, EnvironmentError> {
         let mut env: Environment = serde_saphyr::from_str(text).map_err(|err| EnvironmentError::Parse {
             path: path.to_path_buf(),
-            message: err.to_string(),
+            // The parser's advice about its own options means nothing to someone editing the file.
+            message: err.to_string().replace(
+                ", set DuplicateKeyPolicy in Options if acceptable",
+                " (give each key once)",
+            ),
         })?;
         env.source = path.to_path_buf();
         env.validate()?;
@@ -213,7 +217,11 @@ impl Environment {
         if !known.iter().any(|known| known == name) {
             return Err(EnvironmentError::Unknown {
                 name: name.to_string(),
-                known: if known.is_empty() { "(none)".to_string() } else { known.join(", ") },
+                known: if known.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    known.join(", ")
+                },
                 dir,
             });
         }
@@ -223,27 +231,58 @@ impl Environment {
     /// Load every environment of a repository, sorted by name.
     pub fn load_all(repo: &Repo) -> Result<Vec<Self>, EnvironmentError> {
         let dir = repo.root().join(ENVIRONMENTS_DIR);
-        known_names(&dir).iter().map(|name| Self::load_file(&dir.join(format!("{name}.yml")))).collect()
+        known_names(&dir)
+            .iter()
+            .map(|name| Self::load_file(&dir.join(format!("{name}.yml"))))
+            .collect()
     }
 
     fn invalid(&self, field: &str, problem: impl Into<String>) -> EnvironmentError {
-        EnvironmentError::Invalid { path: self.source.clone(), field: field.to_string(), problem: problem.into() }
+        EnvironmentError::Invalid {
+            path: self.source.clone(),
+            field: field.to_string(),
+            problem: problem.into(),
+        }
     }
 
     fn validate(&self) -> Result<(), EnvironmentError> {
-        let stem = self.source.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let stem = self
+            .source
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
         if !stem.is_empty() && stem != self.name {
-            return Err(self.invalid("name", format!("is `{}` but the file is named `{stem}.yml`; make them equal", self.name)));
+            return Err(self.invalid(
+                "name",
+                format!(
+                    "is `{}` but the file is named `{stem}.yml`; make them equal",
+                    self.name
+                ),
+            ));
         }
-        for (field, value) in [("name", &self.name), ("namespace", &self.namespace), ("storage_class", &self.storage_class)] {
+        for (field, value) in [
+            ("name", &self.name),
+            ("namespace", &self.namespace),
+            ("storage_class", &self.storage_class),
+        ] {
             if !is_dns_label(value) {
-                return Err(self.invalid(field, format!("`{value}` is not a DNS label (lowercase letters, digits and '-', at most 63)")));
+                return Err(self.invalid(
+                    field,
+                    format!("`{value}` is not a DNS label (lowercase letters, digits and '-', at most 63)"),
+                ));
             }
         }
         if !matches!(self.log_level.as_str(), "debug" | "info" | "warn" | "error") {
-            return Err(self.invalid("log_level", format!("`{}` is not one of debug, info, warn, error", self.log_level)));
+            return Err(self.invalid(
+                "log_level",
+                format!("`{}` is not one of debug, info, warn, error", self.log_level),
+            ));
         }
-        let services = [("postgres", &self.endpoints.postgres), ("redis", &self.endpoints.redis), ("rabbitmq", &self.endpoints.rabbitmq)];
+        let services = [
+            ("postgres", &self.endpoints.postgres),
+            ("redis", &self.endpoints.redis),
+            ("rabbitmq", &self.endpoints.rabbitmq),
+        ];
         for (service, endpoints) in services {
             let addresses = [
                 ("internal", Some(&endpoints.internal)),
@@ -253,23 +292,32 @@ impl Environment {
             ];
             for (kind, address) in addresses {
                 if let Some(address) = address {
-                    parse_host_port(address).map_err(|problem| self.invalid(&format!("endpoints.{service}.{kind}"), problem))?;
+                    parse_host_port(address)
+                        .map_err(|problem| self.invalid(&format!("endpoints.{service}.{kind}"), problem))?;
                 }
             }
-            let internal_host = parse_host_port(&endpoints.internal).map(|(host, _)| host).unwrap_or_default();
+            let internal_host = parse_host_port(&endpoints.internal)
+                .map(|(host, _)| host)
+                .unwrap_or_default();
             if !internal_host.ends_with(&format!(".{}.svc.cluster.local", self.namespace)) {
                 return Err(self.invalid(
                     &format!("endpoints.{service}.internal"),
-                    format!("`{}` is not in namespace `{}` (expected NAME.{}.svc.cluster.local:PORT)", endpoints.internal, self.namespace, self.namespace),
+                    format!(
+                        "`{}` is not in namespace `{}` (expected NAME.{}.svc.cluster.local:PORT)",
+                        endpoints.internal, self.namespace, self.namespace
+                    ),
                 ));
             }
         }
         for (component, size) in &self.sizes {
             for (field, quantity) in [("memory", &size.memory), ("storage", &size.storage)] {
-                if let Some(quantity) = quantity {
-                    if !is_quantity(quantity) {
-                        return Err(self.invalid(&format!("sizes.{component}.{field}"), format!("`{quantity}` is not a Kubernetes quantity like 512Mi or 10Gi")));
-                    }
+                if let Some(quantity) = quantity
+                    && !is_quantity(quantity)
+                {
+                    return Err(self.invalid(
+                        &format!("sizes.{component}.{field}"),
+                        format!("`{quantity}` is not a Kubernetes quantity like 512Mi or 10Gi"),
+                    ));
                 }
             }
         }
@@ -279,11 +327,15 @@ impl Environment {
 
 /// Split `host:port`, checking the port is a number in range.
 pub fn parse_host_port(address: &str) -> Result<(String, u16), String> {
-    let (host, port) = address.rsplit_once(':').ok_or_else(|| format!("`{address}` is not HOST:PORT"))?;
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{address}` is not HOST:PORT"))?;
     if host.is_empty() {
         return Err(format!("`{address}` has no host"));
     }
-    let port: u16 = port.parse().map_err(|_| format!("`{address}` has port `{port}`, which is not a number from 1 to 65535"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{address}` has port `{port}`, which is not a number from 1 to 65535"))?;
     if port == 0 {
         return Err(format!("`{address}` has port 0"));
     }
@@ -309,18 +361,25 @@ fn known_names(dir: &Path) -> Vec<String> {
 pub fn is_dns_label(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 63
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-')
         && !value.ends_with('-')
 }
 
 /// A Kubernetes quantity with a binary or decimal suffix (`512Mi`, `10Gi`, `1G`, `100`).
 fn is_quantity(value: &str) -> bool {
-    let digits_end = value.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(value.len());
+    let digits_end = value
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(value.len());
     let (number, suffix) = value.split_at(digits_end);
     !number.is_empty()
         && number.parse::<f64>().is_ok()
-        && matches!(suffix, "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "k" | "M" | "G" | "T" | "P" | "m")
+        && matches!(
+            suffix,
+            "" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "k" | "M" | "G" | "T" | "P" | "m"
+        )
 }
 
 #[cfg(test)]
@@ -328,7 +387,10 @@ mod tests {
     use super::*;
 
     fn repo_root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf()
     }
 
     #[test]
@@ -338,7 +400,10 @@ mod tests {
         let names: Vec<_> = all.iter().map(|env| env.name.as_str()).collect();
         assert_eq!(names, ["prod", "staging"]);
         let staging = Environment::load(&repo, "staging").unwrap();
-        assert_eq!(staging.endpoints.postgres.internal, "database-rw.staging.svc.cluster.local:5432");
+        assert_eq!(
+            staging.endpoints.postgres.internal,
+            "database-rw.staging.svc.cluster.local:5432"
+        );
         assert_eq!(staging.endpoints.postgres.external, "db-staging.duli.one:5432");
         assert_eq!(staging.endpoints.redis.external, "redis-staging.duli.one:6379");
         assert_eq!(staging.endpoints.rabbitmq.external, "mq-staging.duli.one:5672");
@@ -347,7 +412,10 @@ mod tests {
         assert_eq!(prod.endpoints.postgres.external, "db.duli.one:5433");
         assert_eq!(prod.endpoints.redis.external, "redis.duli.one:6380");
         assert_eq!(prod.endpoints.rabbitmq.external, "mq.duli.one:5673");
-        assert_eq!(prod.endpoints.rabbitmq.internal, "queue.prod.svc.cluster.local:5672");
+        assert_eq!(
+            prod.endpoints.rabbitmq.internal,
+            "queue.prod.svc.cluster.local:5672"
+        );
         assert_eq!(prod.image_tag_policy, ImageTagPolicy::Pinned);
         assert!(prod.is_production());
     }
@@ -367,7 +435,9 @@ mod tests {
     #[test]
     fn wrong_type_names_file_line_and_field() {
         let text = staging_text().replace("replicas: 1,", "replicas: one,");
-        let err = Environment::from_yaml(&text, Path::new("/x/staging.yml")).unwrap_err().to_string();
+        let err = Environment::from_yaml(&text, Path::new("/x/staging.yml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/x/staging.yml"), "{err}");
         assert!(err.contains("line"), "{err}");
     }
@@ -375,30 +445,40 @@ mod tests {
     #[test]
     fn unknown_key_is_rejected_with_its_name() {
         let text = format!("{}replicaz: 3\n", staging_text());
-        let err = Environment::from_yaml(&text, Path::new("staging.yml")).unwrap_err().to_string();
+        let err = Environment::from_yaml(&text, Path::new("staging.yml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("replicaz"), "{err}");
     }
 
     #[test]
     fn endpoint_in_another_namespace_is_rejected() {
         let text = staging_text().replace("database-rw.staging.svc", "database-rw.prod.svc");
-        let err = Environment::from_yaml(&text, Path::new("staging.yml")).unwrap_err().to_string();
+        let err = Environment::from_yaml(&text, Path::new("staging.yml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("endpoints.postgres.internal"), "{err}");
     }
 
     #[test]
     fn bad_port_and_quantity_are_rejected() {
         let text = staging_text().replace("db-staging.duli.one:5432", "db-staging.duli.one:99999");
-        let err = Environment::from_yaml(&text, Path::new("staging.yml")).unwrap_err().to_string();
+        let err = Environment::from_yaml(&text, Path::new("staging.yml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("endpoints.postgres.external"), "{err}");
         let text = staging_text().replace("memory: 512Mi}", "memory: lots}");
-        let err = Environment::from_yaml(&text, Path::new("staging.yml")).unwrap_err().to_string();
+        let err = Environment::from_yaml(&text, Path::new("staging.yml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sizes.backend.memory"), "{err}");
     }
 
     #[test]
     fn file_name_must_match_name() {
-        let err = Environment::from_yaml(&staging_text(), Path::new("qa.yml")).unwrap_err().to_string();
+        let err = Environment::from_yaml(&staging_text(), Path::new("qa.yml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("field `name`"), "{err}");
     }
 }

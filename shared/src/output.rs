@@ -27,7 +27,9 @@ where
     S: Into<comfy_table::Cell>,
 {
     let mut table = Table::new();
-    table.load_style(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
     table.set_header(header);
     table
 }
@@ -83,7 +85,10 @@ mod tests {
             service: &'static str,
             ready: bool,
         }
-        let row = Row { service: "postgres", ready: true };
+        let row = Row {
+            service: "postgres",
+            ready: true,
+        };
         let json = to_document(&row, OutputFormat::Json).unwrap();
         assert!(json.contains("\"service\": \"postgres\""));
         let yaml = to_document(&row, OutputFormat::Yaml).unwrap();

@@ -55,7 +55,9 @@ impl Repo {
         start
             .ancestors()
             .find_map(|dir| Self::at(dir).ok())
-            .ok_or_else(|| RepoError::NotFound { start: start.to_path_buf() })
+            .ok_or_else(|| RepoError::NotFound {
+                start: start.to_path_buf(),
+            })
     }
 
     /// The repository root.
@@ -93,7 +95,9 @@ mod tests {
         let err = Repo::locate(None, tmp.path()).unwrap_err().to_string();
         assert!(err.contains("no duli repository found"), "{err}");
         assert!(err.contains("--repo"), "{err}");
-        let err = Repo::locate(Some(tmp.path()), Path::new("/")).unwrap_err().to_string();
+        let err = Repo::locate(Some(tmp.path()), Path::new("/"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("helm is missing"), "{err}");
     }
 }

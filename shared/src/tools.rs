@@ -17,9 +17,15 @@ pub struct ToolNotFound {
 /// How to install each tool we know about.
 fn install_hint(name: &str) -> &'static str {
     match name {
-        "helm" => "install helm 3.17+ or 4 (`bash .ci/install-tools` in the duli repository fetches both) or set HELM_BIN",
-        "psql" => "install the PostgreSQL client (Debian/Ubuntu: apt-get install postgresql-client; macOS: brew install libpq)",
-        "redis-cli" => "install the Redis client (Debian/Ubuntu: apt-get install redis-tools; macOS: brew install redis)",
+        "helm" => {
+            "install helm 3.17+ or 4 (`bash .ci/install-tools` in the duli repository fetches both) or set HELM_BIN"
+        }
+        "psql" => {
+            "install the PostgreSQL client (Debian/Ubuntu: apt-get install postgresql-client; macOS: brew install libpq)"
+        }
+        "redis-cli" => {
+            "install the Redis client (Debian/Ubuntu: apt-get install redis-tools; macOS: brew install redis)"
+        }
         "kubectl" => "install kubectl (`bash .ci/install-tools` in the duli repository fetches 1.35)",
         _ => "install it and make sure it is on PATH",
     }
