@@ -72,7 +72,8 @@ fn repo(with_secrets: bool) -> tempfile::TempDir {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_finds_rendered_and_live_secrets_without_printing_them() {
     // A missing helm is a failure, not a skip: this test is the only proof that audit renders for real.
-    let helm = helm().expect("no helm: run `bash .ci/install-tools` (or set DULI_HELM4_BIN / put helm on PATH)");
+    let helm =
+        helm().expect("no helm: run `bash .ci/install-tools` (or set DULI_HELM4_BIN / put helm on PATH)");
     let live = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: legacy, namespace: staging}\ndata:\n  SMTP_PASSWORD: live-PLAINTEXT-4Rf\n";
     let standin = StandIn::builder().seed_yaml(live).start().await.unwrap();
     let repo = repo(true);
