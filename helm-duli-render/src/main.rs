@@ -3,6 +3,8 @@
 //! Thin: parse the command line, call [`duli::render::render`], print. Data (the manifest stream or the
 //! diff) goes to stdout; findings and the summary go to stderr. Exit 0 clean, 1 findings or a diff,
 //! 2 error.
+// Doc comments here are clap's help text, where `<ENV>` is a placeholder people read, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,4 +1,6 @@
 //! `kubectl duli secrets`: seal Secrets into SealedSecrets exactly as kubeseal does; init, verify, rotate, audit.
+// Doc comments here are clap's help text, where `<ENV>` is a placeholder people read, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::io::Write;
 use std::path::PathBuf;
