@@ -1,6 +1,8 @@
 //! `kubectl duli db`: status, connect and credentials for the environment's PostgreSQL, Redis and RabbitMQ.
 //!
 //! Thin: parse, build the library's options, call `duli::db`, map the result to the exit code.
+// Doc comments here are clap's help text, where `<ENV>` is a placeholder people read, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 mod args;
 
@@ -67,7 +69,9 @@ async fn run(cli: Cli, env_output: bool) -> anyhow::Result<Outcome> {
                 live: !args.no_live,
                 timeout: args.timeout,
             };
-            status::run(&cluster.client, &environments, &options, cli.common.output).await
+            status::run(&cluster.client, &environments, &options, cli.common.output)
+                .await
+                .map_err(|err| name_the_server(err, &cluster))
         }
         Command::Connect(args) => {
             let env = Environment::load(&cli.common.locate_repo()?, &args.env)?;
@@ -85,7 +89,9 @@ async fn run(cli: Cli, env_output: bool) -> anyhow::Result<Outcome> {
             options.validate()?;
             // No read timeout on this client: it carries the port-forward for an interactive session.
             let cluster = cli.cluster.target().connect(None).await?;
-            Ok(connect::run(&cluster.client, &env, &options).await?)
+            connect::run(&cluster.client, &env, &options)
+                .await
+                .map_err(|err| name_the_server(err.into(), &cluster))
         }
         Command::Creds(args) => {
             let env = Environment::load(&cli.common.locate_repo()?, &args.env)?;
@@ -101,7 +107,8 @@ async fn run(cli: Cli, env_output: bool) -> anyhow::Result<Outcome> {
                 cli.common.yes,
                 args.timeout,
             )
-            .await?;
+            .await
+            .map_err(|err| name_the_server(err.into(), &cluster))?;
             let format = match (env_output, cli.common.output) {
                 (true, _) => CredsFormat::Env,
                 (false, OutputFormat::Table) => CredsFormat::Table,
@@ -112,4 +119,23 @@ async fn run(cli: Cli, env_output: bool) -> anyhow::Result<Outcome> {
             Ok(Outcome::Clean)
         }
     }
+}
+
+/// When the API server itself could not be reached or did not answer, say which one (the kubeconfig's
+/// server address and context are the input to check).
+fn name_the_server(err: anyhow::Error, cluster: &duli::cluster::Cluster) -> anyhow::Error {
+    let unreachable = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<duli::db::DbError>()
+            .is_some_and(duli::db::DbError::is_unreachable)
+    });
+    if !unreachable {
+        return err;
+    }
+    anyhow::anyhow!(
+        "{} [API server {}, context `{}`]",
+        duli::error::message(&err),
+        cluster.server.trim_end_matches('/'),
+        cluster.context
+    )
 }

@@ -50,6 +50,9 @@ struct CertArgs {
     /// Use the certificate cached for the kubeconfig context; never contact the cluster.
     #[arg(long, global = true)]
     offline: bool,
+    /// Deadline for each exchange with the controller through the API server (30s, 500ms, 2m).
+    #[arg(long, global = true, default_value = "30s", value_parser = duli::db::parse_duration)]
+    timeout: std::time::Duration,
 }
 
 impl CertArgs {
@@ -57,6 +60,7 @@ impl CertArgs {
         Controller {
             name: self.controller_name.clone(),
             namespace: self.controller_namespace.clone(),
+            timeout: self.timeout,
         }
     }
 

@@ -214,9 +214,7 @@ pub fn describe_api_error(err: &kube::Error) -> String {
             let cause = innermost_cause(other);
             let timed_out = cause.to_ascii_lowercase().contains("timed out");
             if timed_out {
-                format!(
-                    "the API server did not answer ({cause}); check that the cluster is up and reachable, or raise the timeout"
-                )
+                format!("the API server did not answer ({cause}); check the cluster is up and reachable")
             } else {
                 format!(
                     "cannot reach the API server ({cause}); check that the cluster is up and that the kubeconfig's server address is right (kubectl cluster-info)"

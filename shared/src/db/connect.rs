@@ -121,10 +121,10 @@ pub async fn resolve_service(
     let list = pods
         .list(&ListParams::default().labels(&selector_text))
         .await
-        .map_err(|source| DbError::Api {
+        .map_err(|error| DbError::Api {
             what: "pods".into(),
             namespace: namespace.to_string(),
-            source,
+            error,
         })?;
     let mut candidates: Vec<Pod> = list
         .items

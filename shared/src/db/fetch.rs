@@ -46,11 +46,11 @@ fn is_not_found(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 404)
 }
 
-fn api_error(what: &str, namespace: &str, source: kube::Error) -> DbError {
+fn api_error(what: &str, namespace: &str, error: kube::Error) -> DbError {
     DbError::Api {
         what: what.to_string(),
         namespace: namespace.to_string(),
-        source,
+        error,
     }
 }
 

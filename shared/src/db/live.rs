@@ -293,8 +293,13 @@ async fn redis_connection(
         .map_err(|err| err.to_string())?
         .set_redis_settings(settings);
     let client = redis::Client::open(info).map_err(|err| err.to_string())?;
+    // redis-rs gives up after 1 s connecting and 0.5 s per reply by default; through a port-forward the
+    // first bytes wait for the API server's upgrade, so only the check's own --timeout bounds it.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(None)
+        .set_response_timeout(None);
     client
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(|err| format!("cannot connect or log in: {err}"))
 }

@@ -33,18 +33,22 @@ pub use secrets::Password;
 #[non_exhaustive]
 pub enum DbError {
     /// An API request failed for another reason than "not found".
-    #[error("cannot read {what} in namespace `{namespace}`: {source}")]
+    #[error(
+        "cannot read {what} in namespace `{namespace}`: {}",
+        crate::cluster::describe_api_error(error)
+    )]
     Api {
         /// The resource, e.g. `clusters.postgresql.cnpg.io/database`.
         what: String,
         /// The namespace.
         namespace: String,
-        /// The client error.
-        #[source]
-        source: kube::Error,
+        /// The client error (described in the message, not chained: its own text repeats itself).
+        error: kube::Error,
     },
     /// The API server did not answer in time.
-    #[error("the API server did not answer within {0:?} (raise --timeout or check the cluster)")]
+    #[error(
+        "the API server did not answer within {0:?}: it is unreachable, overloaded or throttling requests (raise --timeout or check the cluster)"
+    )]
     ApiTimeout(Duration),
     /// A resource the command needs does not exist.
     #[error("{what} not found in namespace `{namespace}`: {hint}")]
@@ -110,6 +114,18 @@ pub enum DbError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl DbError {
+    /// True when the API server could not be reached or did not answer in time (as opposed to answering
+    /// with an error).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            DbError::ApiTimeout(_) => true,
+            DbError::Api { error, .. } => !matches!(error, kube::Error::Api(_)),
+            _ => false,
+        }
+    }
 }
 
 /// Run an API-bound future under a deadline; a missed one is [`DbError::ApiTimeout`].

@@ -63,6 +63,9 @@ pub enum ControllerError {
     },
 }
 
+/// Default deadline for one exchange with the controller (`--timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Which controller Service to talk to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Controller {
@@ -70,6 +73,9 @@ pub struct Controller {
     pub name: String,
     /// Service namespace.
     pub namespace: String,
+    /// Deadline for one exchange: the Service lookup, the proxied request and every retry (kube's client
+    /// retries 429/503 for as long as the server keeps sending them, with growing pauses).
+    pub timeout: Duration,
 }
 
 impl Default for Controller {
@@ -77,6 +83,7 @@ impl Default for Controller {
         Controller {
             name: DEFAULT_NAME.to_string(),
             namespace: DEFAULT_NAMESPACE.to_string(),
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
@@ -175,12 +182,35 @@ impl Controller {
             },
             other => ControllerError::Request {
                 action: action.to_string(),
-                message: other.to_string(),
+                message: crate::cluster::describe_api_error(&other),
             },
         }
     }
 
     async fn call(
+        &self,
+        client: &kube::Client,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        action: &str,
+    ) -> Result<(StatusCode, Vec<u8>), ControllerError> {
+        let exchange = self.exchange(client, method, path, body, action);
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ControllerError::Request {
+                    action: action.to_string(),
+                    message: format!(
+                        "no answer within {:?}: the API server or the controller is unreachable, overloaded or \
+                         throttling requests (try again later, or raise --timeout)",
+                        self.timeout
+                    ),
+                })
+            })
+    }
+
+    async fn exchange(
         &self,
         client: &kube::Client,
         method: Method,

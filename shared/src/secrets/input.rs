@@ -168,10 +168,13 @@ impl Values {
 /// The `(key, value, origin)` entries of an env file, keys unchecked (see [`Values::add_env_file`]).
 pub fn read_env_file(path: &Path) -> Result<Vec<(String, Vec<u8>, String)>, InputError> {
     let bytes = read_path(path)?;
-    let text = String::from_utf8(bytes).map_err(|_| InputError::EnvFile {
-        path: path.to_path_buf(),
-        line: 0,
-        problem: "is not UTF-8 text".to_string(),
+    let text = String::from_utf8(bytes).map_err(|err| {
+        let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+        InputError::EnvFile {
+            path: path.to_path_buf(),
+            line: valid.iter().filter(|byte| **byte == b'\n').count() + 1,
+            problem: "is not UTF-8 text; pass binary values with --from-file KEY=PATH".to_string(),
+        }
     })?;
     let mut entries = Vec::new();
     for (index, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {

@@ -202,7 +202,8 @@ fn parse_documents(text: &str, source_desc: &str) -> Result<Vec<Value>, Manifest
     };
     let docs: Vec<Value> = match DocFormat::detect(text) {
         DocFormat::Json => serde_json::Deserializer::from_str(text)
-            .into_iter::<Value>()
+            .into_iter::<UniqueKeys>()
+            .map(|doc| doc.map(|doc| doc.0))
             .collect::<Result<_, _>>()
             .map_err(|err| syntax("JSON", err.to_string()))?,
         DocFormat::Yaml => {
@@ -214,15 +215,103 @@ fn parse_documents(text: &str, source_desc: &str) -> Result<Vec<Value>, Manifest
     Ok(docs.into_iter().filter(|doc| !doc.is_null()).collect())
 }
 
-/// A YAML error as position plus message, without the source snippet (it may hold a secret).
+/// A YAML error as position plus message, without the source snippet (it may hold a secret). The
+/// parser's wording for two attacks on a reader is replaced by what happened and what to do.
 fn yaml_error_message(err: &serde_saphyr::Error) -> String {
     let message = err.to_string();
-    let first = message.lines().next().unwrap_or("malformed YAML").to_string();
+    let mut first = message.lines().next().unwrap_or("malformed YAML").to_string();
+    if first.contains("budget breached") {
+        first = "it expands to too much data through anchors and aliases (a \"billion laughs\" YAML bomb?); \
+                 a Secret manifest needs no aliases, write the values out"
+            .to_string();
+    } else if let Some(rest) = first.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest)
+            .trim();
+        let at = rest.find(" at line").map(|i| &rest[i..]).unwrap_or("");
+        first = format!("key `{key}` is given twice in one mapping{at}; give each key once");
+    }
     match err.location() {
         Some(at) if !first.contains("line") => {
             format!("{first} (line {}, column {})", at.line(), at.column())
         }
         _ => first,
+    }
+}
+
+/// A JSON document whose objects must not repeat a key: serde_json would keep the last value silently,
+/// and a Secret given `password` twice should not seal whichever came last.
+struct UniqueKeys(Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "key `{key}` is given twice in one object; give each key once"
+                )));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -873,6 +962,20 @@ mod tests {
                 "in.yml is not valid YAML",
             ),
             ("{\"kind\": \"Secret\",", "in.yml is not valid JSON"),
+            (
+                "kind: Secret\nstringData:\n  a: x\n  a: y\n",
+                "key `a` is given twice in one mapping at line 4",
+            ),
+            (
+                "{\"kind\": \"Secret\", \"stringData\": {\"a\": \"x\", \"a\": \"y\"}}",
+                "key `a` is given twice in one object",
+            ),
+            (
+                "a: &a [x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b]\n\
+                 d: &d [*c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e]\n\
+                 g: [*f, *f, *f, *f, *f, *f, *f, *f]\n",
+                "YAML bomb",
+            ),
         ];
         for (text, expected) in cases {
             let err = parse_secrets(text, "in.yml").unwrap_err().to_string();
@@ -978,5 +1081,27 @@ mod tests {
                 .contains("scope mismatch")
         );
         assert_eq!(file.check_input(&other, None).unwrap(), Scope::Strict);
+    }
+
+    #[test]
+    fn names_yaml_cannot_hold_raw_are_written_escaped() {
+        // Found by the sealed_secret fuzz target (existing file \0 Secret input \0 updates): the Secret named
+        // "\u{7f}additionalProperties: ther" was written as YAML with a raw DEL, which YAML parsers reject.
+        let fuzz = "{\n  \"kind\": \"SealedSecret\",\n  \"apiVersion\": \"bitnami.com/v1alpha1\",\n  \"metad,\n  \
+                    \"\": \"AgA1\\u003c2\"\n    }\n  }\n}\n\0\
+                    {\"kind\":\"Secret\",\"apiVersion\":\"v1\",\"metmadata\":{\"name\":\"queue\"},\"type\":\"Opaque\",\
+                    \"stringData\":{\"password\":\"p\\u2028w<d>&\"}}\n\
+                    {\"kind\":\"Secret\",\"metadata\":{\"name\":\"\u{7f}additionalProperties: ther\"}}\0password=AgB2\n";
+        let input = fuzz.split('\0').nth(1).unwrap();
+        for secret in parse_secrets(input, "input").unwrap() {
+            let scope = resolve_scope(&secret, None, "input").unwrap();
+            let doc = sealed_document(&secret, scope, &BTreeMap::new());
+            let yaml = render(std::slice::from_ref(&doc), DocFormat::Yaml);
+            let back: Value = serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+            assert_eq!(back, doc);
+            if !secret.name.is_empty() {
+                assert_eq!(SealedFile::parse(&yaml, "written").unwrap().name, secret.name);
+            }
+        }
     }
 }

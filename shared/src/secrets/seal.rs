@@ -231,6 +231,12 @@ pub async fn seal(
                 index + 1
             )));
         }
+        let origin = if options.name.is_some() {
+            "--name"
+        } else {
+            "metadata.name"
+        };
+        check_name(&secret.name, origin)?;
         match (&options.namespace, secret.namespace.is_empty()) {
             (Some(flag), false) if *flag != secret.namespace => {
                 return Err(SealError::Usage(format!(
@@ -247,6 +253,14 @@ pub async fn seal(
             }
             _ => {}
         }
+        check_namespace(
+            &secret.namespace,
+            if options.namespace.is_some() {
+                "-n/--namespace"
+            } else {
+                "metadata.namespace"
+            },
+        )?;
         check_items(secret, options.allow_empty_data)?;
         scopes.push(scope);
     }
@@ -283,6 +297,9 @@ pub async fn seal(
     }
 }
 
+/// The most data Kubernetes accepts in one Secret (the sum of its values, `MaxSecretSize`).
+pub const MAX_SECRET_BYTES: usize = 1024 * 1024;
+
 fn check_items(secret: &SecretInput, allow_empty: bool) -> Result<(), SealError> {
     if secret.items.is_empty() && !allow_empty {
         return Err(SealError::Usage(format!(
@@ -290,7 +307,60 @@ fn check_items(secret: &SecretInput, allow_empty: bool) -> Result<(), SealError>
             secret.name
         )));
     }
+    let total: usize = secret.items.values().map(Vec::len).sum();
+    if total > MAX_SECRET_BYTES
+        && let Some((key, value)) = secret.items.iter().max_by_key(|(_, value)| value.len())
+    {
+        return Err(too_large(
+            &format!(
+                "Secret `{}`: key `{key}` holds {}",
+                secret.name,
+                size(value.len())
+            ),
+            (total != value.len()).then_some(total),
+        ));
+    }
     Ok(())
+}
+
+fn size(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}
+
+fn too_large(what: &str, total: Option<usize>) -> SealError {
+    let total = total
+        .map(|total| format!(" ({} of data in all)", size(total)))
+        .unwrap_or_default();
+    SealError::Usage(format!(
+        "{what}{total}, over the 1 MiB Kubernetes allows in one Secret: the controller could never create it; \
+         keep large files out of Secrets (mount them from a volume, or fetch them at start-up)"
+    ))
+}
+
+/// A Secret's `metadata.name`: a DNS subdomain, as the API server demands.
+fn check_name(name: &str, origin: &str) -> Result<(), SealError> {
+    let valid = name.len() <= 253 && name.split('.').all(crate::environment::is_dns_label);
+    if valid {
+        return Ok(());
+    }
+    Err(SealError::Usage(format!(
+        "{origin} `{name}` is not a valid Secret name: use lowercase letters, digits, '-' and '.' (at most 253), \
+         starting and ending with a letter or digit"
+    )))
+}
+
+fn check_namespace(namespace: &str, origin: &str) -> Result<(), SealError> {
+    if namespace.is_empty() || crate::environment::is_dns_label(namespace) {
+        return Ok(());
+    }
+    Err(SealError::Usage(format!(
+        "{origin} `{namespace}` is not a valid namespace: use lowercase letters, digits and '-' (at most 63), \
+         starting and ending with a letter or digit"
+    )))
 }
 
 /// The kubeconfig context's namespace, else `default` (kubeconfig errors ignored, as kubeseal does).
@@ -349,6 +419,12 @@ pub async fn raw(
     } else {
         path.display().to_string()
     };
+    if value.len() > MAX_SECRET_BYTES {
+        return Err(too_large(
+            &format!("the value on {origin} holds {}", size(value.len())),
+            None,
+        ));
+    }
     if value.is_empty() && !options.allow_empty {
         return Err(SealError::Usage(format!(
             "no value on {origin}: pipe the value in (printf '%s' VALUE | …), or pass --allow-empty-data to seal an empty value"

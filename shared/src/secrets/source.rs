@@ -108,7 +108,9 @@ pub async fn load(options: &CertOptions, target: &ClusterTarget) -> Result<Certi
     }
     match fetch_from_cluster(&options.controller, target, &context).await {
         Ok(cert) => {
-            if let Some(cache) = &cache
+            // An expired certificate is never cached: it would replace a cached one that still works.
+            let expired = cert.check_expiry(std::time::SystemTime::now()).is_err();
+            if let Some(cache) = cache.as_ref().filter(|_| !expired)
                 && let Err(err) = cache.store(&context, &cert)
             {
                 tracing::warn!("could not cache the certificate: {err}");
@@ -193,7 +195,10 @@ pub async fn fetch_url(url: &str) -> Result<Vec<u8>, SourceError> {
         .header("Accept", "application/x-pem-file, */*")
         .body(kube::client::Body::empty())
         .map_err(|err| fail(err.to_string()))?;
-    let response = client.send(request).await.map_err(|err| fail(err.to_string()))?;
+    let response = client.send(request).await.map_err(|err| match err {
+        kube::Error::Api(_) => fail(err.to_string()),
+        other => fail(crate::cluster::innermost_cause(&other)),
+    })?;
     let status = response.status();
     if status != http::StatusCode::OK {
         return Err(fail(status.to_string()));

@@ -1,0 +1,1036 @@
+//! The bad-input corpus of `kubectl duli db` (issue #9): every case runs the plugin through kubectl and
+//! checks the three things an operator relies on — the exit code (2, or the documented one), one `error:`
+//! line naming the offending file, field or resource and saying what to do, and that nothing was written
+//! (the run's HOME, TMPDIR and working directory are unchanged) or applied (the stand-in saw no write and its
+//! resourceVersion did not move).
+//!
+//! Cases are tables, one line each; a group shares one stand-in and runs its cases concurrently.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kube_standin::StandIn;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::harness::{Cluster, Run, healthy_seed, output, repo_root};
+
+/// One bad input and what the plugin must say about it.
+pub struct Case {
+    /// Shown in failures.
+    pub name: &'static str,
+    /// Plugin arguments.
+    pub args: Vec<String>,
+    /// Extra environment (e.g. KUBECONFIG).
+    pub env: Vec<(&'static str, String)>,
+    /// PATH after the plugin's own directory.
+    pub path_tail: &'static str,
+    /// Expected exit code.
+    pub code: i32,
+    /// Every one of these must be in stderr.
+    pub expect: Vec<String>,
+    /// None of these may appear anywhere in the output.
+    pub forbid: Vec<String>,
+    /// Upper bound on the run's wall time (no hang).
+    pub within: Duration,
+}
+
+impl Case {
+    pub fn new(name: &'static str, args: &[&str], code: i32, expect: &[&str]) -> Self {
+        Case {
+            name,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
+            path_tail: "/usr/local/bin:/usr/bin:/bin",
+            code,
+            expect: expect.iter().map(|e| e.to_string()).collect(),
+            forbid: Vec::new(),
+            within: Duration::from_secs(20),
+        }
+    }
+
+    pub fn env(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.env.push((name, value.into()));
+        self
+    }
+
+    pub fn forbid(mut self, text: impl Into<String>) -> Self {
+        self.forbid.push(text.into());
+        self
+    }
+
+    pub fn path(mut self, tail: &'static str) -> Self {
+        self.path_tail = tail;
+        self
+    }
+
+    pub fn within(mut self, bound: Duration) -> Self {
+        self.within = bound;
+        self
+    }
+}
+
+/// Every file under `dir` with its size, mode and a hash of its bytes.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, u32, u64)> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path.clone());
+                out.insert(path, (0, meta.permissions().mode(), 0));
+            } else {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                std::fs::read(&path).unwrap_or_default().hash(&mut hasher);
+                out.insert(path, (meta.len(), meta.permissions().mode(), hasher.finish()));
+            }
+        }
+    }
+    out
+}
+
+/// The stand-in's global resourceVersion and every object's, by key.
+pub fn store_state(api: &StandIn) -> (u64, Vec<String>) {
+    let objects = api
+        .store()
+        .lock()
+        .all_objects()
+        .into_iter()
+        .map(|(key, object)| {
+            format!(
+                "{}/{}/{}/{}@{}",
+                key.group,
+                key.plural,
+                key.namespace,
+                key.name,
+                object
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+            )
+        })
+        .collect();
+    (api.store().resource_version(), objects)
+}
+
+/// Requests that could have changed something (anything but GET; port-forwards are GET upgrades).
+pub fn writes(api: &StandIn) -> Vec<String> {
+    api.requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+/// A private working directory, TMPDIR and HOME for one run, inside the cluster's dir.
+pub fn sandbox(cluster: &Cluster) -> PathBuf {
+    let work = cluster.dir.path().join("work");
+    std::fs::create_dir_all(work.join("tmp")).unwrap();
+    work
+}
+
+/// Run one case and check it; returns the run for extra assertions.
+pub async fn check(cluster: &Cluster, case: &Case) -> Run {
+    let work = sandbox(cluster);
+    let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
+    let mut command = cluster.command_with_path(&args, case.path_tail);
+    command
+        .current_dir(&work)
+        .env("TMPDIR", work.join("tmp"))
+        .env("HOME", &work);
+    for (name, value) in &case.env {
+        command.env(name, value);
+    }
+    let started = Instant::now();
+    let run = output(command).await;
+    let elapsed = started.elapsed();
+    let name = case.name;
+    // Shown with --nocapture: the corpus doubles as a catalogue of the messages.
+    eprintln!(
+        "[{name}] exit {} in {elapsed:.1?}: {}",
+        run.code,
+        run.stderr.trim()
+    );
+    assert_eq!(run.code, case.code, "{name}: {}", run.all());
+    assert!(
+        elapsed < case.within,
+        "{name}: took {elapsed:?}, bound {:?}: {}",
+        case.within,
+        run.all()
+    );
+    for text in &case.expect {
+        assert!(
+            run.stderr.contains(text.as_str()),
+            "{name}: expected {text:?} in:\n{}",
+            run.all()
+        );
+    }
+    for text in &case.forbid {
+        assert!(
+            !run.stderr.contains(text.as_str()) && !run.stdout.contains(text.as_str()),
+            "{name}: {text:?} must not be printed:\n{}",
+            run.all()
+        );
+    }
+    if case.code == 2 {
+        let errors = run.stderr.lines().filter(|l| l.starts_with("error:")).count();
+        assert_eq!(errors, 1, "{name}: one error line:\n{}", run.all());
+        assert_eq!(run.stdout, "", "{name}: nothing on stdout:\n{}", run.all());
+        assert!(
+            !run.stderr.contains("ApiError") && !run.stderr.contains("Status {"),
+            "{name}: raw client error text:\n{}",
+            run.all()
+        );
+    }
+    run
+}
+
+/// Run all cases concurrently against one cluster, checking that nothing was written or applied.
+pub async fn check_all(cluster: &Cluster, cases: Vec<Case>) {
+    let before_files = snapshot(cluster.dir.path());
+    let before_store = store_state(&cluster.api);
+    let runs = cases.iter().map(|case| check(cluster, case));
+    let _ = join_all(runs).await;
+    assert_eq!(writes(&cluster.api), Vec::<String>::new(), "no request may write");
+    assert_eq!(
+        store_state(&cluster.api),
+        before_store,
+        "the stand-in's objects changed"
+    );
+    let after_files = snapshot(cluster.dir.path());
+    let work = cluster.dir.path().join("work");
+    // The sandbox directories themselves may be created by the first case.
+    let changed: Vec<_> = after_files
+        .iter()
+        .filter(|(path, meta)| {
+            before_files.get(*path) != Some(meta) && !(**path == work || **path == work.join("tmp"))
+        })
+        .map(|(path, _)| path.clone())
+        .chain(
+            before_files
+                .keys()
+                .filter(|p| !after_files.contains_key(*p))
+                .cloned(),
+        )
+        .collect();
+    assert!(changed.is_empty(), "files written or changed: {changed:?}");
+}
+
+/// `futures::future::join_all` without the dependency: poll all futures on this task.
+pub async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, result) in pinned.iter_mut().zip(results.iter_mut()) {
+            if result.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *result = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().map(Option::unwrap).collect()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// A kubeconfig for `server` with one context `one` (namespace staging).
+fn kubeconfig_for(server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: '{server}'}}\nusers:\n- name: u\n  user: {{}}\n\
+         contexts:\n- name: one\n  context: {{cluster: c, user: u, namespace: staging}}\ncurrent-context: one\n"
+    )
+}
+
+/// A server that accepts connections and never reads or answers.
+pub fn silent_server() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+/// A server that answers every request with `code` and a Kubernetes `Status`.
+pub async fn status_server(code: u16, reason: &'static str) -> (tokio::task::JoinHandle<()>, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                    }
+                    while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buffer.drain(..end + 4);
+                        let body = format!(
+                            "{{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{{}},\"status\":\"Failure\",\"message\":\"{reason}\",\"reason\":\"{reason}\",\"code\":{code}}}"
+                        );
+                        let response = format!(
+                            "HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (task, url)
+}
+
+const NAMESPACE_ONLY: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: staging}\n";
+
+/// kubeconfig and cluster reachability, for status, creds and connect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_kubeconfig_and_api_server() {
+    let cluster = Cluster::start(NAMESPACE_ONLY).await;
+    let dir = cluster.dir.path().join("inputs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = "kube-TOKEN-PLAINTEXT-7Rw";
+    let malformed = write(
+        &dir,
+        "malformed.kubeconfig",
+        &kubeconfig_for("http://127.0.0.1:1").replace("user: {}", &format!("user: {{token: \"{token}}}")),
+    );
+    let empty = write(&dir, "empty.kubeconfig", "");
+    let missing = dir.join("missing.kubeconfig").display().to_string();
+    let no_current = write(
+        &dir,
+        "no-current.kubeconfig",
+        &kubeconfig_for("http://127.0.0.1:1").replace("current-context: one\n", ""),
+    );
+    let bad_cert = write(
+        &dir,
+        "bad-cert.kubeconfig",
+        &kubeconfig_for("https://127.0.0.1:1")
+            .replace("user: {}", "user: {client-certificate: /nonexistent/duli/client.crt, client-key: /nonexistent/duli/client.key}"),
+    );
+    let refused_port = crate::harness::closed_port();
+    let refused_url = format!("http://127.0.0.1:{refused_port}");
+    let refused = write(&dir, "refused.kubeconfig", &kubeconfig_for(&refused_url));
+    let (_silent, silent_url) = silent_server();
+    let silent = write(&dir, "silent.kubeconfig", &kubeconfig_for(&silent_url));
+    let (_unauthorized, unauthorized_url) = status_server(401, "Unauthorized").await;
+    let unauthorized = write(
+        &dir,
+        "unauthorized.kubeconfig",
+        &kubeconfig_for(&unauthorized_url),
+    );
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    let fast = Duration::from_secs(6);
+
+    let cases = vec![
+        Case::new(
+            "malformed kubeconfig",
+            &["status", "staging", "--no-live"],
+            2,
+            &[
+                "cannot load kubeconfig",
+                "malformed.kubeconfig",
+                "line 8",
+                "check the file or pass --kubeconfig",
+            ],
+        )
+        .env("KUBECONFIG", &malformed)
+        .forbid(token),
+        Case::new(
+            "empty kubeconfig",
+            &["creds", "staging"],
+            2,
+            &[
+                "empty.kubeconfig",
+                "defines no contexts",
+                "check the file or pass --kubeconfig",
+            ],
+        )
+        .env("KUBECONFIG", &empty),
+        Case::new(
+            "kubeconfig file missing (--kubeconfig)",
+            &["status", "staging", "--kubeconfig", &missing],
+            2,
+            &["cannot load kubeconfig", "missing.kubeconfig", "No such file"],
+        ),
+        Case::new(
+            "unknown context",
+            &["status", "staging", "--context", "nope"],
+            2,
+            &[
+                "context `nope` not found in kubeconfig",
+                &kubeconfig,
+                "known contexts: standin",
+            ],
+        ),
+        Case::new(
+            "kubeconfig without current-context",
+            &["creds", "staging"],
+            2,
+            &[
+                "no-current.kubeconfig has no current-context",
+                "pass --context NAME",
+            ],
+        )
+        .env("KUBECONFIG", &no_current),
+        Case::new(
+            "client certificate file missing",
+            &["status", "staging"],
+            2,
+            &["context `one`", "/nonexistent/duli/client.crt"],
+        )
+        .env("KUBECONFIG", &bad_cert),
+        Case::new(
+            "API server refuses connections (status)",
+            &["status", "staging", "--timeout", "2s"],
+            2,
+            &[
+                "cannot reach the API server",
+                "Connection refused",
+                "kubectl cluster-info",
+                &refused_url,
+            ],
+        )
+        .env("KUBECONFIG", &refused)
+        .within(fast),
+        Case::new(
+            "API server refuses connections (connect)",
+            &["connect", "staging", "--timeout", "2s"],
+            2,
+            &[
+                "cannot read secrets/database-app",
+                "Connection refused",
+                &refused_url,
+                "context `one`",
+            ],
+        )
+        .env("KUBECONFIG", &refused)
+        .within(fast),
+        // The client's read timeout and the command's deadline are both --timeout: either may report it.
+        Case::new(
+            "API server accepts and never answers (status)",
+            &["status", "staging", "--timeout", "2s"],
+            2,
+            &["did not answer", "check the cluster", &silent_url],
+        )
+        .env("KUBECONFIG", &silent)
+        .within(fast),
+        Case::new(
+            "API server accepts and never answers (creds)",
+            &["creds", "staging", "--timeout", "2s"],
+            2,
+            &["did not answer", &silent_url],
+        )
+        .env("KUBECONFIG", &silent)
+        .within(fast),
+        Case::new(
+            "API server accepts and never answers (connect)",
+            &["connect", "staging", "redis", "--timeout", "2s"],
+            2,
+            &["did not answer", &silent_url],
+        )
+        .env("KUBECONFIG", &silent)
+        .within(fast),
+        Case::new(
+            "401 Unauthorized (status)",
+            &["status", "staging", "--timeout", "5s"],
+            2,
+            &[
+                "in namespace `staging`",
+                "rejected the credentials (401 Unauthorized",
+                "log in again",
+            ],
+        )
+        .env("KUBECONFIG", &unauthorized)
+        .within(fast),
+        Case::new(
+            "401 Unauthorized (creds)",
+            &["creds", "staging", "postgres"],
+            2,
+            &[
+                "cannot read secrets/database-app in namespace `staging`",
+                "401 Unauthorized",
+                "log in again",
+            ],
+        )
+        .env("KUBECONFIG", &unauthorized)
+        .within(fast),
+        Case::new(
+            "--timeout that is not a duration",
+            &["status", "staging", "--timeout", "soon"],
+            2,
+            &["--timeout", "`soon` is not a duration like 10s"],
+        ),
+        Case::new(
+            "--timeout of zero",
+            &["creds", "staging", "--timeout", "0s"],
+            2,
+            &["--timeout", "must be greater than zero"],
+        ),
+    ];
+    // clap's usage errors print "error: invalid value …" plus usage lines; they are checked the same way.
+    check_all(&cluster, cases).await;
+}
+
+/// 403 from RBAC and a cluster without the CRDs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_forbidden_and_missing_crd() {
+    let cluster = Cluster::start(NAMESPACE_ONLY).await;
+    cluster.api.deny("list", "statefulsets");
+    cluster.api.deny("get", "secrets");
+    let cases = vec![
+        Case::new(
+            "403 listing statefulsets (status)",
+            &["status", "staging", "--no-live"],
+            2,
+            &[
+                "cannot read statefulsets in namespace `staging`",
+                "forbidden (403",
+                "cannot list resource \"statefulsets\"",
+                "kubectl auth can-i",
+            ],
+        ),
+        Case::new(
+            "403 reading the Secret (creds)",
+            &["creds", "staging", "postgres"],
+            2,
+            &[
+                "cannot read secrets/database-app in namespace `staging`",
+                "forbidden (403",
+                "kubectl auth can-i",
+            ],
+        ),
+        Case::new(
+            "403 reading the Secret (connect)",
+            &["connect", "staging", "--port-forward-only"],
+            2,
+            &["secrets/database-app", "forbidden (403"],
+        ),
+    ];
+    check_all(&cluster, cases).await;
+
+    // A cluster where no operator is installed: the CRDs are missing, not just the objects.
+    let api = StandIn::builder()
+        .seed_yaml(NAMESPACE_ONLY)
+        .start()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bare = Cluster {
+        kubeconfig: api.write_kubeconfig(dir.path()).unwrap(),
+        api,
+        plugin_dir: cluster.plugin_dir.clone(),
+        dir,
+    };
+    // Documented: `status` runs and reports the services as missing (exit 1), naming the operator to install.
+    let mut missing_crd = Case::new(
+        "missing CRDs (status)",
+        &["status", "staging", "--no-live", "--timeout", "5s"],
+        1,
+        &[],
+    );
+    missing_crd.within = Duration::from_secs(10);
+    let missing_secret = Case::new(
+        "missing CRDs (creds: the operator never made the Secret)",
+        &["creds", "staging", "postgres"],
+        2,
+        &[
+            "Secret `database-app` not found in namespace `staging`",
+            "CloudNativePG creates it",
+        ],
+    );
+    let before = store_state(&bare.api);
+    let run = check(&bare, &missing_crd).await;
+    for (what, operator) in [
+        (
+            "Cluster `database` not found in namespace staging",
+            "CloudNativePG",
+        ),
+        (
+            "RedisReplication `redis` not found in namespace staging",
+            "redis-operator",
+        ),
+        (
+            "RabbitmqCluster `queue` not found in namespace staging",
+            "RabbitMQ cluster operator",
+        ),
+    ] {
+        assert!(
+            run.stdout.contains(what) && run.stdout.contains(operator),
+            "{}",
+            run.all()
+        );
+    }
+    assert!(
+        run.stdout.contains("UNHEALTHY: postgres, redis, rabbitmq"),
+        "{}",
+        run.all()
+    );
+    check(&bare, &missing_secret).await;
+    assert_eq!(writes(&bare.api), Vec::<String>::new());
+    assert_eq!(store_state(&bare.api), before);
+}
+
+/// A scratch repository: a copy of gitops/environments and an empty helm/.
+pub fn scratch_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("helm")).unwrap();
+    let envs = dir.path().join("gitops/environments");
+    std::fs::create_dir_all(&envs).unwrap();
+    for env in ["staging", "prod"] {
+        std::fs::copy(
+            repo_root().join(format!("gitops/environments/{env}.yml")),
+            envs.join(format!("{env}.yml")),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+fn staging_text() -> String {
+    std::fs::read_to_string(repo_root().join("gitops/environments/staging.yml")).unwrap()
+}
+
+/// Environments and the repository: every case fails before any API request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_environment_files() {
+    let cluster = Cluster::start(NAMESPACE_ONLY).await;
+    let make = |edit: &dyn Fn(String) -> Vec<u8>| {
+        let repo = scratch_repo();
+        let path = repo.path().join("gitops/environments/staging.yml");
+        std::fs::write(&path, edit(staging_text())).unwrap();
+        repo
+    };
+    let wrong_line = staging_text()
+        .lines()
+        .position(|line| line.contains("backend: {replicas: 1,"))
+        .expect("staging.yml sizes backend")
+        + 1;
+    let wrong_type = make(&|t| {
+        t.replace("backend: {replicas: 1,", "backend: {replicas: one,")
+            .into_bytes()
+    });
+    let unknown_key = make(&|t| format!("{t}replicaz: 3\n").into_bytes());
+    let duplicate = make(&|t| format!("{t}namespace: other\n").into_bytes());
+    let enum_value = make(&|t| t.replace("tier: non-production", "tier: sometimes").into_bytes());
+    let bad_namespace = make(&|t| {
+        t.replace("namespace: staging\n", "namespace: Staging_NS\n")
+            .into_bytes()
+    });
+    let not_utf8 = make(&|t| {
+        let mut bytes = t.into_bytes();
+        bytes.extend_from_slice(b"team: \xff\xfe\n");
+        bytes
+    });
+    let empty = make(&|_| Vec::new());
+    let renamed = scratch_repo();
+    std::fs::copy(
+        repo_root().join("gitops/environments/staging.yml"),
+        renamed.path().join("gitops/environments/qa.yml"),
+    )
+    .unwrap();
+    let not_a_repo = tempfile::tempdir().unwrap();
+    let file = |repo: &tempfile::TempDir| {
+        repo.path()
+            .join("gitops/environments/staging.yml")
+            .display()
+            .to_string()
+    };
+    let repo_arg = |repo: &tempfile::TempDir| repo.path().display().to_string();
+    let (wt, uk, dk, ev, bn, nu, em) = (
+        repo_arg(&wrong_type),
+        repo_arg(&unknown_key),
+        repo_arg(&duplicate),
+        repo_arg(&enum_value),
+        repo_arg(&bad_namespace),
+        repo_arg(&not_utf8),
+        repo_arg(&empty),
+    );
+    let (rn, nr) = (repo_arg(&renamed), repo_arg(&not_a_repo));
+    let cases = vec![
+        Case::new(
+            "unknown environment (status)",
+            &["status", "qa"],
+            2,
+            &[
+                "unknown environment `qa`",
+                "known environments are prod, staging",
+                "gitops/environments",
+            ],
+        ),
+        Case::new(
+            "unknown environment (connect)",
+            &["connect", "qa", "redis"],
+            2,
+            &["unknown environment `qa`", "known environments are prod, staging"],
+        ),
+        Case::new(
+            "unknown environment (creds)",
+            &["creds", "QA"],
+            2,
+            &["unknown environment `QA`"],
+        ),
+        Case::new(
+            "environment file: wrong type",
+            &["status", "staging", "--repo", &wt],
+            2,
+            &[&file(&wrong_type), &format!("line {wrong_line}")],
+        ),
+        Case::new(
+            "environment file: unknown key",
+            &["creds", "staging", "--repo", &uk],
+            2,
+            &[
+                &file(&unknown_key),
+                "unknown field `replicaz`",
+                "expected one of name, namespace",
+            ],
+        ),
+        Case::new(
+            "environment file: duplicate key",
+            &["connect", "staging", "--repo", &dk],
+            2,
+            &[
+                &file(&duplicate),
+                "duplicate mapping key: namespace (give each key once)",
+            ],
+        ),
+        Case::new(
+            "environment file: value outside the enum",
+            &["status", "staging", "--repo", &ev],
+            2,
+            &[&file(&enum_value), "sometimes"],
+        ),
+        Case::new(
+            "environment file: namespace not a DNS label",
+            &["status", "--all", "--repo", &bn],
+            2,
+            &[&file(&bad_namespace), "field `namespace`", "is not a DNS label"],
+        ),
+        Case::new(
+            "environment file: not UTF-8",
+            &["status", "staging", "--repo", &nu],
+            2,
+            &[
+                &format!("cannot read environment file {}", file(&not_utf8)),
+                "valid UTF-8",
+            ],
+        ),
+        Case::new(
+            "environment file: empty",
+            &["creds", "staging", "--repo", &em],
+            2,
+            &[&file(&empty)],
+        ),
+        Case::new(
+            "environment file named differently from its name",
+            &["status", "qa", "--repo", &rn],
+            2,
+            &[
+                "qa.yml",
+                "field `name`: is `staging` but the file is named `qa.yml`; make them equal",
+            ],
+        ),
+        Case::new(
+            "--repo that is not a repository",
+            &["status", "staging", "--repo", &nr],
+            2,
+            &[&format!("--repo {nr} is not a duli repository: helm is missing")],
+        ),
+    ];
+    check_all(&cluster, cases).await;
+    // Input errors are found before the cluster is asked anything.
+    assert_eq!(cluster.api.requests().len(), 0, "{:?}", cluster.api.requests());
+}
+
+/// Objects the operators should have made, missing or incomplete; bad flags; the prod guard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_connect_inputs() {
+    let seed = healthy_seed("staging");
+    let yaml = seed
+        .yaml()
+        // database-app without its password key.
+        .replacen("  password: ", "  passwort: ", 1);
+    let yaml = format!("{yaml}{}", healthy_seed("prod").yaml());
+    let cluster = Cluster::start(&yaml).await;
+    // Make redis-0 unready, and remove the read-only Service.
+    let mut pod = cluster.api.store().get("pods", "staging", "redis-0").unwrap();
+    pod["status"]["conditions"][0]["status"] = "False".into();
+    cluster.api.store().insert(pod).unwrap();
+    cluster
+        .api
+        .store()
+        .delete("services", "prod", "database-ro")
+        .unwrap();
+    let cases = vec![
+        Case::new(
+            "Secret without the password key",
+            &["creds", "staging", "postgres"],
+            2,
+            &["Secret `database-app` in namespace `staging` has no key `password`"],
+        ),
+        Case::new(
+            "no ready pod behind the Service",
+            &["connect", "staging", "redis", "--", "PING"],
+            2,
+            &[
+                "no ready pod behind Service `redis-master` in namespace `staging`",
+                "kubectl get pods -n staging -l",
+            ],
+        ),
+        Case::new(
+            "the Service is missing",
+            &["connect", "prod", "--yes", "--read-only", "--port-forward-only"],
+            2,
+            &[
+                "Service `database-ro` not found in namespace `prod`",
+                "kubectl duli db status",
+            ],
+        ),
+        Case::new(
+            "--read-only for redis",
+            &["connect", "staging", "redis", "--read-only"],
+            2,
+            &["--read-only applies to postgres only"],
+        ),
+        Case::new(
+            "client arguments for rabbitmq",
+            &["connect", "staging", "rabbitmq", "--", "x"],
+            2,
+            &["rabbitmq has no command-line client"],
+        ),
+        Case::new(
+            "--external with --local-port",
+            &["connect", "staging", "--external", "--local-port", "5999"],
+            2,
+            &["--external uses the environment's external endpoint"],
+        ),
+        Case::new(
+            "--port-forward-only with client arguments",
+            &["connect", "prod", "--port-forward-only", "--", "-c", "x"],
+            2,
+            &["--port-forward-only runs no client: drop the arguments after --"],
+        ),
+        Case::new(
+            "--local-port out of range",
+            &["connect", "staging", "--local-port", "70000"],
+            2,
+            &["--local-port", "70000"],
+        ),
+        Case::new(
+            "unknown service",
+            &["connect", "staging", "mysql"],
+            2,
+            &["'mysql'", "postgres, redis, rabbitmq"],
+        ),
+        Case::new(
+            "-o env outside creds",
+            &["status", "staging", "-o", "env"],
+            2,
+            &["-o env is only for `kubectl duli db creds`"],
+        ),
+        Case::new(
+            "prod connect without --yes and without a terminal",
+            &["connect", "prod", "--", "-c", "select 1"],
+            2,
+            &[
+                "refusing to connect to PostgreSQL in production environment `prod` without confirmation",
+                "pass --yes",
+            ],
+        ),
+        Case::new(
+            "prod passwords without --yes",
+            &["creds", "prod", "--show"],
+            2,
+            &[
+                "refusing to show the data service passwords in production environment `prod`",
+                "pass --yes",
+            ],
+        )
+        .forbid(&seed.pg_app_password),
+        Case::new(
+            "psql missing",
+            &["connect", "prod", "--yes"],
+            2,
+            &["`psql` not found on PATH", "apt-get install postgresql-client"],
+        )
+        .path("/nonexistent"),
+        Case::new(
+            "redis-cli missing",
+            &["connect", "staging", "redis", "--", "PING"],
+            2,
+            &["`redis-cli` not found on PATH", "apt-get install redis-tools"],
+        )
+        .path("/nonexistent"),
+    ];
+    check_all(&cluster, cases).await;
+}
+
+/// A local port that is already taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_local_port_taken() {
+    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let cases = vec![
+        Case::new(
+            "--local-port already taken (port-forward-only)",
+            &["connect", "staging", "--port-forward-only", "--local-port", &port],
+            2,
+            &[
+                &format!("cannot listen on 127.0.0.1:{port} for the port-forward to pod `database-1`"),
+                "pick another --local-port",
+            ],
+        ),
+        Case::new(
+            "--local-port already taken (psql)",
+            &[
+                "connect",
+                "staging",
+                "--local-port",
+                &port,
+                "--",
+                "-c",
+                "select 1",
+            ],
+            2,
+            &[
+                &format!("cannot listen on 127.0.0.1:{port}"),
+                "pick another --local-port",
+            ],
+        ),
+    ];
+    check_all(&cluster, cases).await;
+    drop(taken);
+}
+
+fn port_in_use(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
+}
+
+async fn sigint(pid: u32) {
+    let sent = tokio::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Ctrl-C during `connect --port-forward-only`: exit 0 at once, the local port released, no file left;
+/// and Ctrl-C while the API reads are still under way (a slow API server) ends the run too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_ctrl_c_during_connect() {
+    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let work = sandbox(&cluster);
+    let before = snapshot(cluster.dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let port_arg = port.to_string();
+    for args in [
+        vec![
+            "connect",
+            "staging",
+            "--port-forward-only",
+            "--local-port",
+            &port_arg,
+        ],
+        vec!["connect", "staging", "rabbitmq", "--local-port", &port_arg],
+    ] {
+        let mut command = cluster.command(&args);
+        command
+            .current_dir(&work)
+            .env("TMPDIR", work.join("tmp"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut seen = String::new();
+        let ready = async {
+            let mut buffer = [0u8; 1024];
+            while !seen.contains("Press Ctrl-C") {
+                let n = stdout.read(&mut buffer).await.unwrap();
+                assert!(n > 0, "ended early: {seen}");
+                seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), ready)
+            .await
+            .expect("the endpoint is printed");
+        assert!(port_in_use(port), "{args:?}: forwarding on {port}: {seen}");
+        // A client connected through the forward when Ctrl-C comes.
+        let _open = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        sigint(child.id().unwrap()).await;
+        let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .expect("exits promptly on Ctrl-C")
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "{args:?}: {seen}");
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .await
+            .unwrap();
+        assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+        assert!(
+            !port_in_use(port),
+            "{args:?}: port {port} still listening after Ctrl-C"
+        );
+    }
+    // Ctrl-C before the forward is up (every API request takes 3 s): the plugin ends, no port, no file.
+    cluster
+        .api
+        .add_fault(kube_standin::Fault::latency(Duration::from_secs(3)));
+    let mut command = cluster.command(&[
+        "connect",
+        "staging",
+        "--port-forward-only",
+        "--local-port",
+        &port_arg,
+    ]);
+    command.current_dir(&work).env("TMPDIR", work.join("tmp"));
+    let mut child = command.spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    sigint(child.id().unwrap()).await;
+    let started = Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("Ctrl-C ends the run while it waits for the API server")
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(!status.success(), "{status:?}");
+    assert!(!port_in_use(port));
+    cluster.api.clear_faults();
+    assert_eq!(snapshot(cluster.dir.path()).len(), before.len());
+    assert_eq!(writes(&cluster.api), Vec::<String>::new());
+}
