@@ -86,10 +86,20 @@ pub fn split(text: &str, default_source: &str) -> Result<Vec<Object>, ManifestEr
             index,
             message: err.to_string(),
         })?;
+        let parsed: Vec<Value> = parsed.into_iter().filter(|value| !value.is_null()).collect();
+        // A `...` (or `---<TAB>`) line inside one rendered document starts another YAML document; both
+        // would carry the whole text, so the output would hold each of them twice.
+        if parsed.len() > 1 {
+            return Err(ManifestError {
+                file: source,
+                index,
+                message: format!(
+                    "it holds {} YAML documents (a `...` or `---` marker line inside it); start each object with a line of `---`",
+                    parsed.len()
+                ),
+            });
+        }
         for value in parsed {
-            if value.is_null() {
-                continue;
-            }
             if !value.is_object() {
                 return Err(ManifestError {
                     file: source,
@@ -178,6 +188,31 @@ mod tests {
         let text = "---\n# Source: app/templates/bad.yaml\nkind: ConfigMap\nkind: Secret\n";
         let err = split(text, "stream").unwrap_err().to_string();
         assert!(err.contains("app/templates/bad.yaml"), "{err}");
+    }
+
+    #[test]
+    fn a_document_holding_two_yaml_documents_is_an_error_not_printed_twice() {
+        // Found by the manifest_stream fuzz target: the `...` line made one document parse as two YAML
+        // documents, and both objects carried the whole text, so the stream printed each of them twice.
+        let fuzz = "---\n#\n   S/urce: app/---\n# Sot\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n...\n\n\n\n\n\n\
+                    # Soture\n\n\n\n\n\n\n\n\n\n\n\n\n::\n\n\n\r\n\n\n\n\n\n c--\n";
+        let err = split(fuzz, "stream").unwrap_err().to_string();
+        assert!(
+            err.contains("stream: rendered document 1") && err.contains("2 YAML documents"),
+            "{err}"
+        );
+        let text = "---\n# Source: app/templates/two.yaml\nkind: A\n...\nkind: B\n";
+        let err = split(text, "stream").unwrap_err().to_string();
+        assert!(err.contains("app/templates/two.yaml"), "{err}");
+        // A document end marker with nothing after it is still one document.
+        let objects = split("kind: A\n...\n", "stream").unwrap();
+        assert_eq!(objects.len(), 1);
+        let again = split(
+            &crate::render::output::stream(&[("c".into(), objects.clone())]),
+            "stream",
+        )
+        .unwrap();
+        assert_eq!(again, objects);
     }
 
     #[test]

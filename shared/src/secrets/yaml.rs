@@ -99,11 +99,28 @@ pub fn scalar(text: &str) -> String {
     if is_plain_safe(text) {
         return text.to_string();
     }
-    if !text.chars().any(|c| c.is_control()) && !resolves_to_non_string(text) {
+    if !text.chars().any(needs_escape) && !resolves_to_non_string(text) {
         return format!("'{}'", text.replace('\'', "''"));
     }
-    // JSON string syntax is valid YAML double-quoted syntax.
-    serde_json::to_string(text).unwrap_or_default()
+    // JSON string syntax is valid YAML double-quoted syntax, once the characters JSON leaves raw but YAML
+    // cannot hold raw are escaped too.
+    serde_json::to_string(text)
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if needs_escape(c) {
+                format!("\\u{:04X}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Characters a YAML scalar cannot hold raw: controls (C0, DEL, C1, outside YAML's printable set or line
+/// breaks), U+FFFE and U+FFFF (not printable), the BOM and the YAML 1.1 line breaks U+2028 and U+2029.
+fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{feff}' | '\u{fffe}' | '\u{ffff}' | '\u{2028}' | '\u{2029}')
 }
 
 fn is_plain_safe(text: &str) -> bool {
@@ -123,7 +140,7 @@ fn is_plain_safe(text: &str) -> bool {
         && !text.contains(": ")
         && !text.contains(" #")
         && !text.contains(['\t', '\n', '\r', '[', ']', '{', '}', ','])
-        && !text.chars().any(|c| c.is_control())
+        && !text.chars().any(needs_escape)
         && !resolves_to_non_string(text)
 }
 
@@ -356,6 +373,13 @@ mod tests {
             "-x",
             "*ref",
             "ключ",
+            // Found by the sealed_secret fuzz target: JSON leaves DEL raw, YAML rejects it.
+            "\u{7f}additionalProperties: ther",
+            "del\u{7f}",
+            "c1\u{85}\u{9f}",
+            "\u{feff}bom",
+            "non\u{fffe}char\u{ffff}",
+            "ls\u{2028}ps\u{2029}",
         ] {
             let doc = format!("k: {}\n", scalar(text));
             let back: BTreeMap<String, String> =
