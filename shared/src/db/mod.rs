@@ -117,6 +117,18 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// True for a request the client itself gave up on because the server did not answer in time.
+    fn is_transport_timeout(&self) -> bool {
+        match self {
+            DbError::Api { error, .. } if !matches!(error, kube::Error::Api(_)) => {
+                crate::cluster::innermost_cause(error)
+                    .to_ascii_lowercase()
+                    .contains("timed out")
+            }
+            _ => false,
+        }
+    }
+
     /// True when the API server could not be reached or did not answer in time (as opposed to answering
     /// with an error).
     pub fn is_unreachable(&self) -> bool {
@@ -128,14 +140,18 @@ impl DbError {
     }
 }
 
-/// Run an API-bound future under a deadline; a missed one is [`DbError::ApiTimeout`].
+/// Run an API-bound future under a deadline; a missed one is [`DbError::ApiTimeout`]. The client's own
+/// per-request timeout is the same length and may fire first: that is the same event and gets the same
+/// message, not a second wording chosen by a race between two timers.
 pub async fn within<T>(
     timeout: Duration,
     future: impl std::future::Future<Output = Result<T, DbError>>,
 ) -> Result<T, DbError> {
-    tokio::time::timeout(timeout, future)
-        .await
-        .map_err(|_| DbError::ApiTimeout(timeout))?
+    match tokio::time::timeout(timeout, future).await {
+        Err(_) => Err(DbError::ApiTimeout(timeout)),
+        Ok(Err(err)) if err.is_transport_timeout() => Err(DbError::ApiTimeout(timeout)),
+        Ok(result) => result,
+    }
 }
 
 /// Parse a duration like kubectl's `--timeout`: `10s`, `500ms`, `2m`, `1h`, or plain seconds (`10`).
@@ -174,5 +190,35 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
         assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
+    }
+
+    fn api_error(error: kube::Error) -> DbError {
+        DbError::Api {
+            what: "statefulsets".into(),
+            namespace: "staging".into(),
+            error,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_clients_own_timeout_reads_like_the_deadline() {
+        let deadline = Duration::from_secs(2);
+        let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+        let err = within(deadline, async {
+            Err::<(), _>(api_error(kube::Error::Service(Box::new(timed_out))))
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, DbError::ApiTimeout(d) if d == deadline), "{err}");
+        assert!(err.to_string().contains("within 2s") && err.to_string().contains("raise --timeout"));
+
+        // Any other failure keeps its own message.
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let err = within(deadline, async {
+            Err::<(), _>(api_error(kube::Error::Service(Box::new(refused))))
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, DbError::Api { .. }), "{err}");
     }
 }

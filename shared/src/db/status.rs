@@ -14,12 +14,12 @@ use kube::{Api, Client};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::DbError;
 use super::catalog::{self, Service};
 use super::fetch::{self, EnvObjects};
 use super::live::{self, LiveStatus, Probe};
 use super::portforward::PortForward;
 use super::secrets::{self, Password};
+use super::{DbError, within};
 use crate::environment::Environment;
 use crate::readiness::{self, Readiness};
 
@@ -480,9 +480,7 @@ pub async fn collect(
             .iter()
             .map(|env| fetch::fetch_env(client, &env.namespace, options.live)),
     );
-    let fetched = tokio::time::timeout(options.timeout, reads)
-        .await
-        .map_err(|_| DbError::ApiTimeout(options.timeout))??;
+    let fetched = within(options.timeout, reads).await?;
     let now = Timestamp::now();
     let mut planned: Vec<(EnvironmentStatus, Vec<LivePlan>)> = environments
         .iter()
