@@ -190,11 +190,7 @@ impl Environment {
     pub fn from_yaml(text: &str, path: &Path) -> Result<Self, EnvironmentError> {
         let mut env: Environment = serde_saphyr::from_str(text).map_err(|err| EnvironmentError::Parse {
             path: path.to_path_buf(),
-            // The parser's advice about its own options means nothing to someone editing the file.
-            message: err.to_string().replace(
-                ", set DuplicateKeyPolicy in Options if acceptable",
-                " (give each key once)",
-            ),
+            message: crate::yaml_error::describe(&err),
         })?;
         env.source = path.to_path_buf();
         env.validate()?;

@@ -710,10 +710,7 @@ async fn corpus_environment_files() {
             "environment file: duplicate key",
             &["connect", "staging", "--repo", &dk],
             2,
-            &[
-                &file(&duplicate),
-                "duplicate mapping key: namespace (give each key once)",
-            ],
+            &[&file(&duplicate), "key `namespace` is given twice in one mapping"],
         ),
         Case::new(
             "environment file: value outside the enum",

@@ -109,7 +109,8 @@ impl Catalog {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|err| invalid(err.to_string()))?;
-        let mut catalog: Catalog = serde_saphyr::from_str(&text).map_err(|err| invalid(err.to_string()))?;
+        let mut catalog: Catalog =
+            serde_saphyr::from_str(&text).map_err(|err| invalid(crate::yaml_error::describe(&err)))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         for (index, chart) in catalog.charts.iter_mut().enumerate() {
             chart.base = base.clone();
@@ -397,7 +398,7 @@ pub fn provider_secret_source(
             let object: DynamicObject =
                 serde_saphyr::from_str(&text).map_err(|err| PlatformError::Catalog {
                     path: path.clone(),
-                    message: format!("not a SealedSecret: {err}"),
+                    message: format!("not a SealedSecret: {}", crate::yaml_error::describe(&err)),
                 })?;
             return Ok(object);
         }

@@ -85,7 +85,7 @@ fn read_dir(dir: &Path, env: &Environment) -> Result<Vec<DynamicObject>, Secrets
         };
         let text = std::fs::read_to_string(&path).map_err(|err| invalid(err.to_string()))?;
         let documents: Vec<DynamicObject> = serde_saphyr::from_str_multiple(&text)
-            .map_err(|err| invalid(format!("not valid YAML: {err}")))?;
+            .map_err(|err| invalid(format!("not valid YAML: {}", crate::yaml_error::describe(&err))))?;
         for mut object in documents {
             let kind = object.types.as_ref().map(|t| t.kind.as_str()).unwrap_or_default();
             if kind != "SealedSecret" {

@@ -84,7 +84,7 @@ pub fn split(text: &str, default_source: &str) -> Result<Vec<Object>, ManifestEr
         let parsed: Vec<Value> = serde_saphyr::from_str_multiple(&body).map_err(|err| ManifestError {
             file: source.clone(),
             index,
-            message: err.to_string(),
+            message: crate::yaml_error::describe(&err),
         })?;
         let parsed: Vec<Value> = parsed.into_iter().filter(|value| !value.is_null()).collect();
         // A `...` (or `---<TAB>`) line inside one rendered document starts another YAML document; both

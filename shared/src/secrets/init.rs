@@ -186,7 +186,8 @@ impl Catalog {
             path: path.to_path_buf(),
             message,
         };
-        let catalog: Catalog = serde_saphyr::from_str(text).map_err(|err| bad(err.to_string()))?;
+        let catalog: Catalog =
+            serde_saphyr::from_str(text).map_err(|err| bad(crate::yaml_error::describe(&err)))?;
         let mut names = BTreeSet::new();
         for (index, secret) in catalog.secrets.iter().enumerate() {
             let at = format!("secrets[{index}]");

@@ -209,36 +209,10 @@ fn parse_documents(text: &str, source_desc: &str) -> Result<Vec<Value>, Manifest
         DocFormat::Yaml => {
             let options = serde_saphyr::options! { with_snippet: false };
             serde_saphyr::from_str_multiple_with_options::<Value, Vec<Value>>(text, options)
-                .map_err(|err| syntax("YAML", yaml_error_message(&err)))?
+                .map_err(|err| syntax("YAML", crate::yaml_error::describe(&err)))?
         }
     };
     Ok(docs.into_iter().filter(|doc| !doc.is_null()).collect())
-}
-
-/// A YAML error as position plus message, without the source snippet (it may hold a secret). The
-/// parser's wording for two attacks on a reader is replaced by what happened and what to do.
-fn yaml_error_message(err: &serde_saphyr::Error) -> String {
-    let message = err.to_string();
-    let mut first = message.lines().next().unwrap_or("malformed YAML").to_string();
-    if first.contains("budget breached") {
-        first = "it expands to too much data through anchors and aliases (a \"billion laughs\" YAML bomb?); \
-                 a Secret manifest needs no aliases, write the values out"
-            .to_string();
-    } else if let Some(rest) = first.strip_prefix("duplicate mapping key: ") {
-        let key = rest
-            .split(", set DuplicateKeyPolicy")
-            .next()
-            .unwrap_or(rest)
-            .trim();
-        let at = rest.find(" at line").map(|i| &rest[i..]).unwrap_or("");
-        first = format!("key `{key}` is given twice in one mapping{at}; give each key once");
-    }
-    match err.location() {
-        Some(at) if !first.contains("line") => {
-            format!("{first} (line {}, column {})", at.line(), at.column())
-        }
-        _ => first,
-    }
 }
 
 /// A JSON document whose objects must not repeat a key: serde_json would keep the last value silently,
