@@ -34,6 +34,15 @@ pub enum CrdError {
         /// What is wrong, with line and column.
         message: String,
     },
+    /// A file named on the command line holds no CRD (a directory may hold other files; a named file
+    /// is meant to be a CRD file, so anything else there is a mistake that would validate nothing).
+    #[error(
+        "{path} holds no CustomResourceDefinition: --crds takes CRD files or directories of them; name the CRD file or its directory"
+    )]
+    NotCrd {
+        /// The file.
+        path: PathBuf,
+    },
     /// Reading CRDs from the cluster failed.
     #[error("cannot read CRDs from the cluster: {message}")]
     Cluster {
@@ -75,11 +84,23 @@ impl std::fmt::Debug for CrdStore {
     }
 }
 
-/// The YAML/JSON files under the given directories (recursively), sorted.
+/// The YAML/JSON files under the given directories (recursively), sorted. A file given by name must at
+/// least mention `CustomResourceDefinition` (checked by text, since the files are parsed only when a
+/// custom resource needs them).
 pub fn files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, CrdError> {
     let mut found = Vec::new();
     for dir in dirs {
         if dir.is_file() {
+            let text = std::fs::read(dir).map_err(|err| CrdError::File {
+                path: dir.clone(),
+                message: err.to_string(),
+            })?;
+            if !text
+                .windows(b"CustomResourceDefinition".len())
+                .any(|window| window == b"CustomResourceDefinition")
+            {
+                return Err(CrdError::NotCrd { path: dir.clone() });
+            }
             found.push(dir.clone());
             continue;
         }
@@ -299,7 +320,20 @@ fn parse_file(path: &Path) -> Result<Vec<Value>, CrdError> {
         message: err.to_string(),
     })?;
     let parse = |text: &str| {
-        let options = serde_saphyr::options! { budget: None };
+        // CRD files are large (no limit on events, nodes or documents), but aliases, which CRDs do not
+        // use, stay bounded and count against the scalar bytes, so a YAML bomb fails in milliseconds
+        // instead of expanding into all memory.
+        let options = serde_saphyr::options! {
+            budget: serde_saphyr::budget! {
+                max_events: usize::MAX,
+                max_nodes: usize::MAX,
+                max_documents: usize::MAX,
+                max_depth: 1024,
+            },
+            alias_limits: serde_saphyr::alias_limits! {
+                max_total_replayed_events: 10_000,
+            },
+        };
         serde_saphyr::from_str_multiple_with_options::<Value, Vec<Value>>(text, options)
     };
     // Descriptions are over half of a CRD's bytes and play no part in validation: parse without them,
@@ -308,7 +342,7 @@ fn parse_file(path: &Path) -> Result<Vec<Value>, CrdError> {
         .or_else(|_| parse(&text))
         .map_err(|err| CrdError::File {
             path: path.to_path_buf(),
-            message: err.to_string(),
+            message: crate::yaml_error::describe(&err),
         })
 }
 
@@ -437,6 +471,56 @@ mod tests {
             without_descriptions(text),
             "spec:\n  description: \"\"\n  properties:\n    description:\n      type: string\n      description: \"\"\n    x: {}\n"
         );
+    }
+
+    #[test]
+    fn yaml_bombs_in_crd_files_fail_fast() {
+        // Found by the crd_schema fuzz target: parsed without a budget, this 442-byte alias bomb took seconds
+        // and 250 MB; one of 100 KB (a long anchored string replayed 10^6 times) took all memory and
+        // aborted the process.
+        let fuzz = "kind: CustomResourceDefinition\nspec:\n  group: bomb.duli.one\n  names: {kind: Bomb}\n  \
+                    versions: [{name: v1}]\nlol:\n  a: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\n  \
+                    b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n  \
+                    d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\n  \
+                    f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n  g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f,*f]\n  \
+                    h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g,*g]\n";
+        let mut big = format!(
+            "kind: CustomResourceDefinition\nlol:\n  a: &a \"{}\"\n",
+            "x".repeat(100_000)
+        );
+        for (name, previous) in [("b", "a"), ("c", "b"), ("d", "c")] {
+            let aliases = vec![format!("*{previous}"); 100].join(",");
+            big.push_str(&format!("  {name}: &{name} [{aliases}]\n"));
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        for (name, text) in [("small.yaml", fuzz.to_string()), ("big.yaml", big)] {
+            let path = tmp.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            // Without the limit the small bomb parses (slowly) and the big one exhausts memory; with it,
+            // both are a parse error naming the file and line.
+            let err = CrdStore::load(&[path], 1).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains("line"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_named_file_must_be_a_crd_file_but_a_directory_may_hold_others() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config_map = tmp.path().join("configmap.yaml");
+        std::fs::write(
+            &config_map,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+        )
+        .unwrap();
+        let err = files(std::slice::from_ref(&config_map)).unwrap_err().to_string();
+        assert!(
+            err.contains("configmap.yaml holds no CustomResourceDefinition"),
+            "{err}"
+        );
+        assert_eq!(files(&[tmp.path().to_path_buf()]).unwrap(), vec![config_map]);
+        let crd = tmp.path().join("crd.yaml");
+        std::fs::write(&crd, "kind: CustomResourceDefinition\n").unwrap();
+        assert_eq!(files(std::slice::from_ref(&crd)).unwrap(), vec![crd]);
     }
 
     #[test]
