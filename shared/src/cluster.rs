@@ -169,7 +169,10 @@ impl ClusterTarget {
 /// The first line of a loader message: the YAML parser appends a snippet of the file, which may hold a
 /// token or a password, so only the line with the position and the problem is kept.
 fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or_default().trim_end().to_string()
+    let line = message.lines().next().unwrap_or_default().trim_end();
+    // YAML parsers start their message with `error:`, which reads as a second error inside ours.
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    line.replace(": error: ", ": ")
 }
 
 /// The innermost cause of an error, which says what happened (`Connection refused (os error 111)`,
@@ -227,6 +230,17 @@ pub fn describe_api_error(err: &kube::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loader_messages_keep_one_line_and_no_inner_error_prefix() {
+        assert_eq!(
+            first_line(
+                "failed to parse kubeconfig YAML: error: line 8 column 17: unclosed quote\n  token: x"
+            ),
+            "failed to parse kubeconfig YAML: line 8 column 17: unclosed quote"
+        );
+        assert_eq!(first_line("error: line 1: bad"), "line 1: bad");
+    }
 
     const KUBECONFIG: &str = "apiVersion: v1
 kind: Config

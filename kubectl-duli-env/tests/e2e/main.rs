@@ -6,9 +6,18 @@
 //!   protobuf-to-JSON shim helm needs in front of the stand-in.
 //! - `up`: from empty to ready, idempotence, resume after a kill, faults, stuck components.
 //! - `plan`, `status`, `down`: the other subcommands against an environment that `up` built.
+//! - `corpus`: the bad-input corpus of issue #9 — every case exits 2 (or the documented code) with one
+//!   sentence naming the file, field or resource and what to do, and applies and writes nothing.
+//! - `leaks`: the secret-leak audit of issue #9 — `up`, `plan`, `status` at `-vv` with the DigitalOcean
+//!   token and a kubeconfig token: neither in output, logs, temporary files, or helm's argv/environment.
+//! - `faults`: the fault matrix of `status` and `up` (latency, 429, 500 bursts, dropped watches, the API
+//!   server killed and restarted mid-run).
 
+mod corpus;
 mod down;
+mod faults;
 mod helm_proxy;
+mod leaks;
 mod plan;
 mod status;
 mod support;

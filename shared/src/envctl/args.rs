@@ -78,6 +78,9 @@ pub struct PlanArgs {
 pub struct StatusArgs {
     /// The environment.
     pub env: String,
+    /// How long the whole command may take (a slow, throttling or unreachable API server), e.g. 30s, 2m.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 /// `down` flags.
@@ -110,8 +113,13 @@ pub struct EnvCommand {
 /// Parse a kubectl-style duration: `90s`, `15m`, `1h`, `1h30m`, `500ms`, or bare seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    let zero = || format!("`{text}`: the timeout must be greater than zero");
     if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
+        return if seconds == 0 {
+            Err(zero())
+        } else {
+            Ok(Duration::from_secs(seconds))
+        };
     }
     let mut total = Duration::ZERO;
     let mut number = String::new();
@@ -148,10 +156,34 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !number.is_empty() || !any {
         return Err(format!("`{text}` is not a duration like 90s, 15m or 1h30m"));
     }
+    if total.is_zero() {
+        return Err(zero());
+    }
     Ok(total)
 }
 
 impl EnvSubcommand {
+    /// The environment the command is about (`None` for `list`).
+    fn env(&self) -> Option<&str> {
+        match self {
+            EnvSubcommand::Up(args) => Some(&args.env),
+            EnvSubcommand::Plan(args) => Some(&args.env),
+            EnvSubcommand::Status(args) => Some(&args.env),
+            EnvSubcommand::Down(args) => Some(&args.env),
+            EnvSubcommand::List => None,
+        }
+    }
+
+    /// `--timeout`, for the commands that take one.
+    fn timeout(&self) -> Option<Duration> {
+        match self {
+            EnvSubcommand::Up(args) => Some(args.timeout),
+            EnvSubcommand::Status(args) => Some(args.timeout),
+            EnvSubcommand::Down(args) => Some(args.timeout),
+            _ => None,
+        }
+    }
+
     /// The command's name and environment, for the log file; `None` for commands that change nothing.
     fn logged(&self) -> Option<(&'static str, &str)> {
         match self {
@@ -183,7 +215,23 @@ pub async fn dispatch(command: EnvCommand) -> anyhow::Result<Outcome> {
         tracing::debug!("kubectl duli env {:?}", command.subcommand);
         tracing::debug!("log file {}", path.display());
     }
-    let result = execute(&command, log_file.clone()).await;
+    let result = tokio::select! {
+        result = execute(&command, log_file.clone()) => result,
+        () = interrupted() => {
+            // Dropping `execute` kills a running helm (kill_on_drop); what was applied stays applied, and
+            // every phase converges from there.
+            let message = match command.subcommand.logged() {
+                Some((name, env)) => format!(
+                    "interrupted: `kubectl duli env {name} {env}` stopped before it finished; what it changed so \
+                     far stays, run the same command again to converge"
+                ),
+                None => "interrupted".to_string(),
+            };
+            tracing::error!(target: "duli::logfile", "{message}");
+            eprintln!("error: {message}");
+            Ok(Outcome::Child(EXIT_INTERRUPTED))
+        }
+    };
     if let Err(err) = &result {
         tracing::error!(target: "duli::logfile", "{err:#}");
     }
@@ -193,15 +241,81 @@ pub async fn dispatch(command: EnvCommand) -> anyhow::Result<Outcome> {
     result
 }
 
+/// Exit code after Ctrl-C (SIGINT): 128 + 2, as shells report it.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Resolves on the first Ctrl-C (SIGINT); never, when the handler cannot be installed.
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// How long the first request may take before the API server counts as unreachable (at most `--timeout`).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn context(command: &EnvCommand) -> Result<Context, EnvError> {
     let repo = command.common.locate_repo()?;
+    // Bad input is reported before the cluster is asked anything.
+    if let Some(env) = command.subcommand.env() {
+        super::load_env(&repo, env)?;
+    }
     let target = command.cluster.target();
     let cluster = target.connect(None).await?;
+    let limit = command
+        .subcommand
+        .timeout()
+        .map_or(PROBE_TIMEOUT, |t| t.min(PROBE_TIMEOUT));
+    probe(&cluster, limit).await?;
     Ok(Context {
         repo,
         target,
         cluster,
     })
+}
+
+/// Ask the API server for its version, retrying refused connections and server errors until `limit`: a
+/// server that is down or never answers fails here, in one sentence, instead of hanging a later call.
+async fn probe(cluster: &crate::cluster::Cluster, limit: Duration) -> Result<(), EnvError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut delay = Duration::from_millis(100);
+    let mut last: Option<kube::Error> = None;
+    let unreachable = |what: String| EnvError::Unreachable {
+        server: cluster.server.clone(),
+        context: cluster.context.clone(),
+        what,
+    };
+    loop {
+        match tokio::time::timeout_at(deadline, cluster.client.apiserver_version()).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(err)) if super::api::is_transient(&err) => {
+                tracing::debug!("probing {}: {err}", cluster.server);
+                last = Some(err);
+                if tokio::time::Instant::now() + delay >= deadline {
+                    break;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Ok(Err(err)) => return Err(unreachable(crate::cluster::describe_api_error(&err))),
+            Err(_) => break,
+        }
+    }
+    Err(unreachable(match last {
+        Some(err) => crate::cluster::describe_api_error(&err),
+        None => format!(
+            "the API server did not answer within {}; check the cluster is up and reachable (kubectl cluster-info)",
+            humantime(limit)
+        ),
+    }))
+}
+
+fn humantime(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{:.1}s", duration.as_secs_f64())
+    }
 }
 
 async fn execute(command: &EnvCommand, log_file: Option<PathBuf>) -> anyhow::Result<Outcome> {
@@ -241,6 +355,7 @@ async fn execute(command: &EnvCommand, log_file: Option<PathBuf>) -> anyhow::Res
                 env: args.env.clone(),
                 platform_file: None,
                 output,
+                timeout: args.timeout,
             };
             status::status(&ctx, &opts).await?.print(output)
         }
@@ -288,5 +403,11 @@ mod tests {
         assert!(parse_duration("15").is_ok());
         assert!(parse_duration("15x").is_err());
         assert!(parse_duration("").is_err());
+        assert!(
+            parse_duration("0s")
+                .unwrap_err()
+                .contains("must be greater than zero")
+        );
+        assert!(parse_duration("0").unwrap_err().contains("greater than zero"));
     }
 }

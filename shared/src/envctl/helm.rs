@@ -8,7 +8,7 @@ use std::process::Stdio;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::platform::PlatformError;
+use super::platform::{PlatformError, provider_secret};
 use crate::cluster::ClusterTarget;
 
 /// A release as `helm list -o json` reports it.
@@ -65,17 +65,7 @@ impl Helm {
         }
         let command = format!("helm {}", args.join(" "));
         tracing::debug!("running {command}");
-        let mut child = tokio::process::Command::new(&self.bin);
-        child
-            .args(&all)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut child = self.command(&all, input.is_some());
         let failed = |err: std::io::Error| PlatformError::Helm {
             command: command.clone(),
             message: format!("cannot run {}: {err}", self.bin.display()),
@@ -94,11 +84,28 @@ impl Helm {
             tracing::debug!("{command}: stderr: {stderr}");
         }
         if !output.status.success() {
-            let message = stderr.strip_prefix("Error: ").unwrap_or(&stderr).to_string();
+            let message = one_line(&stderr);
             return Err(PlatformError::Helm { command, message });
         }
         tracing::trace!("{command}: stdout: {stdout}");
         Ok(stdout)
+    }
+
+    /// The helm process for `args`: stdin piped when there is input, output captured, killed when dropped, and
+    /// without the provider API tokens in its environment — the plugin hands those to the cluster itself (as
+    /// the provider Secret); helm has no use for them.
+    fn command(&self, args: &[String], input: bool) -> tokio::process::Command {
+        let mut child = tokio::process::Command::new(&self.bin);
+        child
+            .args(args)
+            .stdin(if input { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for var in token_vars() {
+            child.env_remove(var);
+        }
+        child
     }
 
     /// Every release in every namespace, whatever its status.
@@ -134,5 +141,57 @@ impl Helm {
         let text = self.run(&args).await?;
         let value: Value = serde_json::from_str(text.trim()).unwrap_or(Value::Null);
         Ok(if value.is_null() { json!({}) } else { value })
+    }
+}
+
+/// helm's error output as one line: from its `Error:` line on (warnings before it dropped), the Go error
+/// chain's continuation lines joined with spaces.
+fn one_line(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let start = lines.iter().position(|l| l.starts_with("Error: ")).unwrap_or(0);
+    let text = lines[start..].join(" ");
+    text.strip_prefix("Error: ").unwrap_or(&text).to_string()
+}
+
+/// The environment variables that may hold a provider's API token (see [`provider_secret`]).
+fn token_vars() -> impl Iterator<Item = &'static str> {
+    ["digitalocean"]
+        .into_iter()
+        .filter_map(provider_secret)
+        .map(|secret| secret.env_var)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helm_errors_become_one_line() {
+        let stderr = "WARNING: kubeconfig is group-readable\nError: UPGRADE FAILED: template: a/templates/b.yaml:4:18\n  executing \"a/templates/b.yaml\" at <.Values.x.y>:\n    nil pointer evaluating interface {}.y\n";
+        assert_eq!(
+            one_line(stderr),
+            "UPGRADE FAILED: template: a/templates/b.yaml:4:18 executing \"a/templates/b.yaml\" at <.Values.x.y>: nil pointer evaluating interface {}.y"
+        );
+        assert_eq!(one_line("plain failure"), "plain failure");
+    }
+
+    #[test]
+    fn helm_does_not_inherit_provider_tokens() {
+        let helm = Helm {
+            bin: PathBuf::from("/bin/true"),
+            target: ClusterTarget::default(),
+            context: "c".into(),
+        };
+        let command = helm.command(&["version".into()], false);
+        let removed: Vec<_> = command
+            .as_std()
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            removed.contains(&"DIGITALOCEAN_ACCESS_TOKEN".to_string()),
+            "{removed:?}"
+        );
     }
 }

@@ -24,6 +24,10 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// Target of progress lines that always show.
 pub const PROGRESS: &str = "duli::progress";
+/// kube's per-request trace layer, which logs every 5xx answer at ERROR level ("failed with status 500 …")
+/// before our retries have had their say: kept out of stderr (the log file has it), so that a retried
+/// burst of 500s prints nothing and a final failure prints one line, ours.
+pub const KUBE_REQUESTS: &str = "kube_client::client::builder";
 /// Target of records meant for the log file only (e.g. the final error, which stderr shows once already).
 pub const FILE_ONLY: &str = "duli::logfile";
 
@@ -110,7 +114,7 @@ pub fn init(verbose: u8, log_file: Option<&Path>) -> Result<(), std::io::Error> 
     let detail = if is_terminal() { "off" } else { "info" };
     let stderr_filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "{level},hyper=warn,tower=warn,rustls=warn,{PROGRESS}=info,{PROGRESS}::detail={detail},{FILE_ONLY}=off"
+            "{level},hyper=warn,tower=warn,rustls=warn,{KUBE_REQUESTS}=off,{PROGRESS}=info,{PROGRESS}::detail={detail},{FILE_ONLY}=off"
         ))
     });
     // One line per task: spinner, its current message, time spent.
@@ -132,7 +136,7 @@ pub fn init(verbose: u8, log_file: Option<&Path>) -> Result<(), std::io::Error> 
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            let file = open_private(path)?;
             let filter =
                 tracing_subscriber::EnvFilter::new("info,duli=debug,hyper=warn,tower=warn,rustls=warn");
             Some(
@@ -150,6 +154,16 @@ pub fn init(verbose: u8, log_file: Option<&Path>) -> Result<(), std::io::Error> 
         .with(indicatif.with_filter(IndicatifFilter::new(false)))
         .try_init();
     Ok(())
+}
+
+/// Open (create, append to) a log file readable by its owner only: it records helm's output and the
+/// cluster's messages, which are nobody else's business.
+fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 /// One line of progress that a person follows: a bar on a terminal, changes as log lines otherwise.
@@ -215,6 +229,17 @@ mod tests {
         assert_eq!(stamp.len(), 16, "{stamp}");
         assert!(stamp.starts_with("20"), "{stamp}");
         assert!(stamp.ends_with('Z'));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn log_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("up.log");
+        drop(open_private(&path).unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

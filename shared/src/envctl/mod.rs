@@ -138,6 +138,22 @@ pub enum EnvError {
     /// `down` refused or failed.
     #[error(transparent)]
     Down(#[from] down::DownError),
+    /// The API server could not be reached (or refused the credentials) when the command started.
+    #[error("cannot use the API server {server} (context `{context}`): {what}")]
+    Unreachable {
+        /// The server URL.
+        server: String,
+        /// The context.
+        context: String,
+        /// What happened and what to do.
+        what: String,
+    },
+    /// A command bounded by `--timeout` (status) ran out of it: the API server is slow, throttling or down.
+    #[error(
+        "the API server did not answer within {}: it is unreachable, overloaded or throttling requests (raise --timeout or check the cluster)",
+        wait::human_duration(*.0)
+    )]
+    ApiTimeout(std::time::Duration),
     /// The log file could not be created.
     #[error("cannot write the log file {path}: {source}")]
     Log {

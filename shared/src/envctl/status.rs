@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use kube::api::ListParams;
 use serde::Serialize;
@@ -26,6 +27,8 @@ pub struct StatusOptions {
     pub platform_file: Option<PathBuf>,
     /// How to print.
     pub output: OutputFormat,
+    /// How long reading the cluster may take in all (`--timeout`).
+    pub timeout: Duration,
 }
 
 /// One row: an Application or one of a component's objects.
@@ -86,8 +89,24 @@ pub fn age_seconds(timestamp: &str) -> Option<i64> {
     Some(k8s_openapi::jiff::Timestamp::now().as_second() - t.as_second())
 }
 
-/// Compute the status of an environment.
+/// Compute the status of an environment, within `opts.timeout`: the API calls retry throttling, server
+/// errors and refused connections, and a server that keeps doing that (or never answers) ends here, with
+/// one message whatever was in flight.
 pub async fn status(ctx: &Context, opts: &StatusOptions) -> Result<StatusReport, EnvError> {
+    within(opts.timeout, collect(ctx, opts)).await
+}
+
+/// `work`, or [`EnvError::ApiTimeout`] once `timeout` has passed.
+pub async fn within<T>(
+    timeout: Duration,
+    work: impl std::future::Future<Output = Result<T, EnvError>>,
+) -> Result<T, EnvError> {
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or(Err(EnvError::ApiTimeout(timeout)))
+}
+
+async fn collect(ctx: &Context, opts: &StatusOptions) -> Result<StatusReport, EnvError> {
     let env = super::load_env(&ctx.repo, &opts.env)?;
     let desired = Desired::load(&ctx.repo, &env, opts.platform_file.as_deref())?;
     let resolver = Resolver::new(ctx.cluster.client.clone());
@@ -258,6 +277,24 @@ impl StatusReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn status_gives_up_at_its_timeout_with_one_message() {
+        let never = std::future::pending::<Result<(), EnvError>>();
+        let err = within(Duration::from_millis(100), never).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the API server did not answer within 0.1s: it is unreachable, overloaded or throttling requests \
+             (raise --timeout or check the cluster)"
+        );
+        assert!(
+            EnvError::ApiTimeout(Duration::from_secs(30))
+                .to_string()
+                .contains("within 30s:")
+        );
+        let done = within(Duration::from_secs(1), async { Ok::<_, EnvError>(7) }).await;
+        assert_eq!(done.unwrap(), 7);
+    }
 
     #[test]
     fn ages_from_kubernetes_timestamps() {

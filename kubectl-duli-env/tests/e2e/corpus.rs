@@ -1,0 +1,916 @@
+//! The bad-input corpus of `kubectl duli env` (issue #9): every case runs `up`, `plan`, `status` or `down`
+//! through the real kubectl dispatch and checks what an operator relies on — the exit code (2, or the
+//! documented one), one `error:` line naming the offending file, field or resource and what to do, nothing
+//! on stdout, and that nothing was applied (the stand-in saw no write request and its objects did not move)
+//! or written (the run's TMPDIR stays empty and the repository copy is unchanged; `up` and `down` may only
+//! add their log file under `DULI_STATE_DIR/logs`).
+//!
+//! Cases are tables, one line each; a group shares one world and runs its cases concurrently. The catalogue
+//! of messages prints with `--nocapture`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use kube_standin::StandIn;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::support::{Run, World, workspace};
+
+const FAST: Duration = Duration::from_millis(200);
+
+/// One bad input and what the plugin must say about it.
+struct Case {
+    name: &'static str,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+    code: i32,
+    expect: Vec<String>,
+    forbid: Vec<String>,
+    within: Duration,
+}
+
+impl Case {
+    fn new(name: &'static str, args: &[&str], code: i32, expect: &[&str]) -> Self {
+        Case {
+            name,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
+            code,
+            expect: expect.iter().map(|e| e.to_string()).collect(),
+            forbid: Vec::new(),
+            within: Duration::from_secs(30),
+        }
+    }
+
+    fn env(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.env.push((name, value.into()));
+        self
+    }
+
+    fn forbid(mut self, text: impl Into<String>) -> Self {
+        self.forbid.push(text.into());
+        self
+    }
+
+    fn within(mut self, bound: Duration) -> Self {
+        self.within = bound;
+        self
+    }
+}
+
+/// The stand-in's global resourceVersion and every object's, by key.
+fn store_state(api: &StandIn) -> (u64, Vec<String>) {
+    let objects = api
+        .store()
+        .lock()
+        .all_objects()
+        .into_iter()
+        .map(|(key, object)| {
+            format!(
+                "{}/{}/{}/{}@{}",
+                key.group,
+                key.plural,
+                key.namespace,
+                key.name,
+                object
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+            )
+        })
+        .collect();
+    (api.store().resource_version(), objects)
+}
+
+/// Requests that could have changed something: anything but GET, except the permission reviews preflight
+/// creates (they store nothing) and server-side dry runs.
+fn writes(api: &StandIn) -> Vec<String> {
+    api.requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .filter(|r| !r.path.contains("selfsubjectaccessreviews"))
+        .filter(|r| !r.query.contains("dryRun=All"))
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect()
+}
+
+/// Every file under `dir` with a hash of its bytes and its mode.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, u32)> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                std::fs::read(&path).unwrap_or_default().hash(&mut hasher);
+                out.insert(path, (hasher.finish(), meta.permissions().mode()));
+            }
+        }
+    }
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A copy of the world's repository named `name`, changed by `edit`; returns its root.
+fn variant(world: &World, name: &str, edit: impl FnOnce(&Path)) -> String {
+    let root = world.dir.path().join("variants").join(name);
+    copy_dir(&world.repo.join("gitops"), &root.join("gitops"));
+    copy_dir(&world.repo.join("helm"), &root.join("helm"));
+    edit(&root);
+    root.display().to_string()
+}
+
+fn edit_file(path: &Path, change: impl FnOnce(String) -> String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let changed = change(text.clone());
+    assert_ne!(changed, text, "the edit of {} changed nothing", path.display());
+    std::fs::write(path, changed).unwrap();
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// A kubeconfig for `server` with one context `one`.
+fn kubeconfig_for(server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: '{server}'}}\nusers:\n- name: u\n  user: {{}}\n\
+         contexts:\n- name: one\n  context: {{cluster: c, user: u, namespace: default}}\ncurrent-context: one\n"
+    )
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A server that accepts connections and never reads or answers.
+fn silent_server() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+/// A server that answers every request with `code` and a Kubernetes `Status`.
+async fn status_server(code: u16, reason: &'static str) -> (tokio::task::JoinHandle<()>, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                    }
+                    while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buffer.drain(..end + 4);
+                        let body = format!(
+                            "{{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{{}},\"status\":\"Failure\",\"message\":\"{reason}\",\"reason\":\"{reason}\",\"code\":{code}}}"
+                        );
+                        let response = format!(
+                            "HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (task, url)
+}
+
+/// Run one case and check it.
+async fn check(world: &World, case: &Case) -> Run {
+    let tmp = world.dir.path().join("tmp").join(case.name.replace(' ', "-"));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
+    let mut command = world.command(&args);
+    command.env("TMPDIR", &tmp).current_dir(&tmp);
+    for (name, value) in &case.env {
+        command.env(name, value);
+    }
+    let started = Instant::now();
+    let child = command.spawn().unwrap();
+    let output = tokio::time::timeout(case.within + Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{}: still running after {:?}", case.name, case.within))
+        .unwrap();
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    };
+    let name = case.name;
+    let all = format!("--- stdout\n{}--- stderr\n{}", run.stdout, run.stderr);
+    // Shown with --nocapture: the corpus doubles as a catalogue of the messages.
+    eprintln!(
+        "[{name}] exit {} in {:.1?}: {}",
+        run.code,
+        run.elapsed,
+        run.stderr.trim()
+    );
+    assert_eq!(run.code, case.code, "{name}: {all}");
+    assert!(
+        run.elapsed < case.within,
+        "{name}: took {:?}, bound {:?}: {all}",
+        run.elapsed,
+        case.within
+    );
+    for text in &case.expect {
+        assert!(
+            run.stderr.contains(text.as_str()),
+            "{name}: expected {text:?} in:\n{all}"
+        );
+    }
+    for text in &case.forbid {
+        assert!(
+            !run.stderr.contains(text.as_str()) && !run.stdout.contains(text.as_str()),
+            "{name}: {text:?} must not be printed:\n{all}"
+        );
+    }
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    if case.code == 2 {
+        assert_eq!(errors.len(), 1, "{name}: one error line:\n{all}");
+        assert!(
+            !errors[0]["error:".len()..].contains("error:"),
+            "{name}: an error inside the error:\n{all}"
+        );
+        assert_eq!(run.stdout, "", "{name}: nothing on stdout:\n{all}");
+    }
+    for raw in ["ApiError", "Status {", "HyperError", "Error {", "panicked"] {
+        assert!(
+            !run.stderr.contains(raw),
+            "{name}: raw error text {raw:?}:\n{all}"
+        );
+    }
+    assert!(
+        std::fs::read_dir(&tmp).unwrap().next().is_none(),
+        "{name}: files left in TMPDIR"
+    );
+    run
+}
+
+/// Run the cases concurrently against one world; nothing may be applied or written but log files.
+async fn check_all(world: &World, cases: Vec<Case>) {
+    let before_files = snapshot(world.dir.path());
+    let before_store = store_state(&world.api);
+    world.api.clear_requests();
+    join_all(cases.iter().map(|case| check(world, case))).await;
+    assert_eq!(writes(&world.api), Vec::<String>::new(), "no request may write");
+    assert_eq!(
+        store_state(&world.api),
+        before_store,
+        "the stand-in's objects changed"
+    );
+    let logs = world.dir.path().join("state/logs");
+    let after_files = snapshot(world.dir.path());
+    let changed: Vec<&PathBuf> = after_files
+        .iter()
+        .filter(|(path, meta)| before_files.get(*path) != Some(*meta) && !path.starts_with(&logs))
+        .map(|(path, _)| path)
+        .chain(before_files.keys().filter(|p| !after_files.contains_key(*p)))
+        .collect();
+    assert!(changed.is_empty(), "files written or changed: {changed:?}");
+}
+
+/// The line (1-based) of `staging.yml` holding `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|line| line.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not found"))
+        + 1
+}
+
+/// A YAML bomb: nine levels of nine aliases (9^9 strings when expanded), in a known field.
+fn yaml_bomb() -> String {
+    let mut text =
+        String::from("team: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    for level in 1..9 {
+        let prev = format!("*a{}", level - 1);
+        let items = [prev.as_str(); 9].join(",");
+        text.push_str(&format!("x{level}: &a{level} [{items}]\n"));
+    }
+    text
+}
+
+/// Environments, the repository and the flags: every case fails before anything reaches the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn corpus_inputs() {
+    let world = World::start(FAST).await;
+    let staging = world.repo.join("gitops/environments/staging.yml");
+    let staging_text = std::fs::read_to_string(&staging).unwrap();
+    let env_file = |root: &str| format!("{root}/gitops/environments/staging.yml");
+
+    let wrong_type = variant(&world, "wrong-type", |root| {
+        edit_file(&root.join("gitops/environments/staging.yml"), |t| {
+            t.replace("backend: {replicas: 1,", "backend: {replicas: one,")
+        })
+    });
+    let wrong_type_line = line_of(&staging_text, "backend: {replicas: 1,");
+    let unknown_key = variant(&world, "unknown-key", |root| {
+        edit_file(&root.join("gitops/environments/staging.yml"), |t| {
+            t.replace("team: platform\n", "team: platform\nteem: platform\n")
+        })
+    });
+    let unknown_key_line = line_of(&staging_text, "team: platform") + 1;
+    let duplicate = variant(&world, "duplicate", |root| {
+        edit_file(&root.join("gitops/environments/staging.yml"), |t| {
+            format!("{t}namespace: other\n")
+        })
+    });
+    let bomb = variant(&world, "bomb", |root| {
+        edit_file(&root.join("gitops/environments/staging.yml"), |t| {
+            t.replace("team: platform\n", &yaml_bomb())
+        })
+    });
+    let empty = variant(&world, "empty", |root| {
+        std::fs::write(root.join("gitops/environments/staging.yml"), "").unwrap()
+    });
+    let undefined = variant(&world, "undefined", |root| {
+        edit_file(&root.join("gitops/applications/backend.yml.j2"), |t| {
+            t.replace("team: {{ team }}", "team: {{ owner_team }}")
+        })
+    });
+    let catalog_yaml = variant(&world, "catalog-yaml", |root| {
+        edit_file(&root.join("gitops/platform.yml"), |t| {
+            t.replace(
+                "      message: argo cd fixture",
+                "      message: [argo cd fixture",
+            )
+        })
+    });
+    let catalog_values = variant(&world, "catalog-values", |root| {
+        edit_file(&root.join("gitops/platform.yml"), |t| {
+            t.replace(
+                "    values:\n      message: argo cd fixture",
+                "    values: [argo, cd]",
+            )
+        })
+    });
+    let catalog_bomb = variant(&world, "catalog-bomb", |root| {
+        edit_file(&root.join("gitops/platform.yml"), |t| {
+            let bomb = yaml_bomb().replace("team:", "a:").replace('\n', "\n  ");
+            let t = t.replace("charts:\n", &format!("anchors:\n  {bomb}\ncharts:\n"));
+            t.replace("      message: argo cd fixture", "      message: *a8")
+        })
+    });
+    let sealed_yaml = variant(&world, "sealed-yaml", |root| {
+        edit_file(&root.join("helm/secrets/sealed/staging/redis-secret.yml"), |t| {
+            format!("{t}\n  bad: [unclosed\n")
+        })
+    });
+
+    let inputs = world.dir.path().join("inputs");
+    let token = "kubeconfig-TOKEN-PLAINTEXT-9Qz";
+    let malformed = write(
+        &inputs,
+        "malformed.kubeconfig",
+        &kubeconfig_for(&world.api.url()).replace("user: {}", &format!("user: {{token: \"{token}}}")),
+    );
+    let empty_kubeconfig = write(&inputs, "empty.kubeconfig", "");
+    let kubeconfig = world.kubeconfig.display().to_string();
+    // No helm: only the plugin itself on PATH.
+    let no_helm = world.dir.path().join("bin-without-helm");
+    std::fs::create_dir_all(&no_helm).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_kubectl-duli-env"),
+        no_helm.join("kubectl-duli-env"),
+    )
+    .unwrap();
+    let no_helm_path = format!("{}:/usr/bin:/bin", no_helm.display());
+
+    let cases = vec![
+        Case::new(
+            "unknown environment (up)",
+            &["up", "qa"],
+            2,
+            &[
+                "unknown environment `qa`",
+                "known environments are prod, staging",
+                "gitops/environments",
+            ],
+        ),
+        Case::new(
+            "unknown environment (down)",
+            &["down", "QA", "--yes"],
+            2,
+            &["unknown environment `QA`"],
+        ),
+        Case::new(
+            "environment file: wrong type (up)",
+            &["up", "staging"],
+            2,
+            &[
+                &env_file(&wrong_type),
+                &format!("line {wrong_type_line}"),
+                "invalid u32",
+            ],
+        )
+        .env("DULI_REPO", &wrong_type),
+        Case::new(
+            "environment file: unknown key (plan)",
+            &["plan", "staging"],
+            2,
+            &[
+                &env_file(&unknown_key),
+                &format!("line {unknown_key_line}"),
+                "unknown field `teem`",
+            ],
+        )
+        .env("DULI_REPO", &unknown_key),
+        Case::new(
+            "environment file: duplicate key (status)",
+            &["status", "staging"],
+            2,
+            &[&env_file(&duplicate), "duplicate", "namespace"],
+        )
+        .env("DULI_REPO", &duplicate),
+        Case::new(
+            "environment file: YAML bomb (up)",
+            &["up", "staging"],
+            2,
+            &[&env_file(&bomb)],
+        )
+        .env("DULI_REPO", &bomb)
+        .within(Duration::from_secs(10)),
+        Case::new(
+            "environment file: empty (down)",
+            &["down", "staging"],
+            2,
+            &[&env_file(&empty)],
+        )
+        .env("DULI_REPO", &empty),
+        Case::new(
+            "gitops template with an undefined variable (plan)",
+            &["plan", "staging"],
+            2,
+            &["backend.yml.j2", "owner_team"],
+        )
+        .env("DULI_REPO", &undefined),
+        Case::new(
+            "gitops template with an undefined variable (up)",
+            &["up", "staging"],
+            2,
+            &["backend.yml.j2", "owner_team"],
+        )
+        .env("DULI_REPO", &undefined),
+        Case::new(
+            "platform catalog: values YAML error (up)",
+            &["up", "staging"],
+            2,
+            &[
+                "invalid platform catalog",
+                &format!("{catalog_yaml}/gitops/platform.yml"),
+                "line",
+            ],
+        )
+        .env("DULI_REPO", &catalog_yaml),
+        Case::new(
+            "platform catalog: values not a mapping (plan)",
+            &["plan", "staging"],
+            2,
+            &[
+                "invalid platform catalog",
+                "charts[2] (argocd): values must be a mapping",
+            ],
+        )
+        .env("DULI_REPO", &catalog_values),
+        Case::new(
+            "platform catalog: YAML bomb in values (plan)",
+            &["plan", "staging"],
+            2,
+            &[
+                "invalid platform catalog",
+                &format!("{catalog_bomb}/gitops/platform.yml"),
+                "YAML bomb",
+            ],
+        )
+        .env("DULI_REPO", &catalog_bomb)
+        .within(Duration::from_secs(10)),
+        Case::new(
+            "SealedSecret file: YAML error (up)",
+            &["up", "staging"],
+            2,
+            &[
+                &format!("{sealed_yaml}/helm/secrets/sealed/staging/redis-secret.yml"),
+                "not valid YAML",
+            ],
+        )
+        .env("DULI_REPO", &sealed_yaml),
+        Case::new(
+            "malformed kubeconfig (up)",
+            &["up", "staging"],
+            2,
+            &[
+                "cannot load kubeconfig",
+                &malformed,
+                "check the file or pass --kubeconfig",
+            ],
+        )
+        .env("KUBECONFIG", &malformed)
+        .forbid(token),
+        Case::new(
+            "empty kubeconfig (status)",
+            &["status", "staging"],
+            2,
+            &[
+                &empty_kubeconfig,
+                "defines no contexts",
+                "check the file or pass --kubeconfig",
+            ],
+        )
+        .env("KUBECONFIG", &empty_kubeconfig),
+        Case::new(
+            "unknown context (up)",
+            &["up", "staging", "--context", "nope"],
+            2,
+            &[
+                "context `nope` not found in kubeconfig",
+                &kubeconfig,
+                "known contexts: standin",
+            ],
+        ),
+        Case::new(
+            "--timeout that is not a duration (up)",
+            &["up", "staging", "--timeout", "soon"],
+            2,
+            &["--timeout", "`soon` is not a duration like 90s"],
+        ),
+        Case::new(
+            "--timeout of zero (down)",
+            &["down", "staging", "--timeout", "0s"],
+            2,
+            &["--timeout", "must be greater than zero"],
+        ),
+        Case::new(
+            "--only with an unknown phase (up)",
+            &["up", "staging", "--only", "deploy"],
+            2,
+            &[
+                "invalid value 'deploy' for '--only <PHASE>'",
+                "possible values: preflight, platform",
+            ],
+        ),
+        Case::new(
+            "prod down without a terminal and without --yes",
+            &["down", "prod"],
+            2,
+            &["refusing to", "production environment `prod`", "pass --yes"],
+        ),
+        Case::new(
+            "helm missing from PATH (up)",
+            &["up", "staging"],
+            2,
+            &[
+                "preflight found 1 problem(s); nothing was changed",
+                "helm is needed for the platform phase",
+                "helm",
+            ],
+        )
+        .env("PATH", no_helm_path),
+    ];
+    let count = cases.len();
+    check_all(&world, cases).await;
+    eprintln!("corpus_inputs: {count} cases");
+}
+
+/// A stand-in without Argo CD's CRDs (every other CRD of the platform is there), and its kubeconfig.
+async fn without_argo_cd(dir: &Path) -> (StandIn, String) {
+    let crds = workspace().join("../shared/crds");
+    let mut builder = StandIn::builder().simulate_ready(FAST);
+    for entry in std::fs::read_dir(&crds).unwrap().flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("argocd-") {
+            builder = builder.crd_dir(entry.path());
+        }
+    }
+    let api = builder.start().await.unwrap();
+    let kubeconfig = api.write_kubeconfig(dir).unwrap().display().to_string();
+    (api, kubeconfig)
+}
+
+/// The API server: refused, silent, 401, and a cluster without Argo CD's CRDs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn corpus_api_server() {
+    let world = World::start(FAST).await;
+    let inputs = world.dir.path().join("inputs");
+    let refused_url = format!("http://127.0.0.1:{}", closed_port());
+    let refused = write(&inputs, "refused.kubeconfig", &kubeconfig_for(&refused_url));
+    let (_silent, silent_url) = silent_server();
+    let silent = write(&inputs, "silent.kubeconfig", &kubeconfig_for(&silent_url));
+    let (_unauthorized, unauthorized_url) = status_server(401, "Unauthorized").await;
+    let unauthorized = write(
+        &inputs,
+        "unauthorized.kubeconfig",
+        &kubeconfig_for(&unauthorized_url),
+    );
+    let bare_dir = world.dir.path().join("bare");
+    std::fs::create_dir_all(&bare_dir).unwrap();
+    let (bare, bare_kubeconfig) = without_argo_cd(&bare_dir).await;
+    let bare_before = store_state(&bare);
+
+    let cases = vec![
+        Case::new(
+            "API server refuses connections (up)",
+            &["up", "staging", "--timeout", "3s"],
+            2,
+            &[
+                "cannot reach the API server",
+                "Connection refused",
+                &refused_url,
+                "kubectl cluster-info",
+            ],
+        )
+        .env("KUBECONFIG", &refused)
+        .within(Duration::from_secs(10)),
+        Case::new(
+            "API server refuses connections (status)",
+            &["status", "staging"],
+            2,
+            &["cannot reach the API server", "Connection refused", &refused_url],
+        )
+        .env("KUBECONFIG", &refused)
+        .within(Duration::from_secs(25)),
+        Case::new(
+            "API server accepts and never answers (up --timeout 3s)",
+            &["up", "staging", "--timeout", "3s"],
+            2,
+            &["did not answer", &silent_url, "check the cluster"],
+        )
+        .env("KUBECONFIG", &silent)
+        .within(Duration::from_secs(10)),
+        Case::new(
+            "API server accepts and never answers (down --timeout 3s)",
+            &["down", "staging", "--timeout", "3s"],
+            2,
+            &["did not answer", &silent_url],
+        )
+        .env("KUBECONFIG", &silent)
+        .within(Duration::from_secs(10)),
+        Case::new(
+            "API server accepts and never answers (plan)",
+            &["plan", "staging"],
+            2,
+            &["did not answer", &silent_url],
+        )
+        .env("KUBECONFIG", &silent)
+        .within(Duration::from_secs(25)),
+        Case::new(
+            "401 Unauthorized (up)",
+            &["up", "staging", "--timeout", "5s"],
+            2,
+            &["401 Unauthorized", "log in again", &unauthorized_url],
+        )
+        .env("KUBECONFIG", &unauthorized)
+        .within(Duration::from_secs(10)),
+        Case::new(
+            "401 Unauthorized (status)",
+            &["status", "staging"],
+            2,
+            &["401 Unauthorized", "log in again"],
+        )
+        .env("KUBECONFIG", &unauthorized)
+        .within(Duration::from_secs(10)),
+        Case::new(
+            "Argo CD's CRDs missing (up --only gitops)",
+            &["up", "staging", "--only", "gitops"],
+            2,
+            &["AppProject", "argoproj.io", "platform"],
+        )
+        .env("KUBECONFIG", &bare_kubeconfig),
+    ];
+    check_all(&world, cases).await;
+    // Documented: `status` runs and reports every Application as not applied (exit 1), pointing at `up`.
+    let status = check(
+        &world,
+        &Case::new("Argo CD's CRDs missing (status)", &["status", "staging"], 1, &[])
+            .env("KUBECONFIG", &bare_kubeconfig),
+    )
+    .await;
+    assert!(
+        status
+            .stdout
+            .contains("staging (namespace staging, missing): NOT READY")
+            && status.stdout.contains("Application/staging-backend")
+            && status
+                .stdout
+                .contains("not applied: run `kubectl duli env up staging`"),
+        "{}",
+        status.stdout
+    );
+    assert_eq!(
+        writes(&bare),
+        Vec::<String>::new(),
+        "no request to the bare cluster may write"
+    );
+    assert_eq!(store_state(&bare), bare_before);
+}
+
+/// 403s from RBAC, for each subcommand: named verb, resource and namespace, and nothing applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn corpus_forbidden() {
+    let world = World::start_with(
+        StandIn::builder()
+            .simulate_ready(FAST)
+            // With Argo CD's namespace there, `plan` dry-runs the Applications.
+            .seed_yaml("apiVersion: v1\nkind: Namespace\nmetadata: {name: argocd}\n")
+            .deny("create", "namespaces")
+            .deny("list", "applications")
+            .deny("patch", "applications"),
+    )
+    .await;
+    let cases = vec![
+        Case::new(
+            "403 creating namespaces (up: preflight)",
+            &["up", "staging"],
+            2,
+            &[
+                "preflight found",
+                "nothing was changed",
+                "forbidden: you may not create namespaces (cluster-scoped)",
+                "kubectl auth can-i create namespaces",
+            ],
+        ),
+        Case::new(
+            "403 listing Applications (status)",
+            &["status", "staging"],
+            2,
+            &[
+                "forbidden: you may not list applications.argoproj.io",
+                "in namespace argocd",
+                "kubectl auth can-i list applications.argoproj.io -n argocd",
+            ],
+        ),
+        Case::new(
+            "403 dry-running Applications (plan)",
+            &["plan", "staging"],
+            2,
+            &[
+                "forbidden: you may not patch applications.argoproj.io",
+                "kubectl auth can-i patch",
+            ],
+        ),
+        Case::new(
+            "403 listing Applications (down)",
+            &["down", "staging", "--yes"],
+            2,
+            &[
+                "forbidden: you may not list applications.argoproj.io",
+                "in namespace argocd",
+            ],
+        ),
+    ];
+    check_all(&world, cases).await;
+}
+
+/// A platform chart that does not render: helm's message, naming the chart's template and line, in one
+/// `error:` line; the environment itself (namespace, SealedSecrets, Applications) is not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn corpus_platform_chart_template_error() {
+    let world = World::start(FAST).await;
+    let broken = variant(&world, "template-error", |root| {
+        std::fs::write(
+            root.join("gitops/charts/argo-cd/templates/broken.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.nothing.here }}\n",
+        )
+        .unwrap();
+    });
+    let case = Case::new(
+        "platform chart template error (up)",
+        &["up", "staging", "--timeout", "1m"],
+        2,
+        &[
+            "argocd",
+            "argo-cd/templates/broken.yaml:4",
+            "nil pointer evaluating",
+        ],
+    )
+    .env("DULI_REPO", &broken)
+    .within(Duration::from_secs(90));
+    let run = check(&world, &case).await;
+    // helm's multi-line Go error arrives as one line, the last one.
+    assert!(
+        run.stderr
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("error: "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        world.get("namespaces", "", "staging").is_none(),
+        "the environment was not touched"
+    );
+    assert!(world.api.store().list("applications", None).is_empty());
+    assert!(
+        world
+            .api
+            .store()
+            .list("sealedsecrets", Some("staging"))
+            .is_empty()
+    );
+    assert!(
+        world
+            .get("secrets", "argocd", "sh.helm.release.v1.argocd.v1")
+            .is_none(),
+        "no release of the broken chart"
+    );
+}
+
+/// SIGKILL-free Ctrl-C: SIGINT to the whole process group (kubectl → plugin → helm) while helm installs.
+fn interrupt_group(pgid: i32) {
+    let status = std::process::Command::new("kill")
+        .args(["-s", "INT", "--", &format!("-{pgid}")])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -s INT -- -{pgid} failed");
+}
+
+/// Ctrl-C during `up` (helm installing, release pending): a clear message, exit 130, the log named, no helm
+/// left running; the rerun converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn corpus_ctrl_c_during_up_then_rerun_converges() {
+    // Slow readiness keeps helm waiting on the fixture Deployment, with its release pending-install.
+    let world = World::start(Duration::from_secs(3)).await;
+    let child = world
+        .command(&["up", "staging", "--timeout", "2m"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap() as i32;
+    let pending = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let release = world.get("secrets", "argocd", "sh.helm.release.v1.argocd.v1");
+            if release.is_some_and(|r| r["metadata"]["labels"]["status"] == "pending-install") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(pending.is_ok(), "helm never recorded a pending install");
+    interrupt_group(pid);
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("Ctrl-C ends up promptly")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("interrupted: `kubectl duli env up staging` stopped before it finished")
+            && errors[0].contains("run the same command again"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("log: "), "the log file is named:\n{stderr}");
+    // Nothing of this run is left behind: no helm in the process group.
+    let left = std::process::Command::new("ps")
+        .args(["-o", "pid=,stat=,args=", "-g", &pid.to_string()])
+        .output()
+        .unwrap();
+    let left = String::from_utf8_lossy(&left.stdout);
+    let running: Vec<&str> = left
+        .lines()
+        .filter(|l| !l.split_whitespace().nth(1).is_some_and(|s| s.starts_with('Z')))
+        .collect();
+    assert!(running.is_empty(), "processes left in the group:\n{left}");
+    let rerun = world
+        .run(&["up", "staging", "-o", "json", "--timeout", "2m"])
+        .await
+        .expect(0);
+    assert_eq!(rerun.json()["ready"], true);
+}

@@ -1,0 +1,576 @@
+//! The fault matrix of `kubectl duli env status` and `kubectl duli env up` (issue #9) against kube-standin's
+//! fault injection: 1 s of latency per request, 429 with Retry-After, bursts of 500, dropped and expired
+//! watches, and the API server killed mid-run and restarted on the same address.
+//!
+//! Everything goes through something that can die: the plugin's kubeconfig points at a TCP relay in front
+//! of the stand-in, and helm's `HELM_KUBEAPISERVER` at a second relay in front of the protobuf-to-JSON
+//! helm proxy; [`Server::kill`] cuts both at once, like the API server process dying, and
+//! [`Server::restart`] brings both back on their ports.
+//!
+//! Each run either finishes correctly (the same verdict as without the fault) or stops with a clear
+//! one-line message; a failed `up` says which phase and object failed and a rerun with the faults cleared
+//! converges. The wall-time bounds are "no hang" bounds, never speed targets.
+
+#[path = "../../../kubectl-duli-db/tests/it/relay.rs"]
+mod relay;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use kube_standin::Fault;
+use relay::Relay;
+use serde_json::Value;
+
+use super::helm_proxy::{self, HelmProxy};
+use super::support::{Run, World};
+
+const FAST: Duration = Duration::from_millis(200);
+
+/// The API server as the plugin and helm see it: two relays that die and come back together.
+struct Server {
+    world: World,
+    api: Relay,
+    helm: Relay,
+    kubeconfig: PathBuf,
+    _proxy: HelmProxy,
+}
+
+fn addr(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://").parse().unwrap()
+}
+
+impl Server {
+    async fn start(ready_after: Duration) -> Server {
+        let world = World::start(ready_after).await;
+        let api = Relay::start(world.api.addr()).await;
+        let proxy = helm_proxy::start(world.api.addr()).await;
+        let helm = Relay::start(addr(&proxy.url)).await;
+        let kubeconfig = world.dir.path().join("relay.kubeconfig");
+        std::fs::write(&kubeconfig, kube_standin::kubeconfig_yaml(&api.url())).unwrap();
+        Server {
+            world,
+            api,
+            helm,
+            kubeconfig,
+            _proxy: proxy,
+        }
+    }
+
+    /// A world where `staging` is up (without the platform phase: no helm, a few seconds), and its verdict.
+    async fn up_without_platform() -> (Server, Value) {
+        let server = Server::start(FAST).await;
+        server
+            .run(&[
+                "up",
+                "staging",
+                "--only",
+                "namespaces",
+                "--only",
+                "secrets",
+                "--only",
+                "gitops",
+                "--only",
+                "wait",
+                "--timeout",
+                "2m",
+            ])
+            .await
+            .expect(0);
+        let baseline = server
+            .run(&["status", "staging", "-o", "json"])
+            .await
+            .expect(0)
+            .json();
+        assert_eq!(baseline["ready"], true, "{baseline}");
+        (server, baseline)
+    }
+
+    fn kill(&self) {
+        self.api.kill();
+        self.helm.kill();
+    }
+
+    async fn restart(&self) {
+        self.api.restart().await;
+        self.helm.restart().await;
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = self.world.command(args);
+        command
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HELM_KUBEAPISERVER", self.helm.url());
+        command
+    }
+
+    /// Run to completion; more than 3 minutes is a hang and fails the test.
+    async fn run(&self, args: &[&str]) -> Run {
+        let started = Instant::now();
+        let child = self.command(args).spawn().expect("kubectl runs");
+        let output = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("kubectl duli env {} hung (3 minutes)", args.join(" ")))
+            .unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    fn served(&self, status: u16) -> usize {
+        self.world
+            .api
+            .requests()
+            .iter()
+            .filter(|r| r.status == status)
+            .count()
+    }
+}
+
+/// Each component's readiness, by name: what "the same verdict" compares.
+fn verdict(report: &Value) -> Vec<(String, bool)> {
+    report["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["component"].as_str().unwrap().to_string(), c["ready"] == true))
+        .collect()
+}
+
+#[track_caller]
+fn assert_within(run: &Run, bound: Duration) {
+    assert!(
+        run.elapsed < bound,
+        "took {:?} (no-hang bound {bound:?})\n--- stdout\n{}\n--- stderr\n{}",
+        run.elapsed,
+        run.stdout,
+        run.stderr
+    );
+}
+
+/// The error the run stopped with: the last `error:` line of stderr, which must be the only one and say
+/// everything on that one line (no Go-style error stack on the lines below).
+#[track_caller]
+fn one_line_error(run: &Run) -> String {
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("log: ") && !l.trim().is_empty())
+        .collect();
+    let errors: Vec<&&str> = lines.iter().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line:\n{}", run.stderr);
+    assert_eq!(
+        lines.last(),
+        errors.first().copied(),
+        "the error is the last line, nothing after it:\n{}",
+        run.stderr
+    );
+    errors[0].to_string()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// status: read-only, about 60 requests (discovery, the Applications, one list per kind and namespace).
+
+const STATUS: [&str; 4] = ["status", "staging", "-o", "json"];
+
+/// Same verdict as without the fault.
+#[track_caller]
+fn assert_same_verdict(run: &Run, baseline: &Value, what: &str) {
+    assert_eq!(run.code, 0, "{what}: {}\n{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(verdict(&report), verdict(baseline), "{what}");
+    assert!(
+        !run.stderr.contains("ERROR"),
+        "{what}: nothing on stderr about the faults that were survived:\n{}",
+        run.stderr
+    );
+}
+
+/// 1 s per request: every request, so the run is slow (well over 1 s) but right. 3 s per request against
+/// `--timeout 2s` stops at the deadline, in one sentence (the start-up probe or the reads, whichever was
+/// waiting: both say "did not answer within 2s").
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_latency_of_one_second_per_request() {
+    let (server, baseline) = Server::up_without_platform().await;
+    server.world.api.add_fault(Fault::latency(Duration::from_secs(1)));
+    let mut args = STATUS.to_vec();
+    args.extend(["--timeout", "2m"]);
+    let run = server.run(&args).await;
+    assert_same_verdict(&run, &baseline, "1 s latency");
+    assert!(
+        run.elapsed >= Duration::from_secs(3),
+        "the fault fired: {:?}",
+        run.elapsed
+    );
+    assert_within(&run, Duration::from_secs(120));
+
+    server.world.api.clear_faults();
+    for path in ["/", "/apis/"] {
+        server.world.api.clear_faults();
+        server
+            .world
+            .api
+            .add_fault(Fault::latency(Duration::from_secs(3)).on_path(path));
+        let run = server
+            .run(&["status", "staging", "--timeout", "2s"])
+            .await
+            .expect(2);
+        let error = one_line_error(&run);
+        assert!(error.contains("did not answer within 2s"), "{path}: {error}");
+        assert_within(&run, Duration::from_secs(10));
+    }
+}
+
+/// 429 with `Retry-After: 1`: a few are waited out and the verdict is right; a server that throttles one
+/// resource for ever is given up on at `--timeout` (it used to be retried for minutes: status had no
+/// timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_429_with_retry_after() {
+    let (server, baseline) = Server::up_without_platform().await;
+    server
+        .world
+        .api
+        .add_fault(Fault::too_many_requests(1).on_method("GET").times(3));
+    let run = server.run(&STATUS).await;
+    assert_same_verdict(&run, &baseline, "three 429s");
+    assert_eq!(server.served(429), 3, "the fault fired three times");
+    assert!(run.elapsed >= Duration::from_secs(1), "Retry-After was honoured");
+
+    server
+        .world
+        .api
+        .add_fault(Fault::too_many_requests(1).on_path("/applications"));
+    let run = server
+        .run(&["status", "staging", "--timeout", "5s"])
+        .await
+        .expect(2);
+    let error = one_line_error(&run);
+    assert!(
+        error.contains("did not answer within 5s")
+            && error.contains("throttling")
+            && error.contains("raise --timeout"),
+        "{error}"
+    );
+    assert_within(&run, Duration::from_secs(15));
+}
+
+/// Bursts of 500: retried through, same verdict, and nothing printed about them. A resource that keeps
+/// failing ends the run with one line naming the call and the server's reason (kube's own per-request
+/// ERROR lines stay in the log file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_500_bursts() {
+    let (server, baseline) = Server::up_without_platform().await;
+    server
+        .world
+        .api
+        .add_fault(Fault::error(500).on_method("GET").times(4));
+    server
+        .world
+        .api
+        .add_fault(Fault::error(500).on_path("/namespaces/staging/").times(3));
+    let run = server.run(&STATUS).await;
+    assert_same_verdict(&run, &baseline, "a burst of seven 500s");
+    assert_eq!(server.served(500), 7, "the faults fired");
+
+    server
+        .world
+        .api
+        .add_fault(Fault::error(500).on_path("/applications"));
+    let run = server
+        .run(&["status", "staging", "--timeout", "2m"])
+        .await
+        .expect(2);
+    let error = one_line_error(&run);
+    assert!(
+        error.contains("cannot list applications.argoproj.io in namespace argocd")
+            && error.contains("(500 InternalError)"),
+        "{error}"
+    );
+    assert_within(&run, Duration::from_secs(90));
+}
+
+/// `status` does not watch: dropped and expired watches cannot touch it (the request log proves it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_dropped_watches_do_not_apply() {
+    let (server, baseline) = Server::up_without_platform().await;
+    server.world.api.add_fault(Fault::drop_watch_after(0));
+    server.world.api.add_fault(Fault::expire_watch());
+    server.world.api.clear_requests();
+    let run = server.run(&STATUS).await;
+    assert_same_verdict(&run, &baseline, "watch faults");
+    let requests = server.world.api.requests();
+    assert!(requests.len() > 20, "{}", requests.len());
+    assert!(
+        requests.iter().all(|r| !r.query.contains("watch")),
+        "status made a watch request"
+    );
+}
+
+/// The API server dies while status reads (each namespaced list slowed to keep it reading): back within
+/// a few seconds, the retries carry the run to the same verdict; gone for good, the run stops at
+/// `--timeout` in one sentence; once it is back, right again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_api_server_killed_mid_run_and_restarted() {
+    let (server, baseline) = Server::up_without_platform().await;
+    server
+        .world
+        .api
+        .add_fault(Fault::latency(Duration::from_millis(300)).on_path("/namespaces/"));
+
+    // Killed after the Applications were read, back 2 s later.
+    server.world.api.clear_requests();
+    let outage = async {
+        wait_for_request(&server, "/applications").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        server.kill();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        server.restart().await;
+    };
+    let mut args = STATUS.to_vec();
+    args.extend(["--timeout", "1m"]);
+    let (run, ()) = tokio::join!(server.run(&args), outage);
+    assert_same_verdict(&run, &baseline, "killed and back after 2 s");
+
+    // Killed for good.
+    server.world.api.clear_requests();
+    let outage = async {
+        wait_for_request(&server, "/applications").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        server.kill();
+    };
+    let (run, ()) = tokio::join!(server.run(&["status", "staging", "--timeout", "5s"]), outage);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let error = one_line_error(&run);
+    assert!(error.contains("did not answer within 5s"), "{error}");
+    assert_within(&run, Duration::from_secs(10));
+
+    server.restart().await;
+    server.world.api.clear_faults();
+    let run = server.run(&STATUS).await;
+    assert_same_verdict(&run, &baseline, "after the restart");
+}
+
+/// Until the stand-in has served a request whose path contains `fragment`.
+async fn wait_for_request(server: &Server, fragment: &str) {
+    let seen = tokio::time::timeout(Duration::from_secs(60), async {
+        while !server
+            .world
+            .api
+            .requests()
+            .iter()
+            .any(|r| r.path.contains(fragment))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "no request for {fragment} within a minute");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// up
+
+/// The phases a summary reports, in order.
+fn phases(summary: &Value) -> Vec<String> {
+    summary["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// 1 s on every write (server-side apply: the plugin's namespaces, SealedSecrets, AppProjects and
+/// Applications, and helm's objects in the platform phase): a whole `up` with 1 s on *every* request
+/// would take minutes (hundreds of discovery, list and watch requests from the plugin and helm), so the
+/// latency is limited to the writes, which are the requests that leave the cluster half-changed when
+/// something goes wrong. `status` above takes 1 s on every request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_latency_of_one_second_per_write() {
+    let server = Server::start(FAST).await;
+    server
+        .world
+        .api
+        .add_fault(Fault::latency(Duration::from_secs(1)).on_method("PATCH"));
+    let run = server
+        .run(&["up", "staging", "-o", "json", "--timeout", "2m"])
+        .await
+        .expect(0);
+    let summary = run.json();
+    assert_eq!(summary["ready"], true, "{}", run.stderr);
+    assert_eq!(
+        phases(&summary),
+        ["preflight", "platform", "namespaces", "secrets", "gitops", "wait"]
+    );
+    let patches = server
+        .world
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    assert!(patches > 20, "the fault fired on {patches} writes");
+    assert!(run.elapsed >= Duration::from_secs(7), "{:?}", run.elapsed);
+    assert_within(&run, Duration::from_secs(170));
+}
+
+/// Watches cut after every single event, for the whole run, plus expired (410) watches: the wait phase
+/// re-watches (and relists after a 410) and still sees every component become ready. The platform phase is
+/// left out: it does not watch (helm does, and is not under test here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_watches_dropped_after_every_event() {
+    let server = Server::start(FAST).await;
+    server.world.api.add_fault(Fault::drop_watch_after(1));
+    server.world.api.add_fault(Fault::expire_watch().times(5));
+    let run = server
+        .run(&[
+            "up",
+            "staging",
+            "-o",
+            "json",
+            "--timeout",
+            "2m",
+            "--only",
+            "namespaces",
+            "--only",
+            "secrets",
+            "--only",
+            "gitops",
+            "--only",
+            "wait",
+        ])
+        .await
+        .expect(0);
+    assert_eq!(run.json()["ready"], true, "{}", run.stderr);
+    let watches = server
+        .world
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.query.contains("watch=true") || r.query.contains("watch=1"))
+        .count();
+    assert!(
+        watches > 19,
+        "every Application was watched (and re-watched): {watches}"
+    );
+}
+
+/// 429 with Retry-After on helm's and the plugin's reads is waited out; a burst of 500s on helm's release
+/// record (helm does not retry a 500) fails the platform phase: exit 2, one line naming the helm command,
+/// and nothing after the platform phase applied (the environment's namespace does not exist) — the
+/// progress lines say which phases finished. A rerun with the faults gone converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_throttled_then_failed_by_500s_in_the_platform_phase_then_rerun_converges() {
+    let server = Server::start(FAST).await;
+    server
+        .world
+        .api
+        .add_fault(Fault::too_many_requests(1).on_method("GET").times(4));
+    server.world.api.add_fault(
+        Fault::error(500)
+            .on_method("POST")
+            .on_path("/namespaces/cert-manager/secrets")
+            .times(50),
+    );
+    let run = server.run(&["up", "staging", "--timeout", "1m"]).await.expect(2);
+    let error = one_line_error(&run);
+    assert!(error.contains("`helm upgrade --install cert-manager"), "{error}");
+    assert!(
+        error.contains("500") || error.contains("an error on the server"),
+        "{error}"
+    );
+    assert!(run.stderr.contains("✓ preflight"), "{}", run.stderr);
+    assert!(!run.stderr.contains("✓ platform"), "{}", run.stderr);
+    assert!(
+        server.world.get("namespaces", "", "staging").is_none(),
+        "nothing after the failed phase was applied"
+    );
+    assert!(server.served(429) >= 4, "the 429s were served");
+    assert!(server.served(500) >= 1, "the 500s were served");
+    assert_within(&run, Duration::from_secs(120));
+
+    server.world.api.clear_faults();
+    let rerun = server
+        .run(&["up", "staging", "-o", "json", "--timeout", "2m"])
+        .await
+        .expect(0);
+    assert_eq!(rerun.json()["ready"], true, "{}", rerun.stderr);
+}
+
+/// The API server (and with it helm's way in) dies while helm waits for a platform chart and does not come
+/// back: `up` stops with one line within `--timeout`, naming the helm command and helm's reason. It comes back: a rerun
+/// converges (the release helm left pending is recovered). It dies again in the middle of the gitops and
+/// wait phases and comes back 3 s later: the retries and re-watches carry that run to ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_api_server_killed_mid_run_and_restarted() {
+    // Slow readiness keeps helm waiting on the fixture Deployment, with its release pending-install.
+    let server = Server::start(Duration::from_secs(3)).await;
+    let outage = async {
+        let pending = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let release = server
+                    .world
+                    .get("secrets", "argocd", "sh.helm.release.v1.argocd.v1");
+                if release.is_some_and(|r| r["metadata"]["labels"]["status"] == "pending-install") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(pending.is_ok(), "helm never recorded a pending install");
+        server.kill();
+    };
+    let (run, ()) = tokio::join!(server.run(&["up", "staging", "--timeout", "20s"]), outage);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let error = one_line_error(&run);
+    // The charts install concurrently: whichever helm failed first is the one named, with helm's reason
+    // (a refused or reset connection, or — when helm was waiting — its wait's "context deadline exceeded").
+    assert!(error.contains("`helm upgrade --install "), "{error}");
+    assert!(error.contains("failed: "), "{error}");
+    assert!(run.stderr.contains("✓ preflight"), "{}", run.stderr);
+    assert!(server.world.get("namespaces", "", "staging").is_none());
+    assert_within(&run, Duration::from_secs(60));
+
+    server.restart().await;
+    let rerun = server
+        .run(&["up", "staging", "-o", "json", "--timeout", "2m"])
+        .await
+        .expect(0);
+    assert_eq!(rerun.json()["ready"], true, "{}", rerun.stderr);
+    assert!(rerun.stderr.contains("recovering argocd"), "{}", rerun.stderr);
+
+    // Dies during the waves of an `up` that has Applications to change, back 3 s later.
+    server.world.api.clear_requests();
+    server
+        .world
+        .api
+        .add_fault(Fault::latency(Duration::from_millis(300)).on_path("/applications"));
+    let outage = async {
+        wait_for_request(&server, "/namespaces/argocd/applications/").await;
+        server.kill();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        server.restart().await;
+    };
+    let (run, ()) = tokio::join!(
+        server.run(&[
+            "up",
+            "staging",
+            "-o",
+            "json",
+            "--timeout",
+            "2m",
+            "--only",
+            "gitops",
+            "--only",
+            "wait"
+        ]),
+        outage
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["ready"], true, "{}", run.stderr);
+    assert_within(&run, Duration::from_secs(120));
+}
