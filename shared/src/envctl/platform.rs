@@ -475,9 +475,37 @@ pub async fn converge(
     let (shared, providers) = tokio::join!(shared, providers);
     let mut counts = Counts::default();
     for result in shared.into_iter().chain(providers) {
-        counts.add(result?);
+        match result {
+            Ok(outcome) => counts.add(outcome),
+            Err(err) => return Err(with_server_state(err, applier.resolver().client()).await),
+        }
     }
     Ok(counts)
+}
+
+/// A failed helm command whose own reason is a timeout ("context deadline exceeded") does not say that
+/// the API server went away meanwhile: ask it once, and when it does not answer, say so.
+async fn with_server_state(err: PlatformError, client: &kube::Client) -> PlatformError {
+    let PlatformError::Helm { command, message } = err else {
+        return err;
+    };
+    match tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await {
+        Ok(Ok(_)) => PlatformError::Helm { command, message },
+        Ok(Err(probe)) => PlatformError::Helm {
+            command,
+            message: server_gone(&message, &crate::cluster::describe_api_error(&probe)),
+        },
+        Err(_) => PlatformError::Helm {
+            command,
+            message: server_gone(&message, "it did not answer within 5s"),
+        },
+    }
+}
+
+fn server_gone(helm_message: &str, why: &str) -> String {
+    format!(
+        "{helm_message} — the API server is not answering now ({why}); run the same command again once it is back"
+    )
 }
 
 /// [`ensure_provider_secret`], waiting (while the other charts install) for the SealedSecret kind when the
