@@ -63,6 +63,39 @@ fn as_postgres(args: &[&str]) {
     run("runuser", &full);
 }
 
+/// Start a PostgreSQL server on a free port, `configure(port)` writing the port into its configuration.
+/// Tests run in parallel, each starting its own servers: a port found free can be taken by another test
+/// before the server binds it, so a failed start is retried on another port (with the server's log in
+/// the final failure).
+fn start_postgres(pg_ctl: &str, data: &str, configure: impl Fn(u16)) -> u16 {
+    let log = format!("{data}.log");
+    for attempt in 1.. {
+        let port = free_port();
+        configure(port);
+        run("chown", &["-R", "postgres", data]);
+        let output = Command::new("runuser")
+            .args([
+                "-u", "postgres", "--", pg_ctl, "-D", data, "-l", &log, "-w", "start",
+            ])
+            .output()
+            .unwrap_or_else(|err| panic!("cannot run pg_ctl: {err}"));
+        if output.status.success() {
+            return port;
+        }
+        let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            attempt < 3,
+            "pg_ctl start -D {data} failed {attempt} times: {}{}\nserver log:\n{server_log}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        eprintln!(
+            "PostgreSQL in {data} did not start on port {port} (attempt {attempt}); trying another port"
+        );
+    }
+    unreachable!()
+}
+
 fn wait_port(port: u16, what: &str) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -135,7 +168,6 @@ fn start_servers() -> Servers {
     let redis_password = format!("redis-pw-{}-Lm2", std::process::id());
 
     // PostgreSQL primary + streaming standby.
-    let (pg_primary, pg_standby) = (free_port(), free_port());
     let primary = dir.join("primary");
     let standby = dir.join("standby");
     let p = primary.display().to_string();
@@ -151,17 +183,17 @@ fn start_servers() -> Servers {
         "--auth-host=scram-sha-256",
         "--no-sync",
     ]);
-    let conf = format!(
-        "port = {pg_primary}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{socket_dir}'\nwal_level = replica\nmax_wal_senders = 5\nfsync = off\n"
-    );
-    std::fs::write(primary.join("postgresql.conf"), conf).unwrap();
     std::fs::write(
         primary.join("pg_hba.conf"),
         "local all all trust\nhost replication postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
     )
     .unwrap();
-    run("chown", &["-R", "postgres", &p]);
-    as_postgres(&[&bin("pg_ctl"), "-D", &p, "-l", &format!("{p}.log"), "-w", "start"]);
+    let pg_primary = start_postgres(&bin("pg_ctl"), &p, |port| {
+        let conf = format!(
+            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{socket_dir}'\nwal_level = replica\nmax_wal_senders = 5\nfsync = off\n"
+        );
+        std::fs::write(primary.join("postgresql.conf"), conf).unwrap();
+    });
     let (create_role, alter_super) = (
         format!("create role app login password '{pg_app_password}'"),
         format!("alter role postgres password '{pg_superuser_password}'"),
@@ -201,14 +233,14 @@ fn start_servers() -> Servers {
         "fast",
         "--no-sync",
     ]);
-    let mut auto = std::fs::read_to_string(standby.join("postgresql.auto.conf")).unwrap();
-    // CNPG standbys connect with application_name = their pod name.
-    auto.push_str(&format!(
-        "primary_conninfo = 'host=127.0.0.1 port={pg_primary} user=postgres application_name=database-2'\nport = {pg_standby}\n"
-    ));
-    std::fs::write(standby.join("postgresql.auto.conf"), auto).unwrap();
-    run("chown", &["-R", "postgres", &s]);
-    as_postgres(&[&bin("pg_ctl"), "-D", &s, "-l", &format!("{s}.log"), "-w", "start"]);
+    let auto = std::fs::read_to_string(standby.join("postgresql.auto.conf")).unwrap();
+    let pg_standby = start_postgres(&bin("pg_ctl"), &s, |port| {
+        // CNPG standbys connect with application_name = their pod name.
+        let conf = format!(
+            "{auto}primary_conninfo = 'host=127.0.0.1 port={pg_primary} user=postgres application_name=database-2'\nport = {port}\n"
+        );
+        std::fs::write(standby.join("postgresql.auto.conf"), conf).unwrap();
+    });
 
     // Redis master + replica + Sentinel.
     let (redis_master, redis_replica, sentinel) = (free_port(), free_port(), free_port());
