@@ -4,10 +4,11 @@
 #   shared/fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 60 seconds, every target)
 #
 # Builds once (release, debug assertions and overflow checks, AddressSanitizer; build dir shared/fuzz/target),
-# then runs each target on its corpus shared/fuzz/corpus/<target>/ (new interesting inputs are added there)
+# then runs each target on its corpus shared/fuzz/corpus/<target>/ (new interesting inputs are added
+# there, and the corpus is reduced to a set cover of its edges afterwards)
 # and prints, per target: executions, seconds run, crashes. Crash inputs land in
 # shared/fuzz/artifacts/<target>/; reproduce one with
-#   RUSTC_BOOTSTRAP=1 cargo fuzz run -O -a <target> artifacts/<target>/<file>     (from shared/)
+#   RUSTC_BOOTSTRAP=1 cargo fuzz run -O -a <target> fuzz/artifacts/<target>/<file>     (from shared/)
 # Exit status: 0 when no target crashed, 1 otherwise, 2 on a build or usage error.
 #
 # Works on the stable toolchain: RUSTC_BOOTSTRAP=1 unlocks the -Z flags cargo-fuzz passes.
