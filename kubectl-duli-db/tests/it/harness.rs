@@ -116,16 +116,36 @@ fn pg_bindir() -> PathBuf {
         .to_path_buf()
 }
 
-// Never waited on: the watchdog kills these when the test binary exits.
+/// Start a redis-server on a free port (`args(port)`) and wait until it listens; one that exits because
+/// another test took the port meanwhile is retried on another (see [`start_postgres`]). Returns the port
+/// and the process id. Never waited on: the watchdog kills it when the test binary exits.
 #[allow(clippy::zombie_processes)]
-fn spawn_redis(args: &[String]) -> u32 {
-    let child = Command::new("redis-server")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server");
-    child.id()
+fn start_redis(what: &str, args: impl Fn(u16) -> Vec<String>) -> (u16, u32) {
+    for attempt in 1..=3 {
+        let port = free_port();
+        let mut child = Command::new("redis-server")
+            .args(args(port))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        let start = Instant::now();
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return (port, child.id());
+            }
+            if child.try_wait().unwrap().is_some() {
+                eprintln!("{what} did not start on port {port} (attempt {attempt}); trying another port");
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{what} did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!("{what} did not start on three ports");
 }
 
 #[allow(clippy::zombie_processes)] // the watchdog is meant to outlive us
@@ -243,7 +263,6 @@ fn start_servers() -> Servers {
     });
 
     // Redis master + replica + Sentinel.
-    let (redis_master, redis_replica, sentinel) = (free_port(), free_port(), free_port());
     let common = |port: u16| {
         vec![
             "--port".to_string(),
@@ -264,34 +283,31 @@ fn start_servers() -> Servers {
             redis_password.clone(),
         ]
     };
-    record(spawn_redis(&common(redis_master)));
-    wait_port(redis_master, "redis master");
-    let mut replica = common(redis_replica);
-    replica.extend([
-        "--replicaof".to_string(),
-        "127.0.0.1".into(),
-        redis_master.to_string(),
-    ]);
-    record(spawn_redis(&replica));
+    let (redis_master, pid) = start_redis("redis master", common);
+    record(pid);
+    let (redis_replica, pid) = start_redis("redis replica", |port| {
+        let mut replica = common(port);
+        replica.extend([
+            "--replicaof".to_string(),
+            "127.0.0.1".into(),
+            redis_master.to_string(),
+        ]);
+        replica
+    });
+    record(pid);
     let sentinel_conf = dir.join("sentinel.conf");
-    std::fs::write(
-        &sentinel_conf,
-        format!(
-            "port {sentinel}\nbind 127.0.0.1\ndir {socket_dir}\nsentinel monitor mymaster 127.0.0.1 {redis_master} 1\nsentinel auth-pass mymaster {redis_password}\nsentinel down-after-milliseconds mymaster 5000\n"
-        ),
-    )
-    .unwrap();
-    record(spawn_redis(&[
-        sentinel_conf.display().to_string(),
-        "--sentinel".into(),
-    ]));
-    for (port, what) in [
-        (redis_replica, "redis replica"),
-        (sentinel, "sentinel"),
-        (pg_standby, "standby"),
-    ] {
-        wait_port(port, what);
-    }
+    let (sentinel, pid) = start_redis("sentinel", |port| {
+        std::fs::write(
+            &sentinel_conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {socket_dir}\nsentinel monitor mymaster 127.0.0.1 {redis_master} 1\nsentinel auth-pass mymaster {redis_password}\nsentinel down-after-milliseconds mymaster 5000\n"
+            ),
+        )
+        .unwrap();
+        vec![sentinel_conf.display().to_string(), "--sentinel".into()]
+    });
+    record(pid);
+    wait_port(pg_standby, "standby");
     wait_replication(pg_primary, &socket_dir, redis_master, &redis_password);
 
     Servers {
