@@ -16,7 +16,7 @@ use futures::future::join_all;
 use kube_standin::StandIn;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::support::{Run, World, workspace};
+use super::support::{Run, World, copy_dir, signal_group, workspace};
 
 const FAST: Duration = Duration::from_millis(200);
 
@@ -118,18 +118,6 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, u32)> {
         }
     }
     out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A copy of the world's repository named `name`, changed by `edit`; returns its root.
@@ -850,15 +838,6 @@ async fn corpus_platform_chart_template_error() {
     );
 }
 
-/// SIGKILL-free Ctrl-C: SIGINT to the whole process group (kubectl → plugin → helm) while helm installs.
-fn interrupt_group(pgid: i32) {
-    let status = std::process::Command::new("kill")
-        .args(["-s", "INT", "--", &format!("-{pgid}")])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -s INT -- -{pgid} failed");
-}
-
 /// Ctrl-C during `up` (helm installing, release pending): a clear message, exit 130, the log named, no helm
 /// left running; the rerun converges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -871,18 +850,9 @@ async fn corpus_ctrl_c_during_up_then_rerun_converges() {
         .spawn()
         .unwrap();
     let pid = child.id().unwrap() as i32;
-    let pending = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let release = world.get("secrets", "argocd", "sh.helm.release.v1.argocd.v1");
-            if release.is_some_and(|r| r["metadata"]["labels"]["status"] == "pending-install") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(pending.is_ok(), "helm never recorded a pending install");
-    interrupt_group(pid);
+    world.wait_for_pending_install().await;
+    // SIGINT, as Ctrl-C on a terminal sends it to the whole process group (kubectl → plugin → helm).
+    signal_group("INT", pid);
     let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
         .await
         .expect("Ctrl-C ends up promptly")

@@ -16,14 +16,14 @@ mod relay;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube_standin::Fault;
 use relay::Relay;
 use serde_json::Value;
 
 use super::helm_proxy::{self, HelmProxy};
-use super::support::{Run, World};
+use super::support::{Run, World, run_to_end};
 
 const FAST: Duration = Duration::from_millis(200);
 
@@ -106,18 +106,7 @@ impl Server {
 
     /// Run to completion; more than 3 minutes is a hang and fails the test.
     async fn run(&self, args: &[&str]) -> Run {
-        let started = Instant::now();
-        let child = self.command(args).spawn().expect("kubectl runs");
-        let output = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("kubectl duli env {} hung (3 minutes)", args.join(" ")))
-            .unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            elapsed: started.elapsed(),
-        }
+        run_to_end(self.command(args), args).await
     }
 
     fn served(&self, status: u16) -> usize {
@@ -509,19 +498,7 @@ async fn up_api_server_killed_mid_run_and_restarted() {
     // Slow readiness keeps helm waiting on the fixture Deployment, with its release pending-install.
     let server = Server::start(Duration::from_secs(3)).await;
     let outage = async {
-        let pending = tokio::time::timeout(Duration::from_secs(60), async {
-            loop {
-                let release = server
-                    .world
-                    .get("secrets", "argocd", "sh.helm.release.v1.argocd.v1");
-                if release.is_some_and(|r| r["metadata"]["labels"]["status"] == "pending-install") {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await;
-        assert!(pending.is_ok(), "helm never recorded a pending install");
+        server.world.wait_for_pending_install().await;
         server.kill();
     };
     let (run, ()) = tokio::join!(server.run(&["up", "staging", "--timeout", "20s"]), outage);

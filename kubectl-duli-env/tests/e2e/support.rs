@@ -41,7 +41,8 @@ pub fn helm4() -> PathBuf {
     path
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// Copy a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
         let target = to.join(entry.file_name());
@@ -184,24 +185,55 @@ impl World {
 
     /// Run `kubectl duli env ARGS` to completion (at most 3 minutes).
     pub async fn run(&self, args: &[&str]) -> Run {
-        let started = Instant::now();
-        let child = self.command(args).spawn().expect("kubectl runs");
-        let output = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("kubectl duli env {} did not finish in 3 minutes", args.join(" ")))
-            .unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            elapsed: started.elapsed(),
-        }
+        run_to_end(self.command(args), args).await
+    }
+
+    /// Wait (at most a minute) until helm has recorded the argocd release as pending-install: the moment
+    /// to interrupt an `up` in its platform phase (a slow readiness delay keeps helm waiting there).
+    pub async fn wait_for_pending_install(&self) {
+        let pending = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let release = self.get("secrets", "argocd", "sh.helm.release.v1.argocd.v1");
+                if release.is_some_and(|r| r["metadata"]["labels"]["status"] == "pending-install") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(pending.is_ok(), "helm never recorded a pending install");
     }
 
     /// A live object as JSON, from the stand-in's store.
     pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
         self.api.store().get(resource, namespace, name)
     }
+}
+
+/// Run a prepared `kubectl duli env ARGS` to completion; more than 3 minutes is a hang and fails the test.
+pub async fn run_to_end(mut command: tokio::process::Command, args: &[&str]) -> Run {
+    let started = Instant::now();
+    let child = command.spawn().expect("kubectl runs");
+    let output = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("kubectl duli env {} hung (3 minutes)", args.join(" ")))
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Send `signal` (`INT` for Ctrl-C, `KILL`) to a whole process group (kubectl, the plugin it runs, and helm),
+/// as a terminal's Ctrl-C reaches all of them.
+pub fn signal_group(signal: &str, pgid: i32) {
+    let status = std::process::Command::new("kill")
+        .args(["-s", signal, "--", &format!("-{pgid}")])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -s {signal} -- -{pgid} failed");
 }
 
 /// Argo CD's application controller, as far as deletion goes: it removes its cascade finalizer from

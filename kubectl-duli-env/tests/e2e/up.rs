@@ -6,7 +6,7 @@ use std::time::Duration;
 use kube_standin::Fault;
 use serde_json::json;
 
-use super::support::World;
+use super::support::{World, signal_group};
 
 const FAST: Duration = Duration::from_millis(200);
 
@@ -100,19 +100,9 @@ async fn up_killed_in_the_platform_phase_then_rerun_converges() {
         .spawn()
         .unwrap();
     let pid = child.id().unwrap() as i32;
-    let pending = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let release = world.get("secrets", "argocd", "sh.helm.release.v1.argocd.v1");
-            if release.is_some_and(|r| r["metadata"]["labels"]["status"] == "pending-install") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(pending.is_ok(), "helm never recorded a pending install");
+    world.wait_for_pending_install().await;
     // Like Ctrl-C on a terminal: the whole process group (kubectl → plugin → helm) goes.
-    kill_group(pid);
+    signal_group("KILL", pid);
     let _ = child.wait().await;
     let release = world
         .get("secrets", "argocd", "sh.helm.release.v1.argocd.v1")
@@ -150,7 +140,7 @@ async fn up_killed_between_waves_then_rerun_converges() {
     })
     .await;
     assert!(reached.is_ok(), "up never reached the data instances' wave");
-    kill_group(pid);
+    signal_group("KILL", pid);
     let _ = child.wait().await;
     assert!(
         world.get("applications", "argocd", "staging-backend").is_none(),
@@ -369,14 +359,4 @@ async fn missing_sealed_secrets_point_at_secrets_init() {
         world.get("namespaces", "", "staging").is_none(),
         "preflight changed nothing"
     );
-}
-
-/// SIGKILL a whole process group (kubectl, the plugin it runs, and helm), like a terminal's Ctrl-C would
-/// reach all of them, only harder.
-fn kill_group(pgid: i32) {
-    let status = std::process::Command::new("kill")
-        .args(["-s", "KILL", "--", &format!("-{pgid}")])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -s KILL -- -{pgid} failed");
 }
