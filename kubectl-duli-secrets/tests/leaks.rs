@@ -65,7 +65,11 @@ fn audited(
     let mut dirs = vec![home.to_path_buf()];
     dirs.extend(extra.iter().cloned());
     let scan = Scan::start(child.id(), &dirs);
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // A run that fails before reading stdin closes the pipe; that is the outcome under audit.
+    match child.stdin.take().unwrap().write_all(stdin) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.unwrap(),
+    }
     let output = child.wait_with_output().unwrap();
     let seen = scan.finish();
     (output, seen)
