@@ -1,6 +1,6 @@
 //! `helm duli-render ENV`: render every chart and ArgoCD Application of an environment and validate them.
 //!
-//! Thin: parse the command line, call [`duli::render::render`], print. Data (the manifest stream or the
+//! Thin: parse the command line, call [`shared::render::render`], print. Data (the manifest stream or the
 //! diff) goes to stdout; findings and the summary go to stderr. Exit 0 clean, 1 findings or a diff,
 //! 2 error.
 // Doc comments here are clap's help text, where `<ENV>` is a placeholder people read, not HTML.
@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use duli::cli::CompletionShell;
-use duli::error::{Outcome, finish, init_logging};
-use duli::render::{RenderOptions, helm::HelmEnv, policy};
+use shared::cli::CompletionShell;
+use shared::error::{Outcome, finish, init_logging};
+use shared::render::{RenderOptions, helm::HelmEnv, policy};
 
 /// Render and validate every chart and ArgoCD Application of a duli environment.
 ///
@@ -122,7 +122,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli, helm_env: HelmEnv) -> anyhow::Result<Outcome> {
     if let Some(Command::Completion { shell }) = cli.command {
-        duli::cli::print_completion(shell, &Cli::command());
+        shared::cli::print_completion(shell, &Cli::command());
         return Ok(Outcome::Clean);
     }
     if cli.print_helm_env {
@@ -136,7 +136,7 @@ fn run(cli: Cli, helm_env: HelmEnv) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Clean);
     }
     let cwd = std::env::current_dir()?;
-    let repo = duli::repo::Repo::locate(cli.repo.as_deref(), &cwd)?;
+    let repo = shared::repo::Repo::locate(cli.repo.as_deref(), &cwd)?;
     let mut envs = cli.envs;
     envs.dedup();
     let mut options = RenderOptions::new(envs[0].clone());
@@ -148,12 +148,12 @@ fn run(cli: Cli, helm_env: HelmEnv) -> anyhow::Result<Outcome> {
     options.report = cli.report;
     options.validate = !cli.no_validate;
     options.crds = if cli.crds.is_empty() {
-        duli::render::crds_from_env()
+        shared::render::crds_from_env()
     } else {
         cli.crds
     };
     options.crds_from_cluster = cli.crds_from_cluster;
-    options.cluster = duli::cluster::ClusterTarget {
+    options.cluster = shared::cluster::ClusterTarget {
         kubeconfig: cli
             .kubeconfig
             .or_else(|| helm_env.kubeconfig.as_ref().map(PathBuf::from)),
@@ -169,7 +169,7 @@ fn run(cli: Cli, helm_env: HelmEnv) -> anyhow::Result<Outcome> {
     options.helm_env = helm_env;
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let rendered = runtime.block_on(duli::render::render_many(&repo, &options, &envs));
+    let rendered = runtime.block_on(shared::render::render_many(&repo, &options, &envs));
     // Do not wait for background work (a CRD parse) an error made moot.
     runtime.shutdown_background();
     let rendered = rendered?;

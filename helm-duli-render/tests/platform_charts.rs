@@ -1,5 +1,5 @@
 //! The platform itself (issue #3): every chart under `helm/` and every Argo CD template under
-//! `gitops/applications/`, rendered by the real pipeline (`duli::render::render_many`: `helm template`,
+//! `gitops/applications/`, rendered by the real pipeline (`shared::render::render_many`: `helm template`,
 //! minijinja for the templates, CRDs from `../shared/crds` and k8s-openapi for built-in kinds, policy
 //! rules) on helm 4.1.4 and on helm 3.17.2, and checked against the facts of
 //! `../shared/reference/platform-description.md` and the environment files `gitops/environments/*.yml`.
@@ -18,8 +18,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::thread;
 
-use duli::render::crds::{self, CrdStore};
-use duli::render::{APPLICATIONS, Finding, charts, manifests, output};
+use shared::render::crds::{self, CrdStore};
+use shared::render::{APPLICATIONS, Finding, charts, manifests, output};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------

@@ -4,11 +4,11 @@ use std::ffi::OsString;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use duli::cli::{ClusterArgs, CommonArgs, CompletionShell};
-use duli::db::Service;
+use shared::cli::{ClusterArgs, CommonArgs, CompletionShell};
+use shared::db::Service;
 
 fn timeout(text: &str) -> Result<Duration, String> {
-    duli::db::parse_duration(text)
+    shared::db::parse_duration(text)
 }
 
 /// Status, connect and credentials for the data services of a duli environment.

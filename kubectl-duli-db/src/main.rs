@@ -1,6 +1,6 @@
 //! `kubectl duli db`: status, connect and credentials for the environment's PostgreSQL, Redis and RabbitMQ.
 //!
-//! Thin: parse, build the library's options, call `duli::db`, map the result to the exit code.
+//! Thin: parse, build the library's options, call `shared::db`, map the result to the exit code.
 // Doc comments here are clap's help text, where `<ENV>` is a placeholder people read, not HTML.
 #![allow(rustdoc::invalid_html_tags)]
 
@@ -11,11 +11,11 @@ use std::process::ExitCode;
 use args::{Cli, Command};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{CommandFactory, FromArgMatches};
-use duli::db::creds::CredsFormat;
-use duli::db::{Service, connect, creds, status};
-use duli::environment::Environment;
-use duli::error::{Outcome, finish};
-use duli::output::OutputFormat;
+use shared::db::creds::CredsFormat;
+use shared::db::{Service, connect, creds, status};
+use shared::environment::Environment;
+use shared::error::{Outcome, finish};
+use shared::output::OutputFormat;
 
 /// Parse the command line; `-o env` (creds only) is accepted on top of the shared `-o` values.
 fn parse() -> (Cli, bool) {
@@ -41,7 +41,7 @@ fn parse() -> (Cli, bool) {
 
 fn main() -> ExitCode {
     let (cli, env_output) = parse();
-    duli::error::init_logging(cli.common.verbose);
+    shared::error::init_logging(cli.common.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => return finish(Err(err.into())),
@@ -55,7 +55,7 @@ async fn run(cli: Cli, env_output: bool) -> anyhow::Result<Outcome> {
     }
     match cli.command {
         Command::Completion { shell } => {
-            duli::cli::print_completion(shell, &Cli::command());
+            shared::cli::print_completion(shell, &Cli::command());
             Ok(Outcome::Clean)
         }
         Command::Status(args) => {
@@ -123,18 +123,18 @@ async fn run(cli: Cli, env_output: bool) -> anyhow::Result<Outcome> {
 
 /// When the API server itself could not be reached or did not answer, say which one (the kubeconfig's
 /// server address and context are the input to check).
-fn name_the_server(err: anyhow::Error, cluster: &duli::cluster::Cluster) -> anyhow::Error {
+fn name_the_server(err: anyhow::Error, cluster: &shared::cluster::Cluster) -> anyhow::Error {
     let unreachable = err.chain().any(|cause| {
         cause
-            .downcast_ref::<duli::db::DbError>()
-            .is_some_and(duli::db::DbError::is_unreachable)
+            .downcast_ref::<shared::db::DbError>()
+            .is_some_and(shared::db::DbError::is_unreachable)
     });
     if !unreachable {
         return err;
     }
     anyhow::anyhow!(
         "{} [API server {}, context `{}`]",
-        duli::error::message(&err),
+        shared::error::message(&err),
         cluster.server.trim_end_matches('/'),
         cluster.context
     )

@@ -24,9 +24,9 @@ mod support;
 
 use std::time::Duration;
 
-use duli::envctl::desired::Desired;
-use duli::environment::Environment;
-use duli::repo::Repo;
+use shared::envctl::desired::Desired;
+use shared::environment::Environment;
+use shared::repo::Repo;
 use serde_json::{Value, json};
 
 fn env_number(name: &str, default: usize) -> usize {

@@ -19,14 +19,14 @@ mod support;
 
 use std::time::Duration;
 
-use duli::envctl::desired::Desired;
-use duli::environment::Environment;
-use duli::repo::Repo;
+use shared::envctl::desired::Desired;
+use shared::environment::Environment;
+use shared::repo::Repo;
 
 fn delays() -> Vec<Duration> {
     let spec = std::env::var("DULI_BENCH_DELAYS").unwrap_or_else(|_| "1s,2s".into());
     spec.split(',')
-        .map(|d| duli::envctl::args::parse_duration(d).expect("DULI_BENCH_DELAYS: durations like 1s,2s"))
+        .map(|d| shared::envctl::args::parse_duration(d).expect("DULI_BENCH_DELAYS: durations like 1s,2s"))
         .collect()
 }
 

@@ -1,6 +1,6 @@
 //! `kubectl duli env`: bring an environment up, plan it, show it, take it down.
 //!
-//! A thin binary: parse the flags, hand them to `duli::envctl`, map the outcome to the exit code
+//! A thin binary: parse the flags, hand them to `shared::envctl`, map the outcome to the exit code
 //! (0 fine, 1 findings — something would change or is not ready, 2 error).
 // Doc comments here are clap's help text, where `<ENV>` is a placeholder people read, not HTML.
 #![allow(rustdoc::invalid_html_tags)]
@@ -8,9 +8,9 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use duli::cli::{ClusterArgs, CommonArgs, CompletionShell};
-use duli::envctl::args::{EnvCommand, EnvSubcommand};
-use duli::error::{Outcome, finish};
+use shared::cli::{ClusterArgs, CommonArgs, CompletionShell};
+use shared::envctl::args::{EnvCommand, EnvSubcommand};
+use shared::error::{Outcome, finish};
 
 /// Bootstrap and converge a duli environment (staging, prod).
 #[derive(Debug, Parser)]
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Completion { shell } => {
-            duli::cli::print_completion(shell, &Cli::command());
+            shared::cli::print_completion(shell, &Cli::command());
             Ok(Outcome::Clean)
         }
         Command::Env(subcommand) => {
@@ -52,7 +52,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 common: cli.common,
                 subcommand,
             };
-            tokio::runtime::Runtime::new()?.block_on(duli::envctl::run(command))
+            tokio::runtime::Runtime::new()?.block_on(shared::envctl::run(command))
         }
     }
 }

@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use duli::cli::{ClusterArgs, CommonArgs, CompletionShell};
-use duli::error::{Outcome, finish};
-use duli::output::OutputFormat;
-use duli::secrets::controller::{self, Controller};
-use duli::secrets::format::Scope;
-use duli::secrets::manifest::DocFormat;
-use duli::secrets::source::CertOptions;
-use duli::secrets::{audit, init, remote, seal};
+use shared::cli::{ClusterArgs, CommonArgs, CompletionShell};
+use shared::error::{Outcome, finish};
+use shared::output::OutputFormat;
+use shared::secrets::controller::{self, Controller};
+use shared::secrets::format::Scope;
+use shared::secrets::manifest::DocFormat;
+use shared::secrets::source::CertOptions;
+use shared::secrets::{audit, init, remote, seal};
 
 /// Seal, verify, rotate and audit the SealedSecrets of a duli environment.
 #[derive(Debug, Parser)]
@@ -51,7 +51,7 @@ struct CertArgs {
     #[arg(long, global = true)]
     offline: bool,
     /// Deadline for each exchange with the controller through the API server (30s, 500ms, 2m).
-    #[arg(long, global = true, default_value = "30s", value_parser = duli::db::parse_duration)]
+    #[arg(long, global = true, default_value = "30s", value_parser = shared::db::parse_duration)]
     timeout: std::time::Duration,
 }
 
@@ -193,7 +193,7 @@ struct AuditArgs {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    duli::error::init_logging(cli.common.verbose);
+    shared::error::init_logging(cli.common.verbose);
     finish(run(cli).await)
 }
 
@@ -260,7 +260,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let results = remote::verify(&files, &certs.controller, &target).await?;
             let failed = results.iter().any(|result| !result.decrypts);
             if cli.common.output == OutputFormat::Table {
-                let mut table = duli::output::table(["FILE", "SECRET", "DECRYPTS"]);
+                let mut table = shared::output::table(["FILE", "SECRET", "DECRYPTS"]);
                 for result in &results {
                     let verdict = if result.decrypts {
                         "yes"
@@ -275,7 +275,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 }
                 println!("{table}");
             } else {
-                duli::output::print_document(&results, cli.common.output)?;
+                shared::output::print_document(&results, cli.common.output)?;
             }
             Ok(if failed { Outcome::Findings } else { Outcome::Clean })
         }
@@ -300,13 +300,13 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             };
             let report = init::run(&repo, &options, &certs, &target).await?;
             if cli.common.output == OutputFormat::Table {
-                let mut table = duli::output::table(["FILE", "KEY", "ACTION"]);
+                let mut table = shared::output::table(["FILE", "KEY", "ACTION"]);
                 for row in &report.rows {
                     table.add_row([row.file.clone(), row.key.clone(), row.action.to_string()]);
                 }
                 println!("{table}");
             } else {
-                duli::output::print_document(&report.rows, cli.common.output)?;
+                shared::output::print_document(&report.rows, cli.common.output)?;
             }
             Ok(Outcome::Clean)
         }
@@ -324,7 +324,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                         report.scanned
                     );
                 } else {
-                    let mut table = duli::output::table(["WHERE", "OBJECT", "FIELD", "FINDING"]);
+                    let mut table = shared::output::table(["WHERE", "OBJECT", "FIELD", "FINDING"]);
                     for finding in &report.findings {
                         table.add_row([
                             finding.source.clone(),
@@ -336,7 +336,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     println!("{table}");
                 }
             } else {
-                duli::output::print_document(&report.findings, cli.common.output)?;
+                shared::output::print_document(&report.findings, cli.common.output)?;
             }
             for note in &report.notes {
                 eprintln!("note: {note}");
@@ -348,7 +348,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             })
         }
         Command::Completion { shell } => {
-            duli::cli::print_completion(shell, &Cli::command());
+            shared::cli::print_completion(shell, &Cli::command());
             Ok(Outcome::Clean)
         }
     }

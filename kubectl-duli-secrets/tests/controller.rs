@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use common::*;
-use duli::secrets::format::{Scope, Sealer, open_base64};
+use shared::secrets::format::{Scope, Sealer, open_base64};
 use kube_standin::StandIn;
 use rsa::pkcs8::DecodePrivateKey;
 use serde_json::Value;

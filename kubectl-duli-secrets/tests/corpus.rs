@@ -18,7 +18,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use common::*;
-use duli::secrets::format::{Scope, open_base64};
+use shared::secrets::format::{Scope, open_base64};
 use kube_standin::StandIn;
 use rsa::pkcs8::DecodePrivateKey;
 use serde_json::Value;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use common::*;
-use duli::secrets::format::{Scope, open_base64};
+use shared::secrets::format::{Scope, open_base64};
 use kube_standin::{Fault, StandIn};
 use relay::Relay;
 use rsa::pkcs8::DecodePrivateKey;

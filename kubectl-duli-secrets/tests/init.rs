@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use duli::secrets::format::{Scope, open_base64};
+use shared::secrets::format::{Scope, open_base64};
 use rsa::pkcs8::DecodePrivateKey;
 use serde_json::Value;
 

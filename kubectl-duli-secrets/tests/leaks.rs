@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
 use common::*;
-use duli::secrets::format::{Scope, open_base64};
+use shared::secrets::format::{Scope, open_base64};
 use leakscan::{Allowed, Scan, assert_no_leak};
 use rsa::pkcs8::DecodePrivateKey;
 use serde_json::Value;

@@ -14,8 +14,8 @@
 
 use std::sync::OnceLock;
 
-use duli::render::crds::CrdStore;
-use duli::render::schema;
+use shared::render::crds::CrdStore;
+use shared::render::schema;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use duli::environment::Environment;
+use shared::environment::Environment;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
             // What the plugins read right after loading.
             let _ = env.is_production();
             let _ = env.tier.as_label();
-            assert!(duli::environment::is_dns_label(&env.namespace));
+            assert!(shared::environment::is_dns_label(&env.namespace));
         }
     }
 });

@@ -1,4 +1,4 @@
-//! Fuzz the rendered-manifest path of `helm duli-render`: `duli::render::manifests::split` (helm's
+//! Fuzz the rendered-manifest path of `helm duli-render`: `shared::render::manifests::split` (helm's
 //! multi-document output, `# Source:` comments, duplicate keys, non-mapping documents), then what the
 //! pipeline does with every object: built-in validation (`validate_object` without CRDs, which runs the
 //! k8s-openapi round trip), the policy rules (for the production environment, so every rule runs), and
@@ -11,10 +11,10 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use duli::environment::Environment;
-use duli::render::manifests::{self, Object};
-use duli::render::policy::{self, Located};
-use duli::render::{output, validate_object};
+use shared::environment::Environment;
+use shared::render::manifests::{self, Object};
+use shared::render::policy::{self, Located};
+use shared::render::{output, validate_object};
 use libfuzzer_sys::fuzz_target;
 
 fn prod() -> &'static Environment {

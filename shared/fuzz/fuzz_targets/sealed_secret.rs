@@ -15,9 +15,9 @@
 
 use std::collections::BTreeMap;
 
-use duli::secrets::format::{Scope, is_valid_key};
-use duli::secrets::manifest::{self, DocFormat, SealedFile, SecretInput};
-use duli::secrets::yaml;
+use shared::secrets::format::{Scope, is_valid_key};
+use shared::secrets::manifest::{self, DocFormat, SealedFile, SecretInput};
+use shared::secrets::yaml;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

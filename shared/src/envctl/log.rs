@@ -138,7 +138,7 @@ pub fn init(verbose: u8, log_file: Option<&Path>) -> Result<(), std::io::Error> 
             }
             let file = open_private(path)?;
             let filter =
-                tracing_subscriber::EnvFilter::new("info,duli=debug,hyper=warn,tower=warn,rustls=warn");
+                tracing_subscriber::EnvFilter::new("info,duli=debug,shared=debug,hyper=warn,tower=warn,rustls=warn");
             Some(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(false)
