@@ -51,7 +51,7 @@ struct CertArgs {
     #[arg(long, global = true)]
     offline: bool,
     /// Deadline for each exchange with the controller through the API server (30s, 500ms, 2m).
-    #[arg(long, global = true, default_value = "30s", value_parser = shared::db::parse_duration)]
+    #[arg(long, global = true, default_value = "30s", value_parser = shared::envctl::args::parse_duration)]
     timeout: std::time::Duration,
 }
 

@@ -11,7 +11,6 @@
 //! - [`confirm`]: the prod guard (confirmation, `--yes`, no-TTY refusal).
 //! - [`tools`]: locating external programs (helm, psql, redis-cli).
 //! - [`readiness`]: pure readiness rules per kind (CNPG, RabbitMQ, Redis, Keycloak, Argo CD, rollouts).
-//! - [`db`]: `kubectl duli db` — data service status, live checks, port-forwards, connect, credentials.
 //! - [`render`]: rendering, validating and policy-checking an environment (`helm duli-render`).
 //! - [`secrets`]: kubeseal-compatible sealing, the certificate cache, init, verify, rotate and audit.
 //! - [`yaml_error`]: YAML parse errors as one sentence with the position, no source snippet.
@@ -20,7 +19,6 @@
 pub mod cli;
 pub mod cluster;
 pub mod confirm;
-pub mod db;
 pub mod envctl;
 pub mod environment;
 pub mod error;

@@ -1,32 +1,117 @@
 //! `kubectl duli db`: status, connect and credentials for an environment's PostgreSQL, Redis and RabbitMQ.
 //!
+//! Where to start: [`run`] dispatches a parsed command line ([`cli::Cli`]) to the three commands and
+//! writes what they print to the writer it is given, so a command runs in-process in a test as it does in
+//! the binary. A new flag goes on the options struct in [`cli`] that the command takes.
+//!
 //! Layout, one concern per module:
+//! - [`cli`]: the command line; the subcommands' flags are the commands' options.
 //! - [`catalog`]: the three data services as the operators create them — custom resources, Services,
 //!   Secrets, pods, ports. The only place those names live.
-//! - [`fetch`]: the concurrent API reads (all services of all environments in one round of requests).
+//! - `fetch`: the concurrent API reads (all services of all environments in one round of requests).
 //! - [`status`]: the status model (`-o json|yaml` schema), its evaluation from fetched objects (pure) and
 //!   the tables.
-//! - [`live`]: protocol checks (PostgreSQL, Redis + Sentinel, AMQP) against any `host:port`, in practice
-//!   the local end of a [`portforward`].
+//! - `live`: protocol checks (PostgreSQL, Redis + Sentinel, AMQP) against any `host:port`, in practice
+//!   the local end of a port-forward.
 //! - [`portforward`]: a local listener on 127.0.0.1 bridged to a pod port through the API server.
-//! - [`secrets`]: reading credentials out of the operators' Secrets; passwords are [`Password`]s that never
+//! - `secrets`: reading credentials out of the operators' Secrets; passwords are [`Password`]s that never
 //!   print.
 //! - [`connect`]: `psql` / `redis-cli` / the RabbitMQ management UI through a port-forward.
 //! - [`creds`]: host, port, user, database and (on request) password, as a table, document or `export` lines.
+//!
+//! Depends on `shared` only (environments, cluster access, output, the prod guard, readiness rules).
 
 pub mod catalog;
+pub mod cli;
 pub mod connect;
 pub mod creds;
-pub mod fetch;
-pub mod live;
+pub(crate) mod fetch;
+pub(crate) mod live;
 pub mod portforward;
-pub mod secrets;
+pub(crate) mod secrets;
 pub mod status;
 
+use std::io::Write;
 use std::time::Duration;
 
 pub use catalog::Service;
 pub use secrets::Password;
+use shared::cluster::Cluster;
+use shared::environment::Environment;
+use shared::error::Outcome;
+use shared::output::OutputFormat;
+
+use crate::cli::{Cli, Command};
+use crate::creds::CredsFormat;
+
+/// Run a parsed command line: everything the command prints goes to `out` (a client that `connect`
+/// starts writes to the terminal itself); errors are returned for the caller to report. The result maps to
+/// the exit code with [`shared::error::finish`].
+pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<Outcome> {
+    if cli.env_output && !matches!(cli.command, Command::Creds(_)) {
+        anyhow::bail!("-o env is only for `kubectl duli db creds`; use -o table, json or yaml");
+    }
+    match cli.command {
+        Command::Completion { shell } => {
+            shared::cli::print_completion(shell, &<Cli as clap::CommandFactory>::command());
+            Ok(Outcome::Clean)
+        }
+        Command::Status(options) => {
+            let repo = cli.common.locate_repo()?;
+            let environments = match &options.env {
+                Some(name) => vec![Environment::load(&repo, name)?],
+                None => Environment::load_all(&repo)?,
+            };
+            let cluster = cli.cluster.target().connect(Some(options.timeout)).await?;
+            status::run(&cluster.client, &environments, &options, cli.common.output, out)
+                .await
+                .map_err(|err| name_the_server(err, &cluster))
+        }
+        Command::Connect(options) => {
+            let env = Environment::load(&cli.common.locate_repo()?, &options.env)?;
+            options.validate()?;
+            // No read timeout on this client: it carries the port-forward for an interactive session.
+            let cluster = cli.cluster.target().connect(None).await?;
+            connect::run(&cluster.client, &env, &options, cli.common.yes, out)
+                .await
+                .map_err(|err| name_the_server(err.into(), &cluster))
+        }
+        Command::Creds(options) => {
+            let env = Environment::load(&cli.common.locate_repo()?, &options.env)?;
+            let cluster = cli.cluster.target().connect(Some(options.timeout)).await?;
+            let report = creds::run(&cluster.client, &env, &options, cli.common.yes)
+                .await
+                .map_err(|err| name_the_server(err.into(), &cluster))?;
+            let format = match (cli.env_output, cli.common.output) {
+                (true, _) => CredsFormat::Env,
+                (false, OutputFormat::Table) => CredsFormat::Table,
+                (false, other) => CredsFormat::Document(other),
+            };
+            out.write_all(creds::render(&report, format)?.as_bytes())?;
+            out.flush()?;
+            Ok(Outcome::Clean)
+        }
+    }
+}
+
+/// When the API server itself could not be reached or did not answer, say which one (the kubeconfig's
+/// server address and context are the input to check).
+fn name_the_server(err: anyhow::Error, cluster: &Cluster) -> anyhow::Error {
+    let unreachable = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<DbError>()
+            .is_some_and(DbError::is_unreachable)
+    });
+    if !unreachable {
+        return err;
+    }
+    anyhow::anyhow!(
+        "{} [API server {}, context `{}`]",
+        shared::error::message(&err),
+        cluster.server.trim_end_matches('/'),
+        cluster.context
+    )
+}
 
 /// Errors of the `db` commands. Messages name the resource and say what to do.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +120,7 @@ pub enum DbError {
     /// An API request failed for another reason than "not found".
     #[error(
         "cannot read {what} in namespace `{namespace}`: {}",
-        crate::cluster::describe_api_error(error)
+        shared::cluster::describe_api_error(error)
     )]
     Api {
         /// The resource, e.g. `clusters.postgresql.cnpg.io/database`.
@@ -89,10 +174,10 @@ pub enum DbError {
     PortForward(#[from] portforward::PortForwardError),
     /// A client program is missing.
     #[error(transparent)]
-    Tool(#[from] crate::tools::ToolNotFound),
+    Tool(#[from] shared::tools::ToolNotFound),
     /// The prod guard refused.
     #[error(transparent)]
-    Confirm(#[from] crate::confirm::ConfirmError),
+    Confirm(#[from] shared::confirm::ConfirmError),
     /// Running a client program failed.
     #[error("cannot run {program}: {source}")]
     Spawn {
@@ -121,7 +206,7 @@ impl DbError {
     fn is_transport_timeout(&self) -> bool {
         match self {
             DbError::Api { error, .. } if !matches!(error, kube::Error::Api(_)) => {
-                crate::cluster::innermost_cause(error)
+                shared::cluster::innermost_cause(error)
                     .to_ascii_lowercase()
                     .contains("timed out")
             }

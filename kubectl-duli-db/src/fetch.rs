@@ -11,8 +11,8 @@ use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::DbError;
-use super::catalog::{self, Kind};
+use crate::DbError;
+use crate::catalog::{self, Kind};
 
 /// Everything `status` reads for one namespace, as JSON values.
 #[derive(Debug, Clone, Default)]

@@ -1,7 +1,7 @@
 //! `db status`: the model (`-o json|yaml` schema), its evaluation from fetched objects, the live checks
 //! through port-forwards, and the tables.
 //!
-//! Evaluation is pure ([`evaluate`]: objects in, rows out) and uses the rules in [`crate::readiness`]; the
+//! Evaluation is pure ([`evaluate`]: objects in, rows out) and uses the rules in [`shared::readiness`]; the
 //! only I/O is [`collect`]: one concurrent round of API reads for all environments ([`super::fetch`]), then
 //! all live checks concurrently, each under the `--timeout` deadline.
 
@@ -14,14 +14,15 @@ use kube::{Api, Client};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::catalog::{self, Service};
-use super::fetch::{self, EnvObjects};
-use super::live::{self, LiveStatus, Probe};
-use super::portforward::PortForward;
-use super::secrets::{self, Password};
-use super::{DbError, within};
-use crate::environment::Environment;
-use crate::readiness::{self, Readiness};
+use crate::catalog::{self, Service};
+use crate::cli::StatusOptions;
+use crate::fetch::{self, EnvObjects};
+use crate::live::{self, LiveStatus, Probe};
+use crate::portforward::PortForward;
+use crate::secrets::{self, Password};
+use crate::{DbError, within};
+use shared::environment::Environment;
+use shared::readiness::{self, Readiness};
 
 /// The whole `status` document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,7 +174,7 @@ fn created_and_age(obj: Option<&Value>, now: Timestamp) -> (Option<String>, Opti
     let age = created
         .parse::<Timestamp>()
         .ok()
-        .map(|t| crate::output::human_age(now.as_second() - t.as_second()));
+        .map(|t| shared::output::human_age(now.as_second() - t.as_second()));
     (Some(created.to_string()), age)
 }
 
@@ -459,15 +460,6 @@ pub fn evaluate(env: &Environment, objects: &EnvObjects, now: Timestamp) -> Vec<
     ]
 }
 
-/// Options of a status run.
-#[derive(Debug, Clone)]
-pub struct StatusOptions {
-    /// Run live checks.
-    pub live: bool,
-    /// Deadline for the API reads and for each live check.
-    pub timeout: Duration,
-}
-
 /// Read everything, evaluate, and run the live checks: one concurrent round of API reads for all
 /// environments, then all live checks concurrently.
 pub async fn collect(
@@ -478,7 +470,7 @@ pub async fn collect(
     let reads = futures::future::try_join_all(
         environments
             .iter()
-            .map(|env| fetch::fetch_env(client, &env.namespace, options.live)),
+            .map(|env| fetch::fetch_env(client, &env.namespace, !options.no_live)),
     );
     let fetched = within(options.timeout, reads).await?;
     let now = Timestamp::now();
@@ -498,7 +490,7 @@ pub async fn collect(
             )
         })
         .collect();
-    if options.live {
+    if !options.no_live {
         let checks = planned.iter().flat_map(|(env, plans)| {
             plans.iter().map(move |plan| {
                 live_check(
@@ -679,25 +671,25 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
     .await
 }
 
-/// Collect and print the report in `format`; findings when any service is unhealthy.
+/// Collect the report and write it to `out` in `format`; findings when any service is unhealthy.
 pub async fn run(
     client: &Client,
     environments: &[Environment],
     options: &StatusOptions,
-    format: crate::output::OutputFormat,
-) -> anyhow::Result<crate::error::Outcome> {
+    format: shared::output::OutputFormat,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<shared::error::Outcome> {
     let report = collect(client, environments, options).await?;
     let text = match format {
-        crate::output::OutputFormat::Table => render_tables(&report),
-        other => crate::output::to_document(&report, other)?,
+        shared::output::OutputFormat::Table => render_tables(&report),
+        other => shared::output::to_document(&report, other)?,
     };
-    let mut stdout = std::io::stdout().lock();
-    std::io::Write::write_all(&mut stdout, text.as_bytes())?;
-    std::io::Write::flush(&mut stdout)?;
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
     Ok(if report.healthy() {
-        crate::error::Outcome::Clean
+        shared::error::Outcome::Clean
     } else {
-        crate::error::Outcome::Findings
+        shared::error::Outcome::Findings
     })
 }
 
@@ -705,7 +697,7 @@ pub async fn run(
 pub fn render_tables(report: &StatusReport) -> String {
     let mut out = String::new();
     for env in &report.environments {
-        let mut table = crate::output::table([
+        let mut table = shared::output::table([
             "SERVICE",
             "READY",
             "INSTANCES",
@@ -763,7 +755,7 @@ mod tests {
 
     fn env() -> Environment {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        Environment::load(&crate::repo::Repo::at(root).unwrap(), "staging").unwrap()
+        Environment::load(&shared::repo::Repo::at(root).unwrap(), "staging").unwrap()
     }
 
     fn yaml(text: &str) -> Value {

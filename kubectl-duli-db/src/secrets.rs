@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use serde_json::Value;
 
-use super::catalog::{self, Service};
-use super::{DbError, fetch};
+use crate::catalog::{self, Service};
+use crate::{DbError, fetch};
 
 /// A secret value that never prints.
 #[derive(Clone, PartialEq, Eq)]

@@ -10,43 +10,20 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service as KubeService};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ListParams;
 use kube::{Api, Client};
 
-use super::catalog::{self, Service};
-use super::portforward::PortForward;
-use super::secrets::{self, Credentials};
-use super::{DbError, fetch, within};
-use crate::confirm::{self, Confirmation};
-use crate::environment::{Environment, parse_host_port};
-use crate::error::Outcome;
-
-/// What `connect` was asked to do (validated from the command line).
-#[derive(Debug, Clone)]
-pub struct ConnectOptions {
-    /// Which service.
-    pub service: Service,
-    /// PostgreSQL: the replicas (`database-ro`) instead of the primary.
-    pub read_only: bool,
-    /// Local port for the forward (default: a free one).
-    pub local_port: Option<u16>,
-    /// Only forward; print the endpoint and wait for Ctrl-C.
-    pub port_forward_only: bool,
-    /// Use the environment's external endpoint instead of a port-forward.
-    pub external: bool,
-    /// Print user and password.
-    pub show_credentials: bool,
-    /// Confirmed in advance (prod).
-    pub yes: bool,
-    /// Arguments for the client, after `--`.
-    pub client_args: Vec<OsString>,
-    /// Deadline for the API reads before the client starts.
-    pub timeout: Duration,
-}
+use crate::catalog::{self, Service};
+use crate::cli::ConnectOptions;
+use crate::portforward::PortForward;
+use crate::secrets::{self, Credentials};
+use crate::{DbError, fetch, within};
+use shared::confirm::{self, Confirmation};
+use shared::environment::{Environment, parse_host_port};
+use shared::error::Outcome;
 
 impl ConnectOptions {
     /// Reject combinations that make no sense, with a message saying why.
@@ -131,7 +108,7 @@ pub async fn resolve_service(
         .into_iter()
         .filter(|pod| {
             let value = serde_json::to_value(pod).unwrap_or_default();
-            crate::readiness::is_pod_ready(&value).ready
+            shared::readiness::is_pod_ready(&value).ready
         })
         .collect();
     candidates.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -278,10 +255,9 @@ async fn run_client(mut command: tokio::process::Command, program: &Path) -> Res
     Ok(Outcome::Child(exit_code(status?)))
 }
 
-fn print_line(text: &str) -> Result<(), DbError> {
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}")
-        .and_then(|_| stdout.flush())
+fn print_line(out: &mut impl Write, text: &str) -> Result<(), DbError> {
+    writeln!(out, "{text}")
+        .and_then(|_| out.flush())
         .map_err(|source| DbError::Io {
             what: "cannot write to stdout".into(),
             source,
@@ -343,20 +319,27 @@ async fn wait_for_ctrl_c(mut interrupts: Interrupts) -> Result<Outcome, DbError>
     Ok(Outcome::Clean)
 }
 
-/// Run `connect` for `env` with the cluster `client`.
-pub async fn run(client: &Client, env: &Environment, options: &ConnectOptions) -> Result<Outcome, DbError> {
+/// Run `connect` for `env` with the cluster `client`; `yes` is the global `--yes` (prod confirmed in
+/// advance). The endpoint and credentials lines go to `out`; the client itself inherits the terminal.
+pub async fn run(
+    client: &Client,
+    env: &Environment,
+    options: &ConnectOptions,
+    yes: bool,
+    out: &mut (impl Write + Send),
+) -> Result<Outcome, DbError> {
     options.validate()?;
     let service = options.service;
     confirm::guard(
         env,
         &format!("connect to {}", service.title()),
-        options.yes,
+        yes,
         Confirmation::YesNo,
     )?;
     // Find the client before touching the cluster: a missing psql should not cost a port-forward.
     let program = match (service, options.port_forward_only) {
-        (Service::Postgres, false) => Some(crate::tools::find("psql")?),
-        (Service::Redis, false) => Some(crate::tools::find("redis-cli")?),
+        (Service::Postgres, false) => Some(shared::tools::find("psql")?),
+        (Service::Redis, false) => Some(shared::tools::find("redis-cli")?),
         _ => None,
     };
     let namespace = env.namespace.as_str();
@@ -374,10 +357,13 @@ pub async fn run(client: &Client, env: &Environment, options: &ConnectOptions) -
                 run_with_passfile(&program, service, &host, port, &credentials, &options.client_args).await
             }
             None => {
-                print_line(&format!(
-                    "RabbitMQ (external): amqp://{host}:{port}/ — {}",
-                    describe_credentials(&credentials, options.show_credentials)
-                ))?;
+                print_line(
+                    out,
+                    &format!(
+                        "RabbitMQ (external): amqp://{host}:{port}/ — {}",
+                        describe_credentials(&credentials, options.show_credentials)
+                    ),
+                )?;
                 Ok(Outcome::Clean)
             }
         };
@@ -407,33 +393,48 @@ pub async fn run(client: &Client, env: &Environment, options: &ConnectOptions) -
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         )
         .await?;
-        print_line(&format!(
-            "Forwarding {local} -> {} (Service {service_name}, namespace {namespace})",
-            forward.target()
-        ))?;
-        print_line(&format!("AMQP: amqp://{local}/"))?;
-        print_line(&format!("Management UI: http://{}/", management.local_addr()))?;
-        print_line(&format!(
-            "Credentials: {}",
-            describe_credentials(&credentials, options.show_credentials)
-        ))?;
-        print_line("Press Ctrl-C to stop.")?;
+        print_line(
+            out,
+            &format!(
+                "Forwarding {local} -> {} (Service {service_name}, namespace {namespace})",
+                forward.target()
+            ),
+        )?;
+        print_line(out, &format!("AMQP: amqp://{local}/"))?;
+        print_line(
+            out,
+            &format!("Management UI: http://{}/", management.local_addr()),
+        )?;
+        print_line(
+            out,
+            &format!(
+                "Credentials: {}",
+                describe_credentials(&credentials, options.show_credentials)
+            ),
+        )?;
+        print_line(out, "Press Ctrl-C to stop.")?;
         return wait_for_ctrl_c(interrupts).await;
     }
     if options.port_forward_only {
         let interrupts = Interrupts::listen()?;
-        print_line(&format!(
-            "Forwarding {local} -> {} (Service {service_name}, namespace {namespace})",
-            forward.target()
-        ))?;
-        print_line(&format!(
-            "{}: host {} port {}, {}",
-            service.title(),
-            local.ip(),
-            local.port(),
-            describe_credentials(&credentials, options.show_credentials)
-        ))?;
-        print_line("Press Ctrl-C to stop.")?;
+        print_line(
+            out,
+            &format!(
+                "Forwarding {local} -> {} (Service {service_name}, namespace {namespace})",
+                forward.target()
+            ),
+        )?;
+        print_line(
+            out,
+            &format!(
+                "{}: host {} port {}, {}",
+                service.title(),
+                local.ip(),
+                local.port(),
+                describe_credentials(&credentials, options.show_credentials)
+            ),
+        )?;
+        print_line(out, "Press Ctrl-C to stop.")?;
         return wait_for_ctrl_c(interrupts).await;
     }
     let program = program.expect("client found above");
@@ -481,7 +482,8 @@ async fn run_with_passfile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Password;
+    use crate::Password;
+    use std::time::Duration;
 
     fn pg_credentials(password: &str) -> Credentials {
         Credentials {
@@ -565,13 +567,13 @@ mod tests {
     #[test]
     fn option_combinations_are_checked() {
         let base = ConnectOptions {
+            env: "staging".into(),
             service: Service::Redis,
             read_only: true,
             local_port: None,
             port_forward_only: false,
             external: false,
             show_credentials: false,
-            yes: false,
             client_args: vec![],
             timeout: Duration::from_secs(1),
         };

@@ -7,7 +7,7 @@
 use kube::core::{ApiResource, GroupVersionKind};
 use serde::{Deserialize, Serialize};
 
-use crate::environment::{Environment, ServiceEndpoints};
+use shared::environment::{Environment, ServiceEndpoints};
 
 /// A data service of an environment.
 #[derive(

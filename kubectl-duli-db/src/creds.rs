@@ -5,11 +5,12 @@
 use kube::Client;
 use serde::Serialize;
 
-use super::catalog::Service;
-use super::secrets::{self, Credentials};
-use super::{DbError, within};
-use crate::confirm::{self, Confirmation};
-use crate::environment::{Environment, parse_host_port};
+use crate::catalog::Service;
+use crate::cli::CredsOptions;
+use crate::secrets::{self, Credentials};
+use crate::{DbError, within};
+use shared::confirm::{self, Confirmation};
+use shared::environment::{Environment, parse_host_port};
 
 /// `-o` of `creds`: the shared formats plus `env`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,7 +18,7 @@ pub enum CredsFormat {
     /// Table.
     Table,
     /// JSON / YAML document.
-    Document(crate::output::OutputFormat),
+    Document(shared::output::OutputFormat),
     /// `export NAME='value'` lines.
     Env,
 }
@@ -127,7 +128,7 @@ pub struct CredsReport {
 /// Render `report` in `format` (table, document or export lines).
 pub fn render(report: &CredsReport, format: CredsFormat) -> anyhow::Result<String> {
     Ok(match format {
-        CredsFormat::Document(format) => crate::output::to_document(report, format)?,
+        CredsFormat::Document(format) => shared::output::to_document(report, format)?,
         CredsFormat::Env => {
             let mut text = String::new();
             for view in &report.services {
@@ -139,7 +140,7 @@ pub fn render(report: &CredsReport, format: CredsFormat) -> anyhow::Result<Strin
             text
         }
         CredsFormat::Table => {
-            let mut table = crate::output::table([
+            let mut table = shared::output::table([
                 "SERVICE", "HOST", "PORT", "USER", "DATABASE", "SECRET", "PASSWORD",
             ]);
             for view in &report.services {
@@ -162,15 +163,18 @@ pub fn render(report: &CredsReport, format: CredsFormat) -> anyhow::Result<Strin
     })
 }
 
-/// Read the credentials of `services` in `env` (concurrently) and render them.
+/// Read the credentials of the requested services (all three by default) in `env`, concurrently; `yes` is the
+/// global `--yes` (prod confirmed in advance for `--show`).
 pub async fn run(
     client: &Client,
     env: &Environment,
-    services: &[Service],
-    show: bool,
+    options: &CredsOptions,
     yes: bool,
-    timeout: std::time::Duration,
 ) -> Result<CredsReport, DbError> {
+    let (show, timeout) = (options.show, options.timeout);
+    let services = options
+        .service
+        .map_or_else(|| Service::ALL.to_vec(), |service| vec![service]);
     if show {
         confirm::guard(env, "show the data service passwords", yes, Confirmation::YesNo)?;
     }
@@ -192,11 +196,11 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Password;
+    use crate::Password;
 
     fn env() -> Environment {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        Environment::load(&crate::repo::Repo::at(root).unwrap(), "staging").unwrap()
+        Environment::load(&shared::repo::Repo::at(root).unwrap(), "staging").unwrap()
     }
 
     fn report(show: bool) -> CredsReport {
@@ -248,7 +252,7 @@ mod tests {
         assert!(!table.contains("it's-secret"));
         let json = render(
             &report(false),
-            CredsFormat::Document(crate::output::OutputFormat::Json),
+            CredsFormat::Document(shared::output::OutputFormat::Json),
         )
         .unwrap();
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();

@@ -1,14 +1,20 @@
-//! The command line of `kubectl duli db`: clap types only; `main.rs` turns them into library options.
+//! The command line of `kubectl duli db`. The subcommands' flags are derived directly on the options the
+//! commands take ([`StatusOptions`], [`ConnectOptions`], [`CredsOptions`]): a flag is added in one place.
+// Doc comments here are clap's help text, where `<ENV>` is a placeholder people read, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use shared::cli::{ClusterArgs, CommonArgs, CompletionShell};
-use shared::db::Service;
+use shared::output::OutputFormat;
+
+use crate::catalog::Service;
 
 fn timeout(text: &str) -> Result<Duration, String> {
-    shared::db::parse_duration(text)
+    crate::parse_duration(text)
 }
 
 /// Status, connect and credentials for the data services of a duli environment.
@@ -18,22 +24,29 @@ fn timeout(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Parser)]
 #[command(name = "kubectl-duli-db", bin_name = "kubectl duli db", version, about)]
 pub struct Cli {
+    /// `--kubeconfig`, `--context`.
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// `-o`, `-v`, `--yes`, `--repo`.
     #[command(flatten)]
     pub common: CommonArgs,
+    /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
+    /// `-o env` was given (creds only): `export` lines instead of the shared `-o` formats.
+    #[arg(skip)]
+    pub env_output: bool,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Readiness and live health of PostgreSQL, Redis (+ Sentinel) and RabbitMQ, one table per environment.
-    Status(StatusArgs),
+    Status(StatusOptions),
     /// Open psql / redis-cli (or forward RabbitMQ's AMQP and management ports) through a port-forward.
-    Connect(ConnectArgs),
+    Connect(ConnectOptions),
     /// Host, port, user, database and the Secret they come from; the password only with --show.
-    Creds(CredsArgs),
+    Creds(CredsOptions),
     /// Print a shell completion script.
     Completion {
         /// The shell.
@@ -41,8 +54,9 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Args)]
-pub struct StatusArgs {
+/// What `status` was asked to do.
+#[derive(Debug, Clone, Args)]
+pub struct StatusOptions {
     /// The environment (default: all of them).
     #[arg(conflicts_with = "all")]
     pub env: Option<String>,
@@ -57,8 +71,9 @@ pub struct StatusArgs {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Args)]
-pub struct ConnectArgs {
+/// What `connect` was asked to do (checked by [`ConnectOptions::validate`]).
+#[derive(Debug, Clone, Args)]
+pub struct ConnectOptions {
     /// The environment.
     pub env: String,
     /// The service.
@@ -87,8 +102,9 @@ pub struct ConnectArgs {
     pub client_args: Vec<OsString>,
 }
 
-#[derive(Debug, Args)]
-pub struct CredsArgs {
+/// What `creds` was asked to do.
+#[derive(Debug, Clone, Args)]
+pub struct CredsOptions {
     /// The environment.
     pub env: String,
     /// One service (default: all three).
@@ -100,4 +116,44 @@ pub struct CredsArgs {
     /// Deadline for the API reads.
     #[arg(long, default_value = "10s", value_parser = timeout)]
     pub timeout: Duration,
+}
+
+impl Cli {
+    /// The clap command, with `-o env` (creds only) accepted on top of the shared `-o` values.
+    pub fn command_with_env_output() -> clap::Command {
+        Cli::command().mut_arg("output", |arg| {
+            arg.value_parser(
+                PossibleValuesParser::new(["table", "json", "yaml", "env"]).map(|value| {
+                    match value.as_str() {
+                        "json" => OutputFormat::Json,
+                        "yaml" => OutputFormat::Yaml,
+                        _ => OutputFormat::Table,
+                    }
+                }),
+            )
+            .help("Output format (env: `export` lines, for creds)")
+        })
+    }
+
+    /// Parse `args` (the program name first); `--help`, `--version` and usage errors are clap errors.
+    pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = Cli::command_with_env_output().try_get_matches_from(args)?;
+        let raw_env = |m: &clap::ArgMatches| {
+            m.get_raw("output")
+                .is_some_and(|mut values| values.next_back().is_some_and(|value| value == OsStr::new("env")))
+        };
+        let env_output = raw_env(&matches) || matches.subcommand().is_some_and(|(_, sub)| raw_env(sub));
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.env_output = env_output;
+        Ok(cli)
+    }
+
+    /// Parse the process's command line; exits with clap's message on `--help`, `--version` or a usage error.
+    pub fn parse_args() -> Cli {
+        Cli::try_parse_args(std::env::args_os()).unwrap_or_else(|err| err.exit())
+    }
 }

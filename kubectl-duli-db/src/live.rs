@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::secrets::Password;
+use crate::secrets::Password;
 
 /// The outcome of a live check, as shown in `status` and its JSON (`live`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
