@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use testkit::process::output;
+use testkit::services::servers;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::harness::{Cluster, healthy_seed, output};
+use crate::support::{Cluster, healthy_seed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_runs_a_real_query_on_the_primary_and_on_a_replica() {
@@ -88,8 +90,8 @@ async fn a_wrong_password_is_refused_by_the_server() {
     );
     let status = cluster.run(&["status", "staging", "-o", "json"]).await;
     assert_eq!(status.code, 1, "{}", status.all());
-    let doc = crate::harness::json(&status);
-    let pg = crate::harness::service(&doc, "staging", "postgres");
+    let doc = crate::support::json(&status);
+    let pg = crate::support::service(&doc, "staging", "postgres");
     assert!(
         pg["live"]["detail"]
             .as_str()
@@ -97,7 +99,7 @@ async fn a_wrong_password_is_refused_by_the_server() {
             .contains("password authentication failed for user \"postgres\""),
         "{pg}"
     );
-    let redis = crate::harness::service(&doc, "staging", "redis");
+    let redis = crate::support::service(&doc, "staging", "redis");
     assert!(
         redis["live"]["detail"]
             .as_str()
@@ -229,7 +231,7 @@ async fn port_forward_only_serves_gui_tools_until_ctrl_c() {
         ),
         "{lines:?}"
     );
-    let password = &crate::harness::servers().pg_app_password;
+    let password = &servers().pg_app_password;
     assert!(!lines.iter().any(|l| l.contains(password.as_str())));
     let port = local_port(&lines[0]);
     // Two connections through the same forward (a GUI opens several).

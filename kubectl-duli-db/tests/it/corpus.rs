@@ -6,127 +6,16 @@
 //!
 //! Cases are tables, one line each; a group shares one stand-in and runs its cases concurrently.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kube_standin::StandIn;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use testkit::corpus::{Case, changed_paths, join_all, kubeconfig_for, snapshot, store_state, write, writes};
+use testkit::process::{Run, output, signal};
+use testkit::servers::{closed_port, port_in_use, silent_server, status_server};
+use tokio::io::AsyncReadExt;
 
-use crate::harness::{Cluster, Run, healthy_seed, output, repo_root};
-
-/// One bad input and what the plugin must say about it.
-pub struct Case {
-    /// Shown in failures.
-    pub name: &'static str,
-    /// Plugin arguments.
-    pub args: Vec<String>,
-    /// Extra environment (e.g. KUBECONFIG).
-    pub env: Vec<(&'static str, String)>,
-    /// PATH after the plugin's own directory.
-    pub path_tail: &'static str,
-    /// Expected exit code.
-    pub code: i32,
-    /// Every one of these must be in stderr.
-    pub expect: Vec<String>,
-    /// None of these may appear anywhere in the output.
-    pub forbid: Vec<String>,
-    /// Upper bound on the run's wall time (no hang).
-    pub within: Duration,
-}
-
-impl Case {
-    pub fn new(name: &'static str, args: &[&str], code: i32, expect: &[&str]) -> Self {
-        Case {
-            name,
-            args: args.iter().map(|a| a.to_string()).collect(),
-            env: Vec::new(),
-            path_tail: "/usr/local/bin:/usr/bin:/bin",
-            code,
-            expect: expect.iter().map(|e| e.to_string()).collect(),
-            forbid: Vec::new(),
-            within: Duration::from_secs(20),
-        }
-    }
-
-    pub fn env(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.env.push((name, value.into()));
-        self
-    }
-
-    pub fn forbid(mut self, text: impl Into<String>) -> Self {
-        self.forbid.push(text.into());
-        self
-    }
-
-    pub fn path(mut self, tail: &'static str) -> Self {
-        self.path_tail = tail;
-        self
-    }
-
-    pub fn within(mut self, bound: Duration) -> Self {
-        self.within = bound;
-        self
-    }
-}
-
-/// Every file under `dir` with its size, mode and a hash of its bytes.
-pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, u32, u64)> {
-    use std::hash::{Hash, Hasher};
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(path.clone());
-                out.insert(path, (0, meta.permissions().mode(), 0));
-            } else {
-                let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                std::fs::read(&path).unwrap_or_default().hash(&mut hasher);
-                out.insert(path, (meta.len(), meta.permissions().mode(), hasher.finish()));
-            }
-        }
-    }
-    out
-}
-
-/// The stand-in's global resourceVersion and every object's, by key.
-pub fn store_state(api: &StandIn) -> (u64, Vec<String>) {
-    let objects = api
-        .store()
-        .lock()
-        .all_objects()
-        .into_iter()
-        .map(|(key, object)| {
-            format!(
-                "{}/{}/{}/{}@{}",
-                key.group,
-                key.plural,
-                key.namespace,
-                key.name,
-                object
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-            )
-        })
-        .collect();
-    (api.store().resource_version(), objects)
-}
-
-/// Requests that could have changed something (anything but GET; port-forwards are GET upgrades).
-pub fn writes(api: &StandIn) -> Vec<String> {
-    api.requests()
-        .into_iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect()
-}
+use crate::support::{Cluster, healthy_seed, repo_root};
 
 /// A private working directory, TMPDIR and HOME for one run, inside the cluster's dir.
 pub fn sandbox(cluster: &Cluster) -> PathBuf {
@@ -147,47 +36,8 @@ pub async fn check(cluster: &Cluster, case: &Case) -> Run {
     for (name, value) in &case.env {
         command.env(name, value);
     }
-    let started = Instant::now();
     let run = output(command).await;
-    let elapsed = started.elapsed();
-    let name = case.name;
-    // Shown with --nocapture: the corpus doubles as a catalogue of the messages.
-    eprintln!(
-        "[{name}] exit {} in {elapsed:.1?}: {}",
-        run.code,
-        run.stderr.trim()
-    );
-    assert_eq!(run.code, case.code, "{name}: {}", run.all());
-    assert!(
-        elapsed < case.within,
-        "{name}: took {elapsed:?}, bound {:?}: {}",
-        case.within,
-        run.all()
-    );
-    for text in &case.expect {
-        assert!(
-            run.stderr.contains(text.as_str()),
-            "{name}: expected {text:?} in:\n{}",
-            run.all()
-        );
-    }
-    for text in &case.forbid {
-        assert!(
-            !run.stderr.contains(text.as_str()) && !run.stdout.contains(text.as_str()),
-            "{name}: {text:?} must not be printed:\n{}",
-            run.all()
-        );
-    }
-    if case.code == 2 {
-        let errors = run.stderr.lines().filter(|l| l.starts_with("error:")).count();
-        assert_eq!(errors, 1, "{name}: one error line:\n{}", run.all());
-        assert_eq!(run.stdout, "", "{name}: nothing on stdout:\n{}", run.all());
-        assert!(
-            !run.stderr.contains("ApiError") && !run.stderr.contains("Status {"),
-            "{name}: raw client error text:\n{}",
-            run.all()
-        );
-    }
+    case.verify(&run);
     run
 }
 
@@ -206,99 +56,9 @@ pub async fn check_all(cluster: &Cluster, cases: Vec<Case>) {
     let after_files = snapshot(cluster.dir.path());
     let work = cluster.dir.path().join("work");
     // The sandbox directories themselves may be created by the first case.
-    let changed: Vec<_> = after_files
-        .iter()
-        .filter(|(path, meta)| {
-            before_files.get(*path) != Some(meta) && !(**path == work || **path == work.join("tmp"))
-        })
-        .map(|(path, _)| path.clone())
-        .chain(
-            before_files
-                .keys()
-                .filter(|p| !after_files.contains_key(*p))
-                .cloned(),
-        )
-        .collect();
+    let mut changed = changed_paths(&before_files, &after_files);
+    changed.retain(|path| !(*path == work || *path == work.join("tmp")));
     assert!(changed.is_empty(), "files written or changed: {changed:?}");
-}
-
-/// `futures::future::join_all` without the dependency: poll all futures on this task.
-pub async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, result) in pinned.iter_mut().zip(results.iter_mut()) {
-            if result.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *result = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    results.into_iter().map(Option::unwrap).collect()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
-/// A kubeconfig for `server` with one context `one` (namespace staging).
-fn kubeconfig_for(server: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: '{server}'}}\nusers:\n- name: u\n  user: {{}}\n\
-         contexts:\n- name: one\n  context: {{cluster: c, user: u, namespace: staging}}\ncurrent-context: one\n"
-    )
-}
-
-/// A server that accepts connections and never reads or answers.
-pub fn silent_server() -> (std::net::TcpListener, String) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    (listener, url)
-}
-
-/// A server that answers every request with `code` and a Kubernetes `Status`.
-pub async fn status_server(code: u16, reason: &'static str) -> (tokio::task::JoinHandle<()>, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    match socket.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                    }
-                    while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buffer.drain(..end + 4);
-                        let body = format!(
-                            "{{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{{}},\"status\":\"Failure\",\"message\":\"{reason}\",\"reason\":\"{reason}\",\"code\":{code}}}"
-                        );
-                        let response = format!(
-                            "HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        if socket.write_all(response.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    (task, url)
 }
 
 const NAMESPACE_ONLY: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: staging}\n";
@@ -313,32 +73,28 @@ async fn corpus_kubeconfig_and_api_server() {
     let malformed = write(
         &dir,
         "malformed.kubeconfig",
-        &kubeconfig_for("http://127.0.0.1:1").replace("user: {}", &format!("user: {{token: \"{token}}}")),
+        kubeconfig_for("http://127.0.0.1:1").replace("user: {}", &format!("user: {{token: \"{token}}}")),
     );
     let empty = write(&dir, "empty.kubeconfig", "");
     let missing = dir.join("missing.kubeconfig").display().to_string();
     let no_current = write(
         &dir,
         "no-current.kubeconfig",
-        &kubeconfig_for("http://127.0.0.1:1").replace("current-context: one\n", ""),
+        kubeconfig_for("http://127.0.0.1:1").replace("current-context: one\n", ""),
     );
     let bad_cert = write(
         &dir,
         "bad-cert.kubeconfig",
-        &kubeconfig_for("https://127.0.0.1:1")
+        kubeconfig_for("https://127.0.0.1:1")
             .replace("user: {}", "user: {client-certificate: /nonexistent/duli/client.crt, client-key: /nonexistent/duli/client.key}"),
     );
-    let refused_port = crate::harness::closed_port();
+    let refused_port = closed_port();
     let refused_url = format!("http://127.0.0.1:{refused_port}");
-    let refused = write(&dir, "refused.kubeconfig", &kubeconfig_for(&refused_url));
+    let refused = write(&dir, "refused.kubeconfig", kubeconfig_for(&refused_url));
     let (_silent, silent_url) = silent_server();
-    let silent = write(&dir, "silent.kubeconfig", &kubeconfig_for(&silent_url));
+    let silent = write(&dir, "silent.kubeconfig", kubeconfig_for(&silent_url));
     let (_unauthorized, unauthorized_url) = status_server(401, "Unauthorized").await;
-    let unauthorized = write(
-        &dir,
-        "unauthorized.kubeconfig",
-        &kubeconfig_for(&unauthorized_url),
-    );
+    let unauthorized = write(&dir, "unauthorized.kubeconfig", kubeconfig_for(&unauthorized_url));
     let kubeconfig = cluster.kubeconfig.display().to_string();
     let fast = Duration::from_secs(6);
 
@@ -921,19 +677,6 @@ async fn corpus_local_port_taken() {
     drop(taken);
 }
 
-fn port_in_use(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
-}
-
-async fn sigint(pid: u32) {
-    let sent = tokio::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .await
-        .unwrap();
-    assert!(sent.success());
-}
-
 /// Ctrl-C during `connect --port-forward-only`: exit 0 at once, the local port released, no file left;
 /// and Ctrl-C while the API reads are still under way (a slow API server) ends the run too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -980,7 +723,7 @@ async fn corpus_ctrl_c_during_connect() {
         assert!(port_in_use(port), "{args:?}: forwarding on {port}: {seen}");
         // A client connected through the forward when Ctrl-C comes.
         let _open = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        sigint(child.id().unwrap()).await;
+        signal("INT", child.id().unwrap());
         let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
             .await
             .expect("exits promptly on Ctrl-C")
@@ -1014,7 +757,7 @@ async fn corpus_ctrl_c_during_connect() {
     command.current_dir(&work).env("TMPDIR", work.join("tmp"));
     let mut child = command.spawn().unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
-    sigint(child.id().unwrap()).await;
+    signal("INT", child.id().unwrap());
     let started = Instant::now();
     let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
         .await

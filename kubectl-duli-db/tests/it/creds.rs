@@ -1,6 +1,8 @@
 //! `kubectl duli db creds`: table, JSON, `-o env`, the password only with --show, the prod guard.
 
-use crate::harness::{Cluster, healthy_seed, servers};
+use testkit::services::servers;
+
+use crate::support::{Cluster, healthy_seed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn table_json_and_export_lines() {

@@ -7,10 +7,11 @@
 use std::time::{Duration, Instant};
 
 use kube_standin::Fault;
+use testkit::corpus::{store_state, writes};
+use testkit::process::{Run, output};
+use testkit::relay::Relay;
 
-use crate::corpus::{store_state, writes};
-use crate::harness::{Cluster, Run, healthy_seed, json, output, service};
-use crate::relay::Relay;
+use crate::support::{Cluster, healthy_seed, json, service};
 
 /// `status ARGS` through the relay (when given), with its wall time.
 async fn status(cluster: &Cluster, relay: Option<&Relay>, args: &[&str]) -> (Run, Duration) {

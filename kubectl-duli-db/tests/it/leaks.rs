@@ -8,13 +8,15 @@
 //! Supersedes `secrecy.rs` (same idea, fewer commands, argv only).
 
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use testkit::leakscan::{Allowed, Scan, assert_no_leak};
+use testkit::process::Run;
+use testkit::services::servers;
 use tokio::io::AsyncReadExt;
 
 use crate::corpus::sandbox;
-use crate::harness::{Cluster, Run, healthy_seed, servers};
-use crate::leakscan::{Allowed, Scan, assert_no_leak};
+use crate::support::{Cluster, healthy_seed};
 
 /// The RabbitMQ password of the seeds here: the broker's real one is `guest`, indistinguishable from the
 /// user name, so the audit uses a unique (wrong) one — the same code paths handle it, login fails.
@@ -47,6 +49,7 @@ async fn audit(
         .env("HOME", &work)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    let started = Instant::now();
     let mut child = command.spawn().unwrap();
     let scan = Scan::start(child.id().unwrap(), std::slice::from_ref(&work));
     let mut stdout = child.stdout.take().unwrap();
@@ -87,6 +90,7 @@ async fn audit(
         code: status.code().unwrap_or(-1),
         stdout: out,
         stderr: err_reader.await.unwrap(),
+        elapsed: started.elapsed(),
     };
     let what = args.join(" ");
     assert!(run.stderr.contains("DEBUG"), "{what}: -vv logs: {}", run.all());

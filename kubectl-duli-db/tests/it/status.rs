@@ -2,7 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Cluster, closed_port, healthy_seed, json, service};
+use testkit::servers::closed_port;
+use testkit::services::servers;
+
+use crate::support::{Cluster, healthy_seed, json, service};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_healthy_with_streaming_replica_redis_replica_and_sentinel() {
@@ -40,7 +43,7 @@ async fn all_healthy_with_streaming_replica_redis_replica_and_sentinel() {
     );
     let sentinel = format!(
         "sentinel: master of `mymaster` is 127.0.0.1:{}",
-        crate::harness::servers().redis_master
+        servers().redis_master
     );
     assert!(detail.contains(&sentinel), "{detail}");
     assert_eq!(redis["sentinel"]["name"], "redis-sentinel");

@@ -1,11 +1,7 @@
-//! The secret-leak scanner of issue #9, for both plugins' leak audits: while a plugin runs, a thread polls
+//! The secret-leak scanner of issue #9, for every plugin's leak audit: while a plugin runs, a thread polls
 //! `/proc` every few milliseconds for the plugin and every process below it (argv and environment) and
 //! the directories it may write to (every version of every file, with its mode); afterwards the audit
-//! checks all of that, plus stdout and stderr, for the plaintext values.
-//!
-//! Standalone (std only): `kubectl-duli-secrets/tests/leaks.rs` includes this file too.
-
-#![allow(dead_code)]
+//! checks all of that, plus stdout and stderr, for the plaintext values. Std only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::unix::fs::PermissionsExt;

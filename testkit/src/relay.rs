@@ -1,10 +1,6 @@
 //! A TCP relay in front of an API server, to kill it and bring it back mid-run: `kill` drops the listener
 //! and every open connection at once (clients see resets and refusals, as when the API server process
 //! dies), `restart` listens on the same port again.
-//!
-//! Standalone (std + tokio only): `kubectl-duli-secrets/tests/faults.rs` includes this file too.
-
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

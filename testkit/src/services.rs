@@ -1,5 +1,5 @@
-//! Test setup: real data servers (started once per test binary, cleaned up by a watchdog when it exits),
-//! a kube-standin per test, and the plugin run through the real kubectl's plugin dispatch.
+//! Real data servers behind the tests' port-forwards, started once per test binary on first use and
+//! cleaned up by a watchdog when it exits.
 //!
 //! PostgreSQL: a primary initialised in a temp dir (scram passwords, so a wrong password fails; the
 //! machine's own server on 5432 accepts no replication connections) and a streaming standby made with
@@ -7,41 +7,35 @@
 //! (`--replicaof`) and a Sentinel watching the master. RabbitMQ: the machine's server on 5672
 //! (guest/guest).
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use kube_standin::StandIn;
+use crate::servers::free_port;
 
-use crate::fixture::Seed;
-
-/// The real servers behind the port-forwards.
+/// The real servers behind the port-forwards, all on 127.0.0.1.
 #[derive(Debug)]
 pub struct Servers {
+    /// PostgreSQL primary (scram passwords; user `postgres`, database `app` owned by `app`).
     pub pg_primary: u16,
+    /// PostgreSQL streaming standby of the primary (application_name `database-2`).
     pub pg_standby: u16,
+    /// Redis master (password [`Servers::redis_password`]).
     pub redis_master: u16,
+    /// Redis replica of the master.
     pub redis_replica: u16,
+    /// Redis Sentinel watching the master as `mymaster`.
     pub sentinel: u16,
+    /// Password of the PostgreSQL role `app`.
     pub pg_app_password: String,
+    /// Password of the PostgreSQL superuser `postgres`.
     pub pg_superuser_password: String,
+    /// Password of the Redis master and replica.
     pub redis_password: String,
+    /// RabbitMQ: the machine's server (guest/guest).
+    pub amqp: u16,
     _dir: PathBuf,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A port nothing listens on ("the service is down").
-pub fn closed_port() -> u16 {
-    free_port()
 }
 
 fn run(program: &str, args: &[&str]) {
@@ -150,7 +144,7 @@ fn start_redis(what: &str, args: impl Fn(u16) -> Vec<String>) -> (u16, u32) {
 
 #[allow(clippy::zombie_processes)] // the watchdog is meant to outlive us
 fn start_servers() -> Servers {
-    let dir = std::env::temp_dir().join(format!("duli-db-it-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("duli-services-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     run("chown", &["postgres", dir.to_str().unwrap()]);
@@ -319,6 +313,7 @@ fn start_servers() -> Servers {
         pg_app_password,
         pg_superuser_password,
         redis_password,
+        amqp: 5672,
         _dir: dir,
     }
 }
@@ -379,159 +374,4 @@ pub fn servers() -> &'static Servers {
         Ok(servers) => servers,
         Err(message) => panic!("data servers failed to start: {message}"),
     }
-}
-
-/// A healthy seed for `namespace`, every forward at a live server.
-pub fn healthy_seed(namespace: &str) -> Seed {
-    let s = servers();
-    let local = |port: u16| format!("127.0.0.1:{port}");
-    Seed {
-        namespace: namespace.to_string(),
-        pg_primary: local(s.pg_primary),
-        pg_standby: local(s.pg_standby),
-        pg_app_password: s.pg_app_password.clone(),
-        pg_superuser_password: s.pg_superuser_password.clone(),
-        redis_master: local(s.redis_master),
-        redis_replica: local(s.redis_replica),
-        redis_password: s.redis_password.clone(),
-        sentinel: local(s.sentinel),
-        amqp: local(5672),
-        management: local(closed_port()),
-        rabbitmq_user: "guest".into(),
-        rabbitmq_password: "guest".into(),
-        skip_secrets: vec![],
-    }
-}
-
-/// The repository root (holds gitops/environments).
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The CRDs the platform's operators install.
-pub fn crds_dir() -> PathBuf {
-    repo_root().join("../shared/crds")
-}
-
-/// A stand-in API server plus a private kubectl home, with the plugin on PATH.
-pub struct Cluster {
-    pub api: StandIn,
-    pub dir: tempfile::TempDir,
-    pub kubeconfig: PathBuf,
-    pub plugin_dir: PathBuf,
-}
-
-/// What a plugin run printed and returned.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    /// Both streams, for messages in assertions.
-    pub fn all(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-impl Cluster {
-    /// Start a stand-in seeded with `yaml` (several namespaces may be concatenated).
-    pub async fn start(yaml: &str) -> Cluster {
-        let root = crds_dir();
-        let api = StandIn::builder()
-            .crd_dir(root.join("cloudnative-pg"))
-            .crd_dir(root.join("redis-operator"))
-            .crd_dir(root.join("rabbitmq-cluster-operator"))
-            .seed_yaml(yaml)
-            .start()
-            .await
-            .expect("kube-standin starts");
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = api.write_kubeconfig(dir.path()).unwrap();
-        let plugin_dir = dir.path().join("bin");
-        std::fs::create_dir_all(&plugin_dir).unwrap();
-        std::os::unix::fs::symlink(
-            env!("CARGO_BIN_EXE_kubectl-duli-db"),
-            plugin_dir.join("kubectl-duli-db"),
-        )
-        .unwrap();
-        Cluster {
-            api,
-            dir,
-            kubeconfig,
-            plugin_dir,
-        }
-    }
-
-    /// `kubectl duli db ARGS` with PATH = the plugin's dir + `path_tail`.
-    pub fn command_with_path(&self, args: &[&str], path_tail: &str) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new("/usr/bin/kubectl");
-        command
-            .arg("duli")
-            .arg("db")
-            .args(args)
-            .env("PATH", format!("{}:{path_tail}", self.plugin_dir.display()))
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("HOME", self.dir.path())
-            .env("DULI_REPO", repo_root())
-            .env_remove("RUST_LOG")
-            .env_remove("PGPASSWORD")
-            .env_remove("REDISCLI_AUTH")
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        command
-    }
-
-    /// `kubectl duli db ARGS` with the system PATH (psql and redis-cli found).
-    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
-        self.command_with_path(args, "/usr/local/bin:/usr/bin:/bin")
-    }
-
-    /// Run `kubectl duli db ARGS` to completion (60 s at most).
-    pub async fn run(&self, args: &[&str]) -> Run {
-        output(self.command(args)).await
-    }
-}
-
-/// Run a command to completion (60 s at most) and collect its output.
-pub async fn output(mut command: tokio::process::Command) -> Run {
-    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
-        .await
-        .expect("plugin finished within 60s")
-        .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// The status document of one run (`-o json`).
-pub fn json(run: &Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|err| panic!("not JSON ({err}):\n{}", run.all()))
-}
-
-/// The entry for `service` in environment `env` of a status document.
-pub fn service<'a>(doc: &'a serde_json::Value, env: &str, service: &str) -> &'a serde_json::Value {
-    doc["environments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == env)
-        .and_then(|e| {
-            e["services"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["service"] == service)
-        })
-        .unwrap_or_else(|| panic!("no {service} in {env}: {doc}"))
 }
