@@ -2,7 +2,7 @@
 //! through port-forwards, and the tables.
 //!
 //! Evaluation is pure ([`evaluate`]: objects in, rows out) and uses the rules in [`shared::readiness`]; the
-//! only I/O is [`collect`]: one concurrent round of API reads for all environments ([`super::fetch`]), then
+//! only I/O is [`collect`]: one concurrent round of API reads for all environments (`fetch`), then
 //! all live checks concurrently, each under the `--timeout` deadline.
 
 use std::net::{Ipv4Addr, SocketAddr};

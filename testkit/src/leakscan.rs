@@ -16,7 +16,7 @@ use std::time::Duration;
 pub struct Proc {
     /// argv, space-joined.
     pub argv: String,
-    /// Basename of argv[0].
+    /// Basename of `argv[0]`.
     pub program: String,
     /// Environment entries `NAME=value`.
     pub environ: BTreeSet<String>,
