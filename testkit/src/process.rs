@@ -18,6 +18,17 @@ pub struct Run {
 }
 
 impl Run {
+    /// A run from a finished process's output and its wall time (for callers that run the process
+    /// themselves, e.g. with bytes on stdin).
+    pub fn from_output(output: &std::process::Output, elapsed: Duration) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed,
+        }
+    }
+
     /// Both streams, for messages in assertions.
     pub fn all(&self) -> String {
         format!(
@@ -68,12 +79,7 @@ pub async fn output_within(mut command: tokio::process::Command, deadline: Durat
             )
         })
         .unwrap_or_else(|err| panic!("cannot run {}: {err}", describe(command.as_std())));
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    }
+    Run::from_output(&output, started.elapsed())
 }
 
 /// Run a command to completion and capture it: (exit code, stdout, stderr).
