@@ -191,3 +191,80 @@ fn print_audit(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::format::{Scope, open_base64};
+    use crate::testkeys;
+
+    /// Run a command line in-process: the outcome, then what went to stdout and to stderr.
+    async fn run_args(args: &[&str]) -> (Outcome, String, String) {
+        let argv = std::iter::once("kubectl-duli-secrets").chain(args.iter().copied());
+        let cli = Cli::try_parse_from(argv).unwrap();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let outcome = run(cli, &mut out, &mut err).await.unwrap();
+        (
+            outcome,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    fn text(path: &Path) -> &str {
+        path.to_str().unwrap()
+    }
+
+    #[tokio::test]
+    async fn commands_print_only_to_the_writers_they_are_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = testkeys::rsa_2048();
+        let cert = dir.path().join("cert.pem");
+        std::fs::write(&cert, &key.cert_pem).unwrap();
+        let manifest = dir.path().join("secret.yml");
+        std::fs::write(
+            &manifest,
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: staging}\nstringData: {password: in-process}\n",
+        )
+        .unwrap();
+
+        let (outcome, out, err) = run_args(&["fetch-cert", "--cert", text(&cert)]).await;
+        assert_eq!(
+            (outcome, out.as_str(), err.as_str()),
+            (Outcome::Clean, key.cert_pem.as_str(), "")
+        );
+
+        let (outcome, out, err) =
+            run_args(&["seal", "--cert", text(&cert), "-f", text(&manifest), "-o", "json"]).await;
+        assert_eq!((outcome, err.as_str()), (Outcome::Clean, ""));
+        let doc: Value = serde_json::from_str(&out).unwrap();
+        let sealed = doc["spec"]["encryptedData"]["password"].as_str().unwrap();
+        let label = Scope::Strict.label("staging", "db");
+        assert_eq!(
+            open_base64(&key.private_key(), &label, sealed).unwrap(),
+            b"in-process"
+        );
+
+        // With --out the document goes to the file and only the progress line is printed, on stderr.
+        let file = dir.path().join("sealed.yml");
+        let (outcome, out, err) = run_args(&[
+            "seal",
+            "--cert",
+            text(&cert),
+            "-f",
+            text(&manifest),
+            "--out",
+            text(&file),
+        ])
+        .await;
+        assert_eq!((outcome, out.as_str()), (Outcome::Clean, ""));
+        assert_eq!(err, format!("sealed 1 key(s) into {}\n", file.display()));
+        let written: Value = serde_saphyr::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(written["kind"], "SealedSecret");
+    }
+}
