@@ -12,7 +12,6 @@
 //! - [`tools`]: locating external programs (helm, psql, redis-cli).
 //! - [`readiness`]: pure readiness rules per kind (CNPG, RabbitMQ, Redis, Keycloak, Argo CD, rollouts).
 //! - [`render`]: rendering, validating and policy-checking an environment (`helm duli-render`).
-//! - [`secrets`]: kubeseal-compatible sealing, the certificate cache, init, verify, rotate and audit.
 //! - [`yaml_error`]: YAML parse errors as one sentence with the position, no source snippet.
 //! - [`envctl`]: `kubectl duli env` — up (phases, waves, waits), plan, status, down, list.
 
@@ -26,6 +25,5 @@ pub mod output;
 pub mod readiness;
 pub mod render;
 pub mod repo;
-pub mod secrets;
 pub mod tools;
 pub mod yaml_error;

@@ -15,9 +15,9 @@
 
 use std::collections::BTreeMap;
 
-use shared::secrets::format::{Scope, is_valid_key};
-use shared::secrets::manifest::{self, DocFormat, SealedFile, SecretInput};
-use shared::secrets::yaml;
+use kubectl_duli_secrets::format::{Scope, is_valid_key};
+use kubectl_duli_secrets::manifest::{self, DocFormat, SealedFile, SecretInput};
+use kubectl_duli_secrets::yaml;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

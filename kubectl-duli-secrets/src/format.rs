@@ -196,7 +196,7 @@ mod tests {
     use super::*;
 
     fn test_key() -> rsa::PrivateKey {
-        crate::secrets::testkeys::rsa_2048().private_key()
+        crate::testkeys::rsa_2048().private_key()
     }
 
     #[test]

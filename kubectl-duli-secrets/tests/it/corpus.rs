@@ -7,19 +7,17 @@
 //! Cases that need no cluster seal with `--cert`; the others run against kube-standin with a small HTTP
 //! server behind the controller Service's proxy. Cases in a table run concurrently.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use common::*;
-use shared::secrets::format::{Scope, open_base64};
 use kube_standin::StandIn;
+use kubectl_duli_secrets::format::{Scope, open_base64};
 use rsa::pkcs8::DecodePrivateKey;
 use serde_json::Value;
 

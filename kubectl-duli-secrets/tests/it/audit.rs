@@ -3,11 +3,9 @@
 //!
 //! Needs helm: `DULI_HELM4_BIN`, `HELM_BIN` or `helm` on PATH (CI installs it with .ci/install-tools).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::support::*;
 use kube_standin::StandIn;
 use serde_json::Value;
 

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use http::Request;
 
-use super::cert::{CertCache, CertError, Certificate};
-use super::controller::{Controller, ControllerError};
-use crate::cluster::{ClusterError, ClusterTarget};
+use crate::cert::{CertCache, CertError, Certificate};
+use crate::cli::{CertOptions, Controller};
+use crate::controller::ControllerError;
+use shared::cluster::{ClusterError, ClusterTarget};
 
 /// How long connecting to the API server may take before falling back to the cache.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,19 +58,6 @@ pub enum SourceError {
     /// The kubeconfig is broken.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
-}
-
-/// The certificate flags.
-#[derive(Debug, Clone, Default)]
-pub struct CertOptions {
-    /// `--cert FILE|URL`.
-    pub cert: Option<String>,
-    /// `--controller-name` / `--controller-namespace`.
-    pub controller: Controller,
-    /// `--offline`: use the cache only.
-    pub offline: bool,
-    /// The cache (default: the user's cache directory).
-    pub cache: Option<CertCache>,
 }
 
 impl CertOptions {
@@ -197,7 +185,7 @@ pub async fn fetch_url(url: &str) -> Result<Vec<u8>, SourceError> {
         .map_err(|err| fail(err.to_string()))?;
     let response = client.send(request).await.map_err(|err| match err {
         kube::Error::Api(_) => fail(err.to_string()),
-        other => fail(crate::cluster::innermost_cause(&other)),
+        other => fail(shared::cluster::innermost_cause(&other)),
     })?;
     let status = response.status();
     if status != http::StatusCode::OK {

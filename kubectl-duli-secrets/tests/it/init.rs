@@ -1,12 +1,10 @@
 //! `init ENV` on a scratch repository: generated credentials sealed into helm/secrets/sealed/ENV/, kept on
 //! re-runs, rotated only on request, prompt keys from --from-env-file, and nothing written on error.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
-use shared::secrets::format::{Scope, open_base64};
+use crate::support::*;
+use kubectl_duli_secrets::format::{Scope, open_base64};
 use rsa::pkcs8::DecodePrivateKey;
 use serde_json::Value;
 

@@ -15,16 +15,16 @@ use rand::TryRngCore;
 use rand::distr::{Alphanumeric, Distribution};
 use serde::{Deserialize, Serialize};
 
-use super::files::write_atomic;
-use super::format::Scope;
-use super::input::{self, InputError};
-use super::manifest::{DocFormat, ManifestError, SealedFile, SecretInput, check_key, render, seal_secret};
-use super::seal::{SealError, certificate};
-use super::source::CertOptions;
-use crate::cluster::ClusterTarget;
-use crate::confirm::{self, ConfirmError, Confirmation};
-use crate::environment::{Environment, EnvironmentError, is_dns_label};
-use crate::repo::Repo;
+use crate::cli::{CertOptions, InitOptions};
+use crate::files::write_atomic;
+use crate::format::Scope;
+use crate::input::{self, InputError};
+use crate::manifest::{DocFormat, ManifestError, SealedFile, SecretInput, check_key, render, seal_secret};
+use crate::seal::{SealError, certificate};
+use shared::cluster::ClusterTarget;
+use shared::confirm::{self, ConfirmError, Confirmation};
+use shared::environment::{Environment, EnvironmentError, is_dns_label};
+use shared::repo::Repo;
 
 /// The catalog, relative to the repository root.
 pub const CATALOG: &str = "gitops/secrets.yml";
@@ -125,11 +125,15 @@ pub enum InitError {
 /// `gitops/secrets.yml`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Catalog {
+pub struct SecretCatalog {
     /// Secrets this tool seals.
     pub secrets: Vec<CatalogSecret>,
     /// Secrets operators create themselves (never sealed here; listed for the audit and the docs).
     #[serde(default)]
+    #[allow(
+        dead_code,
+        reason = "parsed so the whole file is checked (deny_unknown_fields); init seals none"
+    )]
     pub operator_created: Vec<serde_json::Value>,
 }
 
@@ -169,7 +173,7 @@ pub struct KeySpec {
     pub prompt: Option<String>,
 }
 
-impl Catalog {
+impl SecretCatalog {
     /// Read and check the catalog of a repository.
     pub fn load(repo: &Repo) -> Result<Self, InitError> {
         let path = repo.root().join(CATALOG);
@@ -186,8 +190,8 @@ impl Catalog {
             path: path.to_path_buf(),
             message,
         };
-        let catalog: Catalog =
-            serde_saphyr::from_str(text).map_err(|err| bad(crate::yaml_error::describe(&err)))?;
+        let catalog: SecretCatalog =
+            serde_saphyr::from_str(text).map_err(|err| bad(shared::yaml_error::describe(&err)))?;
         let mut names = BTreeSet::new();
         for (index, secret) in catalog.secrets.iter().enumerate() {
             let at = format!("secrets[{index}]");
@@ -253,19 +257,6 @@ fn is_dns_subdomain(name: &str) -> bool {
     !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns_label)
 }
 
-/// `init` flags.
-#[derive(Debug, Clone, Default)]
-pub struct InitOptions {
-    /// The environment.
-    pub env: String,
-    /// `--rotate KEY` / `SECRET/KEY`.
-    pub rotate: Vec<String>,
-    /// `--from-env-file` for prompt keys.
-    pub env_files: Vec<PathBuf>,
-    /// `--yes` (prod guard for `--rotate`).
-    pub yes: bool,
-}
-
 /// What happened to one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -323,23 +314,19 @@ struct Plan {
     scope: Scope,
 }
 
-/// Run `init` for one environment.
+/// Run `init` for one environment; `yes` is `--yes`, the prod guard's answer for `--rotate`.
 pub async fn run(
     repo: &Repo,
     options: &InitOptions,
+    yes: bool,
     certs: &CertOptions,
     target: &ClusterTarget,
 ) -> Result<InitReport, InitError> {
     let env = Environment::load(repo, &options.env)?;
-    let catalog = Catalog::load(repo)?;
+    let catalog = SecretCatalog::load(repo)?;
     let rotate = rotate_set(&catalog, &options.rotate)?;
     if !rotate.is_empty() {
-        confirm::guard(
-            &env,
-            "rotate sealed credentials",
-            options.yes,
-            Confirmation::YesNo,
-        )?;
+        confirm::guard(&env, "rotate sealed credentials", yes, Confirmation::YesNo)?;
     }
     let mut provided = provided_values(&catalog, &options.env_files)?;
 
@@ -482,7 +469,7 @@ pub async fn run(
 }
 
 /// `(secret, key)` pairs named by `--rotate KEY` or `--rotate SECRET/KEY`.
-fn rotate_set(catalog: &Catalog, specs: &[String]) -> Result<BTreeSet<(String, String)>, InitError> {
+fn rotate_set(catalog: &SecretCatalog, specs: &[String]) -> Result<BTreeSet<(String, String)>, InitError> {
     let all: Vec<(String, String)> = catalog
         .secrets
         .iter()
@@ -514,7 +501,10 @@ fn rotate_set(catalog: &Catalog, specs: &[String]) -> Result<BTreeSet<(String, S
 }
 
 /// Values for prompt keys from `--from-env-file`, keyed `secret/key` or `key`.
-fn provided_values(catalog: &Catalog, paths: &[PathBuf]) -> Result<BTreeMap<String, Vec<u8>>, InitError> {
+fn provided_values(
+    catalog: &SecretCatalog,
+    paths: &[PathBuf],
+) -> Result<BTreeMap<String, Vec<u8>>, InitError> {
     let prompt_keys: Vec<(String, String)> = catalog
         .secrets
         .iter()
@@ -575,7 +565,7 @@ mod tests {
 
     #[test]
     fn parses_the_catalog_schema() {
-        let catalog = Catalog::parse(CATALOG_TEXT, Path::new("secrets.yml")).unwrap();
+        let catalog = SecretCatalog::parse(CATALOG_TEXT, Path::new("secrets.yml")).unwrap();
         assert_eq!(catalog.secrets.len(), 2);
         assert_eq!(catalog.secrets[0].keys["password"].length, Some(24));
     }
@@ -606,7 +596,7 @@ mod tests {
             (CATALOG_TEXT.replace("type:", "typo:"), "typo"),
         ];
         for (text, expected) in cases {
-            let err = Catalog::parse(&text, Path::new("secrets.yml"))
+            let err = SecretCatalog::parse(&text, Path::new("secrets.yml"))
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(expected), "{expected}: {err}");
@@ -617,7 +607,7 @@ mod tests {
     fn the_repository_catalog_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(CATALOG);
         let text = std::fs::read_to_string(&path).unwrap();
-        let catalog = Catalog::parse(&text, &path).unwrap();
+        let catalog = SecretCatalog::parse(&text, &path).unwrap();
         assert!(catalog.secrets.iter().any(|secret| secret.namespace == "env"));
     }
 
@@ -631,7 +621,7 @@ mod tests {
 
     #[test]
     fn rotate_accepts_key_or_secret_slash_key() {
-        let catalog = Catalog::parse(CATALOG_TEXT, Path::new("s.yml")).unwrap();
+        let catalog = SecretCatalog::parse(CATALOG_TEXT, Path::new("s.yml")).unwrap();
         let set = rotate_set(&catalog, &["password".into()]).unwrap();
         assert_eq!(set.len(), 2);
         let set = rotate_set(&catalog, &["smtp/password".into()]).unwrap();

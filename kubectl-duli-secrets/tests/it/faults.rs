@@ -6,20 +6,16 @@
 //! when the cluster fails and one exists) or stops with a clear message within its `--timeout` (default
 //! 30 s) — wall-time bounds are "no hang" bounds.
 
-mod common;
-#[path = "../../kubectl-duli-db/tests/it/relay.rs"]
-mod relay;
-
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use crate::relay::Relay;
+use crate::support::*;
 use axum::Router;
 use axum::routing::get;
-use common::*;
-use shared::secrets::format::{Scope, open_base64};
 use kube_standin::{Fault, StandIn};
-use relay::Relay;
+use kubectl_duli_secrets::format::{Scope, open_base64};
 use rsa::pkcs8::DecodePrivateKey;
 use serde_json::Value;
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
-use super::manifest::check_key;
+use crate::manifest::check_key;
 
 /// Errors gathering values.
 #[derive(Debug, thiserror::Error)]

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::controller::{Controller, ControllerError, Verdict};
-use super::files::write_atomic;
-use super::manifest::{ManifestError, SealedFile};
-use crate::cluster::{ClusterError, ClusterTarget};
+use crate::cli::{Controller, RotateOptions, VerifyOptions};
+use crate::controller::{ControllerError, Verdict};
+use crate::files::write_atomic;
+use crate::manifest::{ManifestError, SealedFile};
+use shared::cluster::{ClusterError, ClusterTarget};
 
 /// Errors of verify and rotate.
 #[derive(Debug, thiserror::Error)]
@@ -76,10 +77,11 @@ pub struct VerifyResult {
 
 /// Verify every file; all are read and checked before the first request.
 pub async fn verify(
-    paths: &[PathBuf],
+    options: &VerifyOptions,
     controller: &Controller,
     target: &ClusterTarget,
 ) -> Result<Vec<VerifyResult>, RemoteError> {
+    let paths = &options.files;
     let files: Vec<SealedFile> = paths.iter().map(|path| read(path)).collect::<Result<_, _>>()?;
     let client = client(target).await?;
     let mut results = Vec::new();
@@ -114,11 +116,11 @@ pub struct Rotated {
 
 /// Re-encrypt every file with the controller's newest key. Nothing is written unless every file rotated.
 pub async fn rotate(
-    paths: &[PathBuf],
+    options: &RotateOptions,
     controller: &Controller,
     target: &ClusterTarget,
-    in_place: bool,
 ) -> Result<Vec<Rotated>, RemoteError> {
+    let paths = &options.files;
     let files: Vec<SealedFile> = paths.iter().map(|path| read(path)).collect::<Result<_, _>>()?;
     let client = client(target).await?;
     let mut rotated = Vec::new();
@@ -156,7 +158,7 @@ pub async fn rotate(
             written: false,
         });
     }
-    if in_place {
+    if options.in_place {
         for entry in &mut rotated {
             write_atomic(&entry.file, entry.text.as_bytes(), 0o644).map_err(|error| RemoteError::Io {
                 action: "write",

@@ -10,17 +10,13 @@
 //! The one exception is documented: `--from-literal KEY=VALUE` puts the value in the plugin's own command
 //! line, by the user's choice (the flag's help says so and points to --from-env-file and --prompt).
 
-mod common;
-#[path = "../../kubectl-duli-db/tests/it/leakscan.rs"]
-mod leakscan;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use common::*;
-use shared::secrets::format::{Scope, open_base64};
-use leakscan::{Allowed, Scan, assert_no_leak};
+use crate::leakscan::{self, Allowed, Scan, assert_no_leak};
+use crate::support::*;
+use kubectl_duli_secrets::format::{Scope, open_base64};
 use rsa::pkcs8::DecodePrivateKey;
 use serde_json::Value;
 

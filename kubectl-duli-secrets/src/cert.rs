@@ -12,8 +12,8 @@ use base64::engine::general_purpose::STANDARD;
 use x509_cert::der::Decode;
 use x509_cert::der::referenced::OwnedToRef;
 
-use super::files::write_atomic;
-use super::format::Sealer;
+use crate::files::write_atomic;
+use crate::format::Sealer;
 
 /// A certificate expiring within this many days gets a warning.
 pub const EXPIRY_WARNING_DAYS: u64 = 30;
@@ -298,7 +298,7 @@ impl CertCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secrets::testkeys;
+    use crate::testkeys;
 
     #[test]
     fn parses_the_first_certificate_and_keeps_the_text() {

@@ -4,11 +4,9 @@
 //!
 //! Needs python3 with venv/pip access to PyPI (tests/setup-kubesealpy.sh) or `KUBESEALPY_PYTHON`.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 fn binary() -> Vec<u8> {

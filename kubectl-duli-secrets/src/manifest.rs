@@ -14,10 +14,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use super::format::{
+use crate::format::{
     CLUSTER_WIDE_ANNOTATION, FormatError, NAMESPACE_WIDE_ANNOTATION, Scope, Sealer, is_valid_key,
 };
-use super::yaml;
+use crate::yaml;
 
 /// apiVersion of SealedSecrets.
 pub const API_VERSION: &str = "bitnami.com/v1alpha1";
@@ -209,7 +209,7 @@ fn parse_documents(text: &str, source_desc: &str) -> Result<Vec<Value>, Manifest
         DocFormat::Yaml => {
             let options = serde_saphyr::options! { with_snippet: false };
             serde_saphyr::from_str_multiple_with_options::<Value, Vec<Value>>(text, options)
-                .map_err(|err| syntax("YAML", crate::yaml_error::describe(&err)))?
+                .map_err(|err| syntax("YAML", shared::yaml_error::describe(&err)))?
         }
     };
     Ok(docs.into_iter().filter(|doc| !doc.is_null()).collect())
@@ -835,8 +835,8 @@ fn merge_template(doc: &mut Value, secret: &SecretInput) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secrets::format::open_base64;
-    use crate::secrets::testkeys;
+    use crate::format::open_base64;
+    use crate::testkeys;
 
     fn sealer() -> (Sealer, rsa::PrivateKey) {
         let private = testkeys::rsa_2048().private_key();

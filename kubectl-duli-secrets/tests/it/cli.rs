@@ -2,11 +2,9 @@
 //! every other key byte-identical and the file's format; certificate expiry; the offline cache; and no
 //! plaintext in any file the plugin wrote or anything it printed.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::support::*;
 
 const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: staging\nstringData:\n  \
     user: app-user-7Qx\n  password: hunter2-PLAINTEXT-9Zk\n  token: tok-PLAINTEXT-4Jm\n";

@@ -18,10 +18,11 @@ use kube::api::{Api, ListParams};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cluster::ClusterTarget;
-use crate::environment::{Environment, EnvironmentError};
-use crate::render::{RenderError, RenderOptions};
-use crate::repo::Repo;
+use crate::cli::AuditOptions;
+use shared::cluster::ClusterTarget;
+use shared::environment::{Environment, EnvironmentError};
+use shared::render::{RenderError, RenderOptions};
+use shared::repo::Repo;
 
 /// Errors of `audit`.
 #[derive(Debug, thiserror::Error)]
@@ -462,15 +463,6 @@ fn shannon(text: &str) -> f64 {
         .sum()
 }
 
-/// `audit` flags.
-#[derive(Debug, Clone, Default)]
-pub struct AuditOptions {
-    /// One environment, or all.
-    pub env: Option<String>,
-    /// Also scan the live ConfigMaps.
-    pub live: bool,
-}
-
 /// What `audit` found.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AuditReport {
@@ -498,7 +490,7 @@ pub async fn run(
             validate: false,
             ..RenderOptions::new(env.name.clone())
         };
-        let rendered = crate::render::render(repo, &render_options)
+        let rendered = shared::render::render(repo, &render_options)
             .await
             .map_err(|error| AuditError::Render {
                 env: env.name.clone(),

@@ -7,16 +7,17 @@ use std::path::PathBuf;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::cert::Certificate;
-use super::files::write_atomic;
-use super::format::Scope;
-use super::input::{InputError, Values, read_path};
-use super::manifest::{
+use crate::cert::Certificate;
+use crate::cli::{CertOptions, RawOptions, SealOptions};
+use crate::files::write_atomic;
+use crate::format::Scope;
+use crate::input::{InputError, Values, read_path};
+use crate::manifest::{
     DocFormat, ManifestError, SealedFile, SecretInput, parse_secrets, render, resolve_scope, seal_items,
     seal_secret,
 };
-use super::source::{self, CertOptions, SourceError};
-use crate::cluster::ClusterTarget;
+use crate::source::{self, SourceError};
+use shared::cluster::ClusterTarget;
 
 /// Errors of the seal commands.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +36,7 @@ pub enum SealError {
     Source(#[from] SourceError),
     /// The certificate is expired.
     #[error(transparent)]
-    Cert(#[from] super::cert::CertError),
+    Cert(#[from] crate::cert::CertError),
     /// Writing failed.
     #[error("cannot write {path}: {error}")]
     Write {
@@ -44,37 +45,6 @@ pub enum SealError {
         /// The I/O error.
         error: std::io::Error,
     },
-}
-
-/// What `seal` reads and where it writes.
-#[derive(Debug, Clone, Default)]
-pub struct SealOptions {
-    /// `-f FILE` (`-` or none: stdin).
-    pub file: Option<PathBuf>,
-    /// `--name`: the Secret's name (overrides the input's).
-    pub name: Option<String>,
-    /// `-n`: the namespace.
-    pub namespace: Option<String>,
-    /// `--scope`.
-    pub scope: Option<Scope>,
-    /// `--type`.
-    pub secret_type: Option<String>,
-    /// `--from-literal KEY=VALUE`.
-    pub literals: Vec<String>,
-    /// `--from-file [KEY=]PATH`.
-    pub from_files: Vec<String>,
-    /// `--from-env-file PATH`.
-    pub env_files: Vec<PathBuf>,
-    /// `--prompt KEY`: ask on the terminal, hidden.
-    pub prompts: Vec<String>,
-    /// `--allow-empty-data`.
-    pub allow_empty_data: bool,
-    /// `--merge-into FILE`.
-    pub merge_into: Option<PathBuf>,
-    /// `-o`.
-    pub format: Option<DocFormat>,
-    /// `--out FILE` (else stdout).
-    pub out: Option<PathBuf>,
 }
 
 /// What `seal` did.
@@ -176,9 +146,11 @@ fn utf8(bytes: Vec<u8>, source_desc: &str) -> Result<String, SealError> {
     })
 }
 
-/// Run `seal`: gather, check, get the certificate, seal, write.
+/// Run `seal`: gather, check, get the certificate, seal, write. `format` is `-o` (none: the `--out` file's
+/// format, else YAML).
 pub async fn seal(
     options: &SealOptions,
+    format: Option<DocFormat>,
     certs: &CertOptions,
     target: &ClusterTarget,
 ) -> Result<SealOutcome, SealError> {
@@ -264,8 +236,7 @@ pub async fn seal(
         check_items(secret, options.allow_empty_data)?;
         scopes.push(scope);
     }
-    let format = options
-        .format
+    let format = format
         .or_else(|| options.out.as_deref().and_then(DocFormat::from_path))
         .unwrap_or(DocFormat::Yaml);
     let cert = certificate(certs, target).await?;
@@ -343,7 +314,7 @@ fn too_large(what: &str, total: Option<usize>) -> SealError {
 
 /// A Secret's `metadata.name`: a DNS subdomain, as the API server demands.
 fn check_name(name: &str, origin: &str) -> Result<(), SealError> {
-    let valid = name.len() <= 253 && name.split('.').all(crate::environment::is_dns_label);
+    let valid = name.len() <= 253 && name.split('.').all(shared::environment::is_dns_label);
     if valid {
         return Ok(());
     }
@@ -354,7 +325,7 @@ fn check_name(name: &str, origin: &str) -> Result<(), SealError> {
 }
 
 fn check_namespace(namespace: &str, origin: &str) -> Result<(), SealError> {
-    if namespace.is_empty() || crate::environment::is_dns_label(namespace) {
+    if namespace.is_empty() || shared::environment::is_dns_label(namespace) {
         return Ok(());
     }
     Err(SealError::Usage(format!(
@@ -376,21 +347,6 @@ pub async fn certificate(certs: &CertOptions, target: &ClusterTarget) -> Result<
     let cert = source::load(certs, target).await?;
     cert.usable()?;
     Ok(cert)
-}
-
-/// What `raw` seals.
-#[derive(Debug, Clone, Default)]
-pub struct RawOptions {
-    /// `--name`.
-    pub name: Option<String>,
-    /// `-n`.
-    pub namespace: Option<String>,
-    /// `--scope`.
-    pub scope: Scope,
-    /// `--from-file PATH` (else stdin).
-    pub from_file: Option<PathBuf>,
-    /// Seal an empty value.
-    pub allow_empty: bool,
 }
 
 /// Run `raw`: one value (stdin or `--from-file`) → the bare base64 string, no newline.

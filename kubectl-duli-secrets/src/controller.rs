@@ -12,6 +12,8 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
+use crate::cli::Controller;
+
 /// Default Service name (env `SEALED_SECRETS_CONTROLLER_NAME`).
 pub const DEFAULT_NAME: &str = "sealed-secrets-controller";
 /// Default Service namespace (env `SEALED_SECRETS_CONTROLLER_NAMESPACE`).
@@ -65,18 +67,6 @@ pub enum ControllerError {
 
 /// Default deadline for one exchange with the controller (`--timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Which controller Service to talk to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Controller {
-    /// Service name.
-    pub name: String,
-    /// Service namespace.
-    pub namespace: String,
-    /// Deadline for one exchange: the Service lookup, the proxied request and every retry (kube's client
-    /// retries 429/503 for as long as the server keeps sending them, with growing pauses).
-    pub timeout: Duration,
-}
 
 impl Default for Controller {
     fn default() -> Self {
@@ -182,7 +172,7 @@ impl Controller {
             },
             other => ControllerError::Request {
                 action: action.to_string(),
-                message: crate::cluster::describe_api_error(&other),
+                message: shared::cluster::describe_api_error(&other),
             },
         }
     }

@@ -2,20 +2,18 @@
 //! small local HTTP server plays the sealed-secrets controller (`/v1/cert.pem`, `/v1/verify`,
 //! `/v1/rotate`), really decrypting with the test key and re-encrypting with a second one.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::Arc;
 
+use crate::support::*;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
-use common::*;
-use shared::secrets::format::{Scope, Sealer, open_base64};
 use kube_standin::StandIn;
+use kubectl_duli_secrets::format::{Scope, Sealer, open_base64};
 use rsa::pkcs8::DecodePrivateKey;
 use serde_json::Value;
 
