@@ -15,13 +15,11 @@
 //! - [`render`]: rendering, validating and policy-checking an environment (`helm duli-render`).
 //! - [`secrets`]: kubeseal-compatible sealing, the certificate cache, init, verify, rotate and audit.
 //! - [`yaml_error`]: YAML parse errors as one sentence with the position, no source snippet.
-//! - [`envctl`]: `kubectl duli env` — up (phases, waves, waits), plan, status, down, list.
 
 pub mod cli;
 pub mod cluster;
 pub mod confirm;
 pub mod db;
-pub mod envctl;
 pub mod environment;
 pub mod error;
 pub mod output;

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-use super::api::{self, ApiError, Call};
+use crate::api::{self, ApiError, Call};
 
 /// The field manager of everything `kubectl duli env` applies.
 pub const FIELD_MANAGER: &str = "duli";

@@ -18,12 +18,12 @@ use kube::runtime::wait::{Condition, await_condition};
 use serde_json::Value;
 use tracing::Instrument;
 
-use super::api::{ApiError, Call};
-use super::apply::Resolver;
-use super::components::{self, Member, Snapshot};
-use super::desired::Component;
-use super::log::{PROGRESS, Task};
-use crate::readiness::Readiness;
+use crate::api::{ApiError, Call};
+use crate::apply::Resolver;
+use crate::components::{self, Member, Snapshot};
+use crate::desired::Component;
+use crate::log::{PROGRESS, Task};
+use shared::readiness::Readiness;
 
 /// Errors of the wait phase.
 #[derive(Debug, thiserror::Error)]
@@ -281,7 +281,7 @@ impl Waiter {
                 let mut value = serde_json::to_value(obj).unwrap_or_default();
                 value["apiVersion"] = Value::String(api_version.clone());
                 value["kind"] = Value::String(kind.clone());
-                let verdict = crate::readiness::for_object(&value).unwrap_or_else(|| Readiness::ready(""));
+                let verdict = shared::readiness::for_object(&value).unwrap_or_else(|| Readiness::ready(""));
                 task.set(&format!("{label}: {}", verdict.message));
                 verdict.ready
             }

@@ -19,8 +19,9 @@ use kube::api::DynamicObject;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::apply::{Applier, Counts, Outcome};
-pub use super::helm::{Helm, Release};
+use crate::apply::{Applier, Counts, Outcome};
+use crate::helm::{Helm, HelmError};
+use crate::provider::{ProviderSecret, provider_secret};
 
 /// The platform catalog, relative to the repository root.
 pub const CATALOG_FILE: &str = "gitops/platform.yml";
@@ -38,7 +39,7 @@ pub enum PlatformError {
     },
     /// helm is not installed.
     #[error(transparent)]
-    HelmMissing(#[from] crate::tools::ToolNotFound),
+    HelmMissing(#[from] shared::tools::ToolNotFound),
     /// A helm command failed.
     #[error("`{command}` failed: {message}")]
     Helm {
@@ -64,10 +65,19 @@ pub enum PlatformError {
     },
     /// Applying the token Secret failed.
     #[error(transparent)]
-    Apply(#[from] super::apply::ApplyErrors),
+    Apply(#[from] crate::apply::ApplyErrors),
     /// Reading the token Secret failed.
     #[error(transparent)]
-    Api(#[from] super::api::ApiError),
+    Api(#[from] crate::api::ApiError),
+}
+
+impl From<HelmError> for PlatformError {
+    fn from(err: HelmError) -> Self {
+        match err {
+            HelmError::Missing(missing) => PlatformError::HelmMissing(missing),
+            HelmError::Failed { command, message } => PlatformError::Helm { command, message },
+        }
+    }
 }
 
 /// `gitops/platform.yml`.
@@ -110,7 +120,7 @@ impl Catalog {
         };
         let text = std::fs::read_to_string(path).map_err(|err| invalid(err.to_string()))?;
         let mut catalog: Catalog =
-            serde_saphyr::from_str(&text).map_err(|err| invalid(crate::yaml_error::describe(&err)))?;
+            serde_saphyr::from_str(&text).map_err(|err| invalid(shared::yaml_error::describe(&err)))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         for (index, chart) in catalog.charts.iter_mut().enumerate() {
             chart.base = base.clone();
@@ -179,32 +189,6 @@ impl PlatformChart {
             self.values.clone()
         }
     }
-}
-
-/// The token Secret a provider's charts read (see `gitops/secrets.yml`, `digitalocean-csi-secret`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderSecret {
-    /// The provider.
-    pub provider: &'static str,
-    /// Secret namespace.
-    pub namespace: &'static str,
-    /// Secret name.
-    pub name: &'static str,
-    /// The key holding the token.
-    pub key: &'static str,
-    /// The environment variable that may hold the token (doctl's).
-    pub env_var: &'static str,
-}
-
-/// The token Secret for `provider`, when its charts need one.
-pub fn provider_secret(provider: &str) -> Option<ProviderSecret> {
-    (provider == "digitalocean").then_some(ProviderSecret {
-        provider: "digitalocean",
-        namespace: "kube-system",
-        name: "digitalocean-csi-secret",
-        key: "access-token",
-        env_var: "DIGITALOCEAN_ACCESS_TOKEN",
-    })
 }
 
 /// What the platform phase would do with one chart.
@@ -375,8 +359,8 @@ pub async fn provider_secret_exists(
     let Some((api, resource)) = applier.resolver().api(&gvk, Some(secret.namespace)).await? else {
         return Ok(false);
     };
-    let call = super::api::Call::new("get", &resource, Some(secret.namespace), Some(secret.name));
-    Ok(super::api::call(&call, || api.get_metadata_opt(secret.name))
+    let call = crate::api::Call::new("get", &resource, Some(secret.namespace), Some(secret.name));
+    Ok(crate::api::call(&call, || api.get_metadata_opt(secret.name))
         .await?
         .is_some())
 }
@@ -398,7 +382,7 @@ pub fn provider_secret_source(
             let object: DynamicObject =
                 serde_saphyr::from_str(&text).map_err(|err| PlatformError::Catalog {
                     path: path.clone(),
-                    message: format!("not a SealedSecret: {}", crate::yaml_error::describe(&err)),
+                    message: format!("not a SealedSecret: {}", shared::yaml_error::describe(&err)),
                 })?;
             return Ok(object);
         }
@@ -493,7 +477,7 @@ async fn with_server_state(err: PlatformError, client: &kube::Client) -> Platfor
         Ok(Ok(_)) => PlatformError::Helm { command, message },
         Ok(Err(probe)) => PlatformError::Helm {
             command,
-            message: server_gone(&message, &crate::cluster::describe_api_error(&probe)),
+            message: server_gone(&message, &shared::cluster::describe_api_error(&probe)),
         },
         Err(_) => PlatformError::Helm {
             command,
@@ -524,7 +508,7 @@ async fn provider_secret_when_possible(
                     && errors
                         .errors
                         .iter()
-                        .all(|e| matches!(e, super::apply::ApplyError::NotServed { .. })) =>
+                        .all(|e| matches!(e, crate::apply::ApplyError::NotServed { .. })) =>
             {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 applier.resolver().invalidate().await;
