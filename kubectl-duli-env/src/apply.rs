@@ -117,11 +117,6 @@ impl Counts {
         self.changed += other.changed;
         self.unchanged += other.unchanged;
     }
-
-    /// True when something was created or changed.
-    pub fn changed_anything(&self) -> bool {
-        self.created + self.changed > 0
-    }
 }
 
 /// The result of applying (or dry-running) one object.

@@ -1,7 +1,7 @@
 //! The command line: the flags of every subcommand, and the one place that runs a parsed command.
 //!
-//! The option structs the subcommands take ([`UpOptions`], [`PlanOptions`], [`StatusOptions`],
-//! [`DownOptions`]) derive clap's `Args` themselves, next to the shared [`ClusterArgs`]/[`CommonArgs`], so
+//! The option structs the subcommands take (`UpOptions`, `PlanOptions`, `StatusOptions`,
+//! `DownOptions`) derive clap's `Args` themselves, next to the shared [`ClusterArgs`]/[`CommonArgs`], so
 //! `kubectl duli env` takes kubectl's flags like every duli plugin.
 // Doc comments here are clap's help text, where `<ENV>` is a placeholder people read, not HTML.
 #![allow(rustdoc::invalid_html_tags)]

@@ -3,7 +3,7 @@
 //! This replaces the Ansible `site.yml` orchestration (install_infrastructures, generate_sealed_secrets,
 //! deploy_applications, export_connection) with one converging command, `up`, run in phases the user can
 //! watch: preflight → platform → namespaces → secrets → gitops → wait → summary. Every phase converges from
-//! any state (server-side apply with the field manager [`apply::FIELD_MANAGER`], helm releases skipped when
+//! any state (server-side apply with the field manager `apply::FIELD_MANAGER`, helm releases skipped when
 //! already at the pinned version), so a second `up` changes nothing and a killed `up` resumes by running
 //! again. `plan` is the same object set sent with `dryRun=All` and diffed against the live objects.
 //!
@@ -15,38 +15,38 @@
 //! - [`cli`]: the command line (clap) and the one place that runs a command: logging, connection, dispatch.
 //! - [`desired`]: what `up` would apply — namespaces, SealedSecrets, AppProjects, Applications by wave, and
 //!   the platform charts — computed from the repository alone.
-//! - [`api`]: calls that name verb, resource and namespace in errors, with retries on 429/5xx.
-//! - [`apply`]: the server-side-apply engine (discovery, conflicts, created/changed/unchanged, concurrency).
-//! - [`preflight`], [`platform`] (running [`helm`], with the [`provider`] token Secret), [`namespaces`],
-//!   [`secrets`], [`wait`]: the phases; [`up`] runs them.
-//! - [`plan`], [`status`], [`down`], [`list`]: the other subcommands.
-//! - [`components`]: which live objects belong to which component, and their readiness.
-//! - [`summary`], [`log`]: what the user sees at the end, progress while it runs, and the log file.
+//! - `api`: calls that name verb, resource and namespace in errors, with retries on 429/5xx.
+//! - `apply`: the server-side-apply engine (discovery, conflicts, created/changed/unchanged, concurrency).
+//! - `preflight`, `platform` (running `helm`, with the `provider` token Secret), `namespaces`,
+//!   `secrets`, `wait`: the phases; `up` runs them.
+//! - `plan`, `status`, `down`, `list`: the other subcommands.
+//! - `components`: which live objects belong to which component, and their readiness.
+//! - `summary`, `log`: what the user sees at the end, progress while it runs, and the log file.
 //! - [`duration`]: `--timeout` values.
 //!
 //! The binary `kubectl-duli` (the bare `kubectl duli`, listing the slices) lives in this crate too; see
 //! `src/bin/kubectl-duli.rs`.
 
-pub mod api;
-pub mod apply;
+pub(crate) mod api;
+pub(crate) mod apply;
 pub mod cli;
-pub mod components;
+pub(crate) mod components;
 pub mod desired;
-pub mod down;
+pub(crate) mod down;
 pub mod duration;
-pub mod helm;
-pub mod list;
-pub mod log;
-pub mod namespaces;
-pub mod plan;
-pub mod platform;
-pub mod preflight;
-pub mod provider;
-pub mod secrets;
-pub mod status;
-pub mod summary;
-pub mod up;
-pub mod wait;
+pub(crate) mod helm;
+pub(crate) mod list;
+pub(crate) mod log;
+pub(crate) mod namespaces;
+pub(crate) mod plan;
+pub(crate) mod platform;
+pub(crate) mod preflight;
+pub(crate) mod provider;
+pub(crate) mod secrets;
+pub(crate) mod status;
+pub(crate) mod summary;
+pub(crate) mod up;
+pub(crate) mod wait;
 
 use std::path::PathBuf;
 

@@ -182,7 +182,7 @@ pub async fn up(
                 let result = waiter.wave(wave, &components).await;
                 wait_time += t.elapsed();
                 match result {
-                    Ok(done) => ready_count += done.len(),
+                    Ok(done) => ready_count += done,
                     Err(WaitError::Stuck { stuck: list }) => {
                         ready = false;
                         stuck = Some(WaitError::Stuck { stuck: list });

@@ -116,15 +116,6 @@ pub fn human_duration(duration: Duration) -> String {
     }
 }
 
-/// How one component became ready.
-#[derive(Debug, Clone)]
-pub struct Ready {
-    /// The Application.
-    pub app: String,
-    /// Seconds from the start of its wave's wait.
-    pub seconds: f64,
-}
-
 /// What the wait needs to know.
 #[derive(Debug, Clone)]
 pub struct Waiter {
@@ -139,19 +130,19 @@ pub struct Waiter {
 }
 
 impl Waiter {
-    /// Wait for all `components` of one wave, concurrently.
-    pub async fn wave(&self, wave: i32, components: &[&Component]) -> Result<Vec<Ready>, WaitError> {
+    /// Wait for all `components` of one wave, concurrently; how many became ready.
+    pub async fn wave(&self, wave: i32, components: &[&Component]) -> Result<usize, WaitError> {
         let results = futures::future::join_all(components.iter().map(|component| {
             let task = Task::new(format!("wave {wave} {}", component.app));
             let span = task.span();
             self.component(component, task).instrument(span)
         }))
         .await;
-        let mut ready = Vec::new();
+        let mut ready = 0;
         let mut stuck = Vec::new();
         for result in results {
             match result {
-                Ok(done) => ready.push(done),
+                Ok(()) => ready += 1,
                 Err(Outcome::Stuck(s)) => stuck.push(*s),
                 Err(Outcome::Failed(err)) => return Err(err),
             }
@@ -163,7 +154,7 @@ impl Waiter {
         }
     }
 
-    async fn component(&self, component: &Component, task: Task) -> Result<Ready, Outcome> {
+    async fn component(&self, component: &Component, task: Task) -> Result<(), Outcome> {
         let started = Instant::now();
         let app_namespace = component
             .object
@@ -236,10 +227,7 @@ impl Waiter {
         }
         let seconds = started.elapsed().as_secs_f64();
         tracing::info!(target: PROGRESS, "  ready: {} (wave {}, {seconds:.1}s)", component.app, component.wave);
-        Ok(Ready {
-            app: component.app.clone(),
-            seconds,
-        })
+        Ok(())
     }
 
     /// Wait for one object by its rule; redis kinds are judged from a fresh snapshot (they need their
