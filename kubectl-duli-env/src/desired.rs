@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use kube::api::DynamicObject;
 use serde::Serialize;
 
-use crate::platform::{self, Catalog, PlatformChart};
+use crate::platform::{self, PlatformCatalog, PlatformChart};
 use crate::secrets::{self, SealedSecrets};
 use shared::environment::Environment;
 use shared::repo::Repo;
@@ -105,7 +105,7 @@ impl Desired {
         let platform_file = platform_file
             .map(Path::to_path_buf)
             .unwrap_or_else(|| repo.root().join(platform::CATALOG_FILE));
-        let catalog = Catalog::load(&platform_file)?;
+        let catalog = PlatformCatalog::load(&platform_file)?;
         let platform = catalog.for_provider(&env.provider);
         let (projects, components) = render(repo, env)?;
         let namespaces = crate::namespaces::desired(env, system_namespaces(env, &components, &platform));

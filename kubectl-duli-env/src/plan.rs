@@ -15,7 +15,7 @@ use futures::StreamExt;
 use kube::api::DynamicObject;
 use serde::Serialize;
 
-use crate::apply::{self, Applier, ApplyError, ObjectId, Outcome, Resolver};
+use crate::apply::{self, Applier, ApplyError, ApplyResult, ObjectId, Resolver};
 use crate::desired::Desired;
 use crate::helm::Helm;
 use crate::platform::{self, ChartAction, ChartPlan};
@@ -205,9 +205,9 @@ async fn entry(
     match applier.apply(object, true).await {
         Ok(applied) => {
             let (action, diff) = match applied.outcome {
-                Outcome::Created => (Action::Create, None),
-                Outcome::Unchanged => (Action::Unchanged, None),
-                Outcome::Changed => {
+                ApplyResult::Created => (Action::Create, None),
+                ApplyResult::Unchanged => (Action::Unchanged, None),
+                ApplyResult::Changed => {
                     let before = applied.before.as_ref().map(apply::normalize).unwrap_or_default();
                     (
                         Action::Change,

@@ -19,7 +19,7 @@ use kube::api::DynamicObject;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::apply::{Applier, Counts, Outcome};
+use crate::apply::{Applier, ApplyResult, Counts};
 use crate::helm::{Helm, HelmError};
 use crate::provider::{ProviderSecret, provider_secret};
 
@@ -82,7 +82,7 @@ impl From<HelmError> for PlatformError {
 
 /// `gitops/platform.yml`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Catalog {
+pub struct PlatformCatalog {
     /// The charts, in install order.
     pub charts: Vec<PlatformChart>,
 }
@@ -111,7 +111,7 @@ pub struct PlatformChart {
     pub base: PathBuf,
 }
 
-impl Catalog {
+impl PlatformCatalog {
     /// Read and check a catalog file.
     pub fn load(path: &Path) -> Result<Self, PlatformError> {
         let invalid = |message: String| PlatformError::Catalog {
@@ -119,7 +119,7 @@ impl Catalog {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|err| invalid(err.to_string()))?;
-        let mut catalog: Catalog =
+        let mut catalog: PlatformCatalog =
             serde_saphyr::from_str(&text).map_err(|err| invalid(shared::yaml_error::describe(&err)))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         for (index, chart) in catalog.charts.iter_mut().enumerate() {
@@ -271,11 +271,11 @@ async fn converge_chart(
     chart: &PlatformChart,
     plan: &ChartPlan,
     timeout: Duration,
-) -> Result<Outcome, PlatformError> {
+) -> Result<ApplyResult, PlatformError> {
     let name = chart.name.clone();
     let namespace = chart.namespace.clone();
     match plan.action {
-        ChartAction::UpToDate => return Ok(Outcome::Unchanged),
+        ChartAction::UpToDate => return Ok(ApplyResult::Unchanged),
         ChartAction::Recover
             if plan
                 .deployed
@@ -329,9 +329,9 @@ async fn converge_chart(
     let values = serde_json::to_vec(&chart.values_or_empty()).unwrap_or_default();
     helm.run_with_input(&args, Some(values)).await?;
     Ok(if plan.action == ChartAction::Install {
-        Outcome::Created
+        ApplyResult::Created
     } else {
-        Outcome::Changed
+        ApplyResult::Changed
     })
 }
 
@@ -341,13 +341,16 @@ pub async fn ensure_provider_secret(
     applier: &Applier,
     secret: &ProviderSecret,
     sealed_dir: &Path,
-) -> Result<Outcome, PlatformError> {
+) -> Result<ApplyResult, PlatformError> {
     if provider_secret_exists(applier, secret).await? {
-        return Ok(Outcome::Unchanged);
+        return Ok(ApplyResult::Unchanged);
     }
     let object = provider_secret_source(secret, sealed_dir)?;
     let applied = applier.apply_all(std::slice::from_ref(&object), false).await?;
-    Ok(applied.first().map(|a| a.outcome).unwrap_or(Outcome::Unchanged))
+    Ok(applied
+        .first()
+        .map(|a| a.outcome)
+        .unwrap_or(ApplyResult::Unchanged))
 }
 
 /// True when the provider's token Secret is in the cluster.
@@ -499,7 +502,7 @@ async fn provider_secret_when_possible(
     secret: &ProviderSecret,
     sealed_dir: &Path,
     shared_done: &std::sync::atomic::AtomicBool,
-) -> Result<Outcome, PlatformError> {
+) -> Result<ApplyResult, PlatformError> {
     loop {
         let last_try = shared_done.load(std::sync::atomic::Ordering::SeqCst);
         match ensure_provider_secret(applier, secret, sealed_dir).await {
@@ -523,14 +526,14 @@ async fn install(
     chart: &PlatformChart,
     plan: &ChartPlan,
     timeout: Duration,
-) -> Result<Outcome, PlatformError> {
+) -> Result<ApplyResult, PlatformError> {
     if plan.action != ChartAction::UpToDate {
         tracing::info!(target: "duli::progress", "platform: {} {} ({}) …", verb(plan.action), chart.name, plan.reason);
     }
     let started = std::time::Instant::now();
     let outcome = converge_chart(helm, chart, plan, timeout).await?;
     match outcome {
-        Outcome::Unchanged => {
+        ApplyResult::Unchanged => {
             tracing::info!(target: "duli::progress", "platform: {} {} up to date", chart.name, chart.version)
         }
         _ => tracing::info!(
@@ -550,11 +553,11 @@ fn verb(action: ChartAction) -> &'static str {
     }
 }
 
-fn past(outcome: Outcome) -> &'static str {
+fn past(outcome: ApplyResult) -> &'static str {
     match outcome {
-        Outcome::Created => "installed",
-        Outcome::Changed => "upgraded",
-        Outcome::Unchanged => "up to date",
+        ApplyResult::Created => "installed",
+        ApplyResult::Changed => "upgraded",
+        ApplyResult::Unchanged => "up to date",
     }
 }
 
@@ -565,7 +568,7 @@ mod tests {
     #[test]
     fn the_repository_catalog_parses_and_filters_by_provider() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let catalog = Catalog::load(&root.join(CATALOG_FILE)).unwrap();
+        let catalog = PlatformCatalog::load(&root.join(CATALOG_FILE)).unwrap();
         let digitalocean = catalog.for_provider("digitalocean");
         let other = catalog.for_provider("kind");
         assert!(digitalocean.len() > other.len());
@@ -588,7 +591,7 @@ mod tests {
             "charts:\n- {name: demo, repo: charts, chart: demo, version: 0.1.0, namespace: demo}\n",
         )
         .unwrap();
-        let catalog = Catalog::load(&file).unwrap();
+        let catalog = PlatformCatalog::load(&file).unwrap();
         assert!(catalog.charts[0].is_local());
         assert_eq!(catalog.charts[0].local_dir(), dir.path().join("charts/demo"));
     }

@@ -143,8 +143,8 @@ impl Waiter {
         for result in results {
             match result {
                 Ok(()) => ready += 1,
-                Err(Outcome::Stuck(s)) => stuck.push(*s),
-                Err(Outcome::Failed(err)) => return Err(err),
+                Err(NotReady::Stuck(s)) => stuck.push(*s),
+                Err(NotReady::Failed(err)) => return Err(err),
             }
         }
         if stuck.is_empty() {
@@ -154,7 +154,7 @@ impl Waiter {
         }
     }
 
-    async fn component(&self, component: &Component, task: Task) -> Result<(), Outcome> {
+    async fn component(&self, component: &Component, task: Task) -> Result<(), NotReady> {
         let started = Instant::now();
         let app_namespace = component
             .object
@@ -166,9 +166,9 @@ impl Waiter {
             .resolver
             .api(&components::application_gvk(), Some(&app_namespace))
             .await
-            .map_err(|e| Outcome::Failed(e.into()))?
+            .map_err(|e| NotReady::Failed(e.into()))?
             .ok_or_else(|| {
-                Outcome::Failed(WaitError::NoArgoCd {
+                NotReady::Failed(WaitError::NoArgoCd {
                     env: self.env.clone(),
                 })
             })?;
@@ -190,7 +190,7 @@ impl Waiter {
         let call = Call::new("watch", &resource, Some(&app_namespace), Some(&component.app));
         if !watch_until(&api, &component.app, condition, self.deadline, &call)
             .await
-            .map_err(|e| Outcome::Failed(e.into()))?
+            .map_err(|e| NotReady::Failed(e.into()))?
         {
             let (app, verdict) = latest.lock().unwrap_or_else(|e| e.into_inner()).clone();
             return Err(self
@@ -202,7 +202,7 @@ impl Waiter {
         loop {
             let snapshot = Snapshot::take(&self.resolver, &component.destination)
                 .await
-                .map_err(|e| Outcome::Failed(e.into()))?;
+                .map_err(|e| NotReady::Failed(e.into()))?;
             let pending: Vec<Member> = snapshot
                 .members(component, app.as_ref())
                 .into_iter()
@@ -216,7 +216,7 @@ impl Waiter {
             let met = self
                 .member(first, &task)
                 .await
-                .map_err(|e| Outcome::Failed(e.into()))?;
+                .map_err(|e| NotReady::Failed(e.into()))?;
             if !met {
                 let message = format!(
                     "{} {}/{}: {}",
@@ -284,7 +284,7 @@ impl Waiter {
         app_namespace: &str,
         app: Option<&Value>,
         message: String,
-    ) -> Outcome {
+    ) -> NotReady {
         let members = match Snapshot::take(&self.resolver, &component.destination).await {
             Ok(snapshot) => snapshot
                 .members(component, app)
@@ -299,7 +299,7 @@ impl Waiter {
                 Vec::new()
             }
         };
-        Outcome::Stuck(Box::new(Stuck {
+        NotReady::Stuck(Box::new(Stuck {
             component: component.name.clone(),
             app: component.app.clone(),
             app_namespace: app_namespace.to_string(),
@@ -312,7 +312,8 @@ impl Waiter {
     }
 }
 
-enum Outcome {
+/// Why a component did not become ready: stuck (a finding, reported with the others) or a failed call.
+enum NotReady {
     Stuck(Box<Stuck>),
     Failed(WaitError),
 }
