@@ -16,18 +16,18 @@
 //! Run: `cargo bench -p kubectl-duli-env --bench scale_status` (or `bash kubectl-duli-env/benches/scale.sh`).
 //! Exit code 1 when `CHECK=1` and the target (scaled per object ≤ 2.0× small per object) is missed.
 
-#[path = "../tests/e2e/helm_proxy.rs"]
+#[path = "../tests/it/helm_proxy.rs"]
 mod helm_proxy;
-#[path = "../tests/e2e/support.rs"]
+#[path = "../tests/it/support.rs"]
 #[allow(dead_code)]
 mod support;
 
 use std::time::Duration;
 
-use shared::envctl::desired::Desired;
+use kubectl_duli_env::desired::Desired;
+use serde_json::{Value, json};
 use shared::environment::Environment;
 use shared::repo::Repo;
-use serde_json::{Value, json};
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)

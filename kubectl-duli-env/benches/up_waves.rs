@@ -11,22 +11,24 @@
 //! Run: `cargo bench -p kubectl-duli-env --bench up_waves` (or `bash kubectl-duli-env/benches/up-waves.sh`);
 //! `DULI_BENCH_DELAYS=1s,2s` picks the per-stage delays. Exit code 1 when a run misses the target.
 
-#[path = "../tests/e2e/helm_proxy.rs"]
+#[path = "../tests/it/helm_proxy.rs"]
 mod helm_proxy;
-#[path = "../tests/e2e/support.rs"]
+#[path = "../tests/it/support.rs"]
 #[allow(dead_code)]
 mod support;
 
 use std::time::Duration;
 
-use shared::envctl::desired::Desired;
+use kubectl_duli_env::desired::Desired;
 use shared::environment::Environment;
 use shared::repo::Repo;
 
 fn delays() -> Vec<Duration> {
     let spec = std::env::var("DULI_BENCH_DELAYS").unwrap_or_else(|_| "1s,2s".into());
     spec.split(',')
-        .map(|d| shared::envctl::args::parse_duration(d).expect("DULI_BENCH_DELAYS: durations like 1s,2s"))
+        .map(|d| {
+            kubectl_duli_env::duration::parse_duration(d).expect("DULI_BENCH_DELAYS: durations like 1s,2s")
+        })
         .collect()
 }
 

@@ -13,12 +13,10 @@
 //! - [`readiness`]: pure readiness rules per kind (CNPG, RabbitMQ, Redis, Keycloak, Argo CD, rollouts).
 //! - [`render`]: rendering, validating and policy-checking an environment (`helm duli-render`).
 //! - [`yaml_error`]: YAML parse errors as one sentence with the position, no source snippet.
-//! - [`envctl`]: `kubectl duli env` — up (phases, waves, waits), plan, status, down, list.
 
 pub mod cli;
 pub mod cluster;
 pub mod confirm;
-pub mod envctl;
 pub mod environment;
 pub mod error;
 pub mod output;

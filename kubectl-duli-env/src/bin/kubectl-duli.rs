@@ -1,5 +1,9 @@
 //! `kubectl duli`: the bare entry point. kubectl runs it for `kubectl duli` with no slice (or an unknown
 //! one); it lists the slices instead of kubectl's "unknown command".
+//!
+//! It lives in the env crate because env is the plugin every duli user installs first (it brings the
+//! environment up) and this binary needs no slice's code: any crate would do, and here it ships with the
+//! plugin that is always present, without a crate of its own for forty lines.
 
 use std::process::ExitCode;
 

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use kube::api::DynamicObject;
 
-use crate::environment::Environment;
-use crate::repo::Repo;
+use shared::environment::Environment;
+use shared::repo::Repo;
 
 /// Where sealed files live, relative to the repository root (`<dir>/<env>/*.yml`, `<dir>/shared/*.yml`).
 pub const SEALED_DIR: &str = "helm/secrets/sealed";
@@ -85,7 +85,7 @@ fn read_dir(dir: &Path, env: &Environment) -> Result<Vec<DynamicObject>, Secrets
         };
         let text = std::fs::read_to_string(&path).map_err(|err| invalid(err.to_string()))?;
         let documents: Vec<DynamicObject> = serde_saphyr::from_str_multiple(&text)
-            .map_err(|err| invalid(format!("not valid YAML: {}", crate::yaml_error::describe(&err))))?;
+            .map_err(|err| invalid(format!("not valid YAML: {}", shared::yaml_error::describe(&err))))?;
         for mut object in documents {
             let kind = object.types.as_ref().map(|t| t.kind.as_str()).unwrap_or_default();
             if kind != "SealedSecret" {

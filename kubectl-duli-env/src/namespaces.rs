@@ -11,28 +11,15 @@ use std::collections::BTreeSet;
 use kube::api::DynamicObject;
 use serde_json::json;
 
-use super::desired::{Component, Scope};
-use super::platform::PlatformChart;
-use crate::environment::Environment;
+use shared::environment::Environment;
 
 /// `app.kubernetes.io/managed-by` value on what `env` creates outside Argo CD.
 pub const MANAGED_BY: &str = "duli";
 
-/// The namespaces `up` applies for `env`: its own first, then the system namespaces, sorted.
-pub fn desired(
-    env: &Environment,
-    components: &[Component],
-    platform: &[PlatformChart],
-) -> Vec<DynamicObject> {
-    let mut system: BTreeSet<String> = BTreeSet::new();
-    system.insert(env.gitops.argocd_namespace.clone());
-    system.extend(platform.iter().map(|c| c.namespace.clone()));
-    system.extend(
-        components
-            .iter()
-            .filter(|c| c.scope == Scope::Shared)
-            .map(|c| c.destination.clone()),
-    );
+/// The namespaces `up` applies for `env`: its own first, then the `system` namespaces (what the shared
+/// components and platform charts deploy into, see [`crate::desired`]), sorted, without the environment's
+/// own and without Kubernetes' ones.
+pub fn desired(env: &Environment, mut system: BTreeSet<String>) -> Vec<DynamicObject> {
     system.remove(&env.namespace);
     let mut namespaces = vec![namespace(
         &env.namespace,
@@ -69,34 +56,4 @@ fn namespace(name: &str, environment: &str, team: &str, tier: &str) -> DynamicOb
         },
     }))
     .expect("a namespace literal is a valid object")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::repo::Repo;
-    use std::path::Path;
-
-    #[test]
-    fn env_namespace_first_then_system_namespaces_without_kubernetes_ones() {
-        let repo = Repo::at(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()).unwrap();
-        let env = Environment::load(&repo, "staging").unwrap();
-        let (_, components) = super::super::desired::render(&repo, &env).unwrap();
-        let namespaces = desired(&env, &components, &[]);
-        let names: Vec<_> = namespaces
-            .iter()
-            .map(|n| n.metadata.name.clone().unwrap())
-            .collect();
-        assert_eq!(names[0], "staging");
-        assert!(names.contains(&"argocd".to_string()));
-        assert!(
-            !names.iter().any(|n| n.starts_with("kube-") || n == "prod"),
-            "{names:?}"
-        );
-        let labels = namespaces[0].metadata.labels.clone().unwrap();
-        assert_eq!(labels["tier"], "non-production");
-        assert_eq!(labels["environment"], "staging");
-        let system = namespaces[1].metadata.labels.clone().unwrap();
-        assert_eq!(system["environment"], "shared");
-    }
 }

@@ -19,8 +19,9 @@ use kube::api::DynamicObject;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::apply::{Applier, Counts, Outcome};
-pub use super::helm::{Helm, Release};
+use crate::apply::{Applier, ApplyResult, Counts};
+use crate::helm::{Helm, HelmError};
+use crate::provider::{ProviderSecret, provider_secret};
 
 /// The platform catalog, relative to the repository root.
 pub const CATALOG_FILE: &str = "gitops/platform.yml";
@@ -38,7 +39,7 @@ pub enum PlatformError {
     },
     /// helm is not installed.
     #[error(transparent)]
-    HelmMissing(#[from] crate::tools::ToolNotFound),
+    HelmMissing(#[from] shared::tools::ToolNotFound),
     /// A helm command failed.
     #[error("`{command}` failed: {message}")]
     Helm {
@@ -64,15 +65,24 @@ pub enum PlatformError {
     },
     /// Applying the token Secret failed.
     #[error(transparent)]
-    Apply(#[from] super::apply::ApplyErrors),
+    Apply(#[from] crate::apply::ApplyErrors),
     /// Reading the token Secret failed.
     #[error(transparent)]
-    Api(#[from] super::api::ApiError),
+    Api(#[from] crate::api::ApiError),
+}
+
+impl From<HelmError> for PlatformError {
+    fn from(err: HelmError) -> Self {
+        match err {
+            HelmError::Missing(missing) => PlatformError::HelmMissing(missing),
+            HelmError::Failed { command, message } => PlatformError::Helm { command, message },
+        }
+    }
 }
 
 /// `gitops/platform.yml`.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Catalog {
+pub struct PlatformCatalog {
     /// The charts, in install order.
     pub charts: Vec<PlatformChart>,
 }
@@ -101,7 +111,7 @@ pub struct PlatformChart {
     pub base: PathBuf,
 }
 
-impl Catalog {
+impl PlatformCatalog {
     /// Read and check a catalog file.
     pub fn load(path: &Path) -> Result<Self, PlatformError> {
         let invalid = |message: String| PlatformError::Catalog {
@@ -109,8 +119,8 @@ impl Catalog {
             message,
         };
         let text = std::fs::read_to_string(path).map_err(|err| invalid(err.to_string()))?;
-        let mut catalog: Catalog =
-            serde_saphyr::from_str(&text).map_err(|err| invalid(crate::yaml_error::describe(&err)))?;
+        let mut catalog: PlatformCatalog =
+            serde_saphyr::from_str(&text).map_err(|err| invalid(shared::yaml_error::describe(&err)))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         for (index, chart) in catalog.charts.iter_mut().enumerate() {
             chart.base = base.clone();
@@ -179,32 +189,6 @@ impl PlatformChart {
             self.values.clone()
         }
     }
-}
-
-/// The token Secret a provider's charts read (see `gitops/secrets.yml`, `digitalocean-csi-secret`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderSecret {
-    /// The provider.
-    pub provider: &'static str,
-    /// Secret namespace.
-    pub namespace: &'static str,
-    /// Secret name.
-    pub name: &'static str,
-    /// The key holding the token.
-    pub key: &'static str,
-    /// The environment variable that may hold the token (doctl's).
-    pub env_var: &'static str,
-}
-
-/// The token Secret for `provider`, when its charts need one.
-pub fn provider_secret(provider: &str) -> Option<ProviderSecret> {
-    (provider == "digitalocean").then_some(ProviderSecret {
-        provider: "digitalocean",
-        namespace: "kube-system",
-        name: "digitalocean-csi-secret",
-        key: "access-token",
-        env_var: "DIGITALOCEAN_ACCESS_TOKEN",
-    })
 }
 
 /// What the platform phase would do with one chart.
@@ -287,11 +271,11 @@ async fn converge_chart(
     chart: &PlatformChart,
     plan: &ChartPlan,
     timeout: Duration,
-) -> Result<Outcome, PlatformError> {
+) -> Result<ApplyResult, PlatformError> {
     let name = chart.name.clone();
     let namespace = chart.namespace.clone();
     match plan.action {
-        ChartAction::UpToDate => return Ok(Outcome::Unchanged),
+        ChartAction::UpToDate => return Ok(ApplyResult::Unchanged),
         ChartAction::Recover
             if plan
                 .deployed
@@ -345,9 +329,9 @@ async fn converge_chart(
     let values = serde_json::to_vec(&chart.values_or_empty()).unwrap_or_default();
     helm.run_with_input(&args, Some(values)).await?;
     Ok(if plan.action == ChartAction::Install {
-        Outcome::Created
+        ApplyResult::Created
     } else {
-        Outcome::Changed
+        ApplyResult::Changed
     })
 }
 
@@ -357,13 +341,16 @@ pub async fn ensure_provider_secret(
     applier: &Applier,
     secret: &ProviderSecret,
     sealed_dir: &Path,
-) -> Result<Outcome, PlatformError> {
+) -> Result<ApplyResult, PlatformError> {
     if provider_secret_exists(applier, secret).await? {
-        return Ok(Outcome::Unchanged);
+        return Ok(ApplyResult::Unchanged);
     }
     let object = provider_secret_source(secret, sealed_dir)?;
     let applied = applier.apply_all(std::slice::from_ref(&object), false).await?;
-    Ok(applied.first().map(|a| a.outcome).unwrap_or(Outcome::Unchanged))
+    Ok(applied
+        .first()
+        .map(|a| a.outcome)
+        .unwrap_or(ApplyResult::Unchanged))
 }
 
 /// True when the provider's token Secret is in the cluster.
@@ -375,8 +362,8 @@ pub async fn provider_secret_exists(
     let Some((api, resource)) = applier.resolver().api(&gvk, Some(secret.namespace)).await? else {
         return Ok(false);
     };
-    let call = super::api::Call::new("get", &resource, Some(secret.namespace), Some(secret.name));
-    Ok(super::api::call(&call, || api.get_metadata_opt(secret.name))
+    let call = crate::api::Call::new("get", &resource, Some(secret.namespace), Some(secret.name));
+    Ok(crate::api::call(&call, || api.get_metadata_opt(secret.name))
         .await?
         .is_some())
 }
@@ -398,7 +385,7 @@ pub fn provider_secret_source(
             let object: DynamicObject =
                 serde_saphyr::from_str(&text).map_err(|err| PlatformError::Catalog {
                     path: path.clone(),
-                    message: format!("not a SealedSecret: {}", crate::yaml_error::describe(&err)),
+                    message: format!("not a SealedSecret: {}", shared::yaml_error::describe(&err)),
                 })?;
             return Ok(object);
         }
@@ -493,7 +480,7 @@ async fn with_server_state(err: PlatformError, client: &kube::Client) -> Platfor
         Ok(Ok(_)) => PlatformError::Helm { command, message },
         Ok(Err(probe)) => PlatformError::Helm {
             command,
-            message: server_gone(&message, &crate::cluster::describe_api_error(&probe)),
+            message: server_gone(&message, &shared::cluster::describe_api_error(&probe)),
         },
         Err(_) => PlatformError::Helm {
             command,
@@ -515,7 +502,7 @@ async fn provider_secret_when_possible(
     secret: &ProviderSecret,
     sealed_dir: &Path,
     shared_done: &std::sync::atomic::AtomicBool,
-) -> Result<Outcome, PlatformError> {
+) -> Result<ApplyResult, PlatformError> {
     loop {
         let last_try = shared_done.load(std::sync::atomic::Ordering::SeqCst);
         match ensure_provider_secret(applier, secret, sealed_dir).await {
@@ -524,7 +511,7 @@ async fn provider_secret_when_possible(
                     && errors
                         .errors
                         .iter()
-                        .all(|e| matches!(e, super::apply::ApplyError::NotServed { .. })) =>
+                        .all(|e| matches!(e, crate::apply::ApplyError::NotServed { .. })) =>
             {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 applier.resolver().invalidate().await;
@@ -539,14 +526,14 @@ async fn install(
     chart: &PlatformChart,
     plan: &ChartPlan,
     timeout: Duration,
-) -> Result<Outcome, PlatformError> {
+) -> Result<ApplyResult, PlatformError> {
     if plan.action != ChartAction::UpToDate {
         tracing::info!(target: "duli::progress", "platform: {} {} ({}) …", verb(plan.action), chart.name, plan.reason);
     }
     let started = std::time::Instant::now();
     let outcome = converge_chart(helm, chart, plan, timeout).await?;
     match outcome {
-        Outcome::Unchanged => {
+        ApplyResult::Unchanged => {
             tracing::info!(target: "duli::progress", "platform: {} {} up to date", chart.name, chart.version)
         }
         _ => tracing::info!(
@@ -566,11 +553,11 @@ fn verb(action: ChartAction) -> &'static str {
     }
 }
 
-fn past(outcome: Outcome) -> &'static str {
+fn past(outcome: ApplyResult) -> &'static str {
     match outcome {
-        Outcome::Created => "installed",
-        Outcome::Changed => "upgraded",
-        Outcome::Unchanged => "up to date",
+        ApplyResult::Created => "installed",
+        ApplyResult::Changed => "upgraded",
+        ApplyResult::Unchanged => "up to date",
     }
 }
 
@@ -581,7 +568,7 @@ mod tests {
     #[test]
     fn the_repository_catalog_parses_and_filters_by_provider() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let catalog = Catalog::load(&root.join(CATALOG_FILE)).unwrap();
+        let catalog = PlatformCatalog::load(&root.join(CATALOG_FILE)).unwrap();
         let digitalocean = catalog.for_provider("digitalocean");
         let other = catalog.for_provider("kind");
         assert!(digitalocean.len() > other.len());
@@ -604,7 +591,7 @@ mod tests {
             "charts:\n- {name: demo, repo: charts, chart: demo, version: 0.1.0, namespace: demo}\n",
         )
         .unwrap();
-        let catalog = Catalog::load(&file).unwrap();
+        let catalog = PlatformCatalog::load(&file).unwrap();
         assert!(catalog.charts[0].is_local());
         assert_eq!(catalog.charts[0].local_dir(), dir.path().join("charts/demo"));
     }

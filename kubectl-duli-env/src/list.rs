@@ -6,12 +6,12 @@
 
 use serde::Serialize;
 
-use super::apply::Resolver;
-use super::desired::Desired;
-use super::status::{live_applications, namespace_exists};
-use super::{Context, EnvError, components};
-use crate::environment::Environment;
-use crate::output::{self, OutputFormat};
+use crate::apply::Resolver;
+use crate::desired::Desired;
+use crate::status::{live_applications, namespace_exists};
+use crate::{Context, EnvError, components};
+use shared::environment::Environment;
+use shared::output::{self, OutputFormat};
 
 /// The state of one environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -10,24 +10,25 @@ use kube::api::ListParams;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::api::{self, Call};
-use super::apply::Resolver;
-use super::components::{self, Snapshot};
-use super::desired::{Desired, Scope};
-use super::{Context, EnvError};
-use crate::error::Outcome;
-use crate::output::{self, OutputFormat};
+use crate::api::{self, Call};
+use crate::apply::Resolver;
+use crate::components::{self, Snapshot};
+use crate::desired::{Desired, Scope};
+use crate::duration::parse_duration;
+use crate::{Context, EnvError};
+use shared::error::Outcome;
+use shared::output::{self, OutputFormat};
 
-/// Options of `status`.
-#[derive(Debug, Clone)]
+/// `status` flags.
+#[derive(Debug, Clone, clap::Args)]
 pub struct StatusOptions {
     /// The environment.
     pub env: String,
-    /// A platform catalog instead of `gitops/platform.yml`.
+    /// A platform catalog instead of `gitops/platform.yml` (no flag: `status` reads the repository's).
+    #[arg(skip)]
     pub platform_file: Option<PathBuf>,
-    /// How to print.
-    pub output: OutputFormat,
-    /// How long reading the cluster may take in all (`--timeout`).
+    /// How long the whole command may take (a slow, throttling or unreachable API server), e.g. 30s, 2m.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
 }
 
@@ -107,7 +108,7 @@ pub async fn within<T>(
 }
 
 async fn collect(ctx: &Context, opts: &StatusOptions) -> Result<StatusReport, EnvError> {
-    let env = super::load_env(&ctx.repo, &opts.env)?;
+    let env = crate::load_env(&ctx.repo, &opts.env)?;
     let desired = Desired::load(&ctx.repo, &env, opts.platform_file.as_deref())?;
     let resolver = Resolver::new(ctx.cluster.client.clone());
     let apps = live_applications(&resolver, &desired).await?;

@@ -4,16 +4,16 @@
 //!
 //! `plan`, `up`, `status`, `down` and `list` all start here, so they agree on what belongs to an environment.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use kube::api::DynamicObject;
 use serde::Serialize;
 
-use super::platform::{self, Catalog, PlatformChart};
-use super::secrets::{self, SealedSecrets};
-use crate::environment::Environment;
-use crate::repo::Repo;
+use crate::platform::{self, PlatformCatalog, PlatformChart};
+use crate::secrets::{self, SealedSecrets};
+use shared::environment::Environment;
+use shared::repo::Repo;
 
 /// The label naming an Application's component.
 pub const COMPONENT_LABEL: &str = "duli.one/component";
@@ -34,7 +34,7 @@ pub enum DesiredError {
         env: String,
         /// The renderer's error (template, line, message).
         #[source]
-        source: crate::render::gitops::GitopsError,
+        source: shared::render::gitops::GitopsError,
     },
     /// A rendered object is not what `up` can apply.
     #[error("{file}: {problem}")]
@@ -105,10 +105,10 @@ impl Desired {
         let platform_file = platform_file
             .map(Path::to_path_buf)
             .unwrap_or_else(|| repo.root().join(platform::CATALOG_FILE));
-        let catalog = Catalog::load(&platform_file)?;
+        let catalog = PlatformCatalog::load(&platform_file)?;
         let platform = catalog.for_provider(&env.provider);
         let (projects, components) = render(repo, env)?;
-        let namespaces = super::namespaces::desired(env, &components, &platform);
+        let namespaces = crate::namespaces::desired(env, system_namespaces(env, &components, &platform));
         let secrets = secrets::load(repo, env);
         Ok(Desired {
             env: env.clone(),
@@ -149,7 +149,7 @@ pub fn waves<'a>(components: impl Iterator<Item = &'a Component>) -> Vec<(i32, V
 
 /// Render `gitops/applications` for `env` and sort what comes out into AppProjects and components.
 pub fn render(repo: &Repo, env: &Environment) -> Result<(Vec<DynamicObject>, Vec<Component>), DesiredError> {
-    let rendered = crate::render::gitops::render_all(repo.root(), &env.source).map_err(|source| {
+    let rendered = shared::render::gitops::render_all(repo.root(), &env.source).map_err(|source| {
         DesiredError::Render {
             env: env.name.clone(),
             source,
@@ -235,6 +235,25 @@ pub fn component(file: &str, object: DynamicObject) -> Result<Component, String>
     })
 }
 
+/// The shared namespaces `env` needs: Argo CD's, the platform charts', and the shared components'
+/// destinations.
+fn system_namespaces(
+    env: &Environment,
+    components: &[Component],
+    platform: &[PlatformChart],
+) -> BTreeSet<String> {
+    let mut system: BTreeSet<String> = BTreeSet::new();
+    system.insert(env.gitops.argocd_namespace.clone());
+    system.extend(platform.iter().map(|c| c.namespace.clone()));
+    system.extend(
+        components
+            .iter()
+            .filter(|c| c.scope == Scope::Shared)
+            .map(|c| c.destination.clone()),
+    );
+    system
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +294,28 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(shared("staging"), shared("prod"));
+    }
+
+    #[test]
+    fn namespaces_env_first_then_system_namespaces_without_kubernetes_ones() {
+        let repo = Repo::at(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()).unwrap();
+        let env = Environment::load(&repo, "staging").unwrap();
+        let (_, components) = render(&repo, &env).unwrap();
+        let namespaces = crate::namespaces::desired(&env, system_namespaces(&env, &components, &[]));
+        let names: Vec<_> = namespaces
+            .iter()
+            .map(|n| n.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(names[0], "staging");
+        assert!(names.contains(&"argocd".to_string()));
+        assert!(
+            !names.iter().any(|n| n.starts_with("kube-") || n == "prod"),
+            "{names:?}"
+        );
+        let labels = namespaces[0].metadata.labels.clone().unwrap();
+        assert_eq!(labels["tier"], "non-production");
+        assert_eq!(labels["environment"], "staging");
+        let system = namespaces[1].metadata.labels.clone().unwrap();
+        assert_eq!(system["environment"], "shared");
     }
 }

@@ -17,12 +17,14 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::{Api, DynamicObject, GroupVersionKind, PostParams};
 use serde::Serialize;
 
-use super::api::{self, Call};
-use super::apply::{ObjectId, Resolver};
-use super::components::INSTANCE_KINDS;
-use super::desired::Desired;
-use super::platform::{self, Helm};
-use super::{Context, Phase};
+use crate::api::{self, Call};
+use crate::apply::{ObjectId, Resolver};
+use crate::components::INSTANCE_KINDS;
+use crate::desired::Desired;
+use crate::helm::Helm;
+use crate::platform;
+use crate::provider::provider_secret;
+use crate::{Context, Phase};
 
 /// Something `up` needs that is missing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -139,7 +141,7 @@ pub async fn run(
                 (access, allowed)
             }
         })
-        .buffer_unordered(super::apply::CONCURRENCY)
+        .buffer_unordered(crate::apply::CONCURRENCY)
         .collect()
         .await;
     let mut denied: Vec<Access> = Vec::new();
@@ -203,15 +205,15 @@ pub async fn run(
             }),
         }
         if !provider_charts.is_empty()
-            && let Some(secret) = platform::provider_secret(&env.provider)
+            && let Some(secret) = provider_secret(&env.provider)
         {
-            let applier = super::apply::Applier::new(resolver.clone(), false);
+            let applier = crate::apply::Applier::new(resolver.clone(), false);
             let live = platform::provider_secret_exists(&applier, &secret)
                 .await
                 .unwrap_or(false);
             if !live
                 && let Err(err) =
-                    platform::provider_secret_source(&secret, &super::secrets::shared_dir(&ctx.repo))
+                    platform::provider_secret_source(&secret, &crate::secrets::shared_dir(&ctx.repo))
             {
                 problems.push(Problem {
                     what: format!(

@@ -15,36 +15,37 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::api::{self, ApiError, Call};
-use super::apply::{ObjectId, Resolver};
-use super::components::{self, Snapshot};
-use super::desired::{self, Desired, Scope};
-use super::log::PROGRESS;
-use super::platform::{self, PlatformError};
-use super::wait::{human_duration, watch_until};
-use super::{Context, EnvError};
-use crate::confirm::{self, Confirmation};
-use crate::environment::Environment;
-use crate::output::{self, OutputFormat};
+use crate::api::{self, ApiError, Call};
+use crate::apply::{ObjectId, Resolver};
+use crate::components::{self, Snapshot};
+use crate::desired::{self, Desired, Scope};
+use crate::duration::parse_duration;
+use crate::helm::Helm;
+use crate::log::PROGRESS;
+use crate::platform::PlatformError;
+use crate::wait::{human_duration, watch_until};
+use crate::{Context, EnvError};
+use shared::confirm::{self, Confirmation};
+use shared::environment::Environment;
+use shared::output::{self, OutputFormat};
 
 /// Argo CD's cascade-delete finalizer.
 pub const ARGOCD_FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
 
-/// Options of `down`.
-#[derive(Debug, Clone)]
+/// `down` flags.
+#[derive(Debug, Clone, clap::Args)]
 pub struct DownOptions {
     /// The environment.
     pub env: String,
-    /// Also remove the shared operators and platform charts.
+    /// Also remove the shared operators and platform charts (refused while another environment exists).
+    #[arg(long)]
     pub include_platform: bool,
-    /// Confirmed non-interactively.
-    pub yes: bool,
     /// How long to wait for deletions.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// A platform catalog instead of `gitops/platform.yml`.
+    /// A platform catalog to use instead of gitops/platform.yml.
+    #[arg(long, value_name = "FILE")]
     pub platform_file: Option<PathBuf>,
-    /// How to print.
-    pub output: OutputFormat,
 }
 
 /// Why `down` stopped.
@@ -99,10 +100,10 @@ pub struct DownReport {
     pub seconds: f64,
 }
 
-/// Run `down`.
-pub async fn down(ctx: &Context, opts: &DownOptions) -> Result<DownReport, EnvError> {
+/// Run `down`; `yes` (`--yes`) stands for the typed confirmation prod asks for.
+pub async fn down(ctx: &Context, opts: &DownOptions, yes: bool) -> Result<DownReport, EnvError> {
     let started = Instant::now();
-    let env = super::load_env(&ctx.repo, &opts.env)?;
+    let env = crate::load_env(&ctx.repo, &opts.env)?;
     let desired = Desired::load(&ctx.repo, &env, opts.platform_file.as_deref())?;
     let action = if opts.include_platform {
         "take down (with the shared platform)"
@@ -110,7 +111,7 @@ pub async fn down(ctx: &Context, opts: &DownOptions) -> Result<DownReport, EnvEr
         "take down"
     };
     tracing_indicatif::suspend_tracing_indicatif(|| {
-        confirm::guard(&env, action, opts.yes, Confirmation::TypeName)
+        confirm::guard(&env, action, yes, Confirmation::TypeName)
     })?;
     let resolver = Resolver::new(ctx.cluster.client.clone());
     if opts.include_platform {
@@ -207,7 +208,8 @@ pub async fn down(ctx: &Context, opts: &DownOptions) -> Result<DownReport, EnvEr
             });
         }
         let t = Instant::now();
-        let helm = platform::Helm::locate(&ctx.target, &ctx.cluster.context).map_err(DownError::from)?;
+        let helm = Helm::locate(&ctx.target, &ctx.cluster.context)
+            .map_err(|err| DownError::from(PlatformError::from(err)))?;
         let mut removed = Vec::new();
         for chart in desired.platform.iter().rev() {
             helm.run(&[
@@ -219,7 +221,7 @@ pub async fn down(ctx: &Context, opts: &DownOptions) -> Result<DownReport, EnvEr
                 "--wait".into(),
             ])
             .await
-            .map_err(DownError::from)?;
+            .map_err(|err| DownError::from(PlatformError::from(err)))?;
             removed.push(ObjectId {
                 api_version: "helm".into(),
                 kind: "Release".into(),

@@ -2,7 +2,7 @@
 //!
 //! A component is an Argo CD Application plus the objects it deploys. Argo CD's health already aggregates
 //! those, but the person waiting wants the detailed reason ("2/3 instances ready"), so for the kinds with a
-//! readiness rule in [`crate::readiness`] (CloudNativePG Cluster, RabbitmqCluster, redis, Keycloak,
+//! readiness rule in [`shared::readiness`] (CloudNativePG Cluster, RabbitmqCluster, redis, Keycloak,
 //! Deployments and StatefulSets) the component's own objects are found and judged too. An object belongs
 //! to a component when the Application's `status.resources` lists it (real Argo CD), or when it sits in the
 //! destination namespace carrying `app.kubernetes.io/instance` = the Helm release or Application name (what
@@ -12,10 +12,10 @@ use kube::api::{DynamicObject, ListParams};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::api::{self, ApiError, Call};
-use super::apply::Resolver;
-use super::desired::Component;
-use crate::readiness::{self, Readiness};
+use crate::api::{self, ApiError, Call};
+use crate::apply::Resolver;
+use crate::desired::Component;
+use shared::readiness::{self, Readiness};
 
 /// The kinds whose objects count as a component's own resources: (group, kind).
 pub const INSTANCE_KINDS: [(&str, &str); 7] = [
@@ -257,7 +257,7 @@ mod tests {
         Component {
             name: "postgres-instance".into(),
             app: "staging-postgres-instance".into(),
-            scope: super::super::desired::Scope::Environment,
+            scope: crate::desired::Scope::Environment,
             wave: 3,
             destination: "staging".into(),
             release: "postgres-instance".into(),

@@ -3,49 +3,58 @@
 //! This replaces the Ansible `site.yml` orchestration (install_infrastructures, generate_sealed_secrets,
 //! deploy_applications, export_connection) with one converging command, `up`, run in phases the user can
 //! watch: preflight → platform → namespaces → secrets → gitops → wait → summary. Every phase converges from
-//! any state (server-side apply with the field manager [`apply::FIELD_MANAGER`], helm releases skipped when
+//! any state (server-side apply with the field manager `apply::FIELD_MANAGER`, helm releases skipped when
 //! already at the pinned version), so a second `up` changes nothing and a killed `up` resumes by running
 //! again. `plan` is the same object set sent with `dryRun=All` and diffed against the live objects.
 //!
+//! Where to start: [`cli`] holds the flags and runs a parsed command (the binary `kubectl-duli-env` is only
+//! `cli::run`); each subcommand is one module with an options struct, a function that returns a report, and
+//! the report's `print`.
+//!
 //! Layout, one concern per module:
-//! - [`args`]: the subcommands' flags (clap), turned into plain option structs before any cluster call.
+//! - [`cli`]: the command line (clap) and the one place that runs a command: logging, connection, dispatch.
 //! - [`desired`]: what `up` would apply — namespaces, SealedSecrets, AppProjects, Applications by wave, and
 //!   the platform charts — computed from the repository alone.
-//! - [`api`]: calls that name verb, resource and namespace in errors, with retries on 429/5xx.
-//! - [`apply`]: the server-side-apply engine (discovery, conflicts, created/changed/unchanged, concurrency).
-//! - [`preflight`], [`platform`] (with [`helm`]), [`namespaces`], [`secrets`], [`wait`]: the phases;
-//!   [`up`] runs them.
-//! - [`plan`], [`status`], [`down`], [`list`]: the other subcommands.
-//! - [`components`]: which live objects belong to which component, and their readiness.
-//! - [`summary`], [`log`]: what the user sees at the end, progress while it runs, and the log file.
+//! - `api`: calls that name verb, resource and namespace in errors, with retries on 429/5xx.
+//! - `apply`: the server-side-apply engine (discovery, conflicts, created/changed/unchanged, concurrency).
+//! - `preflight`, `platform` (running `helm`, with the `provider` token Secret), `namespaces`,
+//!   `secrets`, `wait`: the phases; `up` runs them.
+//! - `plan`, `status`, `down`, `list`: the other subcommands.
+//! - `components`: which live objects belong to which component, and their readiness.
+//! - `summary`, `log`: what the user sees at the end, progress while it runs, and the log file.
+//! - [`duration`]: `--timeout` values.
+//!
+//! The binary `kubectl-duli` (the bare `kubectl duli`, listing the slices) lives in this crate too; see
+//! `src/bin/kubectl-duli.rs`.
 
-pub mod api;
-pub mod apply;
-pub mod args;
-pub mod components;
+pub(crate) mod api;
+pub(crate) mod apply;
+pub mod cli;
+pub(crate) mod components;
 pub mod desired;
-pub mod down;
-pub mod helm;
-pub mod list;
-pub mod log;
-pub mod namespaces;
-pub mod plan;
-pub mod platform;
-pub mod preflight;
-pub mod secrets;
-pub mod status;
-pub mod summary;
-pub mod up;
-pub mod wait;
+pub(crate) mod down;
+pub mod duration;
+pub(crate) mod helm;
+pub(crate) mod list;
+pub(crate) mod log;
+pub(crate) mod namespaces;
+pub(crate) mod plan;
+pub(crate) mod platform;
+pub(crate) mod preflight;
+pub(crate) mod provider;
+pub(crate) mod secrets;
+pub(crate) mod status;
+pub(crate) mod summary;
+pub(crate) mod up;
+pub(crate) mod wait;
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::cluster::{Cluster, ClusterTarget};
-use crate::environment::Environment;
-use crate::error::Outcome;
-use crate::repo::Repo;
+use shared::cluster::{Cluster, ClusterTarget};
+use shared::environment::Environment;
+use shared::repo::Repo;
 
 /// The phases of `up`, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
@@ -104,16 +113,16 @@ impl std::fmt::Display for Phase {
 pub enum EnvError {
     /// The repository could not be found.
     #[error(transparent)]
-    Repo(#[from] crate::repo::RepoError),
+    Repo(#[from] shared::repo::RepoError),
     /// The environment file is missing or invalid.
     #[error(transparent)]
-    Environment(#[from] crate::environment::EnvironmentError),
+    Environment(#[from] shared::environment::EnvironmentError),
     /// The cluster could not be reached or configured.
     #[error(transparent)]
-    Cluster(#[from] crate::cluster::ClusterError),
+    Cluster(#[from] shared::cluster::ClusterError),
     /// The prod guard refused.
     #[error(transparent)]
-    Confirm(#[from] crate::confirm::ConfirmError),
+    Confirm(#[from] shared::confirm::ConfirmError),
     /// What `up` would apply could not be computed.
     #[error(transparent)]
     Desired(#[from] desired::DesiredError),
@@ -177,11 +186,6 @@ pub struct Context {
     pub target: ClusterTarget,
     /// The connected client.
     pub cluster: Cluster,
-}
-
-/// Run a parsed `kubectl duli env` command; the binary only maps the outcome to an exit code.
-pub async fn run(command: args::EnvCommand) -> anyhow::Result<Outcome> {
-    args::dispatch(command).await
 }
 
 /// Load one environment by name from the repository.

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-use super::api::{self, ApiError, Call};
+use crate::api::{self, ApiError, Call};
 
 /// The field manager of everything `kubectl duli env` applies.
 pub const FIELD_MANAGER: &str = "duli";
@@ -81,7 +81,7 @@ impl fmt::Display for ObjectId {
 /// What applying one object did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub enum ApplyResult {
     /// It did not exist.
     Created,
     /// It existed and changed.
@@ -103,11 +103,11 @@ pub struct Counts {
 
 impl Counts {
     /// Count one outcome.
-    pub fn add(&mut self, outcome: Outcome) {
+    pub fn add(&mut self, outcome: ApplyResult) {
         match outcome {
-            Outcome::Created => self.created += 1,
-            Outcome::Changed => self.changed += 1,
-            Outcome::Unchanged => self.unchanged += 1,
+            ApplyResult::Created => self.created += 1,
+            ApplyResult::Changed => self.changed += 1,
+            ApplyResult::Unchanged => self.unchanged += 1,
         }
     }
 
@@ -117,11 +117,6 @@ impl Counts {
         self.changed += other.changed;
         self.unchanged += other.unchanged;
     }
-
-    /// True when something was created or changed.
-    pub fn changed_anything(&self) -> bool {
-        self.created + self.changed > 0
-    }
 }
 
 /// The result of applying (or dry-running) one object.
@@ -130,7 +125,7 @@ pub struct Applied {
     /// Which object.
     pub id: ObjectId,
     /// What happened (or would happen, for a dry run).
-    pub outcome: Outcome,
+    pub outcome: ApplyResult,
     /// The live object before, if it existed.
     pub before: Option<Value>,
     /// The object as the server returned it after the apply.
@@ -374,32 +369,32 @@ impl Applier {
         let before = before.map(|b| serde_json::to_value(b).unwrap_or_default());
         let after = serde_json::to_value(after).unwrap_or_default();
         let outcome = match &before {
-            None => Outcome::Created,
+            None => ApplyResult::Created,
             // A dry run never moves the resourceVersion, so compare content instead.
             Some(before) if dry_run => {
                 if normalize(before) == normalize(&after) {
-                    Outcome::Unchanged
+                    ApplyResult::Unchanged
                 } else {
-                    Outcome::Changed
+                    ApplyResult::Changed
                 }
             }
             Some(before) => {
                 if resource_version(before) == resource_version(&after) {
-                    Outcome::Unchanged
+                    ApplyResult::Unchanged
                 } else {
-                    Outcome::Changed
+                    ApplyResult::Changed
                 }
             }
         };
         tracing::debug!(
             "{} {id}",
             match (dry_run, outcome) {
-                (true, Outcome::Created) => "would create",
-                (true, Outcome::Changed) => "would change",
-                (true, Outcome::Unchanged) => "would leave unchanged",
-                (false, Outcome::Created) => "created",
-                (false, Outcome::Changed) => "changed",
-                (false, Outcome::Unchanged) => "unchanged",
+                (true, ApplyResult::Created) => "would create",
+                (true, ApplyResult::Changed) => "would change",
+                (true, ApplyResult::Unchanged) => "would leave unchanged",
+                (false, ApplyResult::Created) => "created",
+                (false, ApplyResult::Changed) => "changed",
+                (false, ApplyResult::Unchanged) => "unchanged",
             }
         );
         Ok(Applied {

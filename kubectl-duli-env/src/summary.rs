@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::Phase;
-use super::apply::Counts;
-use crate::environment::{Endpoints, Environment};
-use crate::output::{self, OutputFormat};
+use crate::Phase;
+use crate::apply::Counts;
+use shared::environment::{Endpoints, Environment};
+use shared::output::{self, OutputFormat};
 
 /// One phase's result.
 #[derive(Debug, Clone, Serialize)]
@@ -162,7 +162,7 @@ pub fn endpoints_table(endpoints: &Endpoints) -> comfy_table::Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::Repo;
+    use shared::repo::Repo;
     use std::path::Path;
 
     #[test]

@@ -8,8 +8,24 @@ use std::process::Stdio;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::platform::{PlatformError, provider_secret};
-use crate::cluster::ClusterTarget;
+use crate::provider::provider_secret;
+use shared::cluster::ClusterTarget;
+
+/// Why helm could not do what it was asked (the platform phase reports these as its own errors).
+#[derive(Debug, thiserror::Error)]
+pub enum HelmError {
+    /// helm is not installed.
+    #[error(transparent)]
+    Missing(#[from] shared::tools::ToolNotFound),
+    /// A helm command failed.
+    #[error("`{command}` failed: {message}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// helm's error output.
+        message: String,
+    },
+}
 
 /// A release as `helm list -o json` reports it.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,9 +50,9 @@ pub struct Helm {
 
 impl Helm {
     /// Locate helm (`HELM_BIN`, else PATH) for the cluster `target` resolved to `context`.
-    pub fn locate(target: &ClusterTarget, context: &str) -> Result<Self, PlatformError> {
+    pub fn locate(target: &ClusterTarget, context: &str) -> Result<Self, HelmError> {
         Ok(Helm {
-            bin: crate::tools::helm()?,
+            bin: shared::tools::helm()?,
             target: target.clone(),
             context: context.to_string(),
         })
@@ -48,16 +64,12 @@ impl Helm {
     }
 
     /// Run helm with `args` (plus the cluster flags); stdout on success.
-    pub async fn run(&self, args: &[String]) -> Result<String, PlatformError> {
+    pub async fn run(&self, args: &[String]) -> Result<String, HelmError> {
         self.run_with_input(args, None).await
     }
 
     /// [`Helm::run`], writing `input` to helm's stdin.
-    pub async fn run_with_input(
-        &self,
-        args: &[String],
-        input: Option<Vec<u8>>,
-    ) -> Result<String, PlatformError> {
+    pub async fn run_with_input(&self, args: &[String], input: Option<Vec<u8>>) -> Result<String, HelmError> {
         let mut all: Vec<String> = args.to_vec();
         all.extend(["--kube-context".to_string(), self.context.clone()]);
         if let Some(kubeconfig) = &self.target.kubeconfig {
@@ -66,7 +78,7 @@ impl Helm {
         let command = format!("helm {}", args.join(" "));
         tracing::debug!("running {command}");
         let mut child = self.command(&all, input.is_some());
-        let failed = |err: std::io::Error| PlatformError::Helm {
+        let failed = |err: std::io::Error| HelmError::Failed {
             command: command.clone(),
             message: format!("cannot run {}: {err}", self.bin.display()),
         };
@@ -85,7 +97,7 @@ impl Helm {
         }
         if !output.status.success() {
             let message = one_line(&stderr);
-            return Err(PlatformError::Helm { command, message });
+            return Err(HelmError::Failed { command, message });
         }
         tracing::trace!("{command}: stdout: {stdout}");
         Ok(stdout)
@@ -109,7 +121,7 @@ impl Helm {
     }
 
     /// Every release in every namespace, whatever its status.
-    pub async fn releases(&self) -> Result<Vec<Release>, PlatformError> {
+    pub async fn releases(&self) -> Result<Vec<Release>, HelmError> {
         let args: Vec<String> = [
             "list",
             "-A",
@@ -124,7 +136,7 @@ impl Helm {
         .map(String::from)
         .to_vec();
         let text = self.run(&args).await?;
-        serde_json::from_str(text.trim()).map_err(|err| PlatformError::Helm {
+        serde_json::from_str(text.trim()).map_err(|err| HelmError::Failed {
             command: "helm list -A -o json".into(),
             message: format!(
                 "unexpected output ({err}): {}",
@@ -134,7 +146,7 @@ impl Helm {
     }
 
     /// The user-supplied values of a release (`{}` when none).
-    pub async fn values(&self, name: &str, namespace: &str) -> Result<Value, PlatformError> {
+    pub async fn values(&self, name: &str, namespace: &str) -> Result<Value, HelmError> {
         let args: Vec<String> = ["get", "values", name, "-n", namespace, "-o", "json"]
             .map(String::from)
             .to_vec();

@@ -18,12 +18,12 @@ use kube::runtime::wait::{Condition, await_condition};
 use serde_json::Value;
 use tracing::Instrument;
 
-use super::api::{ApiError, Call};
-use super::apply::Resolver;
-use super::components::{self, Member, Snapshot};
-use super::desired::Component;
-use super::log::{PROGRESS, Task};
-use crate::readiness::Readiness;
+use crate::api::{ApiError, Call};
+use crate::apply::Resolver;
+use crate::components::{self, Member, Snapshot};
+use crate::desired::Component;
+use crate::log::{PROGRESS, Task};
+use shared::readiness::Readiness;
 
 /// Errors of the wait phase.
 #[derive(Debug, thiserror::Error)]
@@ -116,15 +116,6 @@ pub fn human_duration(duration: Duration) -> String {
     }
 }
 
-/// How one component became ready.
-#[derive(Debug, Clone)]
-pub struct Ready {
-    /// The Application.
-    pub app: String,
-    /// Seconds from the start of its wave's wait.
-    pub seconds: f64,
-}
-
 /// What the wait needs to know.
 #[derive(Debug, Clone)]
 pub struct Waiter {
@@ -139,21 +130,21 @@ pub struct Waiter {
 }
 
 impl Waiter {
-    /// Wait for all `components` of one wave, concurrently.
-    pub async fn wave(&self, wave: i32, components: &[&Component]) -> Result<Vec<Ready>, WaitError> {
+    /// Wait for all `components` of one wave, concurrently; how many became ready.
+    pub async fn wave(&self, wave: i32, components: &[&Component]) -> Result<usize, WaitError> {
         let results = futures::future::join_all(components.iter().map(|component| {
             let task = Task::new(format!("wave {wave} {}", component.app));
             let span = task.span();
             self.component(component, task).instrument(span)
         }))
         .await;
-        let mut ready = Vec::new();
+        let mut ready = 0;
         let mut stuck = Vec::new();
         for result in results {
             match result {
-                Ok(done) => ready.push(done),
-                Err(Outcome::Stuck(s)) => stuck.push(*s),
-                Err(Outcome::Failed(err)) => return Err(err),
+                Ok(()) => ready += 1,
+                Err(NotReady::Stuck(s)) => stuck.push(*s),
+                Err(NotReady::Failed(err)) => return Err(err),
             }
         }
         if stuck.is_empty() {
@@ -163,7 +154,7 @@ impl Waiter {
         }
     }
 
-    async fn component(&self, component: &Component, task: Task) -> Result<Ready, Outcome> {
+    async fn component(&self, component: &Component, task: Task) -> Result<(), NotReady> {
         let started = Instant::now();
         let app_namespace = component
             .object
@@ -175,9 +166,9 @@ impl Waiter {
             .resolver
             .api(&components::application_gvk(), Some(&app_namespace))
             .await
-            .map_err(|e| Outcome::Failed(e.into()))?
+            .map_err(|e| NotReady::Failed(e.into()))?
             .ok_or_else(|| {
-                Outcome::Failed(WaitError::NoArgoCd {
+                NotReady::Failed(WaitError::NoArgoCd {
                     env: self.env.clone(),
                 })
             })?;
@@ -199,7 +190,7 @@ impl Waiter {
         let call = Call::new("watch", &resource, Some(&app_namespace), Some(&component.app));
         if !watch_until(&api, &component.app, condition, self.deadline, &call)
             .await
-            .map_err(|e| Outcome::Failed(e.into()))?
+            .map_err(|e| NotReady::Failed(e.into()))?
         {
             let (app, verdict) = latest.lock().unwrap_or_else(|e| e.into_inner()).clone();
             return Err(self
@@ -211,7 +202,7 @@ impl Waiter {
         loop {
             let snapshot = Snapshot::take(&self.resolver, &component.destination)
                 .await
-                .map_err(|e| Outcome::Failed(e.into()))?;
+                .map_err(|e| NotReady::Failed(e.into()))?;
             let pending: Vec<Member> = snapshot
                 .members(component, app.as_ref())
                 .into_iter()
@@ -225,7 +216,7 @@ impl Waiter {
             let met = self
                 .member(first, &task)
                 .await
-                .map_err(|e| Outcome::Failed(e.into()))?;
+                .map_err(|e| NotReady::Failed(e.into()))?;
             if !met {
                 let message = format!(
                     "{} {}/{}: {}",
@@ -236,10 +227,7 @@ impl Waiter {
         }
         let seconds = started.elapsed().as_secs_f64();
         tracing::info!(target: PROGRESS, "  ready: {} (wave {}, {seconds:.1}s)", component.app, component.wave);
-        Ok(Ready {
-            app: component.app.clone(),
-            seconds,
-        })
+        Ok(())
     }
 
     /// Wait for one object by its rule; redis kinds are judged from a fresh snapshot (they need their
@@ -281,7 +269,7 @@ impl Waiter {
                 let mut value = serde_json::to_value(obj).unwrap_or_default();
                 value["apiVersion"] = Value::String(api_version.clone());
                 value["kind"] = Value::String(kind.clone());
-                let verdict = crate::readiness::for_object(&value).unwrap_or_else(|| Readiness::ready(""));
+                let verdict = shared::readiness::for_object(&value).unwrap_or_else(|| Readiness::ready(""));
                 task.set(&format!("{label}: {}", verdict.message));
                 verdict.ready
             }
@@ -296,7 +284,7 @@ impl Waiter {
         app_namespace: &str,
         app: Option<&Value>,
         message: String,
-    ) -> Outcome {
+    ) -> NotReady {
         let members = match Snapshot::take(&self.resolver, &component.destination).await {
             Ok(snapshot) => snapshot
                 .members(component, app)
@@ -311,7 +299,7 @@ impl Waiter {
                 Vec::new()
             }
         };
-        Outcome::Stuck(Box::new(Stuck {
+        NotReady::Stuck(Box::new(Stuck {
             component: component.name.clone(),
             app: component.app.clone(),
             app_namespace: app_namespace.to_string(),
@@ -324,7 +312,8 @@ impl Waiter {
     }
 }
 
-enum Outcome {
+/// Why a component did not become ready: stuck (a finding, reported with the others) or a failed call.
+enum NotReady {
     Stuck(Box<Stuck>),
     Failed(WaitError),
 }

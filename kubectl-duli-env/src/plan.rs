@@ -15,21 +15,21 @@ use futures::StreamExt;
 use kube::api::DynamicObject;
 use serde::Serialize;
 
-use super::apply::{self, Applier, ApplyError, ObjectId, Outcome, Resolver};
-use super::desired::Desired;
-use super::platform::{self, ChartAction, ChartPlan};
-use super::{Context, EnvError, Phase};
-use crate::output::{self, OutputFormat};
+use crate::apply::{self, Applier, ApplyError, ApplyResult, ObjectId, Resolver};
+use crate::desired::Desired;
+use crate::helm::Helm;
+use crate::platform::{self, ChartAction, ChartPlan};
+use crate::{Context, EnvError, Phase};
+use shared::output::{self, OutputFormat};
 
-/// Options of `plan`.
-#[derive(Debug, Clone)]
+/// `plan` flags.
+#[derive(Debug, Clone, clap::Args)]
 pub struct PlanOptions {
     /// The environment.
     pub env: String,
-    /// A platform catalog instead of `gitops/platform.yml`.
+    /// A platform catalog to use instead of gitops/platform.yml.
+    #[arg(long, value_name = "FILE")]
     pub platform_file: Option<PathBuf>,
-    /// How to print.
-    pub output: OutputFormat,
 }
 
 /// What would happen to one object.
@@ -91,13 +91,13 @@ pub struct PlanReport {
 
 /// Compute the plan.
 pub async fn plan(ctx: &Context, opts: &PlanOptions) -> Result<PlanReport, EnvError> {
-    let env = super::load_env(&ctx.repo, &opts.env)?;
+    let env = crate::load_env(&ctx.repo, &opts.env)?;
     let desired = Desired::load(&ctx.repo, &env, opts.platform_file.as_deref())?;
     let resolver = Resolver::new(ctx.cluster.client.clone());
     let applier = Applier::new(resolver.clone(), false);
     let mut problems = Vec::new();
 
-    let charts = match platform::Helm::locate(&ctx.target, &ctx.cluster.context) {
+    let charts = match Helm::locate(&ctx.target, &ctx.cluster.context) {
         Ok(helm) => match platform::plan(&helm, &desired.platform).await {
             Ok(plans) => plans,
             Err(err) => {
@@ -179,9 +179,9 @@ async fn live_namespaces(resolver: &Resolver) -> Result<Vec<String>, EnvError> {
     let Some((api, resource)) = resolver.api(&gvk, None).await? else {
         return Ok(Vec::new());
     };
-    let call = super::api::Call::new("list", &resource, None, None);
+    let call = crate::api::Call::new("list", &resource, None, None);
     let params = kube::api::ListParams::default();
-    let list = super::api::call(&call, || api.list_metadata(&params)).await?;
+    let list = crate::api::call(&call, || api.list_metadata(&params)).await?;
     Ok(list.items.into_iter().filter_map(|n| n.metadata.name).collect())
 }
 
@@ -205,9 +205,9 @@ async fn entry(
     match applier.apply(object, true).await {
         Ok(applied) => {
             let (action, diff) = match applied.outcome {
-                Outcome::Created => (Action::Create, None),
-                Outcome::Unchanged => (Action::Unchanged, None),
-                Outcome::Changed => {
+                ApplyResult::Created => (Action::Create, None),
+                ApplyResult::Unchanged => (Action::Unchanged, None),
+                ApplyResult::Changed => {
                     let before = applied.before.as_ref().map(apply::normalize).unwrap_or_default();
                     (
                         Action::Change,

@@ -8,32 +8,38 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::apply::{self, Applier, Counts, Resolver};
-use super::desired::Desired;
-use super::log::PROGRESS;
-use super::summary::{PhaseSummary, Summary};
-use super::wait::{WaitError, Waiter};
-use super::{Context, EnvError, Phase, platform, preflight, secrets};
-use crate::error::Outcome;
-use crate::output::OutputFormat;
+use crate::apply::{self, Applier, Counts, Resolver};
+use crate::desired::Desired;
+use crate::duration::parse_duration;
+use crate::helm::Helm;
+use crate::log::PROGRESS;
+use crate::platform::PlatformError;
+use crate::summary::{PhaseSummary, Summary};
+use crate::wait::{WaitError, Waiter};
+use crate::{Context, EnvError, Phase, platform, preflight, secrets};
+use shared::error::Outcome;
+use shared::output::OutputFormat;
 
-/// Options of `up`, validated.
-#[derive(Debug, Clone)]
+/// `up` flags.
+#[derive(Debug, Clone, clap::Args)]
 pub struct UpOptions {
-    /// The environment.
+    /// The environment (staging, prod).
     pub env: String,
-    /// Phases to run (empty: all).
+    /// Run only this phase (repeatable); the summary always prints.
+    #[arg(long, value_enum, value_name = "PHASE")]
     pub only: Vec<Phase>,
-    /// How long the wait phase (and each helm install) may take.
+    /// Change nothing: print what would change (same as `plan`).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long to wait for components (and each platform chart) to become ready, e.g. 15m, 90s, 1h.
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// Take over fields another manager owns.
+    /// Take over fields another field manager owns instead of reporting the conflict.
+    #[arg(long)]
     pub force_conflicts: bool,
-    /// A platform catalog instead of `gitops/platform.yml`.
+    /// A platform catalog to use instead of gitops/platform.yml.
+    #[arg(long, value_name = "FILE")]
     pub platform_file: Option<PathBuf>,
-    /// How to print the summary.
-    pub output: OutputFormat,
-    /// The log file, named in the summary.
-    pub log_file: Option<PathBuf>,
 }
 
 impl UpOptions {
@@ -66,10 +72,16 @@ fn done(phase: Phase, elapsed: Duration, counts: Counts, note: Option<String>) -
 }
 
 /// Run `up`. A component that does not become ready prints the summary so far and its report, and ends
-/// with [`Outcome::Findings`]; other failures are errors.
-pub async fn up(ctx: &Context, opts: &UpOptions) -> Result<Outcome, EnvError> {
+/// with [`Outcome::Findings`]; other failures are errors. The summary is printed as `output` and names
+/// `log_file`.
+pub async fn up(
+    ctx: &Context,
+    opts: &UpOptions,
+    output: OutputFormat,
+    log_file: Option<PathBuf>,
+) -> Result<Outcome, EnvError> {
     let started = Instant::now();
-    let env = super::load_env(&ctx.repo, &opts.env)?;
+    let env = crate::load_env(&ctx.repo, &opts.env)?;
     let desired = Desired::load(&ctx.repo, &env, opts.platform_file.as_deref())?;
     let phases = opts.phases();
     let has = |phase: Phase| phases.contains(&phase);
@@ -97,7 +109,7 @@ pub async fn up(ctx: &Context, opts: &UpOptions) -> Result<Outcome, EnvError> {
 
     if has(Phase::Platform) {
         let t = Instant::now();
-        let helm = platform::Helm::locate(&ctx.target, &ctx.cluster.context)?;
+        let helm = Helm::locate(&ctx.target, &ctx.cluster.context).map_err(PlatformError::from)?;
         let shared = secrets::shared_dir(&ctx.repo);
         let counts = platform::converge(
             &helm,
@@ -170,7 +182,7 @@ pub async fn up(ctx: &Context, opts: &UpOptions) -> Result<Outcome, EnvError> {
                 let result = waiter.wave(wave, &components).await;
                 wait_time += t.elapsed();
                 match result {
-                    Ok(done) => ready_count += done.len(),
+                    Ok(done) => ready_count += done,
                     Err(WaitError::Stuck { stuck: list }) => {
                         ready = false;
                         stuck = Some(WaitError::Stuck { stuck: list });
@@ -198,19 +210,19 @@ pub async fn up(ctx: &Context, opts: &UpOptions) -> Result<Outcome, EnvError> {
         }
     }
 
-    let summary = Summary::new(&env, summaries, started.elapsed(), ready, opts.log_file.clone());
-    summary.print(opts.output).map_err(EnvError::Output)?;
+    let summary = Summary::new(&env, summaries, started.elapsed(), ready, log_file);
+    summary.print(output).map_err(EnvError::Output)?;
     match stuck {
         None => Ok(Outcome::Clean),
         Some(err) => {
-            tracing::error!(target: super::log::FILE_ONLY, "{} is not ready: {err}", env.name);
+            tracing::error!(target: crate::log::FILE_ONLY, "{} is not ready: {err}", env.name);
             eprintln!("error: {} is not ready:\n{err}", env.name);
             Ok(Outcome::Findings)
         }
     }
 }
 
-fn rel(repo: &crate::repo::Repo, path: &std::path::Path) -> String {
+fn rel(repo: &shared::repo::Repo, path: &std::path::Path) -> String {
     path.strip_prefix(repo.root())
         .unwrap_or(path)
         .display()

@@ -137,8 +137,9 @@ pub fn init(verbose: u8, log_file: Option<&Path>) -> Result<(), std::io::Error> 
                 std::fs::create_dir_all(dir)?;
             }
             let file = open_private(path)?;
-            let filter =
-                tracing_subscriber::EnvFilter::new("info,duli=debug,shared=debug,hyper=warn,tower=warn,rustls=warn");
+            let filter = tracing_subscriber::EnvFilter::new(
+                "info,duli=debug,shared=debug,kubectl_duli_env=debug,hyper=warn,tower=warn,rustls=warn",
+            );
             Some(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(false)

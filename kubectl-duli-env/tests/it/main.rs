@@ -1,3 +1,7 @@
+//! The integration tests of `kubectl duli env`, one binary.
+//!
+//! - `discovery`: plugin discovery through the real kubectl 1.32 and 1.35 (all four plugins on a PATH).
+//!
 //! End-to-end tests of `kubectl duli env` through the real kubectl dispatch: our binary on a private PATH,
 //! `/usr/bin/kubectl duli env …`, KUBECONFIG from kube-standin with its operator simulation, and real
 //! helm 4 installing fixture charts in the platform phase.
@@ -14,6 +18,7 @@
 //!   server killed and restarted mid-run).
 
 mod corpus;
+mod discovery;
 mod down;
 mod faults;
 mod helm_proxy;
