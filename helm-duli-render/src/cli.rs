@@ -141,8 +141,14 @@ mod tests {
     #[test]
     fn help_lists_flags_in_their_documented_order() {
         let help = Cli::command().render_long_help().to_string();
+        // The line declaring the flag (`      --repo <DIR>` or `  -j, --jobs <N>`), not a mention in a help text.
         let at = |flag: &str| {
-            help.find(flag)
+            let declares = |text: &str| text.split(' ').next() == Some(flag);
+            help.lines()
+                .position(|line| {
+                    let line = line.trim_start();
+                    declares(line) || line.get(4..).is_some_and(declares)
+                })
                 .unwrap_or_else(|| panic!("{flag} missing from help"))
         };
         assert!(at("--policy-skip") < at("--list-rules") && at("--list-rules") < at("--strict-deps"));
