@@ -34,7 +34,7 @@ pub enum DesiredError {
         env: String,
         /// The renderer's error (template, line, message).
         #[source]
-        source: shared::render::gitops::GitopsError,
+        source: helm_duli_render::gitops::GitopsError,
     },
     /// A rendered object is not what `up` can apply.
     #[error("{file}: {problem}")]
@@ -149,7 +149,7 @@ pub fn waves<'a>(components: impl Iterator<Item = &'a Component>) -> Vec<(i32, V
 
 /// Render `gitops/applications` for `env` and sort what comes out into AppProjects and components.
 pub fn render(repo: &Repo, env: &Environment) -> Result<(Vec<DynamicObject>, Vec<Component>), DesiredError> {
-    let rendered = shared::render::gitops::render_all(repo.root(), &env.source).map_err(|source| {
+    let rendered = helm_duli_render::gitops::render_all(repo.root(), &env.source).map_err(|source| {
         DesiredError::Render {
             env: env.name.clone(),
             source,

@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::cli::AuditOptions;
 use shared::cluster::ClusterTarget;
 use shared::environment::{Environment, EnvironmentError};
-use shared::render::{RenderError, RenderOptions};
+use helm_duli_render::{RenderError, RenderOptions};
 use shared::repo::Repo;
 
 /// Errors of `audit`.
@@ -490,7 +490,7 @@ pub async fn run(
             validate: false,
             ..RenderOptions::new(env.name.clone())
         };
-        let rendered = shared::render::render(repo, &render_options)
+        let rendered = helm_duli_render::render(repo, &render_options)
             .await
             .map_err(|error| AuditError::Render {
                 env: env.name.clone(),

@@ -80,7 +80,7 @@ pub struct Controller {
     /// Deadline for each exchange with the controller through the API server (30s, 500ms, 2m).
     // The deadline covers the Service lookup, the proxied request and every retry (kube's client retries
     // 429/503 for as long as the server keeps sending them, with growing pauses).
-    #[arg(long, global = true, default_value = "30s", value_parser = shared::db::parse_duration)]
+    #[arg(long, global = true, default_value = "30s", value_parser = shared::duration::parse_duration)]
     pub timeout: Duration,
 }
 

@@ -11,7 +11,6 @@
 //! - [`confirm`]: the prod guard (confirmation, `--yes`, no-TTY refusal).
 //! - [`tools`]: locating external programs (helm, psql, redis-cli).
 //! - [`readiness`]: pure readiness rules per kind (CNPG, RabbitMQ, Redis, Keycloak, Argo CD, rollouts).
-//! - [`render`]: rendering, validating and policy-checking an environment (`helm duli-render`).
 //! - [`yaml_error`]: YAML parse errors as one sentence with the position, no source snippet.
 
 pub mod cli;
@@ -21,7 +20,6 @@ pub mod environment;
 pub mod error;
 pub mod output;
 pub mod readiness;
-pub mod render;
 pub mod repo;
 pub mod tools;
 pub mod yaml_error;

@@ -11,8 +11,7 @@
 //! one-line message; a failed `up` says which phase and object failed and a rerun with the faults cleared
 //! converges. The wall-time bounds are "no hang" bounds, never speed targets.
 
-#[path = "../../../kubectl-duli-db/tests/it/relay.rs"]
-mod relay;
+use testkit::relay;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

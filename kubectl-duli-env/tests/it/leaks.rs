@@ -12,8 +12,7 @@
 //! Then the same with the sealed token present (`prod`): the SealedSecret is applied, and the token in the
 //! environment goes nowhere at all.
 
-#[path = "../../../kubectl-duli-db/tests/it/leakscan.rs"]
-mod leakscan;
+use testkit::leakscan;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;

@@ -6,11 +6,8 @@
 
 mod support;
 
-// Test support shared with the db plugin's tests, included from there until it has a crate of its own.
-#[path = "../../../kubectl-duli-db/tests/it/leakscan.rs"]
-mod leakscan;
-#[path = "../../../kubectl-duli-db/tests/it/relay.rs"]
-mod relay;
+// The leak scanner and the fault relay live in testkit, the one home of test support.
+use testkit::{leakscan, relay};
 
 mod audit;
 mod cli;

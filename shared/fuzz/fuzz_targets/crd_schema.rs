@@ -14,8 +14,8 @@
 
 use std::sync::OnceLock;
 
-use shared::render::crds::CrdStore;
-use shared::render::schema;
+use helm_duli_render::crds::CrdStore;
+use helm_duli_render::schema;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 
@@ -86,7 +86,8 @@ fuzz_target!(|data: &[u8]| {
     let options = serde_saphyr::options! {
         alias_limits: serde_saphyr::alias_limits! { max_total_replayed_events: 10_000 },
     };
-    let Ok(mut docs) = serde_saphyr::from_str_multiple_with_options::<Value, Vec<Value>>(text, options) else {
+    let Ok(mut docs) = serde_saphyr::from_str_multiple_with_options::<Value, Vec<Value>>(text, options)
+    else {
         return;
     };
     docs.retain(|doc| !doc.is_null());

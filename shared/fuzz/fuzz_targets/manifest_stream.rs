@@ -1,4 +1,4 @@
-//! Fuzz the rendered-manifest path of `helm duli-render`: `shared::render::manifests::split` (helm's
+//! Fuzz the rendered-manifest path of `helm duli-render`: `helm_duli_render::manifests::split` (helm's
 //! multi-document output, `# Source:` comments, duplicate keys, non-mapping documents), then what the
 //! pipeline does with every object: built-in validation (`validate_object` without CRDs, which runs the
 //! k8s-openapi round trip), the policy rules (for the production environment, so every rule runs), and
@@ -11,11 +11,11 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use shared::environment::Environment;
-use shared::render::manifests::{self, Object};
-use shared::render::policy::{self, Located};
-use shared::render::{output, validate_object};
+use helm_duli_render::manifests::{self, Object};
+use helm_duli_render::policy::{self, Located};
+use helm_duli_render::{output, validate_object};
 use libfuzzer_sys::fuzz_target;
+use shared::environment::Environment;
 
 fn prod() -> &'static Environment {
     static ENV: OnceLock<Environment> = OnceLock::new();

@@ -1,4 +1,4 @@
-//! Fuzz the values layering of `helm duli-render` (`shared::render::values::layers`): the chart's
+//! Fuzz the values layering of `helm duli-render` (`helm_duli_render::values::layers`): the chart's
 //! `values.yaml`, then `values-<env>.yml`, then `--values FILE`s, then `--set` items. duli checks every
 //! layer (YAML, duplicate keys, a mapping, `KEY=VALUE`) before helm merges them; any input must give
 //! layers or a `ValuesError`, never a panic.
@@ -12,8 +12,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use shared::render::charts::Chart;
-use shared::render::values;
+use helm_duli_render::charts::Chart;
+use helm_duli_render::values;
 use libfuzzer_sys::fuzz_target;
 
 /// One scratch chart directory per process, rewritten for every input.

@@ -2,14 +2,20 @@
 //! environment, validate the result, check it against the platform's policies, and write it where a
 //! pipeline wants it.
 //!
+//! Where to start: [`cli::Cli`] is the command line and [`RenderOptions`] the options the pipeline takes
+//! (clap parses straight into them); [`run`] executes a parsed command line and writes its output to the
+//! writers it is given, so the plugin can run in-process; [`render`] and [`render_many`] are the library
+//! entry points other plugins use (`kubectl duli secrets audit`), and [`gitops::render_all`] renders the
+//! Application templates alone (`kubectl duli env`).
+//!
 //! The pipeline ([`render`]):
-//! 1. load the environment ([`crate::environment`]) and discover the charts ([`charts`]); charts whose
+//! 1. load the environment ([`shared::environment`]) and discover the charts ([`charts`]); charts whose
 //!    upstream dependencies are not vendored are reported as external;
 //! 2. layer the values ([`values`]) and run `helm template` for every chart concurrently ([`helm`]),
-//!    skipping charts whose inputs did not change ([`cache`]);
+//!    skipping charts whose inputs did not change (`cache`);
 //! 3. render the ArgoCD Application templates with the environment's keys as variables ([`gitops`]);
 //! 4. split everything into objects ([`manifests`]) and validate them: custom resources against their
-//!    CRD ([`crds`], [`schema`]), built-in objects against k8s-openapi ([`core`]) ([`validate`]);
+//!    CRD ([`crds`], [`schema`]), built-in objects against k8s-openapi (`core`) (`validate`);
 //! 5. run the policy rules ([`policy`]);
 //! 6. print one multi-document stream, or write one file per object ([`output`]), compare with an
 //!    earlier render ([`diff`]) and write a JSON report ([`report`]).
@@ -20,12 +26,10 @@
 //! Errors (bad input, helm failing) are [`RenderError`]s and leave no output behind; findings and diffs
 //! are results ([`Rendered::outcome`]).
 
-pub mod cache;
 pub mod charts;
-pub mod core;
+pub mod cli;
 pub mod crds;
 pub mod diff;
-pub mod findings;
 pub mod gitops;
 pub mod helm;
 pub mod manifests;
@@ -33,55 +37,156 @@ pub mod output;
 pub mod policy;
 pub mod report;
 pub mod schema;
-pub mod validate;
 pub mod values;
 
+mod cache;
+mod core;
+mod findings;
 mod pipeline;
+mod validate;
 
+use std::io::Write;
 use std::path::PathBuf;
+
+use clap::ArgAction;
 
 pub use findings::{Finding, Severity};
 pub use pipeline::{APPLICATIONS, Shared, crds_from_env, render, render_many, render_with};
 pub use validate::validate_object;
 
-use crate::error::Outcome;
+use shared::cluster::ClusterTarget;
+use shared::error::Outcome;
 
-/// What to render and how: the validated form of the command line.
-#[derive(Debug, Clone)]
+/// What to render and how. Parsed straight from the command line (the flags of [`cli::Cli`]);
+/// [`RenderOptions::new`] gives the same defaults to callers in code.
+///
+/// The clap help text of each flag is its `help` attribute; the doc comments say what the field means.
+#[derive(Debug, Clone, clap::Args)]
 pub struct RenderOptions {
-    /// The environment (`gitops/environments/<env>.yml`).
+    /// The environment (`gitops/environments/<env>.yml`); the command line names several, see
+    /// [`render_many`].
+    #[arg(skip)]
     pub env: String,
     /// Render only these charts (`--chart`, repeatable; `applications` selects the Application templates).
+    #[arg(
+        long = "chart",
+        value_name = "NAME",
+        help = "Render only this chart (repeatable); `applications` selects the ArgoCD Application templates"
+    )]
     pub charts: Vec<String>,
     /// Extra values files, applied after `values-<env>.yml` (`--values`).
+    #[arg(
+        short = 'f',
+        long = "values",
+        value_name = "FILE",
+        help = "Extra values file for every chart, applied after values-<ENV>.yml (repeatable)"
+    )]
     pub values: Vec<PathBuf>,
     /// `--set KEY=VALUE` items, applied last.
+    #[arg(
+        long = "set",
+        value_name = "KEY=VALUE",
+        help = "Set a value for every chart, applied last (repeatable)"
+    )]
     pub set: Vec<String>,
     /// Write one file per object under this directory (`--out`).
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "Write DIR/<ENV>/<chart>/<kind>-<name>.yml and DIR/<ENV>/applications/<component>.yml instead of printing one stream"
+    )]
     pub out: Option<PathBuf>,
     /// Compare with an earlier `--out` directory (`--diff`).
+    #[arg(
+        long,
+        value_name = "DIR",
+        help = "Compare with an earlier --out DIR and print a unified diff per changed object (exit 1 on changes)"
+    )]
     pub diff: Option<PathBuf>,
     /// Write a JSON report here (`--report`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "Write a JSON report (charts, objects, durations, cache hits, findings, totals)"
+    )]
     pub report: Option<PathBuf>,
-    /// Validate objects (on by default).
-    pub validate: bool,
-    /// CRD directories or files (`--crds`, `DULI_CRDS`).
+    /// CRD directories or files (`--crds`; default: `DULI_CRDS`, a path list, see [`crds_from_env`]).
+    #[arg(
+        long = "crds",
+        value_name = "DIR",
+        default_values_os_t = crds_from_env(),
+        hide_default_value = true,
+        help = "CRD directory or file to validate custom resources against (repeatable; default: $DULI_CRDS, a path list)"
+    )]
     pub crds: Vec<PathBuf>,
-    /// Also read the CRDs installed in the current cluster.
+    /// Also read the CRDs installed in the cluster ([`RenderOptions::cluster_target`]).
+    #[arg(
+        long,
+        help = "Also read the CRDs installed in the current cluster (--kube-context, --kubeconfig)"
+    )]
     pub crds_from_cluster: bool,
-    /// The cluster for `--crds-from-cluster`.
-    pub cluster: crate::cluster::ClusterTarget,
+    /// Validate objects (on by default; `--no-validate` turns it off).
+    #[arg(
+        long = "no-validate",
+        action = ArgAction::SetFalse,
+        help = "Skip validation against CRDs and Kubernetes types"
+    )]
+    pub validate: bool,
     /// Rule ids to skip (`--policy-skip`).
+    #[arg(
+        long = "policy-skip",
+        value_name = "RULE",
+        help = "Skip a rule (repeatable); --list-rules shows them"
+    )]
     pub policy_skip: Vec<String>,
     /// Fail on charts with unvendored dependencies instead of reporting them as external.
+    #[arg(
+        long,
+        help = "Fail on charts whose upstream dependencies are not vendored, instead of reporting them as external"
+    )]
     pub strict_deps: bool,
-    /// Use the render cache.
+    /// Use the render cache (on by default; `--no-cache` turns it off).
+    #[arg(
+        long = "no-cache",
+        action = ArgAction::SetFalse,
+        help = "Render everything, ignoring and not updating the cache"
+    )]
     pub use_cache: bool,
     /// The cache directory (default: the user's cache dir).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "DULI_RENDER_CACHE",
+        help = "The cache directory (default: the user's cache dir, duli/render)"
+    )]
     pub cache_dir: Option<PathBuf>,
-    /// How many charts render at once.
+    /// How many charts render at once (at least one).
+    #[arg(
+        short = 'j',
+        long,
+        value_name = "N",
+        default_value_t = default_jobs(),
+        hide_default_value = true,
+        value_parser = parse_jobs,
+        help = "Charts rendered at once (default: number of cores)"
+    )]
     pub jobs: usize,
+    /// The kubeconfig context for `--crds-from-cluster`; unset, helm's (`HELM_KUBECONTEXT`).
+    #[arg(
+        long = "kube-context",
+        value_name = "NAME",
+        help = "The kubeconfig context for --crds-from-cluster (as a helm plugin: helm's --kube-context)"
+    )]
+    pub kube_context: Option<String>,
+    /// The kubeconfig file for `--crds-from-cluster`; unset, helm's (`KUBECONFIG`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        help = "The kubeconfig file for --crds-from-cluster (as a helm plugin: helm's --kubeconfig)"
+    )]
+    pub kubeconfig: Option<PathBuf>,
     /// What helm handed over in the environment.
+    #[arg(skip = helm::HelmEnv::from_env())]
     pub helm_env: helm::HelmEnv,
 }
 
@@ -100,15 +205,84 @@ impl RenderOptions {
             validate: true,
             crds: Vec::new(),
             crds_from_cluster: false,
-            cluster: Default::default(),
             policy_skip: Vec::new(),
             strict_deps: false,
             use_cache: true,
             cache_dir: None,
             jobs: default_jobs(),
+            kube_context: None,
+            kubeconfig: None,
             helm_env: helm::HelmEnv::from_env(),
         }
     }
+
+    /// The cluster for `--crds-from-cluster`: `--kubeconfig`/`--kube-context`, else what helm handed over.
+    pub fn cluster_target(&self) -> ClusterTarget {
+        ClusterTarget {
+            kubeconfig: self
+                .kubeconfig
+                .clone()
+                .or_else(|| self.helm_env.kubeconfig.as_ref().map(PathBuf::from)),
+            context: self
+                .kube_context
+                .clone()
+                .or_else(|| self.helm_env.kube_context.clone()),
+        }
+    }
+}
+
+/// `-j N`: a count, where 0 means one.
+fn parse_jobs(value: &str) -> Result<usize, std::num::ParseIntError> {
+    value.parse::<usize>().map(|jobs| jobs.max(1))
+}
+
+/// Run a parsed command line: render, or `--list-rules`, `--print-helm-env`, `completion`. Data (the
+/// manifest stream or the diff, the rules) goes to `out`; findings and the summary go to `err`. Errors are
+/// returned for [`shared::error::finish`] to print (exit 2); `completion` writes to the process's stdout.
+pub fn run(cli: cli::Cli, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<Outcome> {
+    if let Some(cli::Command::Completion { shell }) = cli.command {
+        shared::cli::print_completion(shell, &<cli::Cli as clap::CommandFactory>::command());
+        return Ok(Outcome::Clean);
+    }
+    if cli.print_helm_env {
+        writeln!(out, "{}", serde_json::to_string_pretty(&cli.render.helm_env)?)?;
+        return Ok(Outcome::Clean);
+    }
+    if cli.list_rules {
+        for rule in policy::RULES {
+            writeln!(out, "{:<17} {:<8} {}", rule.id, rule.severity, rule.summary)?;
+        }
+        return Ok(Outcome::Clean);
+    }
+    let cwd = std::env::current_dir()?;
+    let repo = shared::repo::Repo::locate(cli.repo.as_deref(), &cwd)?;
+    let mut envs = cli.envs;
+    envs.dedup();
+    let options = cli.render;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rendered = runtime.block_on(render_many(&repo, &options, &envs));
+    // Do not wait for background work (a CRD parse) an error made moot.
+    runtime.shutdown_background();
+    let rendered = rendered?;
+
+    for one in &rendered {
+        match (&one.diff, &options.out) {
+            (Some(diff), _) => out.write_all(diff.text.as_bytes())?,
+            (None, None) => out.write_all(one.stream().as_bytes())?,
+            (None, Some(_)) => {}
+        }
+    }
+    out.flush()?;
+    for one in &rendered {
+        write!(err, "{}", one.findings_text())?;
+        writeln!(err, "{}", one.summary())?;
+    }
+    Ok(if rendered.iter().all(|one| one.outcome() == Outcome::Clean) {
+        Outcome::Clean
+    } else {
+        Outcome::Findings
+    })
 }
 
 /// One job per core.
@@ -121,7 +295,7 @@ pub fn default_jobs() -> usize {
 pub enum RenderError {
     /// Unknown or invalid environment.
     #[error(transparent)]
-    Environment(#[from] crate::environment::EnvironmentError),
+    Environment(#[from] shared::environment::EnvironmentError),
     /// A chart's metadata is broken.
     #[error(transparent)]
     Chart(#[from] charts::ChartError),
@@ -158,7 +332,7 @@ pub enum RenderError {
     Values(#[from] values::ValuesError),
     /// helm is not installed.
     #[error(transparent)]
-    HelmNotFound(#[from] crate::tools::ToolNotFound),
+    HelmNotFound(#[from] shared::tools::ToolNotFound),
     /// `helm template` failed.
     #[error(transparent)]
     Helm(#[from] helm::HelmError),

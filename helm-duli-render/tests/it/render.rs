@@ -2,11 +2,11 @@
 //! validation, one failing fixture per policy rule, external charts, bad input, the cache, determinism,
 //! `--diff`, `--out` and `--report`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::{FixtureRepo, findings, read_json, run};
+use crate::common::{FixtureRepo, findings, read_json, run};
 
 const VALIDATION_RULES: &[&str] = &["schema", "crd-missing", "core-type", "api-unknown"];
 

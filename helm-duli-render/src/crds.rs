@@ -281,7 +281,7 @@ impl CrdStore {
     /// Read the CRDs installed in a cluster.
     pub async fn add_from_cluster(
         &mut self,
-        target: &crate::cluster::ClusterTarget,
+        target: &shared::cluster::ClusterTarget,
     ) -> Result<usize, CrdError> {
         use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
         let cluster = target
@@ -342,7 +342,7 @@ fn parse_file(path: &Path) -> Result<Vec<Value>, CrdError> {
         .or_else(|_| parse(&text))
         .map_err(|err| CrdError::File {
             path: path.to_path_buf(),
-            message: crate::yaml_error::describe(&err),
+            message: shared::yaml_error::describe(&err),
         })
 }
 

@@ -2,9 +2,9 @@
 //! in-memory kube-standin serving the real CloudNativePG and RabbitMQ CRDs), and an unreachable or
 //! unknown context is an error.
 
-mod common;
+use crate::common;
 
-use common::{FixtureRepo, findings, read_json, run};
+use crate::common::{FixtureRepo, findings, read_json, run};
 
 #[test]
 fn crds_are_read_from_the_current_cluster() {

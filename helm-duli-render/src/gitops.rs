@@ -95,7 +95,7 @@ pub fn render_all(repo_root: &Path, env_file: &Path) -> Result<Vec<Rendered>, Gi
     let variables: serde_json::Value =
         serde_saphyr::from_str(&env_text).map_err(|err| GitopsError::Variables {
             path: env_file.to_path_buf(),
-            message: crate::yaml_error::describe(&err),
+            message: shared::yaml_error::describe(&err),
         })?;
     if !variables.is_object() {
         return Err(GitopsError::Variables {

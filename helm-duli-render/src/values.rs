@@ -110,7 +110,7 @@ pub fn check_file(chart: &str, path: &Path) -> Result<(), ValuesError> {
     let value: serde_json::Value = serde_saphyr::from_str(&text).map_err(|err| ValuesError::Yaml {
         chart: chart.to_string(),
         path: path.to_path_buf(),
-        message: crate::yaml_error::describe(&err),
+        message: shared::yaml_error::describe(&err),
     })?;
     if !(value.is_object() || value.is_null()) {
         return Err(ValuesError::NotAMapping {

@@ -18,8 +18,8 @@ use super::policy::{self, Located};
 use super::report::{ApplicationReport, ChartReport, ChartStatus, Report};
 use super::values::{self, Layers};
 use super::{RenderError, RenderOptions, Rendered, diff, gitops, output, report};
-use crate::environment::Environment;
-use crate::repo::Repo;
+use shared::environment::Environment;
+use shared::repo::Repo;
 
 /// The group name of the ArgoCD Application templates (output directory, `--chart` name).
 pub const APPLICATIONS: &str = "applications";
@@ -77,7 +77,7 @@ impl Shared {
                     .expect("CRD loading panicked")?;
                 tracing::debug!("loaded {count} CRD files in {:?}", start.elapsed());
                 if options.crds_from_cluster {
-                    store.add_from_cluster(&options.cluster).await?;
+                    store.add_from_cluster(&options.cluster_target()).await?;
                 }
                 Ok::<_, RenderError>(Arc::new(store))
             })
@@ -510,7 +510,7 @@ pub fn crds_from_env() -> Vec<PathBuf> {
 
 /// The names of the repository's environments (file stems in `gitops/environments`).
 fn environment_names(repo: &Repo) -> Vec<String> {
-    let dir = repo.root().join(crate::environment::ENVIRONMENTS_DIR);
+    let dir = repo.root().join(shared::environment::ENVIRONMENTS_DIR);
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()

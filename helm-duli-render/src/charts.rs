@@ -93,8 +93,8 @@ impl Chart {
             message,
         };
         let text = std::fs::read_to_string(&path).map_err(|err| metadata_error(err.to_string()))?;
-        let file: ChartFile =
-            serde_saphyr::from_str(&text).map_err(|err| metadata_error(crate::yaml_error::describe(&err)))?;
+        let file: ChartFile = serde_saphyr::from_str(&text)
+            .map_err(|err| metadata_error(shared::yaml_error::describe(&err)))?;
         let missing_dependencies = file
             .dependencies
             .into_iter()

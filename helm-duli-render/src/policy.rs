@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::findings::{Finding, Severity};
 use super::manifests::Object;
-use crate::environment::{Environment, ImageTagPolicy};
+use shared::environment::{Environment, ImageTagPolicy};
 
 /// A rule: id, severity and one line on what it checks.
 #[derive(Debug, Clone, Copy)]

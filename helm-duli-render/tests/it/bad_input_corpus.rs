@@ -5,13 +5,11 @@
 //! --report, an explicit --crds file that holds no CRD, and Ctrl-C during `--out`. Every case: exit 2, one
 //! `error:` naming the file, and an earlier `--out` render left exactly as it was.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Every path, with its bytes, under `dir`.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {

@@ -34,16 +34,6 @@ impl Cache {
         Cache { dir }
     }
 
-    /// A cache that never hits.
-    pub fn disabled() -> Self {
-        Cache { dir: None }
-    }
-
-    /// The directory, when caching is on.
-    pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
-    }
-
     fn path(&self, kind: &str, key: &str) -> Option<PathBuf> {
         self.dir
             .as_ref()

@@ -2,12 +2,12 @@
 //! `--help` reaches our binary, helm's global flags arrive through the environment, and this repository's
 //! own charts render and validate cleanly for both environments.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{crds, findings, read_json, run, workspace};
+use crate::common::{crds, findings, read_json, run, workspace};
 
 /// An isolated helm: its own plugin, data, config and cache homes, with our plugin installed.
 struct PluginHelm {

@@ -84,7 +84,7 @@ pub fn split(text: &str, default_source: &str) -> Result<Vec<Object>, ManifestEr
         let parsed: Vec<Value> = serde_saphyr::from_str_multiple(&body).map_err(|err| ManifestError {
             file: source.clone(),
             index,
-            message: crate::yaml_error::describe(&err),
+            message: shared::yaml_error::describe(&err),
         })?;
         let parsed: Vec<Value> = parsed.into_iter().filter(|value| !value.is_null()).collect();
         // A `...` (or `---<TAB>`) line inside one rendered document starts another YAML document; both
@@ -208,7 +208,7 @@ mod tests {
         let objects = split("kind: A\n...\n", "stream").unwrap();
         assert_eq!(objects.len(), 1);
         let again = split(
-            &crate::render::output::stream(&[("c".into(), objects.clone())]),
+            &super::super::output::stream(&[("c".into(), objects.clone())]),
             "stream",
         )
         .unwrap();

@@ -88,8 +88,8 @@ pub struct Helm {
 
 impl Helm {
     /// Locate helm: `HELM_BIN`, else `helm` on PATH.
-    pub fn locate() -> Result<Self, crate::tools::ToolNotFound> {
-        crate::tools::helm().map(|bin| Helm { bin })
+    pub fn locate() -> Result<Self, shared::tools::ToolNotFound> {
+        shared::tools::helm().map(|bin| Helm { bin })
     }
 
     /// A cheap identity of the binary for the render cache: its path, size and modification time.

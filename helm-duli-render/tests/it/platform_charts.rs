@@ -1,5 +1,5 @@
 //! The platform itself (issue #3): every chart under `helm/` and every Argo CD template under
-//! `gitops/applications/`, rendered by the real pipeline (`shared::render::render_many`: `helm template`,
+//! `gitops/applications/`, rendered by the real pipeline (`helm_duli_render::render_many`: `helm template`,
 //! minijinja for the templates, CRDs from `../shared/crds` and k8s-openapi for built-in kinds, policy
 //! rules) on helm 4.1.4 and on helm 3.17.2, and checked against the facts of
 //! `../shared/reference/platform-description.md` and the environment files `gitops/environments/*.yml`.
@@ -10,7 +10,7 @@
 //! Binaries: `DULI_HELM4_BIN` / `DULI_HELM3_BIN`, default `$HOME/.cache/duli/tools/helm-<v>/helm`;
 //! a missing binary is a failure (run `bash .ci/install-tools`).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,8 +18,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::thread;
 
-use shared::render::crds::{self, CrdStore};
-use shared::render::{APPLICATIONS, Finding, charts, manifests, output};
+use helm_duli_render::crds::{self, CrdStore};
+use helm_duli_render::{APPLICATIONS, Finding, charts, manifests, output};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------------

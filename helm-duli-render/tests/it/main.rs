@@ -1,0 +1,12 @@
+//! The integration tests of `helm-duli-render`, one binary (`cargo nextest run -p helm-duli-render`):
+//! the fixture charts end to end ([`render`]), bad input ([`bad_input_corpus`]), CRDs from a cluster
+//! ([`cluster`]), the real platform charts ([`platform_charts`]), the helm plugin ([`plugin`]) and the
+//! command run in-process ([`in_process`]); [`common`] holds their shared setup.
+
+mod bad_input_corpus;
+mod cluster;
+mod common;
+mod in_process;
+mod platform_charts;
+mod plugin;
+mod render;
