@@ -14,6 +14,7 @@
 //! - [`db`]: `kubectl duli db` — data service status, live checks, port-forwards, connect, credentials.
 //! - [`render`]: rendering, validating and policy-checking an environment (`helm duli-render`).
 //! - [`secrets`]: kubeseal-compatible sealing, the certificate cache, init, verify, rotate and audit.
+//! - [`duration`]: the one duration grammar of every `--timeout`-like flag (`90s`, `1h30m`, `500ms`).
 //! - [`yaml_error`]: YAML parse errors as one sentence with the position, no source snippet.
 //! - [`envctl`]: `kubectl duli env` — up (phases, waves, waits), plan, status, down, list.
 
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod cluster;
 pub mod confirm;
 pub mod db;
+pub mod duration;
 pub mod envctl;
 pub mod environment;
 pub mod error;
