@@ -14,10 +14,14 @@
 //! - [`db`]: `kubectl duli db` — data service status, live checks, port-forwards, connect, credentials.
 //! - [`render`]: rendering, validating and policy-checking an environment (`helm duli-render`).
 //! - [`secrets`]: kubeseal-compatible sealing, the certificate cache, init, verify, rotate and audit.
+//! - [`api`]: the one API-call layer: per-request timeout, retries, the deadline, one error type.
+//! - [`runner`]: what every `main` calls: runtime, logging, the deadline watchdog, signals, cleanups, exit code.
+//! - [`fsio`]: bounded reads, the one atomic output path, bounded file names, stdout errors.
 //! - [`duration`]: the one duration grammar of every `--timeout`-like flag (`90s`, `1h30m`, `500ms`).
 //! - [`yaml_error`]: YAML parse errors as one sentence with the position, no source snippet.
 //! - [`envctl`]: `kubectl duli env` — up (phases, waves, waits), plan, status, down, list.
 
+pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod confirm;
@@ -26,10 +30,12 @@ pub mod duration;
 pub mod envctl;
 pub mod environment;
 pub mod error;
+pub mod fsio;
 pub mod output;
 pub mod readiness;
 pub mod render;
 pub mod repo;
+pub mod runner;
 pub mod secrets;
 pub mod tools;
 pub mod yaml_error;
