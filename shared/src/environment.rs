@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::repo::Repo;
 
 /// Where environment files live, relative to the repository root.
-pub const ENVIRONMENTS_DIR: &str = "gitops/environments";
+pub use crate::paths::ENVIRONMENTS_DIR;
 
 /// Errors from loading environments.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@
 //!
 //! - [`environment`]: the environments (`gitops/environments/*.yml`), loaded and validated once.
 //! - [`repo`]: finding the repository that holds `helm/` and `gitops/`.
+//! - [`paths`]: every path of the repository layout, named once (consts and `Repo` methods).
 //! - [`cluster`]: kubectl-compatible cluster access (`--kubeconfig`, `--context`, `-n`).
 //! - [`cli`]: the flags every plugin shares, so they behave alike.
 //! - [`output`]: tables, `-o json|yaml`, exit codes.
@@ -32,6 +33,7 @@ pub mod environment;
 pub mod error;
 pub mod fsio;
 pub mod output;
+pub mod paths;
 pub mod readiness;
 pub mod render;
 pub mod repo;
