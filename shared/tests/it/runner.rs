@@ -1,0 +1,183 @@
+//! The runner's exit paths with real signals and real files: this test binary runs itself as a child
+//! (`child_process_entry`, ignored in normal runs) in one of the scenarios, signals it, and checks the exit
+//! code, the one line on stderr and that the registered cleanup removed its file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shared::error::Outcome;
+use shared::runner::{Runner, on_exit, set_rerun_hint};
+
+const SCENARIO: &str = "DULI_RUNNER_SCENARIO";
+const DIR: &str = "DULI_RUNNER_DIR";
+
+/// The child's side: a command that registers a cleanup removing `secret`, marks itself ready, and then
+/// does what the scenario says.
+#[test]
+#[ignore = "run as a child process by the tests below"]
+fn child_process_entry() {
+    let scenario = std::env::var(SCENARIO).expect("scenario");
+    let dir = PathBuf::from(std::env::var(DIR).expect("dir"));
+    let secret = dir.join("secret");
+    let deadline = scenario.starts_with("deadline").then_some(Duration::from_secs(1));
+    let runner = Runner::new("kubectl duli test run").deadline(deadline, "--timeout");
+    let code = runner.run(async move {
+        std::fs::write(&secret, "password").unwrap();
+        let _cleanup = on_exit(move || {
+            let _ = std::fs::remove_file(&secret);
+        });
+        set_rerun_hint(Some("run `kubectl duli test run` again to converge".into()));
+        std::fs::write(dir.join("ready"), "").unwrap();
+        match scenario.as_str() {
+            "findings" => return Ok(Outcome::Findings),
+            // A blocking call on the runtime's thread: only the watchdog thread can end it.
+            "deadline-blocked" | "signal-blocked" => std::thread::sleep(Duration::from_secs(600)),
+            _ => tokio::time::sleep(Duration::from_secs(600)).await,
+        }
+        Ok(Outcome::Clean)
+    });
+    // `ExitCode::exit_process` is unstable: find the number by comparison.
+    let number = (0..=255u8)
+        .find(|n| std::process::ExitCode::from(*n) == code)
+        .unwrap_or(255);
+    std::process::exit(i32::from(number))
+}
+
+struct Run {
+    dir: tempfile::TempDir,
+    child: Child,
+    started: Instant,
+}
+
+fn start(scenario: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "runner::child_process_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SCENARIO, scenario)
+        .env(DIR, dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = Run {
+        dir,
+        child,
+        started: Instant::now(),
+    };
+    wait_for(&run.dir.path().join("ready"));
+    assert!(run.dir.path().join("secret").exists());
+    run
+}
+
+fn wait_for(path: &Path) {
+    let until = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(Instant::now() < until, "the child never got ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Run {
+    fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+
+    /// Exit code, stderr, time taken; fails after 20 s.
+    fn finish(mut self) -> (Option<i32>, String, Duration, PathBuf) {
+        let until = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > until {
+                let _ = self.child.kill();
+                panic!("the child did not end");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        let secret = self.dir.path().join("secret");
+        (status.code(), stderr, self.started.elapsed(), secret)
+    }
+}
+
+fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|line| line.starts_with("error: "))
+        .collect()
+}
+
+fn assert_stopped_by(scenario: &str, signal: rustix::process::Signal, code: i32, name: &str) {
+    let run = start(scenario);
+    run.signal(signal);
+    let (status, stderr, _, secret) = run.finish();
+    assert_eq!(status, Some(code), "{stderr}");
+    assert!(!secret.exists(), "the cleanup did not remove the file");
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains(&format!("interrupted ({name})")), "{stderr}");
+    assert!(lines[0].contains("run `kubectl duli test run` again"), "{stderr}");
+}
+
+#[test]
+fn sigterm_runs_cleanups_and_exits_143_with_the_rerun_hint() {
+    assert_stopped_by("signal", rustix::process::Signal::TERM, 143, "SIGTERM");
+}
+
+#[test]
+fn sigint_exits_130() {
+    assert_stopped_by("signal", rustix::process::Signal::INT, 130, "SIGINT");
+}
+
+#[test]
+fn sighup_exits_129() {
+    assert_stopped_by("signal", rustix::process::Signal::HUP, 129, "SIGHUP");
+}
+
+#[test]
+fn a_command_blocked_in_a_system_call_still_stops_on_sigterm() {
+    assert_stopped_by("signal-blocked", rustix::process::Signal::TERM, 143, "SIGTERM");
+}
+
+#[test]
+fn the_deadline_ends_a_waiting_command_with_exit_2() {
+    let (status, stderr, took, secret) = start("deadline").finish();
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(!secret.exists());
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("did not finish within 1s (--timeout)"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn the_watchdog_ends_a_command_blocked_outside_the_runtime() {
+    let (status, stderr, took, secret) = start("deadline-blocked").finish();
+    assert_eq!(status, Some(2), "{stderr}");
+    assert!(!secret.exists());
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("did not finish within 1s"), "{stderr}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+}
+
+#[test]
+fn a_normal_end_runs_cleanups_and_keeps_the_outcome() {
+    let (status, stderr, _, secret) = start("findings").finish();
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(!secret.exists());
+    assert!(error_lines(&stderr).is_empty(), "{stderr}");
+}
