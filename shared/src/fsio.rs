@@ -509,11 +509,9 @@ impl Stdout {
 
     fn check_open(&mut self) -> io::Result<()> {
         if !self.checked {
-            // Rust's stdout swallows writes to a closed fd 1 (EBADF); a `>&-` must not lose output quietly.
-            use std::os::fd::AsFd;
-            let stdout = io::stdout();
-            rustix::io::fcntl_getfd(stdout.as_fd())
-                .map_err(|_| io::Error::new(io::ErrorKind::Other, "it is closed"))?;
+            if stdout_was_closed() {
+                return Err(io::Error::other("it is closed"));
+            }
             self.checked = true;
         }
         Ok(())
@@ -525,6 +523,29 @@ impl Stdout {
         self.write_all(bytes)?;
         self.flush()?;
         Ok(())
+    }
+}
+
+/// True when the process started with stdout closed (`>&-`). Rust's runtime then opens `/dev/null`
+/// read-write as fd 1 and every write "succeeds"; a shell's `>/dev/null` opens it write-only, so a
+/// read-write `/dev/null` on fd 1 is taken for a closed stdout.
+pub fn stdout_was_closed() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let stdout = io::stdout();
+    let fd = stdout.as_fd();
+    let Ok(flags) = rustix::fs::fcntl_getfl(fd) else {
+        return true;
+    };
+    if flags & rustix::fs::OFlags::ACCMODE != rustix::fs::OFlags::RDWR {
+        return false;
+    }
+    match (rustix::fs::fstat(fd), std::fs::metadata("/dev/null")) {
+        (Ok(stat), Ok(null)) => {
+            rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::CharacterDevice
+                && stat.st_rdev == null.rdev()
+        }
+        _ => false,
     }
 }
 
@@ -551,4 +572,287 @@ impl Write for Stdout {
 /// Print `text` on stdout with the meaning of [`Stdout`]'s errors.
 pub fn print_stdout(text: &str) -> anyhow::Result<()> {
     Stdout::new().write_all_flush(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mode_of(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn temporaries(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(TEMP_PREFIX))
+            .collect()
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_refused_naming_file_and_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("staging.yml");
+        std::fs::write(&path, vec![b'a'; 2048]).unwrap();
+        let err = read_bounded(&path, 1024, "environment file")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environment file") && err.contains("staging.yml"),
+            "{err}"
+        );
+        assert!(err.contains("larger than 1 KiB"), "{err}");
+        assert_eq!(read_bounded(&path, 2048, "environment file").unwrap().len(), 2048);
+    }
+
+    #[test]
+    fn special_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_bounded(Path::new("/dev/zero"), CONFIG_FILE_LIMIT, "environment file").unwrap_err();
+        assert!(
+            err.to_string().contains("/dev/zero is a character device"),
+            "{err}"
+        );
+        // A symlink to /dev/zero is followed, and refused for what it points at.
+        let link = dir.path().join("staging.yml");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let err = read_bounded(&link, CONFIG_FILE_LIMIT, "environment file").unwrap_err();
+        assert!(err.to_string().contains("character device"), "{err}");
+        let err = read_bounded(dir.path(), CONFIG_FILE_LIMIT, "environment file").unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
+        // A FIFO without a writer: opening it would block forever.
+        let fifo = dir.path().join("fifo");
+        assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let err = read_bounded(&fifo, CONFIG_FILE_LIMIT, "catalog").unwrap_err();
+        assert!(err.to_string().contains("is a FIFO"), "{err}");
+        // A symlink to a regular file is followed.
+        let target = dir.path().join("real.yml");
+        std::fs::write(&target, "name: staging\n").unwrap();
+        let link = dir.path().join("link.yml");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert_eq!(
+            read_to_string_bounded(&link, 100, "environment file").unwrap(),
+            "name: staging\n"
+        );
+    }
+
+    use std::process::Command;
+
+    #[test]
+    fn invalid_utf8_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.yml");
+        std::fs::write(&path, b"ok\xff").unwrap();
+        let err = read_to_string_bounded(&path, 100, "environment file")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.yml") && err.contains("not UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_written_0600_and_leave_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sealed.yml");
+        write_atomically(&path, b"one", Mode::Secret, "sealed secret").unwrap();
+        assert_eq!(mode_of(&path), 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomically(&path, b"two", Mode::Secret, "sealed secret").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(mode_of(&path), 0o600);
+        assert!(temporaries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn normal_files_keep_an_existing_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.yml");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomically(&path, b"new", Mode::Normal, "manifest").unwrap();
+        assert_eq!(mode_of(&path), 0o640);
+    }
+
+    #[test]
+    fn symlinks_fifos_devices_and_directories_are_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.yml");
+        std::fs::write(&target, "keep").unwrap();
+        let link = dir.path().join("link.yml");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = write_atomically(&link, b"x", Mode::Secret, "sealed secret")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("it is a symlink") && err.contains("link.yml"),
+            "{err}"
+        );
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        let fifo = dir.path().join("fifo");
+        assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let err = write_atomically(&fifo, b"x", Mode::Normal, "manifest")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a FIFO"), "{err}");
+        let err = write_atomically(Path::new("/dev/null"), b"x", Mode::Normal, "manifest")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a character device"), "{err}");
+        let err = write_atomically(dir.path(), b"x", Mode::Normal, "manifest")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a directory"), "{err}");
+        assert!(temporaries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no/such/dir/out.yml");
+        let err = write_atomically(&missing, b"x", Mode::Normal, "manifest")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot write manifest"), "{err}");
+        assert!(temporaries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn stale_temporaries_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // pid_max is at most 2^22: this pid cannot be alive.
+        std::fs::write(dir.path().join(".duli-99999999-0.tmp"), "x").unwrap();
+        std::fs::write(
+            dir.path().join(format!(".duli-{}-0.tmp", std::process::id())),
+            "x",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("keep.yml"), "x").unwrap();
+        assert_eq!(remove_stale_temporaries(dir.path()), 1);
+        assert_eq!(temporaries(dir.path()).len(), 1);
+    }
+
+    #[test]
+    fn a_253_character_object_name_makes_a_file_name_that_can_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("{}.{}", "a".repeat(126), "b".repeat(126));
+        assert_eq!(name.len(), 253);
+        let file = bounded_file_name(&format!("configmap-{name}"), ".yml");
+        assert!(file.len() <= NAME_MAX && file.ends_with(".yml"), "{file}");
+        write_atomically(&dir.path().join(&file), b"x", Mode::Normal, "manifest").unwrap();
+        assert_eq!(bounded_file_name("configmap-app", ".yml"), "configmap-app.yml");
+    }
+
+    #[tokio::test]
+    async fn a_drip_fed_stream_stops_at_the_deadline() {
+        let (mut writer, reader) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            loop {
+                if writer.write_all(b"x").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let started = std::time::Instant::now();
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let err = read_stream_bounded(
+            reader,
+            1 << 20,
+            Duration::from_secs(5),
+            Some(deadline),
+            "GET /v1/cert.pem",
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, BodyError::Stalled { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(err.to_string().contains("GET /v1/cert.pem"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_stream_stops_after_the_idle_bound() {
+        let (_writer, reader) = tokio::io::duplex(64);
+        let err = read_stream_bounded(reader, 10, Duration::from_millis(100), None, "stdout of helm")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the answer to stdout of helm stalled: nothing arrived for 100ms"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_http_body_over_the_cap_is_refused() {
+        let body = http_body_util::Full::new(bytes::Bytes::from(vec![b'x'; 100]));
+        let err = read_body_bounded(body, 10, Duration::from_secs(1), "GET /x")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BodyError::TooLarge { limit: 10, .. }), "{err}");
+        let body = http_body_util::Full::new(bytes::Bytes::from(vec![b'x'; 10]));
+        assert_eq!(
+            read_body_bounded(body, 10, Duration::from_secs(1), "GET /x")
+                .await
+                .unwrap()
+                .len(),
+            10
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn bounded_read_returns_the_file_or_refuses_by_size(len in 0usize..5000, limit in 0u64..5000) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f");
+            let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&path, &content).unwrap();
+            match read_bounded(&path, limit, "file") {
+                Ok(bytes) => { prop_assert!(len as u64 <= limit); prop_assert_eq!(bytes, content); }
+                Err(FsError::TooLarge { .. }) => prop_assert!(len as u64 > limit),
+                Err(other) => prop_assert!(false, "{}", other),
+            }
+        }
+
+        #[test]
+        fn safe_write_replaces_regular_files_only_and_leaves_no_temporaries(
+            content in proptest::collection::vec(any::<u8>(), 0..2000),
+            existing in 0u8..4,
+            secret in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("out");
+            let target = dir.path().join("target");
+            std::fs::write(&target, "target").unwrap();
+            match existing {
+                1 => std::fs::write(&path, "old").unwrap(),
+                2 => std::os::unix::fs::symlink(&target, &path).unwrap(),
+                3 => std::fs::create_dir(&path).unwrap(),
+                _ => {}
+            }
+            let mode = if secret { Mode::Secret } else { Mode::Normal };
+            let result = write_atomically(&path, &content, mode, "output");
+            if existing >= 2 {
+                let refused = matches!(result, Err(FsError::WontReplace { .. }));
+                prop_assert!(refused, "not refused");
+                prop_assert_eq!(std::fs::read(&target).unwrap(), b"target".to_vec());
+            } else {
+                prop_assert!(result.is_ok());
+                prop_assert_eq!(std::fs::read(&path).unwrap(), content);
+                if secret { prop_assert_eq!(mode_of(&path), 0o600); }
+            }
+            prop_assert!(temporaries(dir.path()).is_empty());
+        }
+
+        #[test]
+        fn bounded_file_names_fit_and_do_not_collide(a in "[a-z0-9.-]{1,300}", b in "[a-z0-9.-]{1,300}") {
+            let (fa, fb) = (bounded_file_name(&a, ".yml"), bounded_file_name(&b, ".yml"));
+            prop_assert!(fa.len() <= NAME_MAX && fb.len() <= NAME_MAX);
+            prop_assert_eq!(a == b, fa == fb);
+        }
+    }
 }

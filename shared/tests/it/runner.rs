@@ -31,6 +31,18 @@ fn child_process_entry() {
         std::fs::write(dir.join("ready"), "").unwrap();
         match scenario.as_str() {
             "findings" => return Ok(Outcome::Findings),
+            "stdout" | "stdout-full" => {
+                if scenario == "stdout-full" {
+                    // Here, not in the shell: the test harness's own header would fail first.
+                    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+                    rustix::stdio::dup2_stdout(&full).unwrap();
+                }
+                let line = "x".repeat(1023) + "\n";
+                for _ in 0..1024 {
+                    shared::fsio::print_stdout(&line)?;
+                }
+                return Ok(Outcome::Findings);
+            }
             // A blocking call on the runtime's thread: only the watchdog thread can end it.
             "deadline-blocked" | "signal-blocked" => std::thread::sleep(Duration::from_secs(600)),
             _ => tokio::time::sleep(Duration::from_secs(600)).await,
@@ -179,5 +191,68 @@ fn a_normal_end_runs_cleanups_and_keeps_the_outcome() {
     let (status, stderr, _, secret) = start("findings").finish();
     assert_eq!(status, Some(1), "{stderr}");
     assert!(!secret.exists());
+    assert!(error_lines(&stderr).is_empty(), "{stderr}");
+}
+
+/// Runs the child through `bash -c` with `redirect` applied to its stdout (`>&-`, `| head -c 1`).
+fn run_shell(redirect: &str) -> (Option<i32>, String) {
+    run_shell_scenario("stdout", redirect)
+}
+
+fn run_shell_scenario(scenario: &str, redirect: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let script = format!(
+        "'{}' --ignored --exact runner::child_process_entry --nocapture --test-threads=1 {redirect}",
+        exe.display()
+    );
+    let output = Command::new("bash")
+        .args(["-c", &format!("set -o pipefail; {script}")])
+        .env(SCENARIO, scenario)
+        .env(DIR, dir.path())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_closed_stdout_is_exit_2_naming_stdout() {
+    let (status, stderr) = run_shell(">&-");
+    assert_eq!(status, Some(2), "{stderr}");
+    let lines = error_lines(&stderr);
+    assert_eq!(
+        lines,
+        vec!["error: cannot write to stdout: it is closed"],
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_full_disk_on_stdout_is_exit_2_naming_stdout() {
+    let (status, stderr) = run_shell_scenario("stdout-full", "");
+    assert_eq!(status, Some(2), "{stderr}");
+    let lines = error_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("error: cannot write to stdout: No space left on device"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn stdout_to_dev_null_is_not_a_closed_stdout() {
+    let (status, stderr) = run_shell("> /dev/null");
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(error_lines(&stderr).is_empty(), "{stderr}");
+}
+
+#[test]
+fn a_broken_pipe_on_stdout_is_quiet() {
+    let (status, stderr) = run_shell("| head -c 1 >/dev/null");
+    // pipefail reports the writer's own code: quiet success.
+    assert!(matches!(status, Some(0)), "{status:?} {stderr}");
     assert!(error_lines(&stderr).is_empty(), "{stderr}");
 }
