@@ -18,6 +18,7 @@
 //! - [`api`]: the one API-call layer: per-request timeout, retries, the deadline, one error type.
 //! - [`runner`]: what every `main` calls: runtime, logging, the deadline watchdog, signals, cleanups, exit code.
 //! - [`fsio`]: bounded reads, the one atomic output path, bounded file names, stdout errors.
+//! - [`names`]: Kubernetes object names by the API server's rules (DNS-1123 subdomain/label per kind).
 //! - [`duration`]: the one duration grammar of every `--timeout`-like flag (`90s`, `1h30m`, `500ms`).
 //! - [`yaml_error`]: YAML parse errors as one sentence with the position, no source snippet.
 //! - [`envctl`]: `kubectl duli env` — up (phases, waves, waits), plan, status, down, list.
@@ -32,6 +33,7 @@ pub mod envctl;
 pub mod environment;
 pub mod error;
 pub mod fsio;
+pub mod names;
 pub mod output;
 pub mod paths;
 pub mod readiness;
