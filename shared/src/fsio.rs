@@ -160,7 +160,7 @@ pub fn read_to_string_bounded(path: &Path, limit: u64, what: &str) -> Result<Str
         source: io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "it is not UTF-8 text (invalid byte at offset {})",
+                "it is not valid UTF-8 text (invalid byte at offset {})",
                 err.utf8_error().valid_up_to()
             ),
         ),
@@ -649,7 +649,7 @@ mod tests {
         let err = read_to_string_bounded(&path, 100, "environment file")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("x.yml") && err.contains("not UTF-8"), "{err}");
+        assert!(err.contains("x.yml") && err.contains("not valid UTF-8"), "{err}");
     }
 
     #[test]
