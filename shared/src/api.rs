@@ -424,7 +424,12 @@ impl fmt::Debug for ApiClient {
 impl ApiClient {
     /// Calls to `cluster`, all ending within `deadline` from now (the command's `--timeout`).
     pub fn new(cluster: &crate::cluster::Cluster, deadline: Duration) -> Self {
-        Self::with_client(cluster.client.clone(), &cluster.server, Instant::now() + deadline)
+        // A `--timeout` of centuries is "no deadline", not an overflow.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(deadline)
+            .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400));
+        Self::with_client(cluster.client.clone(), &cluster.server, deadline)
     }
 
     /// Calls through `client` to `server` (its URL, for messages), ending by `deadline`.

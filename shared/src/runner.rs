@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -128,6 +128,28 @@ pub fn set_rerun_hint(hint: Option<String>) {
 
 fn rerun_hint() -> Option<String> {
     registry().rerun_hint.clone()
+}
+
+static INTERRUPT_PASS_THROUGH: AtomicUsize = AtomicUsize::new(0);
+
+/// While held, Ctrl-C (SIGINT) does not stop the command: an interactive child in the foreground (psql,
+/// redis-cli) gets it from the terminal and handles it itself. SIGTERM and SIGHUP still stop the command.
+#[derive(Debug)]
+#[must_use = "dropping the guard ends the pass-through at once"]
+pub struct InterruptPassThrough(());
+
+impl InterruptPassThrough {
+    /// Start passing Ctrl-C through to the foreground child.
+    pub fn start() -> Self {
+        INTERRUPT_PASS_THROUGH.fetch_add(1, Ordering::SeqCst);
+        InterruptPassThrough(())
+    }
+}
+
+impl Drop for InterruptPassThrough {
+    fn drop(&mut self) {
+        INTERRUPT_PASS_THROUGH.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Claim the exit: true for the first caller only.
@@ -289,7 +311,7 @@ impl Runner {
         }
         if let Some((deadline, _)) = &self.deadline {
             let message = self.deadline_message();
-            let limit = *deadline + GRACE;
+            let limit = deadline.saturating_add(GRACE);
             std::thread::Builder::new()
                 .name("duli-watchdog".into())
                 .spawn(move || {
@@ -368,7 +390,16 @@ impl Runner {
                             return;
                         }
                     };
-                    let first = next_signal(&mut int, &mut term, &mut hup).await;
+                    let first = loop {
+                        let signal = next_signal(&mut int, &mut term, &mut hup).await;
+                        // A foreground child (psql) handles Ctrl-C itself: it cancels a query, not us.
+                        if signal == StopSignal::Interrupt
+                            && INTERRUPT_PASS_THROUGH.load(Ordering::SeqCst) > 0
+                        {
+                            continue;
+                        }
+                        break signal;
+                    };
                     let _ = stop.send(first);
                     let _ = tokio::time::timeout(GRACE, next_signal(&mut int, &mut term, &mut hup)).await;
                     hard_exit(&runner.interrupted_message(first), first.exit_code());
@@ -416,7 +447,6 @@ fn hard_exit(message: &str, code: u8) {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::sync::atomic::AtomicUsize;
 
     #[test]
     fn cleanups_run_once_newest_first_and_dropped_guards_unregister() {

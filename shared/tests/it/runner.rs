@@ -31,6 +31,15 @@ fn child_process_entry() {
         std::fs::write(dir.join("ready"), "").unwrap();
         match scenario.as_str() {
             "findings" => return Ok(Outcome::Findings),
+            "interactive" => {
+                // Ctrl-C belongs to the child in the foreground; a second marker says it arrived.
+                let _pass = shared::runner::InterruptPassThrough::start();
+                std::fs::write(dir.join("interactive"), "").unwrap();
+                while !dir.join("go-on").exists() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                return Ok(Outcome::Child(7));
+            }
             "stdout" | "stdout-full" => {
                 if scenario == "stdout-full" {
                     // Here, not in the shell: the test harness's own header would fail first.
@@ -255,4 +264,23 @@ fn a_broken_pipe_on_stdout_is_quiet() {
     // pipefail reports the writer's own code: quiet success.
     assert!(matches!(status, Some(0)), "{status:?} {stderr}");
     assert!(error_lines(&stderr).is_empty(), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_passes_through_to_an_interactive_child_but_sigterm_still_stops() {
+    let run = start("interactive");
+    wait_for(&run.dir.path().join("interactive"));
+    run.signal(rustix::process::Signal::INT);
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(run.dir.path().join("go-on"), "").unwrap();
+    let (status, stderr, _, secret) = run.finish();
+    assert_eq!(status, Some(7), "{stderr}");
+    assert!(!secret.exists());
+
+    let run = start("interactive");
+    wait_for(&run.dir.path().join("interactive"));
+    run.signal(rustix::process::Signal::TERM);
+    let (status, stderr, _, secret) = run.finish();
+    assert_eq!(status, Some(143), "{stderr}");
+    assert!(!secret.exists());
 }
