@@ -335,8 +335,8 @@ pub const TEMP_PREFIX: &str = ".duli-";
 /// Write `bytes` to `path` atomically: a temporary in the same directory, synced, then renamed over `path`.
 ///
 /// Refuses (one sentence naming the path) when `path` is a symlink, FIFO, device, socket or directory; a
-/// missing parent directory is an error, not created. The temporary is removed on every failure, when this
-/// function is cancelled, and by the runner's cleanups on a signal or the watchdog.
+/// missing parent directory is an error, not created. The temporary is removed on every failure and by the
+/// runner's cleanups when a signal or the watchdog ends the process mid-write.
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: Mode, what: &str) -> Result<(), FsError> {
     let io_error = |action, source| FsError::Io {
         action,

@@ -22,15 +22,24 @@ fn child_process_entry() {
     let secret = dir.join("secret");
     let deadline = scenario.starts_with("deadline").then_some(Duration::from_secs(1));
     let runner = Runner::new("kubectl duli test run").deadline(deadline, "--timeout");
+    // Registered for the whole command (the guard outlives `run`), so every way out must run it.
+    std::fs::write(&secret, "password").unwrap();
+    let _cleanup = on_exit(move || {
+        let _ = std::fs::remove_file(&secret);
+    });
     let code = runner.run(async move {
-        std::fs::write(&secret, "password").unwrap();
-        let _cleanup = on_exit(move || {
-            let _ = std::fs::remove_file(&secret);
-        });
         set_rerun_hint(Some("run `kubectl duli test run` again to converge".into()));
         std::fs::write(dir.join("ready"), "").unwrap();
         match scenario.as_str() {
             "findings" => return Ok(Outcome::Findings),
+            "temporary" => {
+                // A half-written output file, as write_atomically holds it.
+                let temp = dir.join(".duli-1-0.tmp");
+                std::fs::write(&temp, "half").unwrap();
+                let _temp = shared::fsio::TempFile::new(temp);
+                std::fs::write(dir.join("interactive"), "").unwrap();
+                tokio::time::sleep(Duration::from_secs(600)).await;
+            }
             "interactive" => {
                 // Ctrl-C belongs to the child in the foreground; a second marker says it arrived.
                 let _pass = shared::runner::InterruptPassThrough::start();
@@ -65,6 +74,23 @@ fn child_process_entry() {
     std::process::exit(i32::from(number))
 }
 
+/// A path in the child's directory, which lives as long as this does.
+struct Kept {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Kept {
+    fn exists(&self) -> bool {
+        assert!(self._dir.path().is_dir(), "the test directory is gone");
+        self.path.exists()
+    }
+
+    fn sibling(&self, name: &str) -> PathBuf {
+        self._dir.path().join(name)
+    }
+}
+
 struct Run {
     dir: tempfile::TempDir,
     child: Child,
@@ -92,8 +118,8 @@ fn start(scenario: &str) -> Run {
         child,
         started: Instant::now(),
     };
+    // `ready` is written after `secret`: a quick scenario may already have removed the secret again.
     wait_for(&run.dir.path().join("ready"));
-    assert!(run.dir.path().join("secret").exists());
     run
 }
 
@@ -111,8 +137,9 @@ impl Run {
         rustix::process::kill_process(pid, signal).unwrap();
     }
 
-    /// Exit code, stderr, time taken; fails after 20 s.
-    fn finish(mut self) -> (Option<i32>, String, Duration, PathBuf) {
+    /// Exit code, stderr, time taken, and the path of the secret file (the directory stays until the test
+    /// ends); fails after 20 s.
+    fn finish(mut self) -> (Option<i32>, String, Duration, Kept) {
         let until = Instant::now() + Duration::from_secs(20);
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -126,7 +153,10 @@ impl Run {
         };
         let mut stderr = String::new();
         std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-        let secret = self.dir.path().join("secret");
+        let secret = Kept {
+            path: self.dir.path().join("secret"),
+            _dir: self.dir,
+        };
         (status.code(), stderr, self.started.elapsed(), secret)
     }
 }
@@ -283,4 +313,20 @@ fn ctrl_c_passes_through_to_an_interactive_child_but_sigterm_still_stops() {
     let (status, stderr, _, secret) = run.finish();
     assert_eq!(status, Some(143), "{stderr}");
     assert!(!secret.exists());
+}
+
+#[test]
+fn a_temporary_output_file_is_removed_on_sigterm() {
+    let run = start("temporary");
+    wait_for(&run.dir.path().join("interactive"));
+    let temp = run.dir.path().join(".duli-1-0.tmp");
+    assert!(temp.exists());
+    run.signal(rustix::process::Signal::TERM);
+    let (status, stderr, _, kept) = run.finish();
+    assert_eq!(status, Some(143), "{stderr}");
+    assert!(
+        kept.sibling("ready").exists(),
+        "the directory must still be there"
+    );
+    assert!(!kept.sibling(".duli-1-0.tmp").exists());
 }
