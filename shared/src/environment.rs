@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::repo::Repo;
 
 /// Where environment files live, relative to the repository root.
-pub const ENVIRONMENTS_DIR: &str = "gitops/environments";
+pub use crate::paths::ENVIRONMENTS_DIR;
+
+/// The largest environment file read (a symlink to `/dev/zero` must not exhaust memory).
+pub const MAX_ENVIRONMENT_FILE: u64 = crate::fsio::CONFIG_FILE_LIMIT;
 
 /// Errors from loading environments.
 #[derive(Debug, thiserror::Error)]
@@ -27,15 +30,9 @@ pub enum EnvironmentError {
         /// The directory searched.
         dir: PathBuf,
     },
-    /// The file could not be read.
-    #[error("cannot read environment file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file could not be read, is not a regular file, or is larger than [`MAX_ENVIRONMENT_FILE`].
+    #[error(transparent)]
+    Read(#[from] crate::fsio::FsError),
     /// The file is not valid YAML for an environment.
     #[error("invalid environment file {path}: {message}")]
     Parse {
@@ -199,10 +196,7 @@ impl Environment {
 
     /// Load one environment file.
     pub fn load_file(path: &Path) -> Result<Self, EnvironmentError> {
-        let text = std::fs::read_to_string(path).map_err(|source| EnvironmentError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::fsio::read_to_string_bounded(path, MAX_ENVIRONMENT_FILE, "environment file")?;
         Self::from_yaml(&text, path)
     }
 
@@ -387,6 +381,22 @@ mod tests {
             .parent()
             .unwrap()
             .to_path_buf()
+    }
+
+    #[test]
+    fn a_special_or_huge_environment_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("zero.yml");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        let err = Environment::load_file(&link).unwrap_err().to_string();
+        assert!(
+            err.contains("environment file") && err.contains("character device"),
+            "{err}"
+        );
+        let big = dir.path().join("big.yml");
+        std::fs::write(&big, vec![b'#'; MAX_ENVIRONMENT_FILE as usize + 1]).unwrap();
+        let err = Environment::load_file(&big).unwrap_err().to_string();
+        assert!(err.contains("big.yml is larger than 1 MiB"), "{err}");
     }
 
     #[test]

@@ -61,24 +61,9 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 /// Set up logging on stderr: warnings by default, `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG` wins.
-///
-/// Without `-v`, kube's own "failed with error …" line is left out: the plugin's error message says the
-/// same in one sentence.
+/// The same as [`crate::runner::init_stderr_logging`], which the runner calls.
 pub fn init_logging(verbose: u8) {
-    let level = match verbose {
-        0 => "warn,kube_client::client::builder=off",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,tower=warn,rustls=warn"))
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    crate::runner::init_stderr_logging(verbose);
 }
 
 #[cfg(test)]

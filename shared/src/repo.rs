@@ -2,7 +2,7 @@
 //!
 //! Like git finds `.git`, the plugins walk up from the current directory unless `--repo DIR` (or
 //! `DULI_REPO`) names it; a directory counts as the repository when it has both `helm/` and
-//! `gitops/environments/`.
+//! `gitops/environments/`. Every path inside the repository is named in [`crate::paths`].
 
 use std::path::{Path, PathBuf};
 
@@ -38,7 +38,7 @@ impl Repo {
     /// The repository at exactly `root`, checked for its layout.
     pub fn at(root: impl Into<PathBuf>) -> Result<Self, RepoError> {
         let root = root.into();
-        for missing in ["helm", "gitops/environments"] {
+        for missing in crate::paths::REPO_MARKERS {
             if !root.join(missing).is_dir() {
                 return Err(RepoError::NotARepo { path: root, missing });
             }
@@ -67,12 +67,12 @@ impl Repo {
 
     /// `helm/`, the charts.
     pub fn charts_dir(&self) -> PathBuf {
-        self.root.join("helm")
+        self.root.join(crate::paths::CHARTS_DIR)
     }
 
     /// `gitops/`, the ArgoCD templates and environment data.
     pub fn gitops_dir(&self) -> PathBuf {
-        self.root.join("gitops")
+        self.root.join(crate::paths::GITOPS_DIR)
     }
 }
 

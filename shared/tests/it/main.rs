@@ -1,0 +1,3 @@
+//! Integration tests of the `shared` core that need a process of their own.
+
+mod runner;
