@@ -19,9 +19,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::AuditOptions;
+use helm_duli_render::{RenderError, RenderOptions};
 use shared::cluster::ClusterTarget;
 use shared::environment::{Environment, EnvironmentError};
-use helm_duli_render::{RenderError, RenderOptions};
 use shared::repo::Repo;
 
 /// Errors of `audit`.
