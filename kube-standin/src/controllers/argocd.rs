@@ -98,14 +98,20 @@ impl ApplicationSource for ObservedSource {
     }
 }
 
-/// Whether an object is tracked as belonging to Application `app`.
+/// Whether an object is one Application `app` manages: tracked by its label or by a tracking annotation
+/// naming this very object, and not owned by another object (Argo CD sees owned objects — a Deployment's
+/// ReplicaSets and pods — as children in the tree, not as managed resources; the garbage collector
+/// removes them).
 pub fn tracked_by(obj: &Value, app: &str) -> bool {
-    if app.is_empty() {
+    if app.is_empty() || obj.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|r| !r.is_empty()) {
         return false;
     }
+    let name = get_str(obj, &["metadata", "name"]).unwrap_or("");
     get_str(obj, &["metadata", "labels", TRACKING_LABEL]) == Some(app)
-        || get_str(obj, &["metadata", "annotations", TRACKING_ANNOTATION])
-            .is_some_and(|t| t.split(':').next() == Some(app))
+        || get_str(obj, &["metadata", "annotations", TRACKING_ANNOTATION]).is_some_and(|t| {
+            let mut parts = t.split(':');
+            parts.next() == Some(app) && parts.nth(1).is_none_or(|ns_name| ns_name.rsplit('/').next() == Some(name))
+        })
 }
 
 /// The Application names an object is tracked by.
@@ -459,8 +465,12 @@ mod tests {
     #[test]
     fn tracking_by_label_or_annotation() {
         let by_label = json!({"metadata": {"labels": {TRACKING_LABEL: "web"}}});
-        let by_annotation = json!({"metadata": {"annotations": {TRACKING_ANNOTATION: "web:apps/Deployment:staging/web"}}});
+        let by_annotation = json!({"metadata": {"name": "web", "annotations": {TRACKING_ANNOTATION: "web:apps/Deployment:staging/web"}}});
         assert!(tracked_by(&by_label, "web") && tracked_by(&by_annotation, "web"));
+        let copied = json!({"metadata": {"name": "web-1", "annotations": {TRACKING_ANNOTATION: "web:apps/Deployment:staging/web"}}});
+        assert!(!tracked_by(&copied, "web"));
+        let owned = json!({"metadata": {"labels": {TRACKING_LABEL: "web"}, "ownerReferences": [{"uid": "u"}]}});
+        assert!(!tracked_by(&owned, "web"));
         assert!(!tracked_by(&by_annotation, "we") && !tracked_by(&json!({}), "web"));
         assert_eq!(trackers(&by_annotation), ["web"]);
     }

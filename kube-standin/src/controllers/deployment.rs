@@ -38,9 +38,11 @@ pub struct DeploymentController {
     seeded: SeededGenerations,
 }
 
-/// A template without its `pod-template-hash` label, for `EqualIgnoreHash`.
+/// A template without its `pod-template-hash` label, compared the way `apiequality.Semantic` compares
+/// typed objects (null, `{}` and `[]` count as absent), for `EqualIgnoreHash`: `kubectl rollout undo`
+/// sends back a template re-encoded from Go structs (`creationTimestamp: null`, `resources: {}`).
 pub fn without_hash(template: &Value) -> Value {
-    let mut t = template.clone();
+    let mut t = semantic(template);
     if let Some(labels) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
         labels.remove(POD_TEMPLATE_HASH);
         if labels.is_empty() {
@@ -48,6 +50,29 @@ pub fn without_hash(template: &Value) -> Value {
         }
     }
     t
+}
+
+/// Drops nulls and empty objects and arrays, recursively.
+pub fn semantic(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), semantic(v)))
+                .filter(|(_, v)| !is_empty(v))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(semantic).collect()),
+        other => other.clone(),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
 }
 
 fn revision(obj: &Value) -> i64 {
@@ -175,14 +200,14 @@ impl Controller for DeploymentController {
             None if paused => None,
             None => {
                 let mut rs_template = template.clone();
-                let mut hash = template_hash(&template);
+                let mut hash = template_hash(&semantic(&template));
                 // A name taken by a ReplicaSet with another template is a hash collision: count on.
                 for collision in 1..=5 {
                     let taken = read(st, &super::key("apps", "replicasets", ns, &format!("{name}-{hash}")));
                     if taken.is_none() {
                         break;
                     }
-                    hash = template_hash(&json!([template, collision]));
+                    hash = template_hash(&json!([semantic(&template), collision]));
                 }
                 let rs_name = format!("{name}-{hash}");
                 super::insert_at(&mut rs_template, &["metadata", "labels"], POD_TEMPLATE_HASH, json!(hash));

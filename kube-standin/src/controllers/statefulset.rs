@@ -12,6 +12,7 @@ use super::{
     deleting, int_at, key, key_if, owned, pod_ready, read, sync_pod_unready, template_hash, unready_message,
     update, warn, write_status,
 };
+use super::deployment::semantic;
 use crate::store::{Event, ObjKey, State};
 use crate::util::get_str;
 
@@ -70,7 +71,7 @@ impl Controller for StatefulSetController {
         // The revision of the current template.
         let revisions = owned(st, "apps", "controllerrevisions", ns, &uid);
         let max_revision = revisions.iter().map(|r| int_at(r, "/revision", 0)).max().unwrap_or(0);
-        let update_revision = match revisions.iter().find(|r| revision_template(r) == template) {
+        let update_revision = match revisions.iter().find(|r| semantic(&revision_template(r)) == semantic(&template)) {
             Some(r) => {
                 let rname = get_str(r, &["metadata", "name"]).unwrap_or("").to_string();
                 if int_at(r, "/revision", 0) < max_revision {
@@ -81,7 +82,7 @@ impl Controller for StatefulSetController {
                 rname
             }
             None => {
-                let hash = template_hash(&template);
+                let hash = template_hash(&semantic(&template));
                 let rname = format!("{name}-{hash}");
                 let mut labels = template.pointer("/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default();
                 labels.insert("controller.kubernetes.io/hash".into(), json!(hash));
