@@ -80,7 +80,8 @@ fn default_job(obj: &mut Value) {
     spec.entry("backoffLimit").or_insert(json!(6));
     spec.entry("completionMode").or_insert(json!("NonIndexed"));
     spec.entry("suspend").or_insert(json!(false));
-    spec.entry("podReplacementPolicy").or_insert(json!("TerminatingOrFailed"));
+    spec.entry("podReplacementPolicy")
+        .or_insert(json!("TerminatingOrFailed"));
     if spec.get("manualSelector") == Some(&json!(true)) {
         return;
     }

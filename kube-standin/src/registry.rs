@@ -328,8 +328,15 @@ impl Registry {
         ssar.verbs = vec!["create".into()];
         types.push(ssar);
         for t in &mut types {
-            if ["pods", "services", "deployments", "statefulsets", "replicasets", "jobs"]
-                .contains(&t.plural.as_str())
+            if [
+                "pods",
+                "services",
+                "deployments",
+                "statefulsets",
+                "replicasets",
+                "jobs",
+            ]
+            .contains(&t.plural.as_str())
             {
                 t.categories = vec!["all".into()];
             }

@@ -466,7 +466,10 @@ fn desired_status(key: &ObjKey, obj: &Value, unready: Option<&str>) -> Option<Va
 fn run_to_completion(pod: &Value) -> bool {
     pod.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
-        .is_some_and(|refs| refs.iter().any(|r| r["kind"] == "Job" && r["controller"] == json!(true)))
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r["kind"] == "Job" && r["controller"] == json!(true))
+        })
 }
 
 fn owner_ref(obj: &Value) -> Value {

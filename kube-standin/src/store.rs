@@ -20,9 +20,7 @@ use crate::patch::{self, PatchKind};
 use crate::registry::{Registry, ResourceType};
 use crate::schema;
 use crate::selector::Selectors;
-use crate::util::{
-    ensure_object, get_str, meta_mut, new_uid, now_rfc3339, random_suffix, without_keys,
-};
+use crate::util::{ensure_object, get_str, meta_mut, new_uid, now_rfc3339, random_suffix, without_keys};
 
 /// How many events the watch history keeps before older resourceVersions answer 410.
 const HISTORY: usize = 10_000;
@@ -484,8 +482,10 @@ impl State {
             .is_some_and(|n| n.pointer("/metadata/deletionTimestamp").is_some())
         {
             return Err(ApiError {
-                details: Some(Box::new(json!({"name": name, "group": rt.group, "kind": rt.plural,
-                    "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]}))),
+                details: Some(Box::new(
+                    json!({"name": name, "group": rt.group, "kind": rt.plural,
+                    "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]}),
+                )),
                 ..ApiError::new(
                     403,
                     "Forbidden",

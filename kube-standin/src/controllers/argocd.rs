@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use super::{Controller, Requeue, SeededGenerations, deleting, delete, read, remove_finalizer, warn, write_status};
+use super::{
+    Controller, Requeue, SeededGenerations, delete, deleting, read, remove_finalizer, warn, write_status,
+};
 use crate::store::{Event, EventType, ObjKey, State};
 use crate::util::{get_str, now_rfc3339};
 
@@ -103,14 +105,22 @@ impl ApplicationSource for ObservedSource {
 /// ReplicaSets and pods — as children in the tree, not as managed resources; the garbage collector
 /// removes them).
 pub fn tracked_by(obj: &Value, app: &str) -> bool {
-    if app.is_empty() || obj.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|r| !r.is_empty()) {
+    if app.is_empty()
+        || obj
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .is_some_and(|r| !r.is_empty())
+    {
         return false;
     }
     let name = get_str(obj, &["metadata", "name"]).unwrap_or("");
     get_str(obj, &["metadata", "labels", TRACKING_LABEL]) == Some(app)
         || get_str(obj, &["metadata", "annotations", TRACKING_ANNOTATION]).is_some_and(|t| {
             let mut parts = t.split(':');
-            parts.next() == Some(app) && parts.nth(1).is_none_or(|ns_name| ns_name.rsplit('/').next() == Some(name))
+            parts.next() == Some(app)
+                && parts
+                    .nth(1)
+                    .is_none_or(|ns_name| ns_name.rsplit('/').next() == Some(name))
         })
 }
 
@@ -120,8 +130,8 @@ fn trackers(obj: &Value) -> Vec<String> {
     if let Some(l) = get_str(obj, &["metadata", "labels", TRACKING_LABEL]) {
         out.push(l.to_string());
     }
-    if let Some(a) = get_str(obj, &["metadata", "annotations", TRACKING_ANNOTATION])
-        .and_then(|t| t.split(':').next())
+    if let Some(a) =
+        get_str(obj, &["metadata", "annotations", TRACKING_ANNOTATION]).and_then(|t| t.split(':').next())
     {
         out.push(a.to_string());
     }
@@ -147,7 +157,9 @@ fn resources_finalizers(obj: &Value) -> Vec<String> {
 }
 
 fn source_type(app: &Value) -> &'static str {
-    let source = app.pointer("/spec/source").or_else(|| app.pointer("/spec/sources/0"));
+    let source = app
+        .pointer("/spec/source")
+        .or_else(|| app.pointer("/spec/sources/0"));
     match source {
         Some(s) if s.get("chart").is_some() || s.get("helm").is_some() => "Helm",
         Some(s) if s.get("kustomize").is_some() => "Kustomize",
@@ -218,13 +230,20 @@ impl ApplicationController {
             .any(|(k, o)| k.namespace == dest && k != app_key && tracked_by(o, &app_key.name));
         if !left {
             for f in finalizers {
-                warn(MANAGER, "removing the resources finalizer", remove_finalizer(st, app_key, &f));
+                warn(
+                    MANAGER,
+                    "removing the resources finalizer",
+                    remove_finalizer(st, app_key, &f),
+                );
             }
         }
     }
 
     fn finalize_project(&self, st: &mut State, project_key: &ObjKey, project: &Value) {
-        if !resources_finalizers(project).iter().any(|f| f == RESOURCES_FINALIZER) {
+        if !resources_finalizers(project)
+            .iter()
+            .any(|f| f == RESOURCES_FINALIZER)
+        {
             return;
         }
         let in_use = st.objects().any(|(k, o)| {
@@ -234,7 +253,11 @@ impl ApplicationController {
                 && get_str(o, &["spec", "project"]) == Some(project_key.name.as_str())
         });
         if !in_use {
-            warn(MANAGER, "removing the project finalizer", remove_finalizer(st, project_key, RESOURCES_FINALIZER));
+            warn(
+                MANAGER,
+                "removing the project finalizer",
+                remove_finalizer(st, project_key, RESOURCES_FINALIZER),
+            );
         }
     }
 
@@ -248,7 +271,10 @@ impl ApplicationController {
             Some(sources) => compared.insert("sources".into(), sources.clone()),
             None => compared.insert("source".into(), spec.get("source").cloned().unwrap_or(json!({}))),
         };
-        compared.insert("destination".into(), spec.get("destination").cloned().unwrap_or(json!({})));
+        compared.insert(
+            "destination".into(),
+            spec.get("destination").cloned().unwrap_or(json!({})),
+        );
         let compared = Value::Object(compared);
         // health.lastTransitionTime moves only when the health status does.
         let health_since = |status: &str| {
@@ -260,16 +286,31 @@ impl ApplicationController {
         };
         let mut s = Map::new();
         if let Some(message) = unready {
-            s.insert("sync".into(), json!({"status": "OutOfSync", "comparedTo": compared}));
-            s.insert("health".into(), json!({"status": "Progressing", "message": message,
-                "lastTransitionTime": health_since("Progressing")}));
+            s.insert(
+                "sync".into(),
+                json!({"status": "OutOfSync", "comparedTo": compared}),
+            );
+            s.insert(
+                "health".into(),
+                json!({"status": "Progressing", "message": message,
+                "lastTransitionTime": health_since("Progressing")}),
+            );
         } else {
             match self.source.sync(st, app) {
                 Err(message) => {
-                    s.insert("sync".into(), json!({"status": "Unknown", "comparedTo": compared}));
-                    s.insert("health".into(), json!({"status": "Missing",
-                        "lastTransitionTime": health_since("Missing")}));
-                    s.insert("conditions".into(), json!([{"type": "ComparisonError", "message": message, "lastTransitionTime": now}]));
+                    s.insert(
+                        "sync".into(),
+                        json!({"status": "Unknown", "comparedTo": compared}),
+                    );
+                    s.insert(
+                        "health".into(),
+                        json!({"status": "Missing",
+                        "lastTransitionTime": health_since("Missing")}),
+                    );
+                    s.insert(
+                        "conditions".into(),
+                        json!([{"type": "ComparisonError", "message": message, "lastTransitionTime": now}]),
+                    );
                 }
                 Ok(outcome) => {
                     let resources: Vec<Value> = outcome
@@ -287,9 +328,15 @@ impl ApplicationController {
                     let already = previous.pointer("/sync/status") == Some(&json!("Synced"))
                         && previous.pointer("/sync/comparedTo") == Some(&compared)
                         && previous.pointer("/sync/revision") == Some(&json!(outcome.revision));
-                    s.insert("sync".into(), json!({"status": "Synced", "revision": outcome.revision, "comparedTo": compared}));
-                    s.insert("health".into(), json!({"status": "Healthy",
-                        "lastTransitionTime": health_since("Healthy")}));
+                    s.insert(
+                        "sync".into(),
+                        json!({"status": "Synced", "revision": outcome.revision, "comparedTo": compared}),
+                    );
+                    s.insert(
+                        "health".into(),
+                        json!({"status": "Healthy",
+                        "lastTransitionTime": health_since("Healthy")}),
+                    );
                     s.insert("resources".into(), json!(resources));
                     let initiated = if spec.pointer("/syncPolicy/automated").is_some() {
                         json!({"automated": true})
@@ -311,7 +358,8 @@ impl ApplicationController {
                                 "name": r.name, "status": "Synced", "message": format!("{}/{} configured", r.kind.to_ascii_lowercase(), r.name),
                                 "hookPhase": "Running", "syncPhase": "Sync"}))
                             .collect();
-                        let mut sync_result = json!({"revision": outcome.revision, "resources": sync_results});
+                        let mut sync_result =
+                            json!({"revision": outcome.revision, "resources": sync_results});
                         if let Some(src) = &source {
                             sync_result["source"] = src.clone();
                         }
@@ -324,16 +372,27 @@ impl ApplicationController {
                             "operation": operation, "phase": "Succeeded", "message": "successfully synced (all tasks run)",
                             "startedAt": now, "finishedAt": now, "syncResult": sync_result
                         }));
-                        let mut history: Vec<Value> =
-                            previous.get("history").and_then(Value::as_array).cloned().unwrap_or_default();
-                        let id = history.iter().filter_map(|h| h["id"].as_i64()).max().map_or(0, |m| m + 1);
+                        let mut history: Vec<Value> = previous
+                            .get("history")
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default();
+                        let id = history
+                            .iter()
+                            .filter_map(|h| h["id"].as_i64())
+                            .max()
+                            .map_or(0, |m| m + 1);
                         let mut entry = json!({"revision": outcome.revision, "deployedAt": now, "deployStartedAt": now,
                                                "id": id, "initiatedBy": initiated});
                         if let Some(src) = source {
                             entry["source"] = src;
                         }
                         history.push(entry);
-                        let limit = spec.get("revisionHistoryLimit").and_then(Value::as_i64).unwrap_or(10).max(1) as usize;
+                        let limit = spec
+                            .get("revisionHistoryLimit")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(10)
+                            .max(1) as usize;
                         if history.len() > limit {
                             history.drain(..history.len() - limit);
                         }
@@ -346,7 +405,10 @@ impl ApplicationController {
         s.insert("sourceType".into(), json!(source_type(app)));
         s.insert("resourceHealthSource".into(), json!("appTree"));
         s.insert("controllerNamespace".into(), json!(app_ns));
-        s.insert("summary".into(), previous.get("summary").cloned().unwrap_or(json!({})));
+        s.insert(
+            "summary".into(),
+            previous.get("summary").cloned().unwrap_or(json!({})),
+        );
         Value::Object(s)
     }
 }
@@ -385,7 +447,12 @@ impl Controller for ApplicationController {
                 // A project waiting for its Applications to go.
                 keys.extend(
                     st.objects()
-                        .filter(|(p, o)| p.group == "argoproj.io" && p.plural == "appprojects" && p.namespace == k.namespace && deleting(o))
+                        .filter(|(p, o)| {
+                            p.group == "argoproj.io"
+                                && p.plural == "appprojects"
+                                && p.namespace == k.namespace
+                                && deleting(o)
+                        })
                         .map(|(p, _)| p.clone()),
                 );
             }
@@ -401,7 +468,10 @@ impl Controller for ApplicationController {
                 return st
                     .objects()
                     .filter(|(a, o)| {
-                        a.group == "argoproj.io" && a.plural == "applications" && names.contains(&a.name) && deleting(o)
+                        a.group == "argoproj.io"
+                            && a.plural == "applications"
+                            && names.contains(&a.name)
+                            && deleting(o)
                     })
                     .map(|(a, _)| a.clone())
                     .collect();
@@ -452,7 +522,11 @@ impl Controller for ApplicationController {
         self.due.remove(app_key);
         let status = self.status(st, &obj, unready.as_deref());
         if !obj.get("status").is_some_and(|s| same_ignoring_times(s, &status)) {
-            warn(MANAGER, "writing Application status", write_status(st, app_key, status));
+            warn(
+                MANAGER,
+                "writing Application status",
+                write_status(st, app_key, status),
+            );
         }
         self.done.insert(app_key.clone(), sig);
     }
@@ -469,7 +543,8 @@ mod tests {
         assert!(tracked_by(&by_label, "web") && tracked_by(&by_annotation, "web"));
         let copied = json!({"metadata": {"name": "web-1", "annotations": {TRACKING_ANNOTATION: "web:apps/Deployment:staging/web"}}});
         assert!(!tracked_by(&copied, "web"));
-        let owned = json!({"metadata": {"labels": {TRACKING_LABEL: "web"}, "ownerReferences": [{"uid": "u"}]}});
+        let owned =
+            json!({"metadata": {"labels": {TRACKING_LABEL: "web"}, "ownerReferences": [{"uid": "u"}]}});
         assert!(!tracked_by(&owned, "web"));
         assert!(!tracked_by(&by_annotation, "we") && !tracked_by(&json!({}), "web"));
         assert_eq!(trackers(&by_annotation), ["web"]);

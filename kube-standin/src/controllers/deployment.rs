@@ -9,8 +9,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    Controller, Requeue, SeededGenerations, condition, controller_key, controller_ref, create, delete, deleting,
-    int_at, key_if, owned, read, template_hash, update, warn, write_status,
+    Controller, Requeue, SeededGenerations, condition, controller_key, controller_ref, create, delete,
+    deleting, int_at, key_if, owned, read, template_hash, update, warn, write_status,
 };
 use crate::store::{Event, ObjKey, State};
 use crate::util::{get_str, now_rfc3339};
@@ -143,28 +143,48 @@ impl Controller for DeploymentController {
         let surge = if is_recreate(&dep) {
             0
         } else {
-            int_or_percent(dep.pointer("/spec/strategy/rollingUpdate/maxSurge"), desired, "25%", true)
+            int_or_percent(
+                dep.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+                desired,
+                "25%",
+                true,
+            )
         };
 
         let all: Vec<Value> = owned(st, "apps", "replicasets", ns, &uid)
             .into_iter()
             .filter(|rs| !deleting(rs))
             .collect();
-        let (current, old): (Vec<Value>, Vec<Value>) = all
-            .into_iter()
-            .partition(|rs| rs.pointer("/spec/template").map(without_hash).as_ref() == Some(&without_hash(&template)));
+        let (current, old): (Vec<Value>, Vec<Value>) = all.into_iter().partition(|rs| {
+            rs.pointer("/spec/template").map(without_hash).as_ref() == Some(&without_hash(&template))
+        });
         let max_old_revision = old.iter().map(revision).max().unwrap_or(0);
-        let old_pods_left = old.iter().any(|rs| int_at(rs, "/status/replicas", 0) > 0 || int_at(rs, "/spec/replicas", 0) > 0);
-        let new_replicas = if is_recreate(&dep) && old_pods_left { 0 } else { desired };
+        let old_pods_left = old
+            .iter()
+            .any(|rs| int_at(rs, "/status/replicas", 0) > 0 || int_at(rs, "/spec/replicas", 0) > 0);
+        let new_replicas = if is_recreate(&dep) && old_pods_left {
+            0
+        } else {
+            desired
+        };
         let mut created = None;
 
         let new_rs = match current.into_iter().next() {
             Some(mut rs) => {
                 // The same template again (scale, or `rollout undo`): keep its ReplicaSet, move its revision up.
-                let rs_key = super::key("apps", "replicasets", ns, get_str(&rs, &["metadata", "name"]).unwrap_or(""));
+                let rs_key = super::key(
+                    "apps",
+                    "replicasets",
+                    ns,
+                    get_str(&rs, &["metadata", "name"]).unwrap_or(""),
+                );
                 let before = rs.clone();
                 let mut annotations = copied_annotations(&dep);
-                let existing = rs.pointer("/metadata/annotations").and_then(Value::as_object).cloned().unwrap_or_default();
+                let existing = rs
+                    .pointer("/metadata/annotations")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
                 for k in [REVISION, REVISION_HISTORY] {
                     if let Some(v) = existing.get(k) {
                         annotations.insert(k.into(), v.clone());
@@ -192,7 +212,11 @@ impl Controller for DeploymentController {
                 if rs != before {
                     match update(st, &rs_key, rs.clone()) {
                         Ok(written) => rs = written,
-                        Err(e) => tracing::warn!("deployment-controller: updating {ns}/{}: {}", rs_key.name, e.message),
+                        Err(e) => tracing::warn!(
+                            "deployment-controller: updating {ns}/{}: {}",
+                            rs_key.name,
+                            e.message
+                        ),
                     }
                 }
                 Some(rs)
@@ -203,14 +227,22 @@ impl Controller for DeploymentController {
                 let mut hash = template_hash(&semantic(&template));
                 // A name taken by a ReplicaSet with another template is a hash collision: count on.
                 for collision in 1..=5 {
-                    let taken = read(st, &super::key("apps", "replicasets", ns, &format!("{name}-{hash}")));
+                    let taken = read(
+                        st,
+                        &super::key("apps", "replicasets", ns, &format!("{name}-{hash}")),
+                    );
                     if taken.is_none() {
                         break;
                     }
                     hash = template_hash(&json!([semantic(&template), collision]));
                 }
                 let rs_name = format!("{name}-{hash}");
-                super::insert_at(&mut rs_template, &["metadata", "labels"], POD_TEMPLATE_HASH, json!(hash));
+                super::insert_at(
+                    &mut rs_template,
+                    &["metadata", "labels"],
+                    POD_TEMPLATE_HASH,
+                    json!(hash),
+                );
                 let mut labels = template
                     .pointer("/metadata/labels")
                     .and_then(Value::as_object)
@@ -223,7 +255,8 @@ impl Controller for DeploymentController {
                 annotations.insert(REVISION.into(), json!((max_old_revision + 1).to_string()));
                 annotations.insert(DESIRED_REPLICAS.into(), json!(desired.to_string()));
                 annotations.insert(MAX_REPLICAS.into(), json!((desired + surge).to_string()));
-                let mut spec = json!({"replicas": new_replicas, "selector": selector, "template": rs_template});
+                let mut spec =
+                    json!({"replicas": new_replicas, "selector": selector, "template": rs_template});
                 if let Some(m) = dep.pointer("/spec/minReadySeconds") {
                     spec["minReadySeconds"] = m.clone();
                 }
@@ -239,7 +272,10 @@ impl Controller for DeploymentController {
                         Some(rs)
                     }
                     Err(e) => {
-                        tracing::warn!("deployment-controller: creating ReplicaSet {ns}/{rs_name}: {}", e.message);
+                        tracing::warn!(
+                            "deployment-controller: creating ReplicaSet {ns}/{rs_name}: {}",
+                            e.message
+                        );
                         return;
                     }
                 }
@@ -247,12 +283,20 @@ impl Controller for DeploymentController {
         };
 
         // Old ReplicaSets go to 0 once the new one is available (at once for Recreate).
-        let new_available = new_rs.as_ref().map(|rs| int_at(rs, "/status/availableReplicas", 0)).unwrap_or(0);
+        let new_available = new_rs
+            .as_ref()
+            .map(|rs| int_at(rs, "/status/availableReplicas", 0))
+            .unwrap_or(0);
         if !paused && (is_recreate(&dep) || new_available >= desired) {
             for mut rs in old.clone() {
                 if int_at(&rs, "/spec/replicas", 0) != 0 {
                     rs["spec"]["replicas"] = json!(0);
-                    let k = super::key("apps", "replicasets", ns, get_str(&rs, &["metadata", "name"]).unwrap_or(""));
+                    let k = super::key(
+                        "apps",
+                        "replicasets",
+                        ns,
+                        get_str(&rs, &["metadata", "name"]).unwrap_or(""),
+                    );
                     warn(self.name(), "scaling down an old ReplicaSet", update(st, &k, rs));
                 }
             }
@@ -266,15 +310,27 @@ impl Controller for DeploymentController {
         if empty.len() > limit {
             empty.sort_by_key(|rs| revision(rs));
             for rs in &empty[..empty.len() - limit] {
-                let k = super::key("apps", "replicasets", ns, get_str(rs, &["metadata", "name"]).unwrap_or(""));
-                warn(self.name(), "deleting an old ReplicaSet", delete(st, &k, "Background"));
+                let k = super::key(
+                    "apps",
+                    "replicasets",
+                    ns,
+                    get_str(rs, &["metadata", "name"]).unwrap_or(""),
+                );
+                warn(
+                    self.name(),
+                    "deleting an old ReplicaSet",
+                    delete(st, &k, "Background"),
+                );
             }
         }
 
         // The Deployment carries its newest revision.
         if let Some(rs) = &new_rs {
-            let rev = get_str(rs, &["metadata", "annotations", REVISION]).unwrap_or("").to_string();
-            if !rev.is_empty() && get_str(&dep, &["metadata", "annotations", REVISION]) != Some(rev.as_str()) {
+            let rev = get_str(rs, &["metadata", "annotations", REVISION])
+                .unwrap_or("")
+                .to_string();
+            if !rev.is_empty() && get_str(&dep, &["metadata", "annotations", REVISION]) != Some(rev.as_str())
+            {
                 let mut d = dep.clone();
                 super::insert_at(&mut d, &["metadata", "annotations"], REVISION, json!(rev));
                 warn(self.name(), "annotating the revision", update(st, key, d));
@@ -284,8 +340,14 @@ impl Controller for DeploymentController {
         // Status from the ReplicaSets as they are now.
         let Some(dep) = read(st, key) else { return };
         let all: Vec<Value> = owned(st, "apps", "replicasets", ns, &uid);
-        let new_name = new_rs.as_ref().and_then(|rs| get_str(rs, &["metadata", "name"])).map(str::to_string);
-        let new_now = new_name.as_ref().and_then(|n| all.iter().find(|rs| get_str(rs, &["metadata", "name"]) == Some(n)));
+        let new_name = new_rs
+            .as_ref()
+            .and_then(|rs| get_str(rs, &["metadata", "name"]))
+            .map(str::to_string);
+        let new_now = new_name.as_ref().and_then(|n| {
+            all.iter()
+                .find(|rs| get_str(rs, &["metadata", "name"]) == Some(n))
+        });
         let sum = |p: &str| all.iter().map(|rs| int_at(rs, p, 0)).sum::<i64>();
         let replicas = sum("/status/replicas");
         let updated = new_now.map(|rs| int_at(rs, "/status/replicas", 0)).unwrap_or(0);
@@ -296,26 +358,72 @@ impl Controller for DeploymentController {
         let max_unavailable = if is_recreate(&dep) {
             0
         } else {
-            int_or_percent(dep.pointer("/spec/strategy/rollingUpdate/maxUnavailable"), desired, "25%", false)
+            int_or_percent(
+                dep.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
+                desired,
+                "25%",
+                false,
+            )
         };
         let now = now_rfc3339();
         let previous = dep.get("status");
         let available_cond = if available >= desired - max_unavailable {
-            condition(previous, "Available", true, "MinimumReplicasAvailable", "Deployment has minimum availability.", &now)
+            condition(
+                previous,
+                "Available",
+                true,
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+                &now,
+            )
         } else {
-            condition(previous, "Available", false, "MinimumReplicasUnavailable", "Deployment does not have minimum availability.", &now)
+            condition(
+                previous,
+                "Available",
+                false,
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+                &now,
+            )
         };
         let rs_name = new_name.unwrap_or_default();
         let complete = updated == desired && replicas == desired && available == desired;
         let progressing = if paused {
-            condition(previous, "Progressing", false, "DeploymentPaused", "Deployment is paused", &now)
+            condition(
+                previous,
+                "Progressing",
+                false,
+                "DeploymentPaused",
+                "Deployment is paused",
+                &now,
+            )
         } else if complete {
-            condition(previous, "Progressing", true, "NewReplicaSetAvailable",
-                &format!("ReplicaSet \"{rs_name}\" has successfully progressed."), &now)
+            condition(
+                previous,
+                "Progressing",
+                true,
+                "NewReplicaSetAvailable",
+                &format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
+                &now,
+            )
         } else if created.is_some() {
-            condition(previous, "Progressing", true, "NewReplicaSetCreated", &format!("Created new replica set \"{rs_name}\""), &now)
+            condition(
+                previous,
+                "Progressing",
+                true,
+                "NewReplicaSetCreated",
+                &format!("Created new replica set \"{rs_name}\""),
+                &now,
+            )
         } else {
-            condition(previous, "Progressing", true, "ReplicaSetUpdated", &format!("ReplicaSet \"{rs_name}\" is progressing."), &now)
+            condition(
+                previous,
+                "Progressing",
+                true,
+                "ReplicaSetUpdated",
+                &format!("ReplicaSet \"{rs_name}\" is progressing."),
+                &now,
+            )
         };
         let mut status = Map::new();
         status.insert("observedGeneration".into(), json!(generation));
@@ -335,6 +443,10 @@ impl Controller for DeploymentController {
         if let Some(c) = dep.pointer("/status/collisionCount") {
             status.insert("collisionCount".into(), c.clone());
         }
-        warn(self.name(), "writing Deployment status", write_status(st, key, Value::Object(status)));
+        warn(
+            self.name(),
+            "writing Deployment status",
+            write_status(st, key, Value::Object(status)),
+        );
     }
 }

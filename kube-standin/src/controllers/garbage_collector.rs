@@ -97,7 +97,10 @@ impl Controller for GarbageCollector {
         if deleting(&obj) && has_finalizer(&obj, ORPHAN) {
             for dep in dependents_of(st, &uid) {
                 if let Some(mut d) = read(st, &dep) {
-                    let refs: Vec<Value> = owner_refs(&d).into_iter().filter(|r| r["uid"] != json!(uid)).collect();
+                    let refs: Vec<Value> = owner_refs(&d)
+                        .into_iter()
+                        .filter(|r| r["uid"] != json!(uid))
+                        .collect();
                     d["metadata"]["ownerReferences"] = json!(refs);
                     if refs.is_empty() {
                         d["metadata"].as_object_mut().map(|m| m.remove("ownerReferences"));
@@ -105,7 +108,11 @@ impl Controller for GarbageCollector {
                     warn(self.name(), "orphaning a dependent", update(st, &dep, d));
                 }
             }
-            warn(self.name(), "removing the orphan finalizer", remove_finalizer(st, key, ORPHAN));
+            warn(
+                self.name(),
+                "removing the orphan finalizer",
+                remove_finalizer(st, key, ORPHAN),
+            );
             return;
         }
         if deleting(&obj) && has_finalizer(&obj, FOREGROUND) {
@@ -128,7 +135,11 @@ impl Controller for GarbageCollector {
                 }
             }
             if !blocking {
-                warn(self.name(), "removing the foregroundDeletion finalizer", remove_finalizer(st, key, FOREGROUND));
+                warn(
+                    self.name(),
+                    "removing the foregroundDeletion finalizer",
+                    remove_finalizer(st, key, FOREGROUND),
+                );
             }
             return;
         }
@@ -153,11 +164,19 @@ impl Controller for GarbageCollector {
                     .is_some_and(|o| deleting(&o) && has_finalizer(&o, FOREGROUND))
             });
             let policy = if foreground { "Foreground" } else { "Background" };
-            warn(self.name(), "deleting an orphaned dependent", delete(st, key, policy));
+            warn(
+                self.name(),
+                "deleting an orphaned dependent",
+                delete(st, key, policy),
+            );
         } else if alive.len() < refs.len() {
             let mut d = obj.clone();
             d["metadata"]["ownerReferences"] = json!(alive);
-            warn(self.name(), "dropping references to deleted owners", update(st, key, d));
+            warn(
+                self.name(),
+                "dropping references to deleted owners",
+                update(st, key, d),
+            );
         }
     }
 }

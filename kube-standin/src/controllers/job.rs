@@ -47,7 +47,9 @@ impl Controller for JobController {
             return vec![k];
         }
         if event.key.group.is_empty() && event.key.plural == "pods" {
-            return controller_key(st, &event.object, &event.key.namespace, "Job").into_iter().collect();
+            return controller_key(st, &event.object, &event.key.namespace, "Job")
+                .into_iter()
+                .collect();
         }
         Vec::new()
     }
@@ -60,7 +62,8 @@ impl Controller for JobController {
         let ns = job_key.namespace.as_str();
         let uid = get_str(&job, &["metadata", "uid"]).unwrap_or("").to_string();
         let previous = job.get("status").cloned();
-        let finished = has_condition(previous.as_ref(), "Complete") || has_condition(previous.as_ref(), "Failed");
+        let finished =
+            has_condition(previous.as_ref(), "Complete") || has_condition(previous.as_ref(), "Failed");
         let completions = int_at(&job, "/spec/completions", 1);
         let parallelism = int_at(&job, "/spec/parallelism", 1);
         let suspended = job.pointer("/spec/suspend") == Some(&json!(true));
@@ -69,25 +72,38 @@ impl Controller for JobController {
         let pods: Vec<Value> = owned(st, "", "pods", ns, &uid);
         let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
         let failed = pods.iter().filter(|p| phase(p) == "Failed").count() as i64;
-        let active = pods.iter().filter(|p| !deleting(p) && !matches!(phase(p), "Succeeded" | "Failed")).count() as i64;
+        let active = pods
+            .iter()
+            .filter(|p| !deleting(p) && !matches!(phase(p), "Succeeded" | "Failed"))
+            .count() as i64;
         let mut created = 0;
         if !finished && !suspended && succeeded < completions {
             let want = parallelism.min(completions - succeeded) - active;
             let template = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
             for _ in 0..want.max(0) {
-                let mut meta: Map<String, Value> = template.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+                let mut meta: Map<String, Value> = template
+                    .get("metadata")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
                 meta.insert("generateName".into(), json!(format!("{}-", job_key.name)));
                 meta.insert("namespace".into(), json!(ns));
                 meta.insert("ownerReferences".into(), json!([controller_ref(&job)]));
                 let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
                                  "spec": template.get("spec").cloned().unwrap_or(json!({}))});
-                if create(st, pod).map_err(|e| tracing::warn!("job-controller: creating a pod: {}", e.message)).is_ok() {
+                if create(st, pod)
+                    .map_err(|e| tracing::warn!("job-controller: creating a pod: {}", e.message))
+                    .is_ok()
+                {
                     created += 1;
                 }
             }
         }
         let ready = pods.iter().filter(|p| pod_ready(p)).count() as i64;
-        let mut status = previous.clone().and_then(|s| s.as_object().cloned()).unwrap_or_default();
+        let mut status = previous
+            .clone()
+            .and_then(|s| s.as_object().cloned())
+            .unwrap_or_default();
         if !status.contains_key("startTime") && (created > 0 || !pods.is_empty()) {
             status.insert("startTime".into(), json!(now));
         }
@@ -106,8 +122,18 @@ impl Controller for JobController {
         status.insert("uncountedTerminatedPods".into(), json!({}));
         if !finished && succeeded >= completions {
             status.insert("completionTime".into(), json!(now));
-            status.insert("conditions".into(), json!([job_condition("SuccessCriteriaMet", &now), job_condition("Complete", &now)]));
+            status.insert(
+                "conditions".into(),
+                json!([
+                    job_condition("SuccessCriteriaMet", &now),
+                    job_condition("Complete", &now)
+                ]),
+            );
         }
-        warn(self.name(), "writing Job status", write_status(st, job_key, Value::Object(status)));
+        warn(
+            self.name(),
+            "writing Job status",
+            write_status(st, job_key, Value::Object(status)),
+        );
     }
 }

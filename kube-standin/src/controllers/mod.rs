@@ -273,7 +273,9 @@ fn ctx(subresource: &str) -> WriteCtx {
 pub fn create(st: &mut State, obj: Value) -> Result<Value, ApiError> {
     let api_version = get_str(&obj, &["apiVersion"]).unwrap_or("").to_string();
     let kind = get_str(&obj, &["kind"]).unwrap_or("").to_string();
-    let namespace = get_str(&obj, &["metadata", "namespace"]).unwrap_or("").to_string();
+    let namespace = get_str(&obj, &["metadata", "namespace"])
+        .unwrap_or("")
+        .to_string();
     let rt = st
         .type_for(&api_version, &kind)
         .ok_or_else(|| ApiError::internal(format!("no served type {api_version} {kind}")))?;
@@ -346,7 +348,14 @@ pub fn warn(controller: &str, what: &str, result: Result<impl Sized, ApiError>) 
 }
 
 /// A condition as the workload controllers write it, keeping its transition time while its status holds.
-pub fn condition(previous: Option<&Value>, ty: &str, status: bool, reason: &str, message: &str, now: &str) -> Value {
+pub fn condition(
+    previous: Option<&Value>,
+    ty: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    now: &str,
+) -> Value {
     let status = if status { "True" } else { "False" };
     let old = previous
         .and_then(|s| s.get("conditions"))
@@ -358,7 +367,8 @@ pub fn condition(previous: Option<&Value>, ty: &str, status: bool, reason: &str,
         .unwrap_or(json!(now));
     let same = old.is_some_and(|c| c["status"] == status && c["reason"] == reason && c["message"] == message);
     let update = if same {
-        old.and_then(|c| c.get("lastUpdateTime").cloned()).unwrap_or(json!(now))
+        old.and_then(|c| c.get("lastUpdateTime").cloned())
+            .unwrap_or(json!(now))
     } else {
         json!(now)
     };
@@ -430,13 +440,25 @@ pub fn sync_pod_unready(st: &mut State, pods: &[Value], message: Option<&str>, c
         match message {
             Some(m) => insert_at(&mut p, &["metadata", "annotations"], ann, json!(m)),
             None => {
-                if let Some(a) = p.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+                if let Some(a) = p
+                    .pointer_mut("/metadata/annotations")
+                    .and_then(Value::as_object_mut)
+                {
                     a.remove(ann);
                 }
             }
         }
-        let k = key("", "pods", get_str(pod, &["metadata", "namespace"]).unwrap_or(""), get_str(pod, &["metadata", "name"]).unwrap_or(""));
-        warn(controller, "passing the owner's unready message to a pod", update(st, &k, p));
+        let k = key(
+            "",
+            "pods",
+            get_str(pod, &["metadata", "namespace"]).unwrap_or(""),
+            get_str(pod, &["metadata", "name"]).unwrap_or(""),
+        );
+        warn(
+            controller,
+            "passing the owner's unready message to a pod",
+            update(st, &k, p),
+        );
     }
 }
 
@@ -453,7 +475,11 @@ pub fn pod_ready(pod: &Value) -> bool {
 /// The unready message the simulation honours for `key` (the override or the annotation).
 pub fn unready_message(st: &State, key: &ObjKey, obj: &Value) -> Option<String> {
     st.overrides.unready.get(key).cloned().or_else(|| {
-        get_str(obj, &["metadata", "annotations", crate::simulate::UNREADY_ANNOTATION]).map(str::to_string)
+        get_str(
+            obj,
+            &["metadata", "annotations", crate::simulate::UNREADY_ANNOTATION],
+        )
+        .map(str::to_string)
     })
 }
 
@@ -483,7 +509,10 @@ mod tests {
     fn hashes_look_like_the_controllers() {
         let h = template_hash(&json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": []}}));
         assert!(!h.is_empty() && h.len() <= 10, "{h}");
-        assert!(h.bytes().all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b)), "{h}");
+        assert!(
+            h.bytes().all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b)),
+            "{h}"
+        );
         // Key order does not matter.
         let a = template_hash(&json!({"a": 1, "b": 2}));
         let b = template_hash(&json!({"b": 2, "a": 1}));

@@ -57,14 +57,21 @@ impl Controller for NamespaceController {
             .collect();
         for (k, o) in &content {
             if !deleting(o) {
-                warn(self.name(), "deleting namespace content", delete(st, k, "Background"));
+                warn(
+                    self.name(),
+                    "deleting namespace content",
+                    delete(st, k, "Background"),
+                );
             }
         }
         let Some(namespace) = namespace else { return };
         // What is left, by resource, and which finalizers hold it.
         let mut remaining: BTreeMap<String, usize> = BTreeMap::new();
         let mut finalizers: BTreeMap<String, usize> = BTreeMap::new();
-        for (k, o) in st.objects().filter(|(k, _)| k.namespace == ns && !k.plural.is_empty()) {
+        for (k, o) in st
+            .objects()
+            .filter(|(k, _)| k.namespace == ns && !k.plural.is_empty())
+        {
             if k.group.is_empty() && k.plural == "namespaces" {
                 continue;
             }
@@ -97,9 +104,17 @@ impl Controller for NamespaceController {
             json!({"type": ty, "status": status, "lastTransitionTime": keep, "reason": reason, "message": message})
         };
         let content_left = if remaining.is_empty() {
-            cond("NamespaceContentRemaining", true, "ContentRemoved", "All content successfully removed".into())
+            cond(
+                "NamespaceContentRemaining",
+                true,
+                "ContentRemoved",
+                "All content successfully removed".into(),
+            )
         } else {
-            let list: Vec<String> = remaining.iter().map(|(r, n)| format!("{r} has {n} resource instances")).collect();
+            let list: Vec<String> = remaining
+                .iter()
+                .map(|(r, n)| format!("{r} has {n} resource instances"))
+                .collect();
             cond(
                 "NamespaceContentRemaining",
                 false,
@@ -108,14 +123,25 @@ impl Controller for NamespaceController {
             )
         };
         let finalizers_left = if finalizers.is_empty() {
-            cond("NamespaceFinalizersRemaining", true, "ContentHasNoFinalizers", "All content-preserving finalizers finished".into())
+            cond(
+                "NamespaceFinalizersRemaining",
+                true,
+                "ContentHasNoFinalizers",
+                "All content-preserving finalizers finished".into(),
+            )
         } else {
-            let list: Vec<String> = finalizers.iter().map(|(f, n)| format!("{f} in {n} resource instances")).collect();
+            let list: Vec<String> = finalizers
+                .iter()
+                .map(|(f, n)| format!("{f} in {n} resource instances"))
+                .collect();
             cond(
                 "NamespaceFinalizersRemaining",
                 false,
                 "SomeFinalizersRemain",
-                format!("Some content in the namespace has finalizers remaining: {}", list.join(", ")),
+                format!(
+                    "Some content in the namespace has finalizers remaining: {}",
+                    list.join(", ")
+                ),
             )
         };
         let status = json!({
@@ -128,11 +154,17 @@ impl Controller for NamespaceController {
                 finalizers_left,
             ]
         });
-        warn(self.name(), "writing namespace status", write_status(st, ns_key, status));
+        warn(
+            self.name(),
+            "writing namespace status",
+            write_status(st, ns_key, status),
+        );
         if !remaining.is_empty() {
             return;
         }
-        let Some(mut namespace) = read(st, ns_key) else { return };
+        let Some(mut namespace) = read(st, ns_key) else {
+            return;
+        };
         let Some(list) = namespace
             .pointer_mut("/spec/finalizers")
             .and_then(Value::as_array_mut)
@@ -142,7 +174,11 @@ impl Controller for NamespaceController {
         let before = list.len();
         list.retain(|f| f != KUBERNETES_FINALIZER);
         if list.len() != before {
-            warn(self.name(), "finalizing the namespace", write(st, ns_key, namespace, "finalize"));
+            warn(
+                self.name(),
+                "finalizing the namespace",
+                write(st, ns_key, namespace, "finalize"),
+            );
         }
     }
 }

@@ -9,7 +9,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Controller, Requeue, SeededGenerations, controlled_by, controller_key, controller_ref, create, delete,
-    deleting, int_at, key, key_if, owned, pod_ready, read, sync_pod_unready, unready_message, warn, write_status,
+    deleting, int_at, key, key_if, owned, pod_ready, read, sync_pod_unready, unready_message, warn,
+    write_status,
 };
 use crate::store::{Event, ObjKey, State};
 use crate::util::get_str;
@@ -31,14 +32,21 @@ impl Controller for ReplicaSetController {
         }
         let ns = event.key.namespace.as_str();
         if event.key.group.is_empty() && event.key.plural == "pods" {
-            return controller_key(st, &event.object, ns, "ReplicaSet").into_iter().collect();
+            return controller_key(st, &event.object, ns, "ReplicaSet")
+                .into_iter()
+                .collect();
         }
         // A Deployment's unready override reaches its ReplicaSets' pods.
         if event.key.group == "apps" && event.key.plural == "deployments" {
             let uid = get_str(&event.object, &["metadata", "uid"]).unwrap_or("");
             return st
                 .objects()
-                .filter(|(k, o)| k.group == "apps" && k.plural == "replicasets" && k.namespace == ns && controlled_by(o, uid))
+                .filter(|(k, o)| {
+                    k.group == "apps"
+                        && k.plural == "replicasets"
+                        && k.namespace == ns
+                        && controlled_by(o, uid)
+                })
                 .map(|(k, _)| k.clone())
                 .collect();
         }
@@ -58,12 +66,19 @@ impl Controller for ReplicaSetController {
             let obj = read(st, &dep)?;
             unready_message(st, &dep, &obj)
         });
-        let mut pods: Vec<Value> = owned(st, "", "pods", ns, &uid).into_iter().filter(|p| !deleting(p)).collect();
+        let mut pods: Vec<Value> = owned(st, "", "pods", ns, &uid)
+            .into_iter()
+            .filter(|p| !deleting(p))
+            .collect();
         sync_pod_unready(st, &pods, unready.as_deref(), self.name());
         if pods.len() < desired {
             let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
             for _ in pods.len()..desired {
-                let mut meta = template.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+                let mut meta = template
+                    .get("metadata")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
                 meta.insert("generateName".into(), json!(format!("{}-", rs_key.name)));
                 meta.insert("namespace".into(), json!(ns));
                 meta.insert("ownerReferences".into(), json!([controller_ref(&rs)]));
@@ -79,25 +94,44 @@ impl Controller for ReplicaSetController {
             // Unready pods go first, then the newest.
             pods.sort_by(|a, b| {
                 pod_ready(a).cmp(&pod_ready(b)).then_with(|| {
-                    get_str(b, &["metadata", "creationTimestamp"]).cmp(&get_str(a, &["metadata", "creationTimestamp"]))
+                    get_str(b, &["metadata", "creationTimestamp"])
+                        .cmp(&get_str(a, &["metadata", "creationTimestamp"]))
                 })
             });
             for pod in &pods[..pods.len() - desired] {
                 let k = key("", "pods", ns, get_str(pod, &["metadata", "name"]).unwrap_or(""));
-                warn(self.name(), "deleting a surplus pod", delete(st, &k, "Background"));
+                warn(
+                    self.name(),
+                    "deleting a surplus pod",
+                    delete(st, &k, "Background"),
+                );
             }
         }
-        let pods: Vec<Value> = owned(st, "", "pods", ns, &uid).into_iter().filter(|p| !deleting(p)).collect();
+        let pods: Vec<Value> = owned(st, "", "pods", ns, &uid)
+            .into_iter()
+            .filter(|p| !deleting(p))
+            .collect();
         let ready = pods.iter().filter(|p| pod_ready(p)).count();
         let mut status = Map::new();
         status.insert("replicas".into(), json!(pods.len()));
         // ReplicaSetStatus counts other than `replicas` are `omitempty`.
-        for (k, v) in [("fullyLabeledReplicas", pods.len()), ("readyReplicas", ready), ("availableReplicas", ready)] {
+        for (k, v) in [
+            ("fullyLabeledReplicas", pods.len()),
+            ("readyReplicas", ready),
+            ("availableReplicas", ready),
+        ] {
             if v != 0 {
                 status.insert(k.into(), json!(v));
             }
         }
-        status.insert("observedGeneration".into(), json!(int_at(&rs, "/metadata/generation", 1)));
-        warn(self.name(), "writing ReplicaSet status", write_status(st, rs_key, Value::Object(status)));
+        status.insert(
+            "observedGeneration".into(),
+            json!(int_at(&rs, "/metadata/generation", 1)),
+        );
+        warn(
+            self.name(),
+            "writing ReplicaSet status",
+            write_status(st, rs_key, Value::Object(status)),
+        );
     }
 }

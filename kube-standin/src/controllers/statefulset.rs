@@ -7,12 +7,12 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{
-    Controller, Requeue, SeededGenerations, controller_key, controller_ref, create, delete,
-    deleting, int_at, key, key_if, owned, pod_ready, read, sync_pod_unready, template_hash, unready_message,
-    update, warn, write_status,
-};
 use super::deployment::semantic;
+use super::{
+    Controller, Requeue, SeededGenerations, controller_key, controller_ref, create, delete, deleting, int_at,
+    key, key_if, owned, pod_ready, read, sync_pod_unready, template_hash, unready_message, update, warn,
+    write_status,
+};
 use crate::store::{Event, ObjKey, State};
 use crate::util::get_str;
 
@@ -49,7 +49,9 @@ impl Controller for StatefulSetController {
             return vec![k];
         }
         if event.key.group.is_empty() && event.key.plural == "pods" {
-            return controller_key(st, &event.object, &event.key.namespace, "StatefulSet").into_iter().collect();
+            return controller_key(st, &event.object, &event.key.namespace, "StatefulSet")
+                .into_iter()
+                .collect();
         }
         Vec::new()
     }
@@ -70,21 +72,36 @@ impl Controller for StatefulSetController {
 
         // The revision of the current template.
         let revisions = owned(st, "apps", "controllerrevisions", ns, &uid);
-        let max_revision = revisions.iter().map(|r| int_at(r, "/revision", 0)).max().unwrap_or(0);
-        let update_revision = match revisions.iter().find(|r| semantic(&revision_template(r)) == semantic(&template)) {
+        let max_revision = revisions
+            .iter()
+            .map(|r| int_at(r, "/revision", 0))
+            .max()
+            .unwrap_or(0);
+        let update_revision = match revisions
+            .iter()
+            .find(|r| semantic(&revision_template(r)) == semantic(&template))
+        {
             Some(r) => {
                 let rname = get_str(r, &["metadata", "name"]).unwrap_or("").to_string();
                 if int_at(r, "/revision", 0) < max_revision {
                     let mut r = r.clone();
                     r["revision"] = json!(max_revision + 1);
-                    warn(self.name(), "moving a revision up", update(st, &key("apps", "controllerrevisions", ns, &rname), r));
+                    warn(
+                        self.name(),
+                        "moving a revision up",
+                        update(st, &key("apps", "controllerrevisions", ns, &rname), r),
+                    );
                 }
                 rname
             }
             None => {
                 let hash = template_hash(&semantic(&template));
                 let rname = format!("{name}-{hash}");
-                let mut labels = template.pointer("/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default();
+                let mut labels = template
+                    .pointer("/metadata/labels")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
                 labels.insert("controller.kubernetes.io/hash".into(), json!(hash));
                 let mut data_template = template.clone();
                 data_template["$patch"] = json!("replace");
@@ -101,7 +118,11 @@ impl Controller for StatefulSetController {
             }
         };
         let current_revision = get_str(&sts, &["status", "currentRevision"])
-            .filter(|r| revisions.iter().any(|x| get_str(x, &["metadata", "name"]) == Some(r)))
+            .filter(|r| {
+                revisions
+                    .iter()
+                    .any(|x| get_str(x, &["metadata", "name"]) == Some(r))
+            })
             .unwrap_or(&update_revision)
             .to_string();
 
@@ -111,8 +132,15 @@ impl Controller for StatefulSetController {
         let by_ordinal = |i: i64| pods.iter().find(|p| ordinal(name, p) == Some(i));
 
         // PVCs first, as the controller creates them before the pod that mounts them.
-        let claims = sts.pointer("/spec/volumeClaimTemplates").and_then(Value::as_array).cloned().unwrap_or_default();
-        let selector_labels = sts.pointer("/spec/selector/matchLabels").cloned().unwrap_or(json!({}));
+        let claims = sts
+            .pointer("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let selector_labels = sts
+            .pointer("/spec/selector/matchLabels")
+            .cloned()
+            .unwrap_or(json!({}));
         let mut acted = false;
         for i in 0..replicas {
             if by_ordinal(i).is_some() {
@@ -123,7 +151,10 @@ impl Controller for StatefulSetController {
             }
             let pod_name = format!("{name}-{i}");
             for c in &claims {
-                let cname = format!("{}-{pod_name}", get_str(c, &["metadata", "name"]).unwrap_or("data"));
+                let cname = format!(
+                    "{}-{pod_name}",
+                    get_str(c, &["metadata", "name"]).unwrap_or("data")
+                );
                 if read(st, &key("", "persistentvolumeclaims", ns, &cname)).is_none() {
                     let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                         "metadata": {"name": cname, "namespace": ns, "labels": selector_labels},
@@ -131,7 +162,11 @@ impl Controller for StatefulSetController {
                     warn(self.name(), "creating a PVC", create(st, pvc));
                 }
             }
-            let mut meta: Map<String, Value> = template.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+            let mut meta: Map<String, Value> = template
+                .get("metadata")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             meta.insert("name".into(), json!(pod_name));
             meta.insert("namespace".into(), json!(ns));
             let labels = meta.entry("labels").or_insert_with(|| json!({}));
@@ -145,11 +180,18 @@ impl Controller for StatefulSetController {
             }
             let mut spec = template.get("spec").cloned().unwrap_or(json!({}));
             spec["hostname"] = json!(pod_name);
-            if let Some(svc) = sts.pointer("/spec/serviceName").filter(|s| s.as_str().is_some_and(|s| !s.is_empty())) {
+            if let Some(svc) = sts
+                .pointer("/spec/serviceName")
+                .filter(|s| s.as_str().is_some_and(|s| !s.is_empty()))
+            {
                 spec["subdomain"] = svc.clone();
             }
             if !claims.is_empty() {
-                let vols = spec.as_object_mut().expect("object").entry("volumes").or_insert_with(|| json!([]));
+                let vols = spec
+                    .as_object_mut()
+                    .expect("object")
+                    .entry("volumes")
+                    .or_insert_with(|| json!([]));
                 for c in &claims {
                     let cname = get_str(c, &["metadata", "name"]).unwrap_or("data");
                     if let Some(v) = vols.as_array_mut() {
@@ -157,47 +199,80 @@ impl Controller for StatefulSetController {
                     }
                 }
             }
-            warn(self.name(), "creating a pod", create(st, json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})));
+            warn(
+                self.name(),
+                "creating a pod",
+                create(
+                    st,
+                    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}),
+                ),
+            );
             acted = true;
             if !parallel {
                 break;
             }
         }
         // Scale down from the highest ordinal (one at a time unless Parallel).
-        let mut condemned: Vec<&Value> = pods.iter().filter(|p| ordinal(name, p).is_some_and(|i| i >= replicas)).collect();
+        let mut condemned: Vec<&Value> = pods
+            .iter()
+            .filter(|p| ordinal(name, p).is_some_and(|i| i >= replicas))
+            .collect();
         condemned.sort_by_key(|p| std::cmp::Reverse(ordinal(name, p)));
         for p in condemned.iter().take(if parallel { usize::MAX } else { 1 }) {
             let k = key("", "pods", ns, get_str(p, &["metadata", "name"]).unwrap_or(""));
-            warn(self.name(), "deleting a pod past spec.replicas", delete(st, &k, "Background"));
+            warn(
+                self.name(),
+                "deleting a pod past spec.replicas",
+                delete(st, &k, "Background"),
+            );
             acted = true;
         }
         // Rolling update: when everything is up, replace the highest outdated pod (above the partition).
         let all_ready = (0..replicas).all(|i| by_ordinal(i).is_some_and(pod_ready));
         if !acted && !on_delete && all_ready {
             let outdated = (partition..replicas).rev().find_map(|i| {
-                by_ordinal(i).filter(|p| get_str(p, &["metadata", "labels", REVISION_LABEL]) != Some(update_revision.as_str()))
+                by_ordinal(i).filter(|p| {
+                    get_str(p, &["metadata", "labels", REVISION_LABEL]) != Some(update_revision.as_str())
+                })
             });
             if let Some(p) = outdated {
                 let k = key("", "pods", ns, get_str(p, &["metadata", "name"]).unwrap_or(""));
-                warn(self.name(), "replacing an outdated pod", delete(st, &k, "Background"));
+                warn(
+                    self.name(),
+                    "replacing an outdated pod",
+                    delete(st, &k, "Background"),
+                );
             }
         }
 
-        let pods: Vec<Value> = owned(st, "", "pods", ns, &uid).into_iter().filter(|p| !deleting(p)).collect();
+        let pods: Vec<Value> = owned(st, "", "pods", ns, &uid)
+            .into_iter()
+            .filter(|p| !deleting(p))
+            .collect();
         let count = |f: &dyn Fn(&Value) -> bool| pods.iter().filter(|p| f(p)).count() as i64;
         let ready = count(&|p| pod_ready(p));
-        let updated = count(&|p| get_str(p, &["metadata", "labels", REVISION_LABEL]) == Some(update_revision.as_str()));
+        let updated =
+            count(&|p| get_str(p, &["metadata", "labels", REVISION_LABEL]) == Some(update_revision.as_str()));
         let current_revision = if updated == replicas && pods.len() as i64 == replicas {
             update_revision.clone()
         } else {
             current_revision
         };
-        let current = count(&|p| get_str(p, &["metadata", "labels", REVISION_LABEL]) == Some(current_revision.as_str()));
+        let current = count(&|p| {
+            get_str(p, &["metadata", "labels", REVISION_LABEL]) == Some(current_revision.as_str())
+        });
         let mut status = Map::new();
-        status.insert("observedGeneration".into(), json!(int_at(&sts, "/metadata/generation", 1)));
+        status.insert(
+            "observedGeneration".into(),
+            json!(int_at(&sts, "/metadata/generation", 1)),
+        );
         status.insert("replicas".into(), json!(pods.len()));
         // StatefulSetStatus: readyReplicas, currentReplicas and updatedReplicas are `omitempty`.
-        for (k, v) in [("readyReplicas", ready), ("currentReplicas", current), ("updatedReplicas", updated)] {
+        for (k, v) in [
+            ("readyReplicas", ready),
+            ("currentReplicas", current),
+            ("updatedReplicas", updated),
+        ] {
             if v != 0 {
                 status.insert(k.into(), json!(v));
             }
@@ -206,6 +281,10 @@ impl Controller for StatefulSetController {
         status.insert("currentRevision".into(), json!(current_revision));
         status.insert("updateRevision".into(), json!(update_revision));
         status.insert("collisionCount".into(), json!(0));
-        warn(self.name(), "writing StatefulSet status", write_status(st, sts_key, Value::Object(status)));
+        warn(
+            self.name(),
+            "writing StatefulSet status",
+            write_status(st, sts_key, Value::Object(status)),
+        );
     }
 }

@@ -30,7 +30,8 @@ async fn start() -> StandIn {
 /// Runs kubectl and parses its JSON output.
 async fn json_of(k: &Kubectl, args: &[&str]) -> Value {
     let out = k.ok(args).await;
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl {} {args:?}: not JSON ({e}): {out}", k.label))
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("kubectl {} {args:?}: not JSON ({e}): {out}", k.label))
 }
 
 /// Waits (at most 10 s) until `check` holds on the store.
@@ -66,25 +67,54 @@ const DEPLOYMENT: &str = r#"{"apiVersion": "apps/v1", "kind": "Deployment",
 async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
     let file = k.file("deploy.json", DEPLOYMENT);
     k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
-    let done = k.ok(&["rollout", "status", "deployment/web", "-n", "apps", "--timeout=30s"]).await;
+    let done = k
+        .ok(&[
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "apps",
+            "--timeout=30s",
+        ])
+        .await;
     assert!(done.contains("successfully rolled out"), "{}: {done}", k.label);
 
     let rs = items(&json_of(&k, &["get", "replicasets", "-n", "apps", "-o", "json"]).await);
     assert_eq!(rs.len(), 1, "{}: {rs:?}", k.label);
     let first = rs[0].clone();
-    let hash = first["metadata"]["labels"]["pod-template-hash"].as_str().unwrap().to_string();
+    let hash = first["metadata"]["labels"]["pod-template-hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(name(&first), format!("web-{hash}"));
-    assert_eq!(first["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
-    assert_eq!(first["metadata"]["annotations"]["kubernetes.io/change-cause"], "first");
+    assert_eq!(
+        first["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
+    assert_eq!(
+        first["metadata"]["annotations"]["kubernetes.io/change-cause"],
+        "first"
+    );
     assert_eq!(first["metadata"]["ownerReferences"][0]["kind"], "Deployment");
     assert_eq!(first["metadata"]["ownerReferences"][0]["controller"], true);
-    assert_eq!(first["spec"]["selector"]["matchLabels"]["pod-template-hash"], hash.as_str());
-    assert_eq!((first["status"]["replicas"].as_i64(), first["status"]["readyReplicas"].as_i64()), (Some(2), Some(2)));
+    assert_eq!(
+        first["spec"]["selector"]["matchLabels"]["pod-template-hash"],
+        hash.as_str()
+    );
+    assert_eq!(
+        (
+            first["status"]["replicas"].as_i64(),
+            first["status"]["readyReplicas"].as_i64()
+        ),
+        (Some(2), Some(2))
+    );
 
     let pods = items(&json_of(&k, &["get", "pods", "-n", "apps", "-l", "app=web", "-o", "json"]).await);
     assert_eq!(pods.len(), 2, "{}", k.label);
     for p in &pods {
-        let suffix = name(p).strip_prefix(&format!("web-{hash}-")).expect("pod named after its ReplicaSet");
+        let suffix = name(p)
+            .strip_prefix(&format!("web-{hash}-"))
+            .expect("pod named after its ReplicaSet");
         assert_eq!(suffix.len(), 5, "{}", name(p));
         assert_eq!(p["metadata"]["labels"]["tier"], "front");
         assert_eq!(p["metadata"]["labels"]["pod-template-hash"], hash.as_str());
@@ -94,7 +124,12 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
     }
     let dep = json_of(&k, &["get", "deployment", "web", "-n", "apps", "-o", "json"]).await;
     assert_eq!(dep["status"]["observedGeneration"], dep["metadata"]["generation"]);
-    for f in ["replicas", "updatedReplicas", "readyReplicas", "availableReplicas"] {
+    for f in [
+        "replicas",
+        "updatedReplicas",
+        "readyReplicas",
+        "availableReplicas",
+    ] {
         assert_eq!(dep["status"][f], 2, "{}: {f} in {}", k.label, dep["status"]);
     }
     assert_eq!(condition(&dep, "Available")["reason"], "MinimumReplicasAvailable");
@@ -103,50 +138,157 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
         condition(&dep, "Progressing")["message"],
         format!("ReplicaSet \"web-{hash}\" has successfully progressed.")
     );
-    assert_eq!(dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+    assert_eq!(
+        dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
 
     // A new image: a new ReplicaSet at revision 2, the old one scaled to 0.
-    k.ok(&["set", "image", "deployment/web", "web=nginx:1.28", "-n", "apps"]).await;
-    k.ok(&["annotate", "deployment/web", "-n", "apps", "--overwrite", "kubernetes.io/change-cause=second"]).await;
-    let done = k.ok(&["rollout", "status", "deployment/web", "-n", "apps", "--timeout=30s"]).await;
+    k.ok(&["set", "image", "deployment/web", "web=nginx:1.28", "-n", "apps"])
+        .await;
+    k.ok(&[
+        "annotate",
+        "deployment/web",
+        "-n",
+        "apps",
+        "--overwrite",
+        "kubernetes.io/change-cause=second",
+    ])
+    .await;
+    let done = k
+        .ok(&[
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "apps",
+            "--timeout=30s",
+        ])
+        .await;
     assert!(done.contains("successfully rolled out"), "{}: {done}", k.label);
     let rs = items(&json_of(&k, &["get", "replicasets", "-n", "apps", "-o", "json"]).await);
     assert_eq!(rs.len(), 2, "{}", k.label);
     let second = rs.iter().find(|r| name(r) != name(&first)).unwrap().clone();
-    assert_eq!(second["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2");
-    assert_eq!(second["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.28");
+    assert_eq!(
+        second["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "2"
+    );
+    assert_eq!(
+        second["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.28"
+    );
     let old = rs.iter().find(|r| name(r) == name(&first)).unwrap();
     assert_eq!(old["spec"]["replicas"], 0, "{}", k.label);
     let pods = items(&json_of(&k, &["get", "pods", "-n", "apps", "-l", "app=web", "-o", "json"]).await);
     assert_eq!(pods.len(), 2);
-    assert!(pods.iter().all(|p| name(p).starts_with(&format!("{}-", name(&second)))));
+    assert!(
+        pods.iter()
+            .all(|p| name(p).starts_with(&format!("{}-", name(&second))))
+    );
 
-    let history = k.ok(&["rollout", "history", "deployment/web", "-n", "apps"]).await;
-    assert!(history.contains("REVISION") && history.contains("CHANGE-CAUSE"), "{history}");
-    assert!(history.lines().any(|l| l.starts_with('1') && l.contains("first")), "{}: {history}", k.label);
-    assert!(history.lines().any(|l| l.starts_with('2')), "{}: {history}", k.label);
+    let history = k
+        .ok(&["rollout", "history", "deployment/web", "-n", "apps"])
+        .await;
+    assert!(
+        history.contains("REVISION") && history.contains("CHANGE-CAUSE"),
+        "{history}"
+    );
+    assert!(
+        history.lines().any(|l| l.starts_with('1') && l.contains("first")),
+        "{}: {history}",
+        k.label
+    );
+    assert!(
+        history.lines().any(|l| l.starts_with('2')),
+        "{}: {history}",
+        k.label
+    );
 
     // Undo: the first ReplicaSet comes back as revision 3.
     let undo = k.ok(&["rollout", "undo", "deployment/web", "-n", "apps"]).await;
     assert!(undo.contains("rolled back"), "{}: {undo}", k.label);
-    k.ok(&["rollout", "status", "deployment/web", "-n", "apps", "--timeout=30s"]).await;
-    let back = json_of(&k, &["get", "replicaset", name(&first), "-n", "apps", "-o", "json"]).await;
-    assert_eq!(back["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3");
-    assert_eq!(back["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"], "1");
+    k.ok(&[
+        "rollout",
+        "status",
+        "deployment/web",
+        "-n",
+        "apps",
+        "--timeout=30s",
+    ])
+    .await;
+    let back = json_of(
+        &k,
+        &["get", "replicaset", name(&first), "-n", "apps", "-o", "json"],
+    )
+    .await;
+    assert_eq!(
+        back["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    assert_eq!(
+        back["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"],
+        "1"
+    );
     assert_eq!(back["spec"]["replicas"], 2);
     let dep = json_of(&k, &["get", "deployment", "web", "-n", "apps", "-o", "json"]).await;
-    assert_eq!(dep["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.27");
-    assert_eq!(dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3");
-    let history = k.ok(&["rollout", "history", "deployment/web", "-n", "apps"]).await;
-    assert!(history.lines().any(|l| l.starts_with('3')), "{}: {history}", k.label);
-    assert!(!history.lines().any(|l| l.starts_with("1 ")), "{}: {history}", k.label);
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+    assert_eq!(
+        dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    let history = k
+        .ok(&["rollout", "history", "deployment/web", "-n", "apps"])
+        .await;
+    assert!(
+        history.lines().any(|l| l.starts_with('3')),
+        "{}: {history}",
+        k.label
+    );
+    assert!(
+        !history.lines().any(|l| l.starts_with("1 ")),
+        "{}: {history}",
+        k.label
+    );
 
     // Scaling through spec.replicas.
-    k.ok(&["patch", "deployment", "web", "-n", "apps", "--type", "merge", "-p", r#"{"spec":{"replicas":3}}"#]).await;
-    k.ok(&["rollout", "status", "deployment/web", "-n", "apps", "--timeout=30s"]).await;
+    k.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "-n",
+        "apps",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"replicas":3}}"#,
+    ])
+    .await;
+    k.ok(&[
+        "rollout",
+        "status",
+        "deployment/web",
+        "-n",
+        "apps",
+        "--timeout=30s",
+    ])
+    .await;
     let store = api.store();
     eventually("3 pods", || store.list("pods", Some("apps")).len() == 3).await;
-    k.ok(&["patch", "deployment", "web", "-n", "apps", "--type", "merge", "-p", r#"{"spec":{"replicas":1}}"#]).await;
+    k.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "-n",
+        "apps",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"replicas":1}}"#,
+    ])
+    .await;
     eventually("1 pod", || store.list("pods", Some("apps")).len() == 1).await;
     eventually("status of 1 replica", || {
         store.get("deployments", "apps", "web").is_some_and(|d| {
@@ -183,19 +325,42 @@ const STATEFULSET: &str = r#"{"apiVersion": "apps/v1", "kind": "StatefulSet",
 async fn statefulset_lifecycle(k: Kubectl, api: StandIn) {
     let file = k.file("sts.json", STATEFULSET);
     k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
-    let done = k.ok(&["rollout", "status", "statefulset/db", "-n", "apps", "--timeout=30s"]).await;
-    assert!(done.contains("roll out complete") || done.contains("rolling update complete"), "{}: {done}", k.label);
+    let done = k
+        .ok(&[
+            "rollout",
+            "status",
+            "statefulset/db",
+            "-n",
+            "apps",
+            "--timeout=30s",
+        ])
+        .await;
+    assert!(
+        done.contains("roll out complete") || done.contains("rolling update complete"),
+        "{}: {done}",
+        k.label
+    );
     let sts = json_of(&k, &["get", "statefulset", "db", "-n", "apps", "-o", "json"]).await;
     let s = &sts["status"];
     let revision = s["updateRevision"].as_str().unwrap().to_string();
     assert!(revision.starts_with("db-"), "{s}");
     assert_eq!(s["currentRevision"], revision.as_str());
-    for f in ["replicas", "readyReplicas", "currentReplicas", "updatedReplicas", "availableReplicas"] {
+    for f in [
+        "replicas",
+        "readyReplicas",
+        "currentReplicas",
+        "updatedReplicas",
+        "availableReplicas",
+    ] {
         assert_eq!(s[f], 3, "{}: {f} in {s}", k.label);
     }
     assert_eq!(s["observedGeneration"], sts["metadata"]["generation"]);
     for i in 0..3 {
-        let pod = json_of(&k, &["get", "pod", &format!("db-{i}"), "-n", "apps", "-o", "json"]).await;
+        let pod = json_of(
+            &k,
+            &["get", "pod", &format!("db-{i}"), "-n", "apps", "-o", "json"],
+        )
+        .await;
         let labels = &pod["metadata"]["labels"];
         assert_eq!(labels["statefulset.kubernetes.io/pod-name"], format!("db-{i}"));
         assert_eq!(labels["apps.kubernetes.io/pod-index"], i.to_string());
@@ -204,36 +369,76 @@ async fn statefulset_lifecycle(k: Kubectl, api: StandIn) {
         assert_eq!(pod["spec"]["subdomain"], "db");
         assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "StatefulSet");
         assert_eq!(pod["status"]["phase"], "Running");
-        let pvc = json_of(&k, &["get", "pvc", &format!("data-db-{i}"), "-n", "apps", "-o", "json"]).await;
+        let pvc = json_of(
+            &k,
+            &["get", "pvc", &format!("data-db-{i}"), "-n", "apps", "-o", "json"],
+        )
+        .await;
         assert_eq!(pvc["status"]["phase"], "Bound", "{}", k.label);
     }
     let revisions = items(&json_of(&k, &["get", "controllerrevisions", "-n", "apps", "-o", "json"]).await);
-    assert_eq!(revisions.iter().map(name).collect::<Vec<_>>(), [revision.as_str()]);
+    assert_eq!(
+        revisions.iter().map(name).collect::<Vec<_>>(),
+        [revision.as_str()]
+    );
 
     // A new image rolls the pods over to a new revision.
-    k.ok(&["patch", "statefulset", "db", "-n", "apps", "--type", "json", "-p",
-        r#"[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"postgres:17"}]"#]).await;
-    k.ok(&["rollout", "status", "statefulset/db", "-n", "apps", "--timeout=30s"]).await;
+    k.ok(&[
+        "patch",
+        "statefulset",
+        "db",
+        "-n",
+        "apps",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"postgres:17"}]"#,
+    ])
+    .await;
+    k.ok(&[
+        "rollout",
+        "status",
+        "statefulset/db",
+        "-n",
+        "apps",
+        "--timeout=30s",
+    ])
+    .await;
     let store = api.store();
     eventually("every pod on the new revision", || {
         let sts = store.get("statefulsets", "apps", "db").unwrap();
         let new = sts["status"]["updateRevision"].as_str().unwrap_or("").to_string();
         new != revision
             && sts["status"]["currentRevision"] == new.as_str()
-            && store.list("pods", Some("apps")).iter().all(|p| p["metadata"]["labels"]["controller-revision-hash"] == new.as_str()
-                && p["spec"]["containers"][0]["image"] == "postgres:17")
+            && store.list("pods", Some("apps")).iter().all(|p| {
+                p["metadata"]["labels"]["controller-revision-hash"] == new.as_str()
+                    && p["spec"]["containers"][0]["image"] == "postgres:17"
+            })
     })
     .await;
 
     // Scale down from the highest ordinal.
-    k.ok(&["patch", "statefulset", "db", "-n", "apps", "--type", "merge", "-p", r#"{"spec":{"replicas":1}}"#]).await;
+    k.ok(&[
+        "patch",
+        "statefulset",
+        "db",
+        "-n",
+        "apps",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"replicas":1}}"#,
+    ])
+    .await;
     eventually("only db-0 left", || {
         let pods = store.list("pods", Some("apps"));
         pods.len() == 1 && name(&pods[0]) == "db-0"
     })
     .await;
     eventually("status of 1 replica", || {
-        store.get("statefulsets", "apps", "db").is_some_and(|s| s["status"]["replicas"] == 1 && s["status"]["readyReplicas"] == 1)
+        store
+            .get("statefulsets", "apps", "db")
+            .is_some_and(|s| s["status"]["replicas"] == 1 && s["status"]["readyReplicas"] == 1)
     })
     .await;
 }
@@ -258,22 +463,53 @@ async fn jobs_complete_for_kubectl_wait_and_kube_rs() {
         let file = k.file("job.json", JOB);
         k.ok(&["create", "-f", file.to_str().unwrap()]).await;
         let waited = k
-            .ok(&["wait", "--for=condition=complete", "job/migrate", "-n", "apps", "--timeout=30s"])
+            .ok(&[
+                "wait",
+                "--for=condition=complete",
+                "job/migrate",
+                "-n",
+                "apps",
+                "--timeout=30s",
+            ])
             .await;
         assert!(waited.contains("condition met"), "{label}: {waited}");
         let job = json_of(&k, &["get", "job", "migrate", "-n", "apps", "-o", "json"]).await;
         let s = &job["status"];
         assert_eq!(s["succeeded"], 1, "{s}");
-        assert!(s["completionTime"].is_string() && s["startTime"].is_string(), "{s}");
+        assert!(
+            s["completionTime"].is_string() && s["startTime"].is_string(),
+            "{s}"
+        );
         assert_eq!(condition(&job, "Complete")["reason"], "CompletionsReached");
         assert_eq!(condition(&job, "SuccessCriteriaMet")["status"], "True");
         let uid = job["metadata"]["uid"].as_str().unwrap();
-        assert_eq!(job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"], uid);
-        let pods = items(&json_of(&k, &["get", "pods", "-n", "apps", "-l", "job-name=migrate", "-o", "json"]).await);
+        assert_eq!(
+            job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+            uid
+        );
+        let pods = items(
+            &json_of(
+                &k,
+                &[
+                    "get",
+                    "pods",
+                    "-n",
+                    "apps",
+                    "-l",
+                    "job-name=migrate",
+                    "-o",
+                    "json",
+                ],
+            )
+            .await,
+        );
         assert_eq!(pods.len(), 1);
         assert!(name(&pods[0]).starts_with("migrate-") && name(&pods[0]).len() == "migrate-".len() + 5);
         assert_eq!(pods[0]["status"]["phase"], "Succeeded");
-        assert_eq!(pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]["reason"], "Completed");
+        assert_eq!(
+            pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
+            "Completed"
+        );
     });
     futures::future::join_all(runs).await;
 
@@ -283,10 +519,13 @@ async fn jobs_complete_for_kubectl_wait_and_kube_rs() {
     let mut job: Job = serde_json::from_str(JOB).unwrap();
     job.metadata.name = Some("seed".into());
     jobs.create(&PostParams::default(), &job).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), await_condition(jobs, "seed", conditions::is_job_completed()))
-        .await
-        .expect("the Job completes")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        await_condition(jobs, "seed", conditions::is_job_completed()),
+    )
+    .await
+    .expect("the Job completes")
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -354,12 +593,20 @@ async fn garbage_collection_background_foreground_orphan() {
     .unwrap();
     let uid = deployments.get("web").await.unwrap().metadata.uid.unwrap();
     let store = api.store();
-    deployments.delete("web", &DeleteParams::foreground()).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), await_condition(deployments, "web", conditions::is_deleted(&uid)))
+    deployments
+        .delete("web", &DeleteParams::foreground())
         .await
-        .expect("the Deployment goes")
         .unwrap();
-    assert!(store.list("replicasets", Some("apps")).is_empty() && store.list("pods", Some("apps")).is_empty());
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        await_condition(deployments, "web", conditions::is_deleted(&uid)),
+    )
+    .await
+    .expect("the Deployment goes")
+    .unwrap();
+    assert!(
+        store.list("replicasets", Some("apps")).is_empty() && store.list("pods", Some("apps")).is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -482,18 +729,34 @@ async fn argocd_applications_sync_and_cascade_on_deletion() {
     let client = api.client();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "apps");
     for n in ["a", "b"] {
-        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": n, "labels": {"app.kubernetes.io/instance": n}}})).unwrap();
+        let cm: ConfigMap = serde_json::from_value(
+            json!({"metadata": {"name": n, "labels": {"app.kubernetes.io/instance": n}}}),
+        )
+        .unwrap();
         cms.create(&PostParams::default(), &cm).await.unwrap();
     }
-    let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"));
+    let ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+        "argoproj.io",
+        "v1alpha1",
+        "Application",
+    ));
     let apps: Api<kube::api::DynamicObject> = Api::namespaced_with(client, "argocd", &ar);
-    for (n, finalizer) in [("a", "resources-finalizer.argocd.argoproj.io/background"), ("b", "example.com/other")] {
+    for (n, finalizer) in [
+        ("a", "resources-finalizer.argocd.argoproj.io/background"),
+        ("b", "example.com/other"),
+    ] {
         let body: Value = serde_json::from_str(&application(n, finalizer)).unwrap();
-        apps.patch(n, &PatchParams::apply("test"), &Patch::Apply(&body)).await.unwrap();
+        apps.patch(n, &PatchParams::apply("test"), &Patch::Apply(&body))
+            .await
+            .unwrap();
     }
     let store = api.store();
     eventually("both Applications synced", || {
-        ["a", "b"].iter().all(|n| store.get("applications", "argocd", n).is_some_and(|a| a["status"]["sync"]["status"] == "Synced"))
+        ["a", "b"].iter().all(|n| {
+            store
+                .get("applications", "argocd", n)
+                .is_some_and(|a| a["status"]["sync"]["status"] == "Synced")
+        })
     })
     .await;
     apps.delete("a", &DeleteParams::default()).await.unwrap();
@@ -505,5 +768,9 @@ async fn argocd_applications_sync_and_cascade_on_deletion() {
     apps.delete("b", &DeleteParams::default()).await.unwrap();
     tokio::time::sleep(DELAY * 3).await;
     assert!(store.get("configmaps", "apps", "b").is_some());
-    assert!(store.get("applications", "argocd", "b").is_some_and(|a| a["metadata"]["deletionTimestamp"].is_string()));
+    assert!(
+        store
+            .get("applications", "argocd", "b")
+            .is_some_and(|a| a["metadata"]["deletionTimestamp"].is_string())
+    );
 }
