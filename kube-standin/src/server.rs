@@ -368,7 +368,8 @@ impl Builder {
         self
     }
 
-    /// Turns the operator simulation on: objects become ready `delay` after they appear or change.
+    /// Turns the operator simulation on: objects become ready `delay` after they appear or change, and the
+    /// Deployment, StatefulSet, Job and Argo CD controllers run (see [`crate::controllers`]).
     pub fn simulate_ready(mut self, delay: Duration) -> Self {
         self.simulate = Some(delay);
         self

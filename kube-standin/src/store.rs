@@ -775,7 +775,13 @@ impl State {
                 "the namespace of the provided object does not match the namespace sent on the request",
             ));
         }
-        let config = apply::scoped(&body, &ctx.subresource, rt.has_status());
+        let mut config = apply::scoped(&body, &ctx.subresource, rt.has_status());
+        if rt.group.is_empty() && rt.plural == "namespaces" {
+            // Only the `finalize` subresource changes a namespace's spec.finalizers: not a field to own.
+            if let Some(spec) = config.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("finalizers");
+            }
+        }
         let now = now_rfc3339();
         let key = ObjKey::new(rt, namespace, name);
         match self.objects.get(&key).cloned() {

@@ -151,6 +151,7 @@ impl Controller for DeploymentController {
             )
         };
 
+        super::adopt_orphans(st, &dep, "apps", "replicasets", |_| true);
         let all: Vec<Value> = owned(st, "apps", "replicasets", ns, &uid)
             .into_iter()
             .filter(|rs| !deleting(rs))

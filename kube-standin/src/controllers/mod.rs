@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::ApiError;
 use crate::registry::ResourceType;
+use crate::selector::LabelSelector;
 use crate::store::{Event, EventType, ObjKey, State, Store, WriteCtx};
 use crate::util::get_str;
 
@@ -459,6 +460,53 @@ pub fn sync_pod_unready(st: &mut State, pods: &[Value], message: Option<&str>, c
             "passing the owner's unready message to a pod",
             update(st, &k, p),
         );
+    }
+}
+
+/// A `metav1.LabelSelector` as a [`LabelSelector`]; `None` for an empty or unusable one (which selects
+/// nothing for adoption).
+pub fn label_selector(selector: Option<&Value>) -> Option<LabelSelector> {
+    let selector = selector?;
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(m) = selector.get("matchLabels").and_then(Value::as_object) {
+        parts.extend(m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))));
+    }
+    for e in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+        let k = e["key"].as_str()?;
+        let values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        parts.push(match e["operator"].as_str()? {
+            "In" => format!("{k} in ({})", values.join(",")),
+            "NotIn" => format!("{k} notin ({})", values.join(",")),
+            "Exists" => k.to_string(),
+            "DoesNotExist" => format!("!{k}"),
+            _ => return None,
+        });
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    LabelSelector::parse(&parts.join(",")).ok()
+}
+
+/// Adopts orphans, as `ControllerRefManager` does: objects of `group`/`plural` in the owner's namespace
+/// without a controller, matching the owner's `spec.selector` (and `accept`), get the owner as controller.
+pub fn adopt_orphans(st: &mut State, owner: &Value, group: &str, plural: &str, accept: impl Fn(&Value) -> bool) {
+    let Some(selector) = label_selector(owner.pointer("/spec/selector")) else {
+        return;
+    };
+    let ns = get_str(owner, &["metadata", "namespace"]).unwrap_or("");
+    let orphans: Vec<(ObjKey, Value)> = st
+        .objects()
+        .filter(|(k, _)| k.group == group && k.plural == plural && k.namespace == ns)
+        .filter(|(_, o)| !deleting(o) && !owner_refs(o).iter().any(|r| r["controller"] == json!(true)))
+        .filter(|(_, o)| selector.matches(o) && accept(o))
+        .map(|(k, o)| (k.clone(), o.clone()))
+        .collect();
+    for (k, mut o) in orphans {
+        let mut refs = owner_refs(&o);
+        refs.push(controller_ref(owner));
+        o["metadata"]["ownerReferences"] = json!(refs);
+        warn(CONTROLLER_MANAGER, "adopting an orphan", update(st, &k, o));
     }
 }
 

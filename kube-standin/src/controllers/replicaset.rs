@@ -66,6 +66,7 @@ impl Controller for ReplicaSetController {
             let obj = read(st, &dep)?;
             unready_message(st, &dep, &obj)
         });
+        super::adopt_orphans(st, &rs, "", "pods", |_| true);
         let mut pods: Vec<Value> = owned(st, "", "pods", ns, &uid)
             .into_iter()
             .filter(|p| !deleting(p))

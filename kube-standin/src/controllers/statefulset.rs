@@ -127,6 +127,7 @@ impl Controller for StatefulSetController {
             .to_string();
 
         let unready = unready_message(st, sts_key, &sts);
+        super::adopt_orphans(st, &sts, "", "pods", |p| ordinal(name, p).is_some());
         let pods: Vec<Value> = owned(st, "", "pods", ns, &uid);
         sync_pod_unready(st, &pods, unready.as_deref(), self.name());
         let by_ordinal = |i: i64| pods.iter().find(|p| ordinal(name, p) == Some(i));

@@ -545,12 +545,18 @@ async fn garbage_collection_background_foreground_orphan() {
         assert_eq!(rs.len(), 1, "{label}");
         assert!(rs[0]["metadata"]["ownerReferences"].is_null(), "{label}: {}", rs[0]["metadata"]);
         assert_eq!(store.list("pods", Some("apps")).len(), 2);
-        k.ok(&["delete", "replicaset", name(&rs[0]), "-n", "apps"]).await;
-        eventually("the orphaned ReplicaSet's pods collected", || store.list("pods", Some("apps")).is_empty()).await;
-
-        // Foreground: kubectl waits until the dependents are gone, then the Deployment goes.
+        // The same Deployment again adopts the orphaned ReplicaSet instead of making another.
         k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
         k.ok(&["rollout", "status", "deployment/web", "-n", "apps", "--timeout=30s"]).await;
+        let new_uid = store.get("deployments", "apps", "web").unwrap()["metadata"]["uid"].clone();
+        eventually("the orphan adopted", || {
+            let now = store.list("replicasets", Some("apps"));
+            now.len() == 1 && name(&now[0]) == name(&rs[0]) && now[0]["metadata"]["ownerReferences"][0]["uid"] == new_uid
+        })
+        .await;
+        assert_eq!(store.list("pods", Some("apps")).len(), 2);
+
+        // Foreground: kubectl waits until the dependents are gone, then the Deployment goes.
         k.ok(&["delete", "deployment", "web", "-n", "apps", "--cascade=foreground"]).await;
         assert!(store.get("deployments", "apps", "web").is_none(), "{label}");
         assert!(store.list("replicasets", Some("apps")).is_empty(), "{label}");
