@@ -778,8 +778,12 @@ impl State {
         let mut config = apply::scoped(&body, &ctx.subresource, rt.has_status());
         if rt.group.is_empty() && rt.plural == "namespaces" {
             // Only the `finalize` subresource changes a namespace's spec.finalizers: not a field to own.
+            // (Nor is an empty `spec: {}` left behind, which would claim the field above it.)
             if let Some(spec) = config.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.remove("finalizers");
+                if spec.is_empty() {
+                    config.as_object_mut().map(|m| m.remove("spec"));
+                }
             }
         }
         let now = now_rfc3339();
