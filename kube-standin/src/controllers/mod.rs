@@ -471,9 +471,19 @@ pub fn label_selector(selector: Option<&Value>) -> Option<LabelSelector> {
     if let Some(m) = selector.get("matchLabels").and_then(Value::as_object) {
         parts.extend(m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))));
     }
-    for e in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+    for e in selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let k = e["key"].as_str()?;
-        let values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let values: Vec<&str> = e["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         parts.push(match e["operator"].as_str()? {
             "In" => format!("{k} in ({})", values.join(",")),
             "NotIn" => format!("{k} notin ({})", values.join(",")),
@@ -490,7 +500,13 @@ pub fn label_selector(selector: Option<&Value>) -> Option<LabelSelector> {
 
 /// Adopts orphans, as `ControllerRefManager` does: objects of `group`/`plural` in the owner's namespace
 /// without a controller, matching the owner's `spec.selector` (and `accept`), get the owner as controller.
-pub fn adopt_orphans(st: &mut State, owner: &Value, group: &str, plural: &str, accept: impl Fn(&Value) -> bool) {
+pub fn adopt_orphans(
+    st: &mut State,
+    owner: &Value,
+    group: &str,
+    plural: &str,
+    accept: impl Fn(&Value) -> bool,
+) {
     let Some(selector) = label_selector(owner.pointer("/spec/selector")) else {
         return;
     };

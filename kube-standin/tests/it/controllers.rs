@@ -659,6 +659,18 @@ async fn namespace_deletion_terminates_then_removes() {
         k.ok(&["patch", "configmap", "held", "-n", "team", "--type", "merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).await;
         k.ok(&["wait", "--for=delete", "namespace/team", "--timeout=10s"]).await;
         assert!(store.get("namespaces", "", "team").is_none());
+
+        // A namespace stuck on content with a finalizer is let go through its `finalize` subresource.
+        k.ok(&["create", "-f", team.to_str().unwrap()]).await;
+        k.ok(&["create", "-f", held.to_str().unwrap()]).await;
+        k.ok(&["delete", "namespace", "team", "--wait=false"]).await;
+        let ns = json_of(&k, &["get", "namespace", "team", "-o", "json"]).await;
+        assert_eq!(ns["status"]["phase"], "Terminating");
+        let mut finalized = ns.clone();
+        finalized["spec"]["finalizers"] = json!([]);
+        let finalized = k.file("finalized.json", &finalized.to_string());
+        k.ok(&["replace", "--raw", "/api/v1/namespaces/team/finalize", "-f", finalized.to_str().unwrap()]).await;
+        k.ok(&["wait", "--for=delete", "namespace/team", "--timeout=10s"]).await;
     });
     futures::future::join_all(runs).await;
 }
