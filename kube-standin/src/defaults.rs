@@ -75,8 +75,11 @@ fn default_job(obj: &mut Value) {
     let uid = get_str(obj, &["metadata", "uid"]).unwrap_or("").to_string();
     let name = get_str(obj, &["metadata", "name"]).unwrap_or("").to_string();
     let spec = ensure_object(obj, &["spec"]);
-    spec.entry("completions").or_insert(json!(1));
-    spec.entry("parallelism").or_insert(json!(1));
+    if !spec.contains_key("parallelism") {
+        // Completions stays unset for a work queue (parallelism given without completions).
+        spec.entry("completions").or_insert(json!(1));
+        spec.insert("parallelism".into(), json!(1));
+    }
     spec.entry("backoffLimit").or_insert(json!(6));
     spec.entry("completionMode").or_insert(json!("NonIndexed"));
     spec.entry("suspend").or_insert(json!(false));
@@ -97,6 +100,16 @@ fn default_job(obj: &mut Value) {
         ("job-name", &name),
     ] {
         labels.insert(k.into(), json!(v));
+    }
+    // SetDefaults_Job: a Job without labels shows its template's.
+    let labels = labels.clone();
+    let meta = ensure_object(obj, &["metadata"]);
+    if meta
+        .get("labels")
+        .and_then(Value::as_object)
+        .is_none_or(|l| l.is_empty())
+    {
+        meta.insert("labels".into(), Value::Object(labels));
     }
 }
 

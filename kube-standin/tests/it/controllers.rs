@@ -487,6 +487,7 @@ async fn jobs_complete_for_kubectl_wait_and_kube_rs() {
             job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
             uid
         );
+        assert_eq!(job["metadata"]["labels"]["job-name"], "migrate");
         let pods = items(
             &json_of(
                 &k,
