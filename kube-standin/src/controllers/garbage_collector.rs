@@ -180,3 +180,69 @@ impl Controller for GarbageCollector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use crate::store::Store;
+
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        for _ in 0..200 {
+            if check() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test]
+    async fn a_dependent_with_another_owner_survives_until_the_last_goes() {
+        let store = Store::new();
+        let controllers = crate::controllers::spawn(store.clone(), None);
+        let uid = |name: &str| store.get("configmaps", "default", name).unwrap()["metadata"]["uid"].clone();
+        for name in ["a", "b"] {
+            store
+                .insert(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}}))
+                .unwrap();
+        }
+        let owner =
+            |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "name": name, "uid": uid(name)});
+        store
+            .insert(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "dep", "namespace": "default", "ownerReferences": [owner("a"), owner("b")]}}))
+            .unwrap();
+        store.delete("configmaps", "default", "a").unwrap();
+        until("the reference to a dropped", || {
+            store.get("configmaps", "default", "dep").is_some_and(|d| {
+                d["metadata"]["ownerReferences"].as_array().map(Vec::len) == Some(1)
+                    && d["metadata"]["ownerReferences"][0]["name"] == "b"
+            })
+        })
+        .await;
+        store.delete("configmaps", "default", "b").unwrap();
+        until("the dependent collected", || {
+            store.get("configmaps", "default", "dep").is_none()
+        })
+        .await;
+        controllers.abort();
+    }
+
+    #[tokio::test]
+    async fn without_controllers_the_store_cascades_inline() {
+        let store = Store::new();
+        store
+            .insert(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}}))
+            .unwrap();
+        let uid = store.get("configmaps", "default", "a").unwrap()["metadata"]["uid"].clone();
+        store
+            .insert(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dep", "namespace": "default",
+                "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "a", "uid": uid}]}}))
+            .unwrap();
+        store.delete("configmaps", "default", "a").unwrap();
+        assert!(store.get("configmaps", "default", "dep").is_none());
+    }
+}

@@ -793,3 +793,45 @@ async fn argocd_applications_sync_and_cascade_on_deletion() {
             .is_some_and(|a| a["metadata"]["deletionTimestamp"].is_string())
     );
 }
+
+#[tokio::test]
+async fn an_unready_deployment_keeps_its_pods_unready() {
+    let api = start().await;
+    let store = api.store();
+    let mut dep: Value = serde_json::from_str(DEPLOYMENT).unwrap();
+    dep["metadata"]["annotations"]["kube-standin/unready"] = json!("readiness probe failed");
+    let deployments: Api<Deployment> = Api::namespaced(api.client(), "apps");
+    deployments
+        .create(&PostParams::default(), &serde_json::from_value(dep).unwrap())
+        .await
+        .unwrap();
+    eventually("two unready pods", || {
+        let pods = store.list("pods", Some("apps"));
+        pods.len() == 2
+            && pods.iter().all(|p| {
+                p["status"]["containerStatuses"][0]["state"]["waiting"]["message"] == "readiness probe failed"
+            })
+    })
+    .await;
+    let d = store.get("deployments", "apps", "web").unwrap();
+    assert_eq!(condition(&d, "Available")["status"], "False", "{}", d["status"]);
+    assert_eq!(condition(&d, "Available")["reason"], "MinimumReplicasUnavailable");
+    assert!(d["status"]["availableReplicas"].is_null() && d["status"]["unavailableReplicas"] == 2);
+
+    // Lifting the hold lets the rollout finish.
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"kube-standin/unready": null}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        await_condition(deployments, "web", conditions::is_deployment_completed()),
+    )
+    .await
+    .expect("the Deployment completes once its pods are ready")
+    .unwrap();
+}
