@@ -96,6 +96,16 @@ pub fn int_or_percent(v: Option<&Value>, total: i64, default: &str, round_up: bo
     }
 }
 
+/// The `ScalingReplicaSet` event, worded as the controller words it.
+fn scaled_event(st: &mut State, dep: &Value, rs: &str, from: i64, to: i64) {
+    if from == to {
+        return;
+    }
+    let direction = if to > from { "up" } else { "down" };
+    let message = format!("Scaled {direction} replica set {rs} from {from} to {to}");
+    super::record_event(st, dep, "ScalingReplicaSet", &message, "deployment-controller");
+}
+
 fn is_recreate(dep: &Value) -> bool {
     dep.pointer("/spec/strategy/type") == Some(&json!("Recreate"))
 }
@@ -211,8 +221,15 @@ impl Controller for DeploymentController {
                     rs["spec"]["replicas"] = json!(new_replicas);
                 }
                 if rs != before {
+                    let (from, to) = (
+                        int_at(&before, "/spec/replicas", 0),
+                        int_at(&rs, "/spec/replicas", 0),
+                    );
                     match update(st, &rs_key, rs.clone()) {
-                        Ok(written) => rs = written,
+                        Ok(written) => {
+                            rs = written;
+                            scaled_event(st, &dep, &rs_key.name, from, to);
+                        }
                         Err(e) => tracing::warn!(
                             "deployment-controller: updating {ns}/{}: {}",
                             rs_key.name,
@@ -269,6 +286,7 @@ impl Controller for DeploymentController {
                 });
                 match create(st, rs) {
                     Ok(rs) => {
+                        scaled_event(st, &dep, &rs_name, 0, new_replicas);
                         created = Some(rs_name);
                         Some(rs)
                     }
@@ -290,8 +308,16 @@ impl Controller for DeploymentController {
             .unwrap_or(0);
         if !paused && (is_recreate(&dep) || new_available >= desired) {
             for mut rs in old.clone() {
-                if int_at(&rs, "/spec/replicas", 0) != 0 {
+                let from = int_at(&rs, "/spec/replicas", 0);
+                if from != 0 {
                     rs["spec"]["replicas"] = json!(0);
+                    scaled_event(
+                        st,
+                        &dep,
+                        get_str(&rs, &["metadata", "name"]).unwrap_or(""),
+                        from,
+                        0,
+                    );
                     let k = super::key(
                         "apps",
                         "replicasets",

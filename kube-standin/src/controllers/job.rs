@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Controller, Requeue, SeededGenerations, controller_key, controller_ref, create, deleting, int_at, key_if,
-    owned, pod_ready, read, warn, write_status,
+    owned, pod_ready, read, record_event, warn, write_status,
 };
 use crate::store::{Event, ObjKey, State};
 use crate::util::{get_str, now_rfc3339};
@@ -91,11 +91,16 @@ impl Controller for JobController {
                 meta.insert("ownerReferences".into(), json!([controller_ref(&job)]));
                 let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
                                  "spec": template.get("spec").cloned().unwrap_or(json!({}))});
-                if create(st, pod)
-                    .map_err(|e| tracing::warn!("job-controller: creating a pod: {}", e.message))
-                    .is_ok()
-                {
-                    created += 1;
+                match create(st, pod) {
+                    Ok(pod) => {
+                        created += 1;
+                        let message = format!(
+                            "Created pod: {}",
+                            get_str(&pod, &["metadata", "name"]).unwrap_or("")
+                        );
+                        record_event(st, &job, "SuccessfulCreate", &message, "job-controller");
+                    }
+                    Err(e) => tracing::warn!("job-controller: creating a pod: {}", e.message),
                 }
             }
         }
@@ -122,6 +127,7 @@ impl Controller for JobController {
         status.insert("uncountedTerminatedPods".into(), json!({}));
         if !finished && succeeded >= completions {
             status.insert("completionTime".into(), json!(now));
+            record_event(st, &job, "Completed", "Job completed", "job-controller");
             status.insert(
                 "conditions".into(),
                 json!([

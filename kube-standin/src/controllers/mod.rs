@@ -526,6 +526,29 @@ pub fn adopt_orphans(
     }
 }
 
+/// Records a Normal core/v1 Event about `involved`, as the controllers' event recorders do (what
+/// `kubectl describe` lists under Events).
+pub fn record_event(st: &mut State, involved: &Value, reason: &str, message: &str, component: &str) {
+    let name = get_str(involved, &["metadata", "name"]).unwrap_or("");
+    let namespace = get_str(involved, &["metadata", "namespace"]).unwrap_or("default");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let now = crate::util::now_rfc3339();
+    let event = json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": format!("{name}.{nanos:x}"), "namespace": namespace},
+        "involvedObject": {"apiVersion": involved["apiVersion"], "kind": involved["kind"], "name": name,
+                           "namespace": namespace, "uid": involved["metadata"]["uid"],
+                           "resourceVersion": involved["metadata"]["resourceVersion"]},
+        "reason": reason, "message": message, "type": "Normal", "count": 1,
+        "source": {"component": component}, "firstTimestamp": now, "lastTimestamp": now,
+        "reportingComponent": component, "reportingInstance": ""
+    });
+    warn(component, "recording an event", create(st, event));
+}
+
 /// Whether a Pod is Running with its Ready condition true.
 pub fn pod_ready(pod: &Value) -> bool {
     !deleting(pod)

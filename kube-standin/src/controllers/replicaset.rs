@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Controller, Requeue, SeededGenerations, controlled_by, controller_key, controller_ref, create, delete,
-    deleting, int_at, key, key_if, owned, pod_ready, read, sync_pod_unready, unready_message, warn,
-    write_status,
+    deleting, int_at, key, key_if, owned, pod_ready, read, record_event, sync_pod_unready, unready_message,
+    warn, write_status,
 };
 use crate::store::{Event, ObjKey, State};
 use crate::util::get_str;
@@ -89,7 +89,16 @@ impl Controller for ReplicaSetController {
                 }
                 let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
                                  "spec": template.get("spec").cloned().unwrap_or(json!({}))});
-                warn(self.name(), "creating a pod", create(st, pod));
+                match create(st, pod) {
+                    Ok(pod) => {
+                        let message = format!(
+                            "Created pod: {}",
+                            get_str(&pod, &["metadata", "name"]).unwrap_or("")
+                        );
+                        record_event(st, &rs, "SuccessfulCreate", &message, "replicaset-controller");
+                    }
+                    Err(e) => tracing::warn!("replicaset-controller: creating a pod: {}", e.message),
+                }
             }
         } else if pods.len() > desired {
             // Unready pods go first, then the newest.
@@ -106,6 +115,8 @@ impl Controller for ReplicaSetController {
                     "deleting a surplus pod",
                     delete(st, &k, "Background"),
                 );
+                let message = format!("Deleted pod: {}", k.name);
+                record_event(st, &rs, "SuccessfulDelete", &message, "replicaset-controller");
             }
         }
         let pods: Vec<Value> = owned(st, "", "pods", ns, &uid)

@@ -10,8 +10,8 @@ use serde_json::{Map, Value, json};
 use super::deployment::semantic;
 use super::{
     Controller, Requeue, SeededGenerations, controller_key, controller_ref, create, delete, deleting, int_at,
-    key, key_if, owned, pod_ready, read, sync_pod_unready, template_hash, unready_message, update, warn,
-    write_status,
+    key, key_if, owned, pod_ready, read, record_event, sync_pod_unready, template_hash, unready_message,
+    update, warn, write_status,
 };
 use crate::store::{Event, ObjKey, State};
 use crate::util::get_str;
@@ -161,6 +161,9 @@ impl Controller for StatefulSetController {
                         "metadata": {"name": cname, "namespace": ns, "labels": selector_labels},
                         "spec": c.get("spec").cloned().unwrap_or(json!({}))});
                     warn(self.name(), "creating a PVC", create(st, pvc));
+                    let message =
+                        format!("create Claim {cname} Pod {pod_name} in StatefulSet {name} success");
+                    record_event(st, &sts, "SuccessfulCreate", &message, "statefulset-controller");
                 }
             }
             let mut meta: Map<String, Value> = template
@@ -200,14 +203,14 @@ impl Controller for StatefulSetController {
                     }
                 }
             }
-            warn(
-                self.name(),
-                "creating a pod",
-                create(
-                    st,
-                    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}),
-                ),
-            );
+            let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec});
+            match create(st, pod) {
+                Ok(_) => {
+                    let message = format!("create Pod {pod_name} in StatefulSet {name} successful");
+                    record_event(st, &sts, "SuccessfulCreate", &message, "statefulset-controller");
+                }
+                Err(e) => tracing::warn!("statefulset-controller: creating pod {pod_name}: {}", e.message),
+            }
             acted = true;
             if !parallel {
                 break;
@@ -226,6 +229,8 @@ impl Controller for StatefulSetController {
                 "deleting a pod past spec.replicas",
                 delete(st, &k, "Background"),
             );
+            let message = format!("delete Pod {} in StatefulSet {name} successful", k.name);
+            record_event(st, &sts, "SuccessfulDelete", &message, "statefulset-controller");
             acted = true;
         }
         // Rolling update: when everything is up, replace the highest outdated pod (above the partition).
@@ -243,6 +248,8 @@ impl Controller for StatefulSetController {
                     "replacing an outdated pod",
                     delete(st, &k, "Background"),
                 );
+                let message = format!("delete Pod {} in StatefulSet {name} successful", k.name);
+                record_event(st, &sts, "SuccessfulDelete", &message, "statefulset-controller");
             }
         }
 

@@ -142,6 +142,21 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
         dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
         "1"
     );
+    // The controllers' events, as `kubectl describe` lists them.
+    let described = k.ok(&["describe", "deployment", "web", "-n", "apps"]).await;
+    assert!(
+        described.contains(&format!("Scaled up replica set web-{hash} from 0 to 2")),
+        "{}: {described}",
+        k.label
+    );
+    let described = k
+        .ok(&["describe", "replicaset", name(&first), "-n", "apps"])
+        .await;
+    assert!(
+        described.contains("Created pod: web-"),
+        "{}: {described}",
+        k.label
+    );
 
     // A new image: a new ReplicaSet at revision 2, the old one scaled to 0.
     k.ok(&["set", "image", "deployment/web", "web=nginx:1.28", "-n", "apps"])
@@ -376,6 +391,12 @@ async fn statefulset_lifecycle(k: Kubectl, api: StandIn) {
         .await;
         assert_eq!(pvc["status"]["phase"], "Bound", "{}", k.label);
     }
+    let described = k.ok(&["describe", "statefulset", "db", "-n", "apps"]).await;
+    assert!(
+        described.contains("create Pod db-2 in StatefulSet db successful"),
+        "{}: {described}",
+        k.label
+    );
     let revisions = items(&json_of(&k, &["get", "controllerrevisions", "-n", "apps", "-o", "json"]).await);
     assert_eq!(
         revisions.iter().map(name).collect::<Vec<_>>(),
