@@ -1071,6 +1071,17 @@ impl State {
                 return Err(ApiError::conflict(rt, name));
             }
         }
+        if let Some(p) = propagation_policy(options)
+            && !["Foreground", "Background", "Orphan"].contains(&p)
+        {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                format!(
+                    "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                ),
+            ));
+        }
         let mut obj = old.clone();
         // With a garbage collector, Foreground and Orphan deletion park the object behind the finalizer
         // the collector removes once dependents are gone (or orphaned), as the API server does.

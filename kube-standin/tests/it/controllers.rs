@@ -635,6 +635,27 @@ async fn garbage_collection_background_foreground_orphan() {
     assert!(
         store.list("replicasets", Some("apps")).is_empty() && store.list("pods", Some("apps")).is_empty()
     );
+
+    // An unknown policy is refused as the API server refuses it, and nothing is deleted.
+    store
+        .insert(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kept", "namespace": "apps"}}))
+        .unwrap();
+    let request = http::Request::delete("/api/v1/namespaces/apps/configmaps/kept")
+        .header("content-type", "application/json")
+        .body(br#"{"propagationPolicy":"Sideways"}"#.to_vec())
+        .unwrap();
+    match api.client().request_text(request).await {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!(e.code, 422, "{e:?}");
+            assert!(
+                e.message.contains("Unsupported value: \"Sideways\""),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("an unknown propagationPolicy was not refused: {other:?}"),
+    }
+    assert!(store.get("configmaps", "apps", "kept").is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
