@@ -36,6 +36,9 @@ const NOT_COPIED: &[&str] = &[
 #[derive(Debug, Default)]
 pub struct DeploymentController {
     seeded: SeededGenerations,
+    /// The last progress seen per Deployment (its replica counts), and when: `progressDeadlineSeconds`
+    /// without progress is `ProgressDeadlineExceeded`.
+    progress: std::collections::HashMap<ObjKey, (Vec<i64>, std::time::Instant)>,
 }
 
 /// A template without its `pod-template-hash` label, compared the way `apiequality.Semantic` compares
@@ -122,6 +125,34 @@ fn copied_annotations(dep: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
+impl DeploymentController {
+    /// Whether an unfinished rollout has made no progress for `spec.progressDeadlineSeconds` (and if not,
+    /// a reconcile when the deadline would pass).
+    fn deadline_exceeded(&mut self, key: &ObjKey, dep: &Value, counts: Vec<i64>, queue: &Requeue) -> bool {
+        let Some(deadline) = dep
+            .pointer("/spec/progressDeadlineSeconds")
+            .and_then(Value::as_u64)
+            .map(std::time::Duration::from_secs)
+        else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        let since = match self.progress.get(key) {
+            Some((seen, at)) if *seen == counts => *at,
+            _ => {
+                self.progress.insert(key.clone(), (counts, now));
+                now
+            }
+        };
+        let elapsed = now.duration_since(since);
+        if elapsed >= deadline {
+            return true;
+        }
+        queue.after(key, deadline - elapsed);
+        false
+    }
+}
+
 impl Controller for DeploymentController {
     fn name(&self) -> &'static str {
         "deployment-controller"
@@ -139,8 +170,11 @@ impl Controller for DeploymentController {
         Vec::new()
     }
 
-    fn reconcile(&mut self, st: &mut State, key: &ObjKey, _queue: &Requeue) {
-        let Some(dep) = read(st, key) else { return };
+    fn reconcile(&mut self, st: &mut State, key: &ObjKey, queue: &Requeue) {
+        let Some(dep) = read(st, key) else {
+            self.progress.remove(key);
+            return;
+        };
         if deleting(&dep) || self.seeded.frozen(st, key, &dep) {
             return;
         }
@@ -431,6 +465,15 @@ impl Controller for DeploymentController {
                 true,
                 "NewReplicaSetAvailable",
                 &format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
+                &now,
+            )
+        } else if self.deadline_exceeded(key, &dep, vec![generation, updated, ready, available], queue) {
+            condition(
+                previous,
+                "Progressing",
+                false,
+                "ProgressDeadlineExceeded",
+                &format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
                 &now,
             )
         } else if created.is_some() {

@@ -842,6 +842,7 @@ async fn an_unready_deployment_keeps_its_pods_unready() {
     let store = api.store();
     let mut dep: Value = serde_json::from_str(DEPLOYMENT).unwrap();
     dep["metadata"]["annotations"]["kube-standin/unready"] = json!("readiness probe failed");
+    dep["spec"]["progressDeadlineSeconds"] = json!(1);
     let deployments: Api<Deployment> = Api::namespaced(api.client(), "apps");
     deployments
         .create(&PostParams::default(), &serde_json::from_value(dep).unwrap())
@@ -859,6 +860,31 @@ async fn an_unready_deployment_keeps_its_pods_unready() {
     assert_eq!(condition(&d, "Available")["status"], "False", "{}", d["status"]);
     assert_eq!(condition(&d, "Available")["reason"], "MinimumReplicasUnavailable");
     assert!(d["status"]["availableReplicas"].is_null() && d["status"]["unavailableReplicas"] == 2);
+    // No progress for progressDeadlineSeconds: the rollout has failed, and kubectl says so.
+    eventually("ProgressDeadlineExceeded", || {
+        store.get("deployments", "apps", "web").is_some_and(|d| {
+            condition(&d, "Progressing")["reason"] == "ProgressDeadlineExceeded"
+                && condition(&d, "Progressing")["status"] == "False"
+        })
+    })
+    .await;
+    for (label, bin) in kubectls() {
+        let k = Kubectl::new(label, bin, &api);
+        let stuck = k
+            .fails(&[
+                "rollout",
+                "status",
+                "deployment/web",
+                "-n",
+                "apps",
+                "--timeout=10s",
+            ])
+            .await;
+        assert!(
+            stuck.contains("exceeded its progress deadline"),
+            "{label}: {stuck}"
+        );
+    }
 
     // Lifting the hold lets the rollout finish.
     deployments
