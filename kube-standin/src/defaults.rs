@@ -53,7 +53,12 @@ pub fn on_create(rt: &ResourceType, obj: &mut Value, seeded: bool) {
     match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "namespaces") => {
             ensure_object(obj, &["status"]).insert("phase".into(), json!("Active"));
+            // The namespace controller's finalizer, removed once the content is gone.
+            ensure_object(obj, &["spec"])
+                .entry("finalizers")
+                .or_insert(json!(["kubernetes"]));
         }
+        ("batch", "jobs") => default_job(obj),
         ("", "pods") => {
             ensure_object(obj, &["status"]).insert("phase".into(), json!("Pending"));
         }
@@ -62,6 +67,49 @@ pub fn on_create(rt: &ResourceType, obj: &mut Value, seeded: bool) {
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => crd_status(obj),
         _ => {}
+    }
+}
+
+/// The Job defaults and the selector the API server generates from the Job's uid.
+fn default_job(obj: &mut Value) {
+    let uid = get_str(obj, &["metadata", "uid"]).unwrap_or("").to_string();
+    let name = get_str(obj, &["metadata", "name"]).unwrap_or("").to_string();
+    let spec = ensure_object(obj, &["spec"]);
+    if !spec.contains_key("parallelism") {
+        // Completions stays unset for a work queue (parallelism given without completions).
+        spec.entry("completions").or_insert(json!(1));
+        spec.insert("parallelism".into(), json!(1));
+    }
+    spec.entry("backoffLimit").or_insert(json!(6));
+    spec.entry("completionMode").or_insert(json!("NonIndexed"));
+    spec.entry("suspend").or_insert(json!(false));
+    spec.entry("podReplacementPolicy")
+        .or_insert(json!("TerminatingOrFailed"));
+    if spec.get("manualSelector") == Some(&json!(true)) {
+        return;
+    }
+    spec.insert(
+        "selector".into(),
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+    );
+    let labels = ensure_object(obj, &["spec", "template", "metadata", "labels"]);
+    for (k, v) in [
+        ("batch.kubernetes.io/controller-uid", &uid),
+        ("batch.kubernetes.io/job-name", &name),
+        ("controller-uid", &uid),
+        ("job-name", &name),
+    ] {
+        labels.insert(k.into(), json!(v));
+    }
+    // SetDefaults_Job: a Job without labels shows its template's.
+    let labels = labels.clone();
+    let meta = ensure_object(obj, &["metadata"]);
+    if meta
+        .get("labels")
+        .and_then(Value::as_object)
+        .is_none_or(|l| l.is_empty())
+    {
+        meta.insert("labels".into(), Value::Object(labels));
     }
 }
 

@@ -29,10 +29,12 @@
 //!
 //! Layout: [`registry`] (served types), [`store`] (objects, resourceVersions, write path), [`schema`]
 //! (CRD validation), [`apply`] (server-side apply), [`patch`], [`selector`], [`watch`], [`discovery`],
-//! [`openapi`], [`handlers`] (HTTP routing), [`portforward`], [`proxy`], [`simulate`], [`faults`],
+//! [`openapi`], [`handlers`] (HTTP routing), [`portforward`], [`proxy`], [`simulate`], [`controllers`]
+//! (garbage collector, namespace, workload and Argo CD controllers), [`faults`],
 //! [`server`] (builder and handle).
 
 pub mod apply;
+pub mod controllers;
 pub mod defaults;
 pub mod discovery;
 pub mod error;

@@ -30,7 +30,8 @@ enum Command {
         /// A YAML file of objects to seed; repeatable.
         #[arg(long = "seed")]
         seeds: Vec<PathBuf>,
-        /// Make objects ready after this delay, as their operators would (e.g. 500ms, 2s).
+        /// Make objects ready after this delay, as their operators would, and run the Deployment,
+        /// StatefulSet, Job and Argo CD controllers (e.g. 500ms, 2s).
         #[arg(long, value_parser = kube_standin::util::parse_duration)]
         simulate_ready: Option<Duration>,
         /// Write a kubeconfig for the server to this file.

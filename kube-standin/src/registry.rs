@@ -272,6 +272,28 @@ impl Registry {
                 true,
                 vec![scale("StatefulSet")],
             ),
+            // Workload kinds the controllers write (see crate::controllers).
+            builtin(
+                "apps",
+                "v1",
+                "ReplicaSet",
+                "replicasets",
+                true,
+                &["rs"],
+                true,
+                vec![scale("ReplicaSet")],
+            ),
+            builtin(
+                "apps",
+                "v1",
+                "ControllerRevision",
+                "controllerrevisions",
+                true,
+                &[],
+                false,
+                vec![],
+            ),
+            builtin("batch", "v1", "Job", "jobs", true, &[], true, vec![]),
             builtin(
                 "storage.k8s.io",
                 "v1",
@@ -306,7 +328,16 @@ impl Registry {
         ssar.verbs = vec!["create".into()];
         types.push(ssar);
         for t in &mut types {
-            if ["pods", "services", "deployments", "statefulsets"].contains(&t.plural.as_str()) {
+            if [
+                "pods",
+                "services",
+                "deployments",
+                "statefulsets",
+                "replicasets",
+                "jobs",
+            ]
+            .contains(&t.plural.as_str())
+            {
                 t.categories = vec!["all".into()];
             }
         }

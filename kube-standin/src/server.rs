@@ -59,6 +59,7 @@ pub struct StandIn {
     shutdown: tokio::sync::watch::Sender<bool>,
     server: JoinHandle<()>,
     simulation: Option<JoinHandle<()>>,
+    controllers: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for StandIn {
@@ -197,6 +198,7 @@ impl StandIn {
         if let Some(sim) = &self.simulation {
             sim.abort();
         }
+        self.controllers.abort();
     }
 }
 
@@ -366,7 +368,8 @@ impl Builder {
         self
     }
 
-    /// Turns the operator simulation on: objects become ready `delay` after they appear or change.
+    /// Turns the operator simulation on: objects become ready `delay` after they appear or change, and the
+    /// Deployment, StatefulSet, Job and Argo CD controllers run (see [`crate::controllers`]).
     pub fn simulate_ready(mut self, delay: Duration) -> Self {
         self.simulate = Some(delay);
         self
@@ -435,6 +438,7 @@ impl Builder {
                 tracing::error!("kube-standin server failed: {e}");
             }
         });
+        let controllers = crate::controllers::spawn(store.clone(), self.simulate);
         let simulation = self
             .simulate
             .map(|delay| crate::simulate::spawn(store.clone(), delay));
@@ -446,6 +450,7 @@ impl Builder {
             shutdown: shutdown_tx,
             server,
             simulation,
+            controllers,
         })
     }
 }

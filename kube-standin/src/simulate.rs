@@ -1,5 +1,5 @@
 //! Operator simulation (`--simulate-ready`): after a delay, objects get the status their real operator or
-//! controller would write, with `observedGeneration` set, plus the side objects clients look up
+//! kubelet would write (workload controllers and Argo CD live in [`crate::controllers`]), with `observedGeneration` set, plus the side objects clients look up
 //! (CloudNativePG's `<name>-app` Secret and `-rw/-ro/-r` Services, RabbitMQ's `<name>-default-user`,
 //! Keycloak's `<name>-initial-admin`, redis-operator's StatefulSet, pods and Services, ...).
 //!
@@ -36,9 +36,7 @@ pub fn is_simulated(group: &str, plural: &str) -> bool {
                 "redisreplications" | "redisclusters"
             )
             | ("k8s.keycloak.org", "keycloaks" | "keycloakrealmimports")
-            | ("argoproj.io", "applications")
             | ("cert-manager.io", "certificates" | "issuers" | "clusterissuers")
-            | ("apps", "deployments" | "statefulsets")
             | ("", "pods" | "persistentvolumeclaims")
     )
 }
@@ -70,6 +68,9 @@ pub fn set_unready(
         Some(m) => st.overrides.unready.insert(key.clone(), m),
         None => st.overrides.unready.remove(&key),
     };
+    if let Some(tx) = &st.overrides.controller_pokes {
+        let _ = tx.send(key.clone());
+    }
     if let Some(tx) = &st.overrides.pokes {
         let _ = tx.send(key);
     }
@@ -239,7 +240,6 @@ fn manager_for(key: &ObjKey) -> &'static str {
         "rabbitmq.com" => "rabbitmq-operator",
         "redis.redis.opstreelabs.in" => "redis-operator",
         "k8s.keycloak.org" => "keycloak-operator",
-        "argoproj.io" => "argocd-application-controller",
         "cert-manager.io" => "cert-manager",
         _ => "kube-controller-manager",
     }
@@ -377,51 +377,41 @@ fn desired_status(key: &ObjKey, obj: &Value, unready: Option<&str>) -> Option<Va
                 condition("HasErrors", false, "", "", generation, &now)
             ]
         }),
-        ("argoproj.io", "applications") => {
-            if ready {
-                json!({
-                    "sync": {"status": "Synced", "revision": "kube-standin"},
-                    "health": {"status": "Healthy", "lastTransitionTime": now},
-                    "reconciledAt": now,
-                    "operationState": {"operation": {"sync": {"revision": "kube-standin"}}, "phase": "Succeeded",
-                                       "message": "successfully synced (all tasks run)", "startedAt": now, "finishedAt": now}
-                })
-            } else {
-                json!({
-                    "sync": {"status": "OutOfSync"},
-                    "health": {"status": "Progressing", "message": msg, "lastTransitionTime": now},
-                    "reconciledAt": now
-                })
-            }
-        }
         ("cert-manager.io", _) => json!({
             "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" },
                             "reason": if ready { "Ready" } else { "NotReady" }, "message": if ready { "ready" } else { msg },
                             "lastTransitionTime": now, "observedGeneration": generation}]
         }),
-        ("apps", "deployments") => {
-            let n = int_at(obj, "/spec/replicas", 1);
-            let r = if ready { n } else { 0 };
+        ("", "pods") if ready && run_to_completion(obj) => {
+            // A Job's pod: its containers run and exit 0.
+            let containers: Vec<Value> = obj
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map(|cs| {
+                    cs.iter()
+                        .map(|c| {
+                            json!({
+                                "name": c["name"], "image": c["image"], "imageID": "", "ready": false, "started": false,
+                                "restartCount": 0,
+                                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let cond = |t: &str, ok: bool| {
+                let mut c = json!({"type": t, "status": if ok { "True" } else { "False" }, "lastTransitionTime": now});
+                if t != "PodScheduled" {
+                    c["reason"] = json!("PodCompleted");
+                }
+                c
+            };
             json!({
-                "observedGeneration": generation, "replicas": n, "updatedReplicas": n, "readyReplicas": r, "availableReplicas": r,
-                "conditions": [
-                    {"type": "Available", "status": if ready { "True" } else { "False" },
-                     "reason": if ready { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
-                     "message": if ready { "Deployment has minimum availability." } else { msg },
-                     "lastTransitionTime": now, "lastUpdateTime": now},
-                    {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
-                     "message": format!("ReplicaSet \"{name}-standin\" has successfully progressed."),
-                     "lastTransitionTime": now, "lastUpdateTime": now}
-                ]
-            })
-        }
-        ("apps", "statefulsets") => {
-            let n = int_at(obj, "/spec/replicas", 1);
-            let r = if ready { n } else { 0 };
-            json!({
-                "observedGeneration": generation, "replicas": n, "readyReplicas": r, "availableReplicas": r,
-                "currentReplicas": n, "updatedReplicas": n,
-                "currentRevision": format!("{name}-standin"), "updateRevision": format!("{name}-standin"), "collisionCount": 0
+                "phase": "Succeeded",
+                "conditions": [cond("PodScheduled", true), cond("Initialized", true), cond("ContainersReady", false), cond("Ready", false)],
+                "hostIP": "10.0.0.1", "podIP": "10.244.0.10", "podIPs": [{"ip": "10.244.0.10"}],
+                "startTime": now, "qosClass": "BestEffort",
+                "containerStatuses": containers
             })
         }
         ("", "pods") => {
@@ -470,6 +460,16 @@ fn desired_status(key: &ObjKey, obj: &Value, unready: Option<&str>) -> Option<Va
         _ => return None,
     };
     Some(status)
+}
+
+/// Whether a pod runs to completion instead of serving: a Job's pod.
+fn run_to_completion(pod: &Value) -> bool {
+    pod.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|r| r["kind"] == "Job" && r["controller"] == json!(true))
+        })
 }
 
 fn owner_ref(obj: &Value) -> Value {

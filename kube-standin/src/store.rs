@@ -20,7 +20,7 @@ use crate::patch::{self, PatchKind};
 use crate::registry::{Registry, ResourceType};
 use crate::schema;
 use crate::selector::Selectors;
-use crate::util::{get_str, meta_mut, new_uid, now_rfc3339, random_suffix, without_keys};
+use crate::util::{ensure_object, get_str, meta_mut, new_uid, now_rfc3339, random_suffix, without_keys};
 
 /// How many events the watch history keeps before older resourceVersions answer 410.
 const HISTORY: usize = 10_000;
@@ -120,6 +120,11 @@ pub struct Overrides {
     pub seeded_status: HashSet<ObjKey>,
     /// Wakes the simulation when an override changes.
     pub pokes: Option<mpsc::UnboundedSender<ObjKey>>,
+    /// Wakes the controllers when an override changes.
+    pub controller_pokes: Option<mpsc::UnboundedSender<ObjKey>>,
+    /// A garbage collector and namespace controller run (see [`crate::controllers`]): deleting an owner or a
+    /// namespace leaves its dependents to them, as on a real cluster. Without them the store cascades inline.
+    pub garbage_collector: bool,
 }
 
 /// Everything behind the lock.
@@ -386,6 +391,11 @@ impl State {
             .collect()
     }
 
+    /// Every stored object by key, without copying (for controllers looking for owners and dependents).
+    pub fn objects(&self) -> impl Iterator<Item = (&ObjKey, &Value)> {
+        self.objects.iter()
+    }
+
     /// All objects (for the simulation's initial scan).
     pub fn all_objects(&self) -> Vec<(ObjKey, Value)> {
         self.objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -458,6 +468,37 @@ impl State {
             .cloned()
     }
 
+    /// The API server refuses new objects in a namespace being deleted (its `NamespaceLifecycle` admission).
+    fn refuse_terminating_namespace(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<(), ApiError> {
+        let key = ObjKey {
+            group: String::new(),
+            plural: "namespaces".into(),
+            namespace: String::new(),
+            name: ns.to_string(),
+        };
+        if self
+            .objects
+            .get(&key)
+            .is_some_and(|n| n.pointer("/metadata/deletionTimestamp").is_some())
+        {
+            return Err(ApiError {
+                details: Some(Box::new(
+                    json!({"name": name, "group": rt.group, "kind": rt.plural,
+                    "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]}),
+                )),
+                ..ApiError::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        rt.group_resource()
+                    ),
+                )
+            });
+        }
+        Ok(())
+    }
+
     fn namespace_exists(&self, ns: &str) -> bool {
         self.objects
             .keys()
@@ -512,6 +553,9 @@ impl State {
                 let ns_rt = self.registry.lookup("namespaces").expect("builtin");
                 return Err(ApiError::not_found(&ns_rt, namespace));
             }
+        }
+        if rt.namespaced {
+            self.refuse_terminating_namespace(rt, namespace, &name)?;
         }
         let key = ObjKey::new(rt, namespace, &name);
         if self.objects.contains_key(&key) {
@@ -731,7 +775,17 @@ impl State {
                 "the namespace of the provided object does not match the namespace sent on the request",
             ));
         }
-        let config = apply::scoped(&body, &ctx.subresource, rt.has_status());
+        let mut config = apply::scoped(&body, &ctx.subresource, rt.has_status());
+        if rt.group.is_empty() && rt.plural == "namespaces" {
+            // Only the `finalize` subresource changes a namespace's spec.finalizers: not a field to own.
+            // (Nor is an empty `spec: {}` left behind, which would claim the field above it.)
+            if let Some(spec) = config.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("finalizers");
+                if spec.is_empty() {
+                    config.as_object_mut().map(|m| m.remove("spec"));
+                }
+            }
+        }
         let now = now_rfc3339();
         let key = ObjKey::new(rt, namespace, name);
         match self.objects.get(&key).cloned() {
@@ -756,6 +810,9 @@ impl State {
                 if rt.namespaced && !self.namespace_exists(namespace) {
                     let ns_rt = self.registry.lookup("namespaces").expect("builtin");
                     return Err(ApiError::not_found(&ns_rt, namespace));
+                }
+                if rt.namespaced {
+                    self.refuse_terminating_namespace(rt, namespace, name)?;
                 }
                 {
                     let meta = meta_mut(&mut obj);
@@ -842,6 +899,19 @@ impl State {
                     None => meta.remove(*k),
                 };
             }
+            // A namespace's spec.finalizers change only through its `finalize` subresource.
+            if is_namespace(&key) && ctx.subresource != "finalize" {
+                match old.pointer("/spec/finalizers") {
+                    Some(f) => {
+                        ensure_object(&mut n, &["spec"]).insert("finalizers".into(), f.clone());
+                    }
+                    None => {
+                        if let Some(spec) = n.get_mut("spec").and_then(Value::as_object_mut) {
+                            spec.remove("finalizers");
+                        }
+                    }
+                }
+            }
             n
         };
         if let Some(m) = new.as_object_mut() {
@@ -897,7 +967,8 @@ impl State {
             && new
                 .pointer("/metadata/finalizers")
                 .and_then(Value::as_array)
-                .is_none_or(|f| f.is_empty());
+                .is_none_or(|f| f.is_empty())
+            && !(self.overrides.garbage_collector && is_namespace(&key) && has_spec_finalizers(&new));
         let rv = self.next_rv();
         let meta = meta_mut(&mut new);
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
@@ -930,7 +1001,8 @@ impl State {
         self.emit(EventType::Deleted, key.clone(), last, None);
 
         let mut dependents: Vec<ObjKey> = Vec::new();
-        if key.group.is_empty() && key.plural == "namespaces" {
+        let inline_cascade = !self.overrides.garbage_collector;
+        if inline_cascade && is_namespace(key) {
             dependents.extend(self.objects.keys().filter(|k| k.namespace == key.name).cloned());
         }
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
@@ -943,7 +1015,7 @@ impl State {
             );
             self.registry.remove_crd(&key.name);
         }
-        if !uid.is_empty() {
+        if inline_cascade && !uid.is_empty() {
             dependents.extend(
                 self.objects
                     .iter()
@@ -999,12 +1071,43 @@ impl State {
                 return Err(ApiError::conflict(rt, name));
             }
         }
-        let has_finalizers = old
+        if let Some(p) = propagation_policy(options)
+            && !["Foreground", "Background", "Orphan"].contains(&p)
+        {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                format!(
+                    "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                ),
+            ));
+        }
+        let mut obj = old.clone();
+        // With a garbage collector, Foreground and Orphan deletion park the object behind the finalizer
+        // the collector removes once dependents are gone (or orphaned), as the API server does.
+        if self.overrides.garbage_collector && !is_namespace(&key) {
+            let finalizer = match propagation_policy(options) {
+                Some("Foreground") => Some("foregroundDeletion"),
+                Some("Orphan") => Some("orphan"),
+                _ => None,
+            };
+            if let Some(finalizer) = finalizer {
+                let list = meta_mut(&mut obj)
+                    .entry("finalizers")
+                    .or_insert_with(|| json!([]));
+                if let Some(list) = list.as_array_mut()
+                    && !list.iter().any(|f| f == finalizer)
+                {
+                    list.push(json!(finalizer));
+                }
+            }
+        }
+        let has_finalizers = obj
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
-        let mut obj = old.clone();
-        if key.group.is_empty() && key.plural == "namespaces" {
+            .is_some_and(|f| !f.is_empty())
+            || (self.overrides.garbage_collector && is_namespace(&key) && has_spec_finalizers(&obj));
+        if is_namespace(&key) {
             ensure_status_phase(&mut obj, "Terminating");
         }
         if ctx.dry_run {
@@ -1012,6 +1115,14 @@ impl State {
         }
         if has_finalizers {
             if old.pointer("/metadata/deletionTimestamp").is_some() {
+                if obj.pointer("/metadata/finalizers") != old.pointer("/metadata/finalizers") {
+                    // A second DELETE may still switch the object to foreground or orphan deletion.
+                    let rv = self.next_rv();
+                    meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
+                    self.objects.insert(key.clone(), obj.clone());
+                    self.emit(EventType::Modified, key, obj.clone(), Some(old));
+                    return Ok(present(rt, &obj));
+                }
                 return Ok(present(rt, &old));
             }
             let rv = self.next_rv();
@@ -1029,6 +1140,29 @@ impl State {
         meta.entry("deletionTimestamp").or_insert(json!(now_rfc3339()));
         self.remove(rt, &key, obj.clone());
         Ok(present(rt, &obj))
+    }
+}
+
+fn is_namespace(key: &ObjKey) -> bool {
+    key.group.is_empty() && key.plural == "namespaces"
+}
+
+fn has_spec_finalizers(obj: &Value) -> bool {
+    obj.pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty())
+}
+
+/// `DeleteOptions.propagationPolicy`, or `Orphan` for the legacy `orphanDependents: true`.
+pub fn propagation_policy(options: Option<&Value>) -> Option<&str> {
+    let options = options?;
+    if let Some(p) = options.get("propagationPolicy").and_then(Value::as_str) {
+        return Some(p);
+    }
+    match options.get("orphanDependents").and_then(Value::as_bool) {
+        Some(true) => Some("Orphan"),
+        Some(false) => Some("Background"),
+        None => None,
     }
 }
 

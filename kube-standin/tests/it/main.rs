@@ -3,11 +3,13 @@
 //! - `kube_rs`: kube-rs discovery, SSA, conditions, retries, watchers;
 //! - `bridges`: port-forward to the local PostgreSQL and the service proxy;
 //! - `protocol`: raw-HTTP checks of watch, errors, access reviews, admin endpoints, simulation;
-//! - `binary`: the `kube-standin serve` command.
+//! - `binary`: the `kube-standin serve` command;
+//! - `controllers`: Deployment/StatefulSet/Job controllers, garbage collection, namespaces, Argo CD.
 
 mod binary;
 mod bridges;
 mod common;
+mod controllers;
 mod kube_rs;
 mod kubectl;
 mod protocol;
