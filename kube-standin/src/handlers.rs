@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::faults::{Fault, RequestRecord, WatchFault};
 use crate::openapi;
 use crate::patch::PatchKind;
+use crate::printers::{Include, TablePrinter, TableRequest};
 use crate::registry::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector, Selectors};
 use crate::server::AppState;
@@ -338,6 +339,9 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
         {
             return Ok(crate::proxy::handle(&app, &rt, &ns, id, &target.rest, req).await);
         }
+        (Some("scale"), Some(_)) if rt.subresources.iter().any(|s| s.name == "scale") => {
+            return crate::scale::handle(&app, &rt, &ns, &target, &query, req).await;
+        }
         (Some(sub), Some(_)) if sub != "status" => {
             // Real subresources the stand-in does not serve get a 501 naming them, never a hang.
             let real_pod_sub = rt.group.is_empty()
@@ -370,6 +374,7 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
     }
 
     let headers = req.headers().clone();
+    let table = table_request(&headers, q("includeObject"))?;
     let watch_fault = req.extensions().get::<WatchFault>().copied().unwrap_or_default();
     let body = axum::body::to_bytes(req.into_body(), 64 << 20)
         .await
@@ -404,10 +409,15 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
                     timeout: Duration::from_secs(timeout),
                     send_initial_events: q("sendInitialEvents") == Some("true"),
                 };
+                let table = table.map(|t| {
+                    let printer = TablePrinter::for_type(&app.store.lock(), &rt);
+                    (Arc::new(printer), t)
+                });
                 let scope = WatchScope {
                     rt,
                     namespace,
                     selectors,
+                    table,
                 };
                 return Ok(watch::start(
                     &app.store,
@@ -419,6 +429,10 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
             }
             let st = app.store.lock();
             let items = st.list(&rt, namespace.as_deref(), &selectors);
+            if let Some(t) = table {
+                let meta = json!({"resourceVersion": st.rv().to_string()});
+                return Ok(json_ok(TablePrinter::for_type(&st, &rt).table(&rt, &items, meta, &t)));
+            }
             Ok(json_ok(json!({
                 "kind": format!("{}List", rt.kind),
                 "apiVersion": rt.api_version(),
@@ -431,6 +445,11 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
             let obj = st
                 .get(&rt, &ns, &name)
                 .ok_or_else(|| ApiError::not_found(&rt, &name))?;
+            if let Some(t) = table {
+                let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion")});
+                let printer = TablePrinter::for_type(&st, &rt);
+                return Ok(json_ok(printer.table(&rt, std::slice::from_ref(obj), meta, &t)));
+            }
             Ok(json_ok(present(&rt, obj)))
         }
         (Method::POST, None) => {
@@ -497,6 +516,26 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
         (m, _) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m} {raw_path})"
         ))),
+    }
+}
+
+/// The Table a GET asks for through `Accept`, or a 406 when it asks only for Tables the server cannot
+/// produce.
+fn table_request(headers: &HeaderMap, include: Option<&str>) -> Result<Option<TableRequest>, ApiError> {
+    let accept = accept(headers);
+    if crate::printers::unsatisfiable_table(accept) {
+        return Err(ApiError::new(
+            406,
+            "NotAcceptable",
+            format!("only application/json Tables (meta.k8s.io v1 or v1beta1) are served, not {accept:?}"),
+        ));
+    }
+    match crate::printers::wants_table(accept) {
+        Some(version) => Ok(Some(TableRequest {
+            version,
+            include: Include::parse(include)?,
+        })),
+        None => Ok(None),
     }
 }
 
@@ -571,7 +610,7 @@ fn access_review(app: &AppState, mut review: Value) -> Value {
 }
 
 /// The field manager the API server derives when the client sends none: the user agent's first word.
-fn default_manager(headers: &HeaderMap, method: &Method) -> String {
+pub fn default_manager(headers: &HeaderMap, method: &Method) -> String {
     if *method == Method::PATCH
         && headers
             .get(header::CONTENT_TYPE)
