@@ -40,10 +40,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/apis", get(apis_root))
         .route("/openapi/v3", get(openapi_index))
         .route("/openapi/v3/{*rest}", get(openapi_doc))
-        .route(
-            "/openapi/v2",
-            any(|| async { ApiError::no_such_path("kube-standin serves /openapi/v3 only") }),
-        )
+        .route("/openapi/v2", any(openapi_v2))
         .route(
             "/_standin/faults",
             post(add_faults).get(list_faults).delete(clear_faults),
@@ -144,6 +141,17 @@ fn aggregated(v: Value) -> Response {
         .into_response()
 }
 
+async fn openapi_v2(State(app): App) -> Response {
+    let doc = openapi::v2_doc(&app.store.lock().registry, app.openapi.as_deref());
+    match doc {
+        Some(bytes) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        None => ApiError::no_such_path(
+            "/openapi/v2 needs the upstream document: pass --openapi FILE (shared/reference/k8s-openapi-v2-1.36.json)",
+        )
+        .into_response(),
+    }
+}
+
 async fn openapi_index(State(app): App) -> Response {
     json_ok(openapi::index(&app.store.lock().registry))
 }
@@ -159,8 +167,9 @@ async fn openapi_doc(State(app): App, req: Request) -> Response {
                 .into_response();
         }
     };
-    match openapi::group_version_doc(&app.store.lock().registry, group, version) {
-        Some(doc) => json_ok(doc),
+    let doc = openapi::group_version_doc(&app.store.lock().registry, app.openapi.as_deref(), group, version);
+    match doc {
+        Some(bytes) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         None => ApiError::no_such_path(&format!("no OpenAPI document for {path}")).into_response(),
     }
 }
