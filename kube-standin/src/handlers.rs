@@ -141,14 +141,24 @@ fn aggregated(v: Value) -> Response {
         .into_response()
 }
 
+/// Waits, off the runtime and without the store lock, for the upstream document's parse.
+async fn openapi_ready(app: &AppState) {
+    if let Some(up) = app.openapi.clone() {
+        let _ = tokio::task::spawn_blocking(move || up.parsed().is_ok()).await;
+    }
+}
+
 async fn openapi_v2(State(app): App) -> Response {
+    openapi_ready(&app).await;
     let doc = openapi::v2_doc(&app.store.lock().registry, app.openapi.as_deref());
     match doc {
-        Some(bytes) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
-        None => ApiError::no_such_path(
-            "/openapi/v2 needs the upstream document: pass --openapi FILE (shared/reference/k8s-openapi-v2-1.36.json)",
+        Ok(bytes) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            bytes,
         )
-        .into_response(),
+            .into_response(),
+        Err(message) => ApiError::no_such_path(&message).into_response(),
     }
 }
 
@@ -157,6 +167,7 @@ async fn openapi_index(State(app): App) -> Response {
 }
 
 async fn openapi_doc(State(app): App, req: Request) -> Response {
+    openapi_ready(&app).await;
     let path = req.uri().path().trim_start_matches("/openapi/v3/").to_string();
     let parts: Vec<&str> = path.split('/').collect();
     let (group, version) = match parts.as_slice() {
@@ -169,7 +180,12 @@ async fn openapi_doc(State(app): App, req: Request) -> Response {
     };
     let doc = openapi::group_version_doc(&app.store.lock().registry, app.openapi.as_deref(), group, version);
     match doc {
-        Some(bytes) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Some(bytes) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
         None => ApiError::no_such_path(&format!("no OpenAPI document for {path}")).into_response(),
     }
 }
@@ -440,7 +456,9 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
             let items = st.list(&rt, namespace.as_deref(), &selectors);
             if let Some(t) = table {
                 let meta = json!({"resourceVersion": st.rv().to_string()});
-                return Ok(json_ok(TablePrinter::for_type(&st, &rt).table(&rt, &items, meta, &t)));
+                return Ok(json_ok(
+                    TablePrinter::for_type(&st, &rt).table(&rt, &items, meta, &t),
+                ));
             }
             Ok(json_ok(json!({
                 "kind": format!("{}List", rt.kind),

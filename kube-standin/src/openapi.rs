@@ -30,11 +30,13 @@ const PATCH: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
 const STATUS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Status";
 const DELETE_OPTIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions";
 
-/// The parsed upstream v2 document and the v3 documents derived from it, shared by every server in
-/// the process (parsing the 4 MB file once, serving pre-serialized bytes).
+/// The upstream v2 document and the v3 documents derived from it, shared by every server in the
+/// process: the 4 MB file is read at start and parsed once, on a background thread (a debug build
+/// takes a few hundred milliseconds), and the first OpenAPI request waits for it if need be.
 pub struct Upstream {
-    v2: Map<String, Value>,
+    origin: String,
     v2_bytes: Bytes,
+    parsed: OnceLock<Result<Map<String, Value>, String>>,
     v3: Mutex<HashMap<String, Bytes>>,
 }
 
@@ -84,34 +86,65 @@ impl Upstream {
             path: path.display().to_string(),
             source,
         })?;
-        let up = Arc::new(Self::from_slice(&bytes, &path.display().to_string())?);
+        let up = Arc::new(Upstream {
+            origin: path.display().to_string(),
+            v2_bytes: Bytes::from(bytes),
+            parsed: OnceLock::new(),
+            v3: Mutex::new(HashMap::new()),
+        });
+        let background = up.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = background.parsed() {
+                tracing::error!("{e}");
+            }
+        });
         guard.insert(path.to_path_buf(), up.clone());
         Ok(up)
     }
 
-    /// Parses a v2 document given as bytes; `origin` names it in errors.
+    /// Parses a v2 document given as bytes now; `origin` names it in errors.
     pub fn from_slice(bytes: &[u8], origin: &str) -> Result<Upstream, Error> {
-        let bad = |what: String| {
-            Error::Start(format!(
-                "{origin} is not an OpenAPI v2 document ({what}); pass --openapi with the Kubernetes swagger.json"
-            ))
-        };
-        let v2: Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
-        let Value::Object(v2) = v2 else {
-            return Err(bad("not a JSON object".into()));
-        };
-        if !v2.get("definitions").is_some_and(Value::is_object) || !v2.get("paths").is_some_and(Value::is_object) {
-            return Err(bad("no definitions or paths".into()));
-        }
-        Ok(Upstream {
-            v2,
+        let up = Upstream {
+            origin: origin.to_string(),
             v2_bytes: Bytes::copy_from_slice(bytes),
+            parsed: OnceLock::new(),
             v3: Mutex::new(HashMap::new()),
-        })
+        };
+        up.parsed().map_err(Error::Start)?;
+        Ok(up)
+    }
+
+    /// The parsed document, or why it is unusable.
+    pub fn parsed(&self) -> Result<&Map<String, Value>, String> {
+        self.parsed
+            .get_or_init(|| {
+                let bad = |what: String| {
+                    format!(
+                        "{} is not an OpenAPI v2 document ({what}); pass --openapi with the Kubernetes swagger.json",
+                        self.origin
+                    )
+                };
+                let v2: Value = serde_json::from_slice(&self.v2_bytes).map_err(|e| bad(e.to_string()))?;
+                let Value::Object(v2) = v2 else {
+                    return Err(bad("not a JSON object".into()));
+                };
+                if !v2.get("definitions").is_some_and(Value::is_object)
+                    || !v2.get("paths").is_some_and(Value::is_object)
+                {
+                    return Err(bad("no definitions or paths".into()));
+                }
+                Ok(v2)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn section(&self, key: &str) -> &Map<String, Value> {
-        self.v2.get(key).and_then(Value::as_object).unwrap_or(empty_map())
+        self.parsed()
+            .ok()
+            .and_then(|m| m.get(key))
+            .and_then(Value::as_object)
+            .unwrap_or(empty_map())
     }
 
     /// Whether the upstream document has paths for a group/version.
@@ -167,7 +200,7 @@ impl Upstream {
         }
         json!({
             "openapi": "3.0.0",
-            "info": self.v2.get("info").cloned().unwrap_or(json!({"title": "Kubernetes", "version": "unversioned"})),
+            "info": self.parsed().ok().and_then(|m| m.get("info")).cloned().unwrap_or(json!({"title": "Kubernetes", "version": "unversioned"})),
             "paths": paths,
             "components": {
                 "schemas": schemas,
@@ -253,7 +286,9 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 }
 
 fn convert_operation(op: &Value, params: &Map<String, Value>) -> Value {
-    let Some(m) = op.as_object() else { return op.clone() };
+    let Some(m) = op.as_object() else {
+        return op.clone();
+    };
     let consumes = strings(m.get("consumes"));
     let produces = strings(m.get("produces"));
     let mut out = Map::new();
@@ -405,9 +440,18 @@ fn crd_paths(rt: &ResourceType, v3: bool) -> Vec<(String, Value)> {
         }
     };
     let write_params = vec![
-        query("dryRun", "When present, indicates that modifications should not be persisted."),
-        query("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes."),
-        query("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: - Ignore - Warn - Strict"),
+        query(
+            "dryRun",
+            "When present, indicates that modifications should not be persisted.",
+        ),
+        query(
+            "fieldManager",
+            "fieldManager is a name associated with the actor or entity that is making these changes.",
+        ),
+        query(
+            "fieldValidation",
+            "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: - Ignore - Warn - Strict",
+        ),
     ];
     let op = |action: &str, verb: &str, body: Option<(&str, &[&str])>, response: &str, params: &[Value]| {
         let mut o = json!({
@@ -432,7 +476,10 @@ fn crd_paths(rt: &ResourceType, v3: bool) -> Vec<(String, Value)> {
             o["produces"] = json!(["application/json", "application/yaml"]);
             if let Some((schema, types)) = body {
                 o["consumes"] = json!(types);
-                params.insert(0, json!({"name": "body", "in": "body", "required": true, "schema": {"$ref": schema}}));
+                params.insert(
+                    0,
+                    json!({"name": "body", "in": "body", "required": true, "schema": {"$ref": schema}}),
+                );
             }
         }
         if !params.is_empty() {
@@ -450,7 +497,11 @@ fn crd_paths(rt: &ResourceType, v3: bool) -> Vec<(String, Value)> {
     let patch_schema = format!("{prefix}{PATCH}");
     let status = format!("{prefix}{STATUS}");
     let delete_options = format!("{prefix}{DELETE_OPTIONS}");
-    let ns = if rt.namespaced { "/namespaces/{namespace}" } else { "" };
+    let ns = if rt.namespaced {
+        "/namespaces/{namespace}"
+    } else {
+        ""
+    };
     let base = format!("{}{ns}/{}", rt.gv_path(), rt.plural);
     let mut common = vec![];
     if rt.namespaced {
@@ -518,11 +569,17 @@ pub fn index(reg: &Registry) -> Value {
 }
 
 /// `GET /openapi/v3/api/v1` or `/openapi/v3/apis/G/V`; `None` for a group/version not served.
-pub fn group_version_doc(reg: &Registry, upstream: Option<&Upstream>, group: &str, version: &str) -> Option<Bytes> {
+pub fn group_version_doc(
+    reg: &Registry,
+    upstream: Option<&Upstream>,
+    group: &str,
+    version: &str,
+) -> Option<Bytes> {
     let types = reg.in_group_version(group, version);
     if types.is_empty() {
         return None;
     }
+    let upstream = upstream.filter(|u| u.parsed().is_ok());
     let crds: Vec<&Arc<ResourceType>> = types.iter().filter(|t| t.crd_name.is_some()).collect();
     if crds.is_empty() {
         if let Some(bytes) = upstream.and_then(|u| u.builtin_v3(group, version)) {
@@ -568,11 +625,14 @@ impl Serialize for Merged<'_> {
 }
 
 /// `GET /openapi/v2`: the upstream document plus every CRD's schema and paths; `None` without upstream.
-pub fn v2_doc(reg: &Registry, upstream: Option<&Upstream>) -> Option<Bytes> {
-    let up = upstream?;
+pub fn v2_doc(reg: &Registry, upstream: Option<&Upstream>) -> Result<Bytes, String> {
+    let up = upstream.ok_or(
+        "/openapi/v2 needs the upstream document: pass --openapi FILE (shared/reference/k8s-openapi-v2-1.36.json)",
+    )?;
+    let v2 = up.parsed()?;
     let crds: Vec<&Arc<ResourceType>> = reg.types().iter().filter(|t| t.crd_name.is_some()).collect();
     if crds.is_empty() {
-        return Some(up.v2_bytes.clone());
+        return Ok(up.v2_bytes.clone());
     }
     let mut paths = Map::new();
     let mut definitions = Map::new();
@@ -581,14 +641,14 @@ pub fn v2_doc(reg: &Registry, upstream: Option<&Upstream>) -> Option<Bytes> {
         definitions.extend(crd_schemas(t, false));
     }
     struct Doc<'a> {
-        up: &'a Upstream,
+        v2: &'a Map<String, Value>,
         paths: Merged<'a>,
         definitions: Merged<'a>,
     }
     impl Serialize for Doc<'_> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             let mut m = s.serialize_map(None)?;
-            for (k, v) in &self.up.v2 {
+            for (k, v) in self.v2 {
                 match k.as_str() {
                     "paths" => m.serialize_entry(k, &self.paths)?,
                     "definitions" => m.serialize_entry(k, &self.definitions)?,
@@ -599,11 +659,13 @@ pub fn v2_doc(reg: &Registry, upstream: Option<&Upstream>) -> Option<Bytes> {
         }
     }
     let doc = Doc {
-        up,
+        v2,
         paths: Merged(up.section("paths"), &paths),
         definitions: Merged(up.section("definitions"), &definitions),
     };
-    serde_json::to_vec(&doc).ok().map(Bytes::from)
+    serde_json::to_vec(&doc)
+        .map(Bytes::from)
+        .map_err(|e| format!("serializing /openapi/v2: {e}"))
 }
 
 /// Without the upstream document: one PATCH/PUT/GET/DELETE per kind declaring `fieldValidation`, which
@@ -625,7 +687,11 @@ fn minimal_doc(types: &[Arc<ResourceType>]) -> Value {
             })
         };
         let prefix = t.gv_path();
-        let ns = if t.namespaced { "/namespaces/{namespace}" } else { "" };
+        let ns = if t.namespaced {
+            "/namespaces/{namespace}"
+        } else {
+            ""
+        };
         paths.insert(
             format!("{prefix}{ns}/{}/{{name}}", t.plural),
             json!({"patch": op("patch"), "put": op("replace"), "get": op("read"), "delete": op("delete")}),
@@ -666,7 +732,7 @@ mod tests {
         assert_eq!(p["x-kubernetes-group-version-kind"]["kind"], "Deployment");
         assert_eq!(p["parameters"][0]["name"], "fieldValidation");
         assert!(group_version_doc(&reg, None, "nope", "v1").is_none());
-        assert!(v2_doc(&reg, None).is_none());
+        assert!(v2_doc(&reg, None).is_err());
     }
 
     #[test]
@@ -696,7 +762,10 @@ mod tests {
             patch["requestBody"]["content"]["application/strategic-merge-patch+json"]["schema"]["$ref"],
             "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Patch"
         );
-        assert_eq!(patch["parameters"][0], json!({"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}));
+        assert_eq!(
+            patch["parameters"][0],
+            json!({"name": "fieldValidation", "in": "query", "schema": {"type": "string"}})
+        );
         let schemas = d["components"]["schemas"].as_object().unwrap();
         assert!(schemas.contains_key("io.k8s.api.apps.v1.DeploymentSpec"));
         assert!(!schemas.contains_key("io.k8s.api.core.v1.Unrelated"));
@@ -719,10 +788,26 @@ mod tests {
         let d = doc(group_version_doc(&reg, None, "postgresql.cnpg.io", "v1").unwrap());
         let s = &d["components"]["schemas"]["io.cnpg.postgresql.v1.Cluster"];
         assert_eq!(s["x-kubernetes-group-version-kind"][0]["kind"], "Cluster");
-        assert_eq!(s["properties"]["spec"]["properties"]["instances"]["type"], "integer");
-        let patch = &d["paths"]["/apis/postgresql.cnpg.io/v1/namespaces/{namespace}/clusters/{name}"]["patch"];
-        assert!(patch["requestBody"]["content"].get("application/merge-patch+json").is_some());
-        assert!(patch["requestBody"]["content"].get("application/strategic-merge-patch+json").is_none());
-        assert!(d["paths"].get("/apis/postgresql.cnpg.io/v1/namespaces/{namespace}/clusters/{name}/status").is_some());
+        assert_eq!(
+            s["properties"]["spec"]["properties"]["instances"]["type"],
+            "integer"
+        );
+        let patch =
+            &d["paths"]["/apis/postgresql.cnpg.io/v1/namespaces/{namespace}/clusters/{name}"]["patch"];
+        assert!(
+            patch["requestBody"]["content"]
+                .get("application/merge-patch+json")
+                .is_some()
+        );
+        assert!(
+            patch["requestBody"]["content"]
+                .get("application/strategic-merge-patch+json")
+                .is_none()
+        );
+        assert!(
+            d["paths"]
+                .get("/apis/postgresql.cnpg.io/v1/namespaces/{namespace}/clusters/{name}/status")
+                .is_some()
+        );
     }
 }

@@ -82,10 +82,12 @@ pub fn wants_table(accept: &str) -> Option<&'static str> {
 /// Whether `Accept` lists only Tables the server cannot produce (e.g. protobuf Tables, an unknown version)
 /// with no plain fallback: the real server answers 406 then.
 pub fn unsatisfiable_table(accept: &str) -> bool {
-    let parts: Vec<&str> = accept.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
-    !parts.is_empty()
-        && parts.iter().all(|p| p.contains("as=Table"))
-        && wants_table(accept).is_none()
+    let parts: Vec<&str> = accept
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    !parts.is_empty() && parts.iter().all(|p| p.contains("as=Table")) && wants_table(accept).is_none()
 }
 
 /// `duration.HumanDuration`: `45s`, `5m12s`, `3h4m`, `5d`, `2y10d` as kubectl shows ages.
@@ -103,7 +105,11 @@ pub fn human_age(d: SignedDuration) -> String {
     let minutes = secs / 60;
     if minutes < 10 {
         let s = secs % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 60 * 3 {
         return format!("{minutes}m");
@@ -111,7 +117,11 @@ pub fn human_age(d: SignedDuration) -> String {
     let hours = secs / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
@@ -244,7 +254,9 @@ impl TablePrinter {
             Rows::Builtin(f) => f(obj, now),
             Rows::Default => vec![
                 obj.pointer("/metadata/name").cloned().unwrap_or(json!("")),
-                obj.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null),
+                obj.pointer("/metadata/creationTimestamp")
+                    .cloned()
+                    .unwrap_or(Value::Null),
             ],
             Rows::Crd(cols) => {
                 let mut cells = vec![obj.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
@@ -283,13 +295,7 @@ impl TablePrinter {
     }
 
     /// A Table of `objects` with the given list metadata (`resourceVersion`, `continue`).
-    pub fn table(
-        &self,
-        rt: &ResourceType,
-        objects: &[Value],
-        list_meta: Value,
-        req: &TableRequest,
-    ) -> Value {
+    pub fn table(&self, rt: &ResourceType, objects: &[Value], list_meta: Value, req: &TableRequest) -> Value {
         let now = Timestamp::now();
         let rows: Vec<Value> = objects.iter().map(|o| self.row(rt, o, req, now)).collect();
         json!({
@@ -306,7 +312,10 @@ impl TablePrinter {
 /// JSONPath printer renders the value.
 fn crd_cell(ty: &str, v: &Value, now: Timestamp) -> Value {
     match ty {
-        "integer" => v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)).map_or(Value::Null, |i| json!(i)),
+        "integer" => v
+            .as_i64()
+            .or_else(|| v.as_f64().map(|f| f as i64))
+            .map_or(Value::Null, |i| json!(i)),
         "number" => v.as_f64().map_or(Value::Null, |f| json!(f)),
         "boolean" => v.as_bool().map_or(Value::Null, |b| json!(b)),
         "date" => match v.as_str() {
@@ -345,10 +354,18 @@ mod tests {
     fn accept_headers() {
         let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
         assert_eq!(wants_table(kubectl), Some("v1"));
-        assert_eq!(wants_table("application/json;as=Table;v=v1beta1;g=meta.k8s.io"), Some("v1beta1"));
+        assert_eq!(
+            wants_table("application/json;as=Table;v=v1beta1;g=meta.k8s.io"),
+            Some("v1beta1")
+        );
         assert_eq!(wants_table("application/json"), None);
-        assert_eq!(wants_table("application/json, application/json;as=Table;v=v1;g=meta.k8s.io"), None);
-        assert!(unsatisfiable_table("application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io"));
+        assert_eq!(
+            wants_table("application/json, application/json;as=Table;v=v1;g=meta.k8s.io"),
+            None
+        );
+        assert!(unsatisfiable_table(
+            "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io"
+        ));
         assert!(!unsatisfiable_table(kubectl));
         assert_eq!(Include::parse(None).unwrap(), Include::Metadata);
         assert!(Include::parse(Some("All")).is_err());
@@ -364,17 +381,45 @@ mod tests {
             "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}});
         let (cols, f) = builtin::for_kind("apps", "Deployment").unwrap();
         let names: Vec<&str> = cols.iter().map(|c| c.name).collect();
-        assert_eq!(names, ["Name", "Ready", "Up-to-date", "Available", "Age", "Containers", "Images", "Selector"]);
+        assert_eq!(
+            names,
+            [
+                "Name",
+                "Ready",
+                "Up-to-date",
+                "Available",
+                "Age",
+                "Containers",
+                "Images",
+                "Selector"
+            ]
+        );
         assert_eq!(
             f(&deploy, now),
-            vec![json!("web"), json!("2/3"), json!(3), json!(2), json!("60m"), json!("c,s"),
-                 json!("nginx,envoy"), json!("app=web,env in (a,b),tier=fe")]
+            vec![
+                json!("web"),
+                json!("2/3"),
+                json!(3),
+                json!(2),
+                json!("60m"),
+                json!("c,s"),
+                json!("nginx,envoy"),
+                json!("app=web,env in (a,b),tier=fe")
+            ]
         );
         let svc = json!({"metadata": {"name": "db"}, "spec": {"type": "NodePort", "clusterIP": "10.0.0.1",
             "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}]}});
         let (_, f) = builtin::for_kind("", "Service").unwrap();
         let cells = f(&svc, now);
-        assert_eq!(cells[1..5], [json!("NodePort"), json!("10.0.0.1"), json!("<none>"), json!("80:30080/TCP,53/UDP")]);
+        assert_eq!(
+            cells[1..5],
+            [
+                json!("NodePort"),
+                json!("10.0.0.1"),
+                json!("<none>"),
+                json!("80:30080/TCP,53/UDP")
+            ]
+        );
         assert_eq!(cells[5], json!("<unknown>"));
         assert_eq!(cells[6], json!("<none>"));
         let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}, {"name": "b"}]},
@@ -384,7 +429,10 @@ mod tests {
                 {"name": "b", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
         let (_, f) = builtin::for_kind("", "Pod").unwrap();
         let cells = f(&pod, now);
-        assert_eq!(cells[1..4], [json!("1/2"), json!("CrashLoopBackOff"), json!("1 (2m ago)")]);
+        assert_eq!(
+            cells[1..4],
+            [json!("1/2"), json!("CrashLoopBackOff"), json!("1 (2m ago)")]
+        );
     }
 
     #[test]
@@ -400,7 +448,10 @@ mod tests {
         let now: Timestamp = "2026-01-01T00:00:30Z".parse().unwrap();
         let obj = json!({"metadata": {"name": "db", "creationTimestamp": "2026-01-01T00:00:00Z"},
             "status": {"instances": 3, "conditions": [{"type": "Ready", "status": "True"}]}});
-        assert_eq!(p.cells(&obj, now), vec![json!("db"), json!(3), json!("True"), json!("30s"), Value::Null]);
+        assert_eq!(
+            p.cells(&obj, now),
+            vec![json!("db"), json!(3), json!("True"), json!("30s"), Value::Null]
+        );
         let none = TablePrinter::for_crd_columns(&[]);
         assert_eq!(none.columns[1]["name"], "Age");
     }

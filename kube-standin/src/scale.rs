@@ -50,7 +50,8 @@ pub fn paths_for(st: &State, rt: &ResourceType) -> Option<ScalePaths> {
             label_selector: field("labelSelectorPath"),
         });
     }
-    let builtin = rt.group == "apps" && ["deployments", "statefulsets", "replicasets"].contains(&rt.plural.as_str())
+    let builtin = rt.group == "apps"
+        && ["deployments", "statefulsets", "replicasets"].contains(&rt.plural.as_str())
         || rt.group.is_empty() && rt.plural == "replicationcontrollers";
     builtin.then(|| ScalePaths {
         spec_replicas: ".spec.replicas".into(),
@@ -60,11 +61,13 @@ pub fn paths_for(st: &State, rt: &ResourceType) -> Option<ScalePaths> {
 }
 
 fn pointer(path: &str) -> String {
-    path.trim_start_matches('.').split('.').fold(String::new(), |mut acc, seg| {
-        acc.push('/');
-        acc.push_str(&seg.replace('~', "~0").replace('/', "~1"));
-        acc
-    })
+    path.trim_start_matches('.')
+        .split('.')
+        .fold(String::new(), |mut acc, seg| {
+            acc.push('/');
+            acc.push_str(&seg.replace('~', "~0").replace('/', "~1"));
+            acc
+        })
 }
 
 fn set_at(doc: &mut Value, path: &str, value: Value) {
@@ -166,7 +169,8 @@ pub async fn handle(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let kind = PatchKind::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            let kind =
+                PatchKind::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
             let mut doc = current.clone();
             if kind == PatchKind::Apply {
                 let config: Value = serde_json::from_slice(&body)
@@ -223,7 +227,9 @@ mod tests {
             status_replicas: ".status.instances".into(),
             label_selector: ".status.selector".into(),
         };
-        let rt = crate::registry::Registry::builtin().lookup("deployments").unwrap();
+        let rt = crate::registry::Registry::builtin()
+            .lookup("deployments")
+            .unwrap();
         let obj = json!({"metadata": {"name": "db", "namespace": "s", "resourceVersion": "7", "labels": {"x": "y"}},
             "spec": {"instances": 3}, "status": {"instances": 2, "selector": "app=db"}});
         let s = scale_of(&rt, &obj, &paths);

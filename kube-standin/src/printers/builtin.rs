@@ -47,8 +47,18 @@ pub(super) const NAME: Col = Col {
     description: NAME_DOC,
 };
 const AGE: Col = col("Age", "string", 0, AGE_DOC);
-const CONTAINERS: Col = col("Containers", "string", 1, "Names of each container in the template.");
-const IMAGES: Col = col("Images", "string", 1, "Images referenced by each container in the template.");
+const CONTAINERS: Col = col(
+    "Containers",
+    "string",
+    1,
+    "Names of each container in the template.",
+);
+const IMAGES: Col = col(
+    "Images",
+    "string",
+    1,
+    "Images referenced by each container in the template.",
+);
 const SELECTOR: Col = col("Selector", "string", 1, "A label query over pods.");
 
 /// The columns and row builder of a built-in kind, `None` when the real server has no printer for it
@@ -57,81 +67,222 @@ pub fn for_kind(group: &str, kind: &str) -> Option<(Vec<Col>, RowFn)> {
     let cols = |c: &[Col]| c.to_vec();
     Some(match (group, kind) {
         ("", "Namespace") => (
-            cols(&[NAME, col("Status", "string", 0, "The status of the namespace"), AGE]),
+            cols(&[
+                NAME,
+                col("Status", "string", 0, "The status of the namespace"),
+                AGE,
+            ]),
             namespace,
         ),
         ("", "ConfigMap") => (
-            cols(&[NAME, col("Data", "string", 0, "Data contains the configuration data."), AGE]),
+            cols(&[
+                NAME,
+                col("Data", "string", 0, "Data contains the configuration data."),
+                AGE,
+            ]),
             config_map,
         ),
         ("", "Secret") => (
             cols(&[
                 NAME,
-                col("Type", "string", 0, "Used to facilitate programmatic handling of secret data."),
+                col(
+                    "Type",
+                    "string",
+                    0,
+                    "Used to facilitate programmatic handling of secret data.",
+                ),
                 col("Data", "string", 0, "Data contains the secret data."),
                 AGE,
             ]),
             secret,
         ),
         ("", "ServiceAccount") => (
-            cols(&[NAME, col("Secrets", "string", 0, "Secrets of this service account."), AGE]),
+            cols(&[
+                NAME,
+                col("Secrets", "string", 0, "Secrets of this service account."),
+                AGE,
+            ]),
             service_account,
         ),
         ("", "Service") => (
             cols(&[
                 NAME,
                 col("Type", "string", 0, "type determines how the Service is exposed."),
-                col("Cluster-IP", "string", 0, "clusterIP is the IP address of the service."),
-                col("External-IP", "string", 0, "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."),
-                col("Port(s)", "string", 0, "The list of ports that are exposed by this service."),
+                col(
+                    "Cluster-IP",
+                    "string",
+                    0,
+                    "clusterIP is the IP address of the service.",
+                ),
+                col(
+                    "External-IP",
+                    "string",
+                    0,
+                    "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.",
+                ),
+                col(
+                    "Port(s)",
+                    "string",
+                    0,
+                    "The list of ports that are exposed by this service.",
+                ),
                 AGE,
-                col("Selector", "string", 1, "Route service traffic to pods with label keys and values matching this selector."),
+                col(
+                    "Selector",
+                    "string",
+                    1,
+                    "Route service traffic to pods with label keys and values matching this selector.",
+                ),
             ]),
             service,
         ),
         ("", "Endpoints") => (
-            cols(&[NAME, col("Endpoints", "string", 0, "The set of all endpoints is the union of all subsets."), AGE]),
+            cols(&[
+                NAME,
+                col(
+                    "Endpoints",
+                    "string",
+                    0,
+                    "The set of all endpoints is the union of all subsets.",
+                ),
+                AGE,
+            ]),
             endpoints,
         ),
         ("", "Pod") => (
             cols(&[
                 NAME,
-                col("Ready", "string", 0, "The aggregate readiness state of this pod for accepting traffic."),
-                col("Status", "string", 0, "The aggregate status of the containers in this pod."),
-                col("Restarts", "string", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+                col(
+                    "Ready",
+                    "string",
+                    0,
+                    "The aggregate readiness state of this pod for accepting traffic.",
+                ),
+                col(
+                    "Status",
+                    "string",
+                    0,
+                    "The aggregate status of the containers in this pod.",
+                ),
+                col(
+                    "Restarts",
+                    "string",
+                    0,
+                    "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+                ),
                 AGE,
                 col("IP", "string", 1, "podIP address allocated to the pod."),
-                col("Node", "string", 1, "NodeName indicates in which node this pod is scheduled."),
-                col("Nominated Node", "string", 1, "nominatedNodeName is set only when this pod preempts other pods on the node."),
-                col("Readiness Gates", "string", 1, "If specified, all readiness gates will be evaluated for pod readiness."),
+                col(
+                    "Node",
+                    "string",
+                    1,
+                    "NodeName indicates in which node this pod is scheduled.",
+                ),
+                col(
+                    "Nominated Node",
+                    "string",
+                    1,
+                    "nominatedNodeName is set only when this pod preempts other pods on the node.",
+                ),
+                col(
+                    "Readiness Gates",
+                    "string",
+                    1,
+                    "If specified, all readiness gates will be evaluated for pod readiness.",
+                ),
             ]),
             pod,
         ),
         ("", "PersistentVolumeClaim") => (
             cols(&[
                 NAME,
-                col("Status", "string", 0, "phase represents the current phase of PersistentVolumeClaim."),
-                col("Volume", "string", 0, "volumeName is the binding reference to the PersistentVolume backing this claim."),
-                col("Capacity", "string", 0, "capacity represents the actual resources of the underlying volume."),
-                col("Access Modes", "string", 0, "accessModes contains the actual access modes the volume backing the PVC has."),
+                col(
+                    "Status",
+                    "string",
+                    0,
+                    "phase represents the current phase of PersistentVolumeClaim.",
+                ),
+                col(
+                    "Volume",
+                    "string",
+                    0,
+                    "volumeName is the binding reference to the PersistentVolume backing this claim.",
+                ),
+                col(
+                    "Capacity",
+                    "string",
+                    0,
+                    "capacity represents the actual resources of the underlying volume.",
+                ),
+                col(
+                    "Access Modes",
+                    "string",
+                    0,
+                    "accessModes contains the actual access modes the volume backing the PVC has.",
+                ),
                 col("StorageClass", "string", 0, "StorageClass of the pvc"),
-                col("VolumeAttributesClass", "string", 0, "VolumeAttributesClass of the pvc"),
+                col(
+                    "VolumeAttributesClass",
+                    "string",
+                    0,
+                    "VolumeAttributesClass of the pvc",
+                ),
                 AGE,
-                col("VolumeMode", "string", 1, "volumeMode defines what type of volume is required by the claim."),
+                col(
+                    "VolumeMode",
+                    "string",
+                    1,
+                    "volumeMode defines what type of volume is required by the claim.",
+                ),
             ]),
             pvc,
         ),
         ("", "Event") => (
             cols(&[
-                col("Last Seen", "string", 0, "The time at which the most recent occurrence of this event was recorded."),
-                col("Type", "string", 0, "Type of this event (Normal, Warning), new types could be added in the future"),
-                col("Reason", "string", 0, "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
+                col(
+                    "Last Seen",
+                    "string",
+                    0,
+                    "The time at which the most recent occurrence of this event was recorded.",
+                ),
+                col(
+                    "Type",
+                    "string",
+                    0,
+                    "Type of this event (Normal, Warning), new types could be added in the future",
+                ),
+                col(
+                    "Reason",
+                    "string",
+                    0,
+                    "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+                ),
                 col("Object", "string", 0, "The object that this event is about."),
-                col("Subobject", "string", 1, "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement."),
+                col(
+                    "Subobject",
+                    "string",
+                    1,
+                    "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement.",
+                ),
                 col("Source", "string", 1, "The component reporting this event."),
-                col("Message", "string", 0, "A human-readable description of the status of this operation."),
-                col("First Seen", "string", 1, "The time at which the event was first recorded."),
-                col("Count", "string", 1, "The number of times this event has occurred."),
+                col(
+                    "Message",
+                    "string",
+                    0,
+                    "A human-readable description of the status of this operation.",
+                ),
+                col(
+                    "First Seen",
+                    "string",
+                    1,
+                    "The time at which the event was first recorded.",
+                ),
+                col(
+                    "Count",
+                    "string",
+                    1,
+                    "The number of times this event has occurred.",
+                ),
                 Col { priority: 1, ..NAME },
             ]),
             event,
@@ -140,8 +291,18 @@ pub fn for_kind(group: &str, kind: &str) -> Option<(Vec<Col>, RowFn)> {
             cols(&[
                 NAME,
                 col("Ready", "string", 0, "Number of the pod with ready state"),
-                col("Up-to-date", "string", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
-                col("Available", "string", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+                col(
+                    "Up-to-date",
+                    "string",
+                    0,
+                    "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+                ),
+                col(
+                    "Available",
+                    "string",
+                    0,
+                    "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+                ),
                 AGE,
                 CONTAINERS,
                 IMAGES,
@@ -150,15 +311,36 @@ pub fn for_kind(group: &str, kind: &str) -> Option<(Vec<Col>, RowFn)> {
             deployment,
         ),
         ("apps", "StatefulSet") => (
-            cols(&[NAME, col("Ready", "string", 0, "Number of the pod with ready state"), AGE, CONTAINERS, IMAGES]),
+            cols(&[
+                NAME,
+                col("Ready", "string", 0, "Number of the pod with ready state"),
+                AGE,
+                CONTAINERS,
+                IMAGES,
+            ]),
             stateful_set,
         ),
         ("apps", "ReplicaSet") => (
             cols(&[
                 NAME,
-                col("Desired", "integer", 0, "Replicas is the number of desired replicas."),
-                col("Current", "integer", 0, "Replicas is the most recently observed number of replicas."),
-                col("Ready", "integer", 0, "The number of ready replicas for this replica set."),
+                col(
+                    "Desired",
+                    "integer",
+                    0,
+                    "Replicas is the number of desired replicas.",
+                ),
+                col(
+                    "Current",
+                    "integer",
+                    0,
+                    "Replicas is the most recently observed number of replicas.",
+                ),
+                col(
+                    "Ready",
+                    "integer",
+                    0,
+                    "The number of ready replicas for this replica set.",
+                ),
                 AGE,
                 CONTAINERS,
                 IMAGES,
@@ -169,12 +351,42 @@ pub fn for_kind(group: &str, kind: &str) -> Option<(Vec<Col>, RowFn)> {
         ("apps", "DaemonSet") => (
             cols(&[
                 NAME,
-                col("Desired", "integer", 0, "The total number of nodes that should be running the daemon pod."),
-                col("Current", "integer", 0, "The number of nodes that are running at least 1 daemon pod."),
-                col("Ready", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
-                col("Up-to-date", "integer", 0, "The total number of nodes that are running updated daemon pod"),
-                col("Available", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available."),
-                col("Node Selector", "string", 0, "NodeSelector is a selector which must be true for the pod to fit on a node."),
+                col(
+                    "Desired",
+                    "integer",
+                    0,
+                    "The total number of nodes that should be running the daemon pod.",
+                ),
+                col(
+                    "Current",
+                    "integer",
+                    0,
+                    "The number of nodes that are running at least 1 daemon pod.",
+                ),
+                col(
+                    "Ready",
+                    "integer",
+                    0,
+                    "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready.",
+                ),
+                col(
+                    "Up-to-date",
+                    "integer",
+                    0,
+                    "The total number of nodes that are running updated daemon pod",
+                ),
+                col(
+                    "Available",
+                    "integer",
+                    0,
+                    "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available.",
+                ),
+                col(
+                    "Node Selector",
+                    "string",
+                    0,
+                    "NodeSelector is a selector which must be true for the pod to fit on a node.",
+                ),
                 AGE,
                 CONTAINERS,
                 IMAGES,
@@ -186,7 +398,12 @@ pub fn for_kind(group: &str, kind: &str) -> Option<(Vec<Col>, RowFn)> {
             cols(&[
                 NAME,
                 col("Status", "string", 0, "Status of the job."),
-                col("Completions", "string", 0, "The number of pods which reached phase Succeeded."),
+                col(
+                    "Completions",
+                    "string",
+                    0,
+                    "The number of pods which reached phase Succeeded.",
+                ),
                 col("Duration", "string", 0, "Time required to complete the job."),
                 AGE,
                 CONTAINERS,
@@ -199,10 +416,30 @@ pub fn for_kind(group: &str, kind: &str) -> Option<(Vec<Col>, RowFn)> {
             cols(&[
                 NAME,
                 col("Schedule", "string", 0, "The schedule in Cron format."),
-                col("Timezone", "string", 0, "The time zone name for the given schedule."),
-                col("Suspend", "boolean", 0, "This flag tells the controller to suspend subsequent executions."),
-                col("Active", "integer", 0, "A list of pointers to currently running jobs."),
-                col("Last Schedule", "string", 0, "Information when was the last time the job was successfully scheduled."),
+                col(
+                    "Timezone",
+                    "string",
+                    0,
+                    "The time zone name for the given schedule.",
+                ),
+                col(
+                    "Suspend",
+                    "boolean",
+                    0,
+                    "This flag tells the controller to suspend subsequent executions.",
+                ),
+                col(
+                    "Active",
+                    "integer",
+                    0,
+                    "A list of pointers to currently running jobs.",
+                ),
+                col(
+                    "Last Schedule",
+                    "string",
+                    0,
+                    "Information when was the last time the job was successfully scheduled.",
+                ),
                 AGE,
                 CONTAINERS,
                 IMAGES,
@@ -213,9 +450,24 @@ pub fn for_kind(group: &str, kind: &str) -> Option<(Vec<Col>, RowFn)> {
         ("networking.k8s.io", "Ingress") => (
             cols(&[
                 NAME,
-                col("Class", "string", 0, "The name of the IngressClass resource that should be used for additional configuration"),
-                col("Hosts", "string", 0, "Hosts that incoming requests are matched against before the ingress rule"),
-                col("Address", "string", 0, "Address is a list containing ingress points for the load-balancer"),
+                col(
+                    "Class",
+                    "string",
+                    0,
+                    "The name of the IngressClass resource that should be used for additional configuration",
+                ),
+                col(
+                    "Hosts",
+                    "string",
+                    0,
+                    "Hosts that incoming requests are matched against before the ingress rule",
+                ),
+                col(
+                    "Address",
+                    "string",
+                    0,
+                    "Address is a list containing ingress points for the load-balancer",
+                ),
                 col("Ports", "string", 0, "Ports of TLS configurations that open"),
                 AGE,
             ]),
@@ -224,9 +476,24 @@ pub fn for_kind(group: &str, kind: &str) -> Option<(Vec<Col>, RowFn)> {
         ("policy", "PodDisruptionBudget") => (
             cols(&[
                 NAME,
-                col("Min Available", "string", 0, "The minimum number of pods that must be available."),
-                col("Max Unavailable", "string", 0, "The maximum number of pods that may be unavailable."),
-                col("Allowed Disruptions", "integer", 0, "Calculated number of pods that may be disrupted at this time."),
+                col(
+                    "Min Available",
+                    "string",
+                    0,
+                    "The minimum number of pods that must be available.",
+                ),
+                col(
+                    "Max Unavailable",
+                    "string",
+                    0,
+                    "The maximum number of pods that may be unavailable.",
+                ),
+                col(
+                    "Allowed Disruptions",
+                    "integer",
+                    0,
+                    "Calculated number of pods that may be disrupted at this time.",
+                ),
                 AGE,
             ]),
             pdb,
@@ -234,11 +501,36 @@ pub fn for_kind(group: &str, kind: &str) -> Option<(Vec<Col>, RowFn)> {
         ("autoscaling", "HorizontalPodAutoscaler") => (
             cols(&[
                 NAME,
-                col("Reference", "string", 0, "reference to scaled resource; horizontal pod autoscaler will learn the current resource consumption and will set the desired number of pods by using its Scale subresource."),
-                col("Targets", "string", 0, "metrics contains the specifications for which to use to calculate the desired replica count."),
-                col("MinPods", "string", 0, "minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down."),
-                col("MaxPods", "string", 0, "maxReplicas is the upper limit for the number of pods that can be set by the autoscaler."),
-                col("Replicas", "string", 0, "current number of replicas of pods managed by this autoscaler."),
+                col(
+                    "Reference",
+                    "string",
+                    0,
+                    "reference to scaled resource; horizontal pod autoscaler will learn the current resource consumption and will set the desired number of pods by using its Scale subresource.",
+                ),
+                col(
+                    "Targets",
+                    "string",
+                    0,
+                    "metrics contains the specifications for which to use to calculate the desired replica count.",
+                ),
+                col(
+                    "MinPods",
+                    "string",
+                    0,
+                    "minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down.",
+                ),
+                col(
+                    "MaxPods",
+                    "string",
+                    0,
+                    "maxReplicas is the upper limit for the number of pods that can be set by the autoscaler.",
+                ),
+                col(
+                    "Replicas",
+                    "string",
+                    0,
+                    "current number of replicas of pods managed by this autoscaler.",
+                ),
                 AGE,
             ]),
             hpa,
@@ -246,21 +538,51 @@ pub fn for_kind(group: &str, kind: &str) -> Option<(Vec<Col>, RowFn)> {
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => (
             cols(&[
                 NAME,
-                col("Role", "string", 0, "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace."),
+                col(
+                    "Role",
+                    "string",
+                    0,
+                    "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace.",
+                ),
                 AGE,
                 col("Users", "string", 1, "Users in the roleBinding"),
                 col("Groups", "string", 1, "Groups in the roleBinding"),
-                col("ServiceAccounts", "string", 1, "ServiceAccounts in the roleBinding"),
+                col(
+                    "ServiceAccounts",
+                    "string",
+                    1,
+                    "ServiceAccounts in the roleBinding",
+                ),
             ]),
             role_binding,
         ),
         ("storage.k8s.io", "StorageClass") => (
             cols(&[
                 NAME,
-                col("Provisioner", "string", 0, "provisioner indicates the type of the provisioner."),
-                col("ReclaimPolicy", "string", 0, "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class."),
-                col("VolumeBindingMode", "string", 0, "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound."),
-                col("AllowVolumeExpansion", "string", 0, "allowVolumeExpansion shows whether the storage class allow volume expand."),
+                col(
+                    "Provisioner",
+                    "string",
+                    0,
+                    "provisioner indicates the type of the provisioner.",
+                ),
+                col(
+                    "ReclaimPolicy",
+                    "string",
+                    0,
+                    "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class.",
+                ),
+                col(
+                    "VolumeBindingMode",
+                    "string",
+                    0,
+                    "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound.",
+                ),
+                col(
+                    "AllowVolumeExpansion",
+                    "string",
+                    0,
+                    "allowVolumeExpansion shows whether the storage class allow volume expand.",
+                ),
                 AGE,
             ]),
             storage_class,
@@ -290,7 +612,11 @@ fn name(o: &Value) -> Value {
 }
 
 fn or_none(v: &str) -> String {
-    if v.is_empty() { "<none>".into() } else { v.to_string() }
+    if v.is_empty() {
+        "<none>".into()
+    } else {
+        v.to_string()
+    }
 }
 
 /// `translateTimestampSince`: a human age, `<unknown>` when the timestamp is missing.
@@ -327,7 +653,9 @@ fn containers(o: &Value, spec: &str) -> [Value; 2] {
 
 /// `labels.FormatLabels`: sorted `k=v` pairs, `<none>` when empty.
 fn format_labels(m: Option<&Value>) -> String {
-    let Some(Value::Object(m)) = m else { return "<none>".into() };
+    let Some(Value::Object(m)) = m else {
+        return "<none>".into();
+    };
     if m.is_empty() {
         return "<none>".into();
     }
@@ -348,7 +676,12 @@ pub fn selector_string(sel: Option<&Value>) -> String {
             reqs.push((k.clone(), format!("{k}={}", v.as_str().unwrap_or(""))));
         }
     }
-    for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let key = e.get("key").and_then(Value::as_str).unwrap_or("");
         let mut values: Vec<&str> = e
             .get("values")
@@ -379,7 +712,11 @@ fn namespace(o: &Value, now: Timestamp) -> Vec<Value> {
 }
 
 fn config_map(o: &Value, now: Timestamp) -> Vec<Value> {
-    vec![name(o), json!(len(o, "/data") + len(o, "/binaryData")), age(o, now)]
+    vec![
+        name(o),
+        json!(len(o, "/data") + len(o, "/binaryData")),
+        age(o, now),
+    ]
 }
 
 fn secret(o: &Value, now: Timestamp) -> Vec<Value> {
@@ -424,7 +761,11 @@ fn service(o: &Value, now: Timestamp) -> Vec<Value> {
         "LoadBalancer" => {
             let mut all = external_ips.clone();
             all.extend(load_balancer_ingress(o, "/status/loadBalancer/ingress"));
-            if all.is_empty() { "<pending>".into() } else { all.join(",") }
+            if all.is_empty() {
+                "<pending>".into()
+            } else {
+                all.join(",")
+            }
         }
         "ExternalName" => s(o, "/spec/externalName").to_string(),
         _ => "<unknown>".into(),
@@ -456,13 +797,27 @@ fn service(o: &Value, now: Timestamp) -> Vec<Value> {
 
 fn endpoints(o: &Value, now: Timestamp) -> Vec<Value> {
     let mut list = Vec::new();
-    for subset in o.pointer("/subsets").and_then(Value::as_array).into_iter().flatten() {
+    for subset in o
+        .pointer("/subsets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let ports: Vec<i64> = subset
             .get("ports")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|p| p.get("port").and_then(Value::as_i64)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.get("port").and_then(Value::as_i64))
+                    .collect()
+            })
             .unwrap_or_default();
-        for addr in subset.get("addresses").and_then(Value::as_array).into_iter().flatten() {
+        for addr in subset
+            .get("addresses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let ip = addr.get("ip").and_then(Value::as_str).unwrap_or("");
             if ports.is_empty() {
                 list.push(ip.to_string());
@@ -499,7 +854,9 @@ fn pod(o: &Value, now: Timestamp) -> Vec<Value> {
     };
     let init_total = len(o, "/spec/initContainers");
     let mut initializing = false;
-    let init_statuses = o.pointer("/status/initContainerStatuses").and_then(Value::as_array);
+    let init_statuses = o
+        .pointer("/status/initContainerStatuses")
+        .and_then(Value::as_array);
     for (idx, c) in init_statuses.into_iter().flatten().enumerate() {
         restarts += c.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
         note_restart(c);
@@ -514,7 +871,10 @@ fn pod(o: &Value, now: Timestamp) -> Vec<Value> {
             } else if let Some(sig) = t.get("signal").and_then(Value::as_i64).filter(|s| *s != 0) {
                 format!("Init:Signal:{sig}")
             } else {
-                format!("Init:ExitCode:{}", t.get("exitCode").and_then(Value::as_i64).unwrap_or(0))
+                format!(
+                    "Init:ExitCode:{}",
+                    t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)
+                )
             };
         } else if let Some(w) = c
             .pointer("/state/waiting/reason")
@@ -545,7 +905,10 @@ fn pod(o: &Value, now: Timestamp) -> Vec<Value> {
         for c in statuses.into_iter().flatten().rev() {
             restarts += c.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
             note_restart(c);
-            let waiting = c.pointer("/state/waiting/reason").and_then(Value::as_str).unwrap_or("");
+            let waiting = c
+                .pointer("/state/waiting/reason")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let terminated = c.pointer("/state/terminated");
             let term_reason = terminated
                 .and_then(|t| t.get("reason"))
@@ -558,7 +921,10 @@ fn pod(o: &Value, now: Timestamp) -> Vec<Value> {
             } else if let Some(t) = terminated {
                 reason = match t.get("signal").and_then(Value::as_i64).filter(|s| *s != 0) {
                     Some(sig) => format!("Signal:{sig}"),
-                    None => format!("ExitCode:{}", t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)),
+                    None => format!(
+                        "ExitCode:{}",
+                        t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)
+                    ),
                 };
             } else if c.get("ready").and_then(Value::as_bool) == Some(true)
                 && c.pointer("/state/running").is_some()
@@ -568,11 +934,21 @@ fn pod(o: &Value, now: Timestamp) -> Vec<Value> {
             }
         }
         if reason == "Completed" && has_running {
-            reason = if condition_true("Ready") { "Running" } else { "NotReady" }.into();
+            reason = if condition_true("Ready") {
+                "Running"
+            } else {
+                "NotReady"
+            }
+            .into();
         }
     }
     if o.pointer("/metadata/deletionTimestamp").is_some() {
-        reason = if s(o, "/status/reason") == "NodeLost" { "Unknown" } else { "Terminating" }.into();
+        reason = if s(o, "/status/reason") == "NodeLost" {
+            "Unknown"
+        } else {
+            "Terminating"
+        }
+        .into();
     }
     let restarts_text = match last_restart {
         Some(t) => format!("{restarts} ({} ago)", human_age(now.duration_since(t))),
@@ -642,8 +1018,19 @@ fn pvc(o: &Value, now: Timestamp) -> Vec<Value> {
     let class = o
         .pointer("/spec/storageClassName")
         .and_then(Value::as_str)
-        .unwrap_or_else(|| s(o, "/metadata/annotations/volume.beta.kubernetes.io~1storage-class"));
-    let unset = |v: &str| if v.is_empty() { "<unset>".to_string() } else { v.to_string() };
+        .unwrap_or_else(|| {
+            s(
+                o,
+                "/metadata/annotations/volume.beta.kubernetes.io~1storage-class",
+            )
+        });
+    let unset = |v: &str| {
+        if v.is_empty() {
+            "<unset>".to_string()
+        } else {
+            v.to_string()
+        }
+    };
     vec![
         name(o),
         json!(phase),
@@ -682,7 +1069,11 @@ fn event(o: &Value, now: Timestamp) -> Vec<Value> {
     let component = s(o, "/source/component");
     let source = if component.is_empty() {
         let (c, i) = (s(o, "/reportingComponent"), s(o, "/reportingInstance"));
-        if i.is_empty() { c.to_string() } else { format!("{c}, {i}") }
+        if i.is_empty() {
+            c.to_string()
+        } else {
+            format!("{c}, {i}")
+        }
     } else {
         match s(o, "/source/host") {
             "" => component.to_string(),
@@ -707,7 +1098,11 @@ fn deployment(o: &Value, now: Timestamp) -> Vec<Value> {
     let [names, images] = containers(o, "/spec/template/spec");
     vec![
         name(o),
-        json!(format!("{}/{}", i(o, "/status/readyReplicas"), i(o, "/spec/replicas"))),
+        json!(format!(
+            "{}/{}",
+            i(o, "/status/readyReplicas"),
+            i(o, "/spec/replicas")
+        )),
         json!(i(o, "/status/updatedReplicas")),
         json!(i(o, "/status/availableReplicas")),
         age(o, now),
@@ -721,7 +1116,11 @@ fn stateful_set(o: &Value, now: Timestamp) -> Vec<Value> {
     let [names, images] = containers(o, "/spec/template/spec");
     vec![
         name(o),
-        json!(format!("{}/{}", i(o, "/status/readyReplicas"), i(o, "/spec/replicas"))),
+        json!(format!(
+            "{}/{}",
+            i(o, "/status/readyReplicas"),
+            i(o, "/spec/replicas")
+        )),
         age(o, now),
         names,
         images,
@@ -887,7 +1286,10 @@ fn hpa_targets(o: &Value) -> String {
     let statuses = o.pointer("/status/currentMetrics").and_then(Value::as_array);
     // autoscaling/v1 objects carry a single CPU utilisation target.
     if specs.is_none_or(|s| s.is_empty()) {
-        return match o.pointer("/spec/targetCPUUtilizationPercentage").and_then(Value::as_i64) {
+        return match o
+            .pointer("/spec/targetCPUUtilizationPercentage")
+            .and_then(Value::as_i64)
+        {
             Some(t) => {
                 let cur = o
                     .pointer("/status/currentCPUUtilizationPercentage")
@@ -919,7 +1321,10 @@ fn hpa_targets(o: &Value) -> String {
             .or_else(|| spec.pointer(&format!("/{key}/metric/name")))
             .and_then(Value::as_str)
             .unwrap_or("");
-        let (cur, tgt) = match target.and_then(|t| t.get("averageUtilization")).and_then(Value::as_i64) {
+        let (cur, tgt) = match target
+            .and_then(|t| t.get("averageUtilization"))
+            .and_then(Value::as_i64)
+        {
             Some(u) => (
                 current
                     .and_then(|c| c.get("averageUtilization"))
@@ -964,7 +1369,11 @@ fn hpa(o: &Value, now: Timestamp) -> Vec<Value> {
         .map_or("<unset>".to_string(), |m| m.to_string());
     vec![
         name(o),
-        json!(format!("{}/{}", s(o, "/spec/scaleTargetRef/kind"), s(o, "/spec/scaleTargetRef/name"))),
+        json!(format!(
+            "{}/{}",
+            s(o, "/spec/scaleTargetRef/kind"),
+            s(o, "/spec/scaleTargetRef/name")
+        )),
         json!(hpa_targets(o)),
         json!(min),
         json!(i(o, "/spec/maxReplicas")),
@@ -975,7 +1384,12 @@ fn hpa(o: &Value, now: Timestamp) -> Vec<Value> {
 
 fn role_binding(o: &Value, now: Timestamp) -> Vec<Value> {
     let (mut users, mut groups, mut sas) = (Vec::new(), Vec::new(), Vec::new());
-    for subj in o.pointer("/subjects").and_then(Value::as_array).into_iter().flatten() {
+    for subj in o
+        .pointer("/subjects")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let n = subj.get("name").and_then(Value::as_str).unwrap_or("");
         match subj.get("kind").and_then(Value::as_str).unwrap_or("") {
             "User" => users.push(n.to_string()),

@@ -203,11 +203,23 @@ mod tests {
             {"type": "Progressing", "status": "False"},
             {"type": "Ready", "status": "True", "message": "ok"}
         ]}, "spec": {"a.b": 1, "list": [1, 2]}});
-        let one = |p: &str| JsonPath::parse(p).unwrap().find(&doc).first().map(|v| (*v).clone());
+        let one = |p: &str| {
+            JsonPath::parse(p)
+                .unwrap()
+                .find(&doc)
+                .first()
+                .map(|v| (*v).clone())
+        };
         assert_eq!(one(".status.instances"), Some(json!(3)));
         assert_eq!(one("{.status.instances}"), Some(json!(3)));
-        assert_eq!(one(".status.conditions[?(@.type == \"Ready\")].status"), Some(json!("True")));
-        assert_eq!(one(".status.conditions[?(@.type=='Ready')].message"), Some(json!("ok")));
+        assert_eq!(
+            one(".status.conditions[?(@.type == \"Ready\")].status"),
+            Some(json!("True"))
+        );
+        assert_eq!(
+            one(".status.conditions[?(@.type=='Ready')].message"),
+            Some(json!("ok"))
+        );
         assert_eq!(one(".status.conditions[0].status"), Some(json!("False")));
         assert_eq!(one(".status.conditions[-1].type"), Some(json!("Ready")));
         assert_eq!(one(".spec['a.b']"), Some(json!(1)));

@@ -3,11 +3,15 @@
 //! - `kube_rs`: kube-rs discovery, SSA, conditions, retries, watchers;
 //! - `bridges`: port-forward to the local PostgreSQL and the service proxy;
 //! - `protocol`: raw-HTTP checks of watch, errors, access reviews, admin endpoints, simulation;
-//! - `binary`: the `kube-standin serve` command.
+//! - `binary`: the `kube-standin serve` command;
+//! - `printing`: server-side Tables (`kubectl get`, `-o wide`, `-w`, CRD columns) and `kubectl scale`;
+//! - `openapi_explain`: `/openapi/v2|v3`, `kubectl explain`, client-side `apply` and `diff`.
 
 mod binary;
 mod bridges;
 mod common;
 mod kube_rs;
 mod kubectl;
+mod openapi_explain;
+mod printing;
 mod protocol;

@@ -1,0 +1,232 @@
+//! OpenAPI with the real kubectl 1.32 and 1.35: `kubectl explain` for a built-in field and a CRD field,
+//! client-side `kubectl apply` twice with a containers change (strategic merge by container name keeps
+//! a field added out of band), and `kubectl diff`. Raw checks of `/openapi/v2` (upstream plus CRD
+//! definitions) and of the process-wide document cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Request;
+use kube_standin::StandIn;
+use kube_standin::openapi::{Upstream, shared_openapi_file};
+use serde_json::Value;
+
+use crate::common::{Kubectl, crds, kubectls};
+
+const V1: &str = "apiVersion: v1
+kind: Namespace
+metadata: {name: staging}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: staging}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers:
+      - name: app
+        image: app:1
+        env: [{name: A, value: \"1\"}]
+      - name: side
+        image: side:1
+";
+
+async fn start() -> StandIn {
+    StandIn::builder()
+        .crd_dir(crds("cloudnative-pg"))
+        .simulate_ready(Duration::from_millis(200))
+        .start()
+        .await
+        .expect("stand-in starts")
+}
+
+async fn scenario(label: &'static str, bin: std::path::PathBuf) {
+    let api = start().await;
+    let k = Kubectl::new(label, bin, &api);
+
+    let out = k.ok(&["explain", "deployment.spec.replicas"]).await;
+    assert!(out.contains("KIND:       Deployment"), "{label}: {out}");
+    assert!(out.contains("FIELD: replicas <integer>"), "{label}: {out}");
+    assert!(out.contains("Number of desired pods."), "{label}: {out}");
+    let out = k
+        .ok(&[
+            "explain",
+            "clusters.spec.instances",
+            "--api-version=postgresql.cnpg.io/v1",
+        ])
+        .await;
+    assert!(out.contains("GROUP:      postgresql.cnpg.io"), "{label}: {out}");
+    assert!(out.contains("FIELD: instances <integer>"), "{label}: {out}");
+    assert!(
+        out.contains("Number of instances required in the cluster"),
+        "{label}: {out}"
+    );
+    let out = k.ok(&["explain", "pods.spec.containers"]).await;
+    assert!(out.contains("FIELD: containers <[]Container>"), "{label}: {out}");
+
+    // Client-side apply, an out-of-band change, then apply with one container changed and one removed.
+    let v1 = k.file("v1.yaml", V1);
+    k.ok(&["apply", "-f", v1.to_str().unwrap()]).await;
+    k.ok(&[
+        "-n",
+        "staging",
+        "patch",
+        "deployment",
+        "api",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/template/spec/containers/0/env/-","value":{"name":"B","value":"kept"}}]"#,
+    ])
+    .await;
+    let v2_text = V1
+        .replace("image: app:1", "image: app:2")
+        .replace("      - name: side\n        image: side:1\n", "");
+    let v2 = k.file("v2.yaml", &v2_text);
+    let v2 = v2.to_str().unwrap();
+
+    let diff = k.run(&["diff", "-f", v2]).await;
+    assert!(!diff.ok, "{label}: diff reports changes with exit 1: {diff:?}");
+    assert!(
+        diff.stdout.contains("+        image: app:2"),
+        "{label}: {}",
+        diff.stdout
+    );
+    assert!(
+        diff.stdout.contains("-      - image: side:1"),
+        "{label}: {}",
+        diff.stdout
+    );
+    assert!(
+        !diff.stdout.contains("-        - name: B"),
+        "{label}: B survives: {}",
+        diff.stdout
+    );
+
+    api.clear_requests();
+    k.ok(&["apply", "-f", v2]).await;
+    let patches: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with("/deployments/api"))
+        .collect();
+    assert_eq!(patches.len(), 1, "{label}: {patches:?}");
+    assert_eq!(
+        patches[0].content_type.as_deref(),
+        Some("application/strategic-merge-patch+json"),
+        "{label}"
+    );
+    let d = api.store().get("deployments", "staging", "api").unwrap();
+    let containers = d["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1, "{label}: {d}");
+    assert_eq!(containers[0]["image"], "app:2");
+    let env: Vec<&str> = containers[0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(env, ["A", "B"], "{label}: merged by container name, B kept");
+
+    // Nothing left to change.
+    let diff = k.run(&["diff", "-f", v2]).await;
+    assert!(diff.ok && diff.stdout.is_empty(), "{label}: {diff:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explain_apply_and_diff_use_openapi() {
+    let runs = kubectls()
+        .into_iter()
+        .map(|(label, bin)| tokio::spawn(scenario(label, bin)));
+    for r in futures::future::join_all(runs).await {
+        r.expect("scenario");
+    }
+}
+
+async fn get_json(api: &StandIn, path: &str) -> Value {
+    let req = Request::builder().uri(path).body(Vec::new()).unwrap();
+    let text = api.client().request_text(req).await.expect("GET");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+#[tokio::test]
+async fn openapi_documents_carry_builtins_and_crds() {
+    let api = start().await;
+    let v2 = get_json(&api, "/openapi/v2").await;
+    assert_eq!(v2["swagger"], "2.0");
+    let defs = &v2["definitions"];
+    let containers = &defs["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+    assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+    assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+    let cluster = &defs["io.cnpg.postgresql.v1.Cluster"];
+    assert_eq!(cluster["x-kubernetes-group-version-kind"][0]["kind"], "Cluster");
+    assert!(
+        v2["paths"]
+            .get("/apis/postgresql.cnpg.io/v1/namespaces/{namespace}/clusters/{name}")
+            .is_some()
+    );
+
+    let index = get_json(&api, "/openapi/v3").await;
+    let url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let apps = get_json(&api, &url).await;
+    let deployment = &apps["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"];
+    assert_eq!(
+        deployment["x-kubernetes-group-version-kind"][0]["kind"],
+        "Deployment"
+    );
+    let patch = &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+    assert!(
+        patch["requestBody"]["content"]
+            .get("application/strategic-merge-patch+json")
+            .is_some()
+    );
+    assert!(
+        patch["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "fieldValidation")
+    );
+    // A CRD created at run time appears in the index.
+    assert!(index["paths"].get("apis/example.com/v1").is_none());
+    api.store()
+        .insert(serde_json::json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced", "names": {"kind": "Widget", "plural": "widgets"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object",
+                        "properties": {"size": {"type": "integer", "description": "How big."}}}}}}}]}}))
+        .unwrap();
+    let index = get_json(&api, "/openapi/v3").await;
+    let url = index["paths"]["apis/example.com/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let widgets = get_json(&api, &url).await;
+    let widget = &widgets["components"]["schemas"]["com.example.v1.Widget"];
+    assert_eq!(
+        widget["properties"]["spec"]["properties"]["size"]["description"],
+        "How big."
+    );
+    assert!(
+        widgets["components"]["schemas"]
+            .get("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
+            .is_some()
+    );
+
+    // Parsed once per process: every server shares the document.
+    let a = Upstream::load(&shared_openapi_file()).unwrap();
+    let b = Upstream::load(&shared_openapi_file()).unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+    let err = StandIn::builder()
+        .openapi_file("/nonexistent/swagger.json")
+        .start()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/swagger.json"), "{err}");
+}
