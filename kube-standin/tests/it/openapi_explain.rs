@@ -133,6 +133,30 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
     // Nothing left to change.
     let diff = k.run(&["diff", "-f", v2]).await;
     assert!(diff.ok && diff.stdout.is_empty(), "{label}: {diff:?}");
+
+    // A custom resource has no strategic merge: kubectl falls back to a JSON merge patch.
+    let cluster = k.file("cluster.yaml", crate::common::CNPG_CLUSTER);
+    k.ok(&["apply", "-f", cluster.to_str().unwrap()]).await;
+    let bigger = k.file(
+        "bigger.yaml",
+        &crate::common::CNPG_CLUSTER.replace("instances: 1", "instances: 3"),
+    );
+    api.clear_requests();
+    k.ok(&["apply", "-f", bigger.to_str().unwrap()]).await;
+    let patch = api
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH" && r.path.ends_with("/clusters/database"))
+        .unwrap_or_else(|| panic!("{label}: no PATCH"));
+    assert_eq!(
+        patch.content_type.as_deref(),
+        Some("application/merge-patch+json"),
+        "{label}"
+    );
+    assert_eq!(
+        api.store().get("clusters", "staging", "database").unwrap()["spec"]["instances"],
+        3
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,22 +175,37 @@ async fn get_json(api: &StandIn, path: &str) -> Value {
     serde_json::from_str(&text).expect("JSON")
 }
 
+fn widget_crd(plural: &str, kind: &str) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("{plural}.example.com")},
+        "spec": {"group": "example.com", "scope": "Namespaced", "names": {"kind": kind, "plural": plural},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object",
+                    "properties": {"size": {"type": "integer", "description": "How big."}}}}}}}]}})
+}
+
 #[tokio::test]
 async fn openapi_documents_carry_builtins_and_crds() {
-    let api = start().await;
+    // One small CRD keeps the 4 MB round trip of /openapi/v2 as cheap as it gets in a debug build.
+    let api = StandIn::builder()
+        .crd_yaml(&widget_crd("widgets", "Widget").to_string())
+        .start()
+        .await
+        .unwrap();
     let v2 = get_json(&api, "/openapi/v2").await;
     assert_eq!(v2["swagger"], "2.0");
     let defs = &v2["definitions"];
     let containers = &defs["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
     assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
     assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
-    let cluster = &defs["io.cnpg.postgresql.v1.Cluster"];
-    assert_eq!(cluster["x-kubernetes-group-version-kind"][0]["kind"], "Cluster");
-    assert!(
-        v2["paths"]
-            .get("/apis/postgresql.cnpg.io/v1/namespaces/{namespace}/clusters/{name}")
-            .is_some()
+    let widget = &defs["com.example.v1.Widget"];
+    assert_eq!(widget["x-kubernetes-group-version-kind"][0]["kind"], "Widget");
+    assert_eq!(
+        widget["properties"]["metadata"]["$ref"],
+        "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
     );
+    let patch = &v2["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"];
+    assert!(!patch["consumes"].to_string().contains("strategic"), "{patch}");
 
     let index = get_json(&api, "/openapi/v3").await;
     let url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
@@ -193,28 +232,27 @@ async fn openapi_documents_carry_builtins_and_crds() {
             .any(|p| p["name"] == "fieldValidation")
     );
     // A CRD created at run time appears in the index.
-    assert!(index["paths"].get("apis/example.com/v1").is_none());
-    api.store()
-        .insert(serde_json::json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": "widgets.example.com"},
-            "spec": {"group": "example.com", "scope": "Namespaced", "names": {"kind": "Widget", "plural": "widgets"},
-                "versions": [{"name": "v1", "served": true, "storage": true,
-                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object",
-                        "properties": {"size": {"type": "integer", "description": "How big."}}}}}}}]}}))
-        .unwrap();
+    assert!(index["paths"].get("apis/example.com/v1").is_some());
+    assert!(
+        apps["components"]["schemas"]
+            .get("com.example.v1.Gadget")
+            .is_none()
+    );
+    api.store().insert(widget_crd("gadgets", "Gadget")).unwrap();
     let index = get_json(&api, "/openapi/v3").await;
     let url = index["paths"]["apis/example.com/v1"]["serverRelativeURL"]
         .as_str()
         .unwrap()
         .to_string();
-    let widgets = get_json(&api, &url).await;
-    let widget = &widgets["components"]["schemas"]["com.example.v1.Widget"];
+    let example = get_json(&api, &url).await;
+    let schemas = &example["components"]["schemas"];
     assert_eq!(
-        widget["properties"]["spec"]["properties"]["size"]["description"],
+        schemas["com.example.v1.Gadget"]["properties"]["spec"]["properties"]["size"]["description"],
         "How big."
     );
+    assert!(schemas.get("com.example.v1.Widget").is_some());
     assert!(
-        widgets["components"]["schemas"]
+        schemas
             .get("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
             .is_some()
     );
