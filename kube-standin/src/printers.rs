@@ -435,6 +435,125 @@ mod tests {
         );
     }
 
+    fn cells(group: &str, kind: &str, obj: Value) -> Vec<Value> {
+        let now: Timestamp = "2026-01-01T01:00:00Z".parse().unwrap();
+        let (cols, f) = builtin::for_kind(group, kind).unwrap();
+        let cells = f(&obj, now);
+        assert_eq!(cols.len(), cells.len(), "{kind}: one cell per column");
+        cells
+    }
+
+    #[test]
+    fn more_builtin_rows() {
+        let t0 = "2026-01-01T00:00:00Z";
+        let job = json!({"metadata": {"name": "migrate", "creationTimestamp": t0},
+            "spec": {"completions": 1, "template": {"spec": {"containers": [{"name": "m", "image": "tool"}]}},
+                "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}}},
+            "status": {"succeeded": 1, "startTime": t0, "completionTime": "2026-01-01T00:00:42Z",
+                "conditions": [{"type": "Complete", "status": "True"}]}});
+        assert_eq!(
+            cells("batch", "Job", job)[1..4],
+            [json!("Complete"), json!("1/1"), json!("42s")]
+        );
+        let cron = json!({"metadata": {"name": "nightly"}, "spec": {"schedule": "0 3 * * *", "suspend": false,
+            "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "b", "image": "backup"}]}}}}}});
+        assert_eq!(
+            cells("batch", "CronJob", cron)[1..6],
+            [
+                json!("0 3 * * *"),
+                json!("<none>"),
+                json!("False"),
+                json!(0),
+                json!("<none>")
+            ]
+        );
+        let pvc = json!({"metadata": {"name": "data"}, "spec": {"volumeName": "pv-1", "storageClassName": "standard"},
+            "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]}});
+        assert_eq!(
+            cells("", "PersistentVolumeClaim", pvc)[1..7],
+            [
+                json!("Bound"),
+                json!("pv-1"),
+                json!("1Gi"),
+                json!("RWO"),
+                json!("standard"),
+                json!("<unset>")
+            ]
+        );
+        let ev = json!({"metadata": {"name": "web.1"}, "type": "Normal", "reason": "Scaled",
+            "involvedObject": {"kind": "Deployment", "name": "web"}, "message": " up ",
+            "source": {"component": "deployment-controller"}, "lastTimestamp": "2026-01-01T00:59:00Z", "firstTimestamp": t0});
+        assert_eq!(
+            cells("", "Event", ev),
+            [
+                json!("60s"),
+                json!("Normal"),
+                json!("Scaled"),
+                json!("deployment/web"),
+                json!(""),
+                json!("deployment-controller"),
+                json!("up"),
+                json!("60m"),
+                json!(1),
+                json!("web.1")
+            ]
+        );
+        let ing = json!({"metadata": {"name": "site"}, "spec": {"ingressClassName": "nginx", "rules": [{"host": "a.example"}],
+            "tls": [{}]}, "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.2"}, {"ip": "10.0.0.1"}]}}});
+        assert_eq!(
+            cells("networking.k8s.io", "Ingress", ing)[1..5],
+            [
+                json!("nginx"),
+                json!("a.example"),
+                json!("10.0.0.1,10.0.0.2"),
+                json!("80, 443")
+            ]
+        );
+        let pdb = json!({"metadata": {"name": "p"}, "spec": {"minAvailable": 1}, "status": {"disruptionsAllowed": 0}});
+        assert_eq!(
+            cells("policy", "PodDisruptionBudget", pdb)[1..4],
+            [json!("1"), json!("N/A"), json!(0)]
+        );
+        let hpa = json!({"metadata": {"name": "h"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"},
+            "maxReplicas": 5, "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]},
+            "status": {"currentReplicas": 2, "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 12}}}]}});
+        assert_eq!(
+            cells("autoscaling", "HorizontalPodAutoscaler", hpa)[1..6],
+            [
+                json!("Deployment/web"),
+                json!("cpu: 12%/80%"),
+                json!("<unset>"),
+                json!(5),
+                json!(2)
+            ]
+        );
+        let rb = json!({"metadata": {"name": "rb"}, "roleRef": {"kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": "ann"}, {"kind": "ServiceAccount", "name": "ci", "namespace": "tools"}]});
+        let c = cells("rbac.authorization.k8s.io", "RoleBinding", rb);
+        assert_eq!(
+            (c[1].clone(), c[3].clone(), c[5].clone()),
+            (json!("ClusterRole/view"), json!("ann"), json!("tools/ci"))
+        );
+        let sa = json!({"metadata": {"name": "default"}});
+        assert_eq!(cells("", "ServiceAccount", sa)[1], json!(0));
+        let sc = json!({"metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "rancher.io/local-path"});
+        assert_eq!(
+            cells("storage.k8s.io", "StorageClass", sc)[..5],
+            [
+                json!("standard (default)"),
+                json!("rancher.io/local-path"),
+                json!("Delete"),
+                json!("Immediate"),
+                json!(false)
+            ]
+        );
+        assert!(
+            builtin::for_kind("rbac.authorization.k8s.io", "Role").is_none(),
+            "default table"
+        );
+    }
+
     #[test]
     fn crd_columns_evaluate_paths_and_types() {
         let p = TablePrinter::for_crd_columns(&[

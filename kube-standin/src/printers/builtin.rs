@@ -727,8 +727,10 @@ fn service_account(o: &Value, now: Timestamp) -> Vec<Value> {
     vec![name(o), json!(len(o, "/secrets")), age(o, now)]
 }
 
+/// Load-balancer IPs (else hostnames), sorted and without duplicates as the server's string sets are.
 fn load_balancer_ingress(o: &Value, path: &str) -> Vec<String> {
-    o.pointer(path)
+    let set: std::collections::BTreeSet<String> = o
+        .pointer(path)
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -739,7 +741,8 @@ fn load_balancer_ingress(o: &Value, path: &str) -> Vec<String> {
                 .or_else(|| i.get("hostname").and_then(Value::as_str))
                 .map(str::to_string)
         })
-        .collect()
+        .collect();
+    set.into_iter().collect()
 }
 
 fn service(o: &Value, now: Timestamp) -> Vec<Value> {
@@ -1066,19 +1069,14 @@ fn event(o: &Value, now: Timestamp) -> Vec<Value> {
         "" => kind,
         n => format!("{kind}/{n}"),
     };
-    let component = s(o, "/source/component");
-    let source = if component.is_empty() {
-        let (c, i) = (s(o, "/reportingComponent"), s(o, "/reportingInstance"));
-        if i.is_empty() {
-            c.to_string()
-        } else {
-            format!("{c}, {i}")
-        }
-    } else {
-        match s(o, "/source/host") {
-            "" => component.to_string(),
-            h => format!("{component}, {h}"),
-        }
+    let first_non_empty = |a: &'static str, b: &'static str| match s(o, a) {
+        "" => s(o, b),
+        v => v,
+    };
+    let component = first_non_empty("/source/component", "/reportingComponent");
+    let source = match first_non_empty("/source/host", "/reportingInstance") {
+        "" => component.to_string(),
+        host => format!("{component}, {host}"),
     };
     vec![
         json!(last),
@@ -1281,26 +1279,28 @@ fn pdb(o: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
+fn quantity(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `formatHPAMetrics`: at most two metrics, then `+ N more...`.
 fn hpa_targets(o: &Value) -> String {
     let specs = o.pointer("/spec/metrics").and_then(Value::as_array);
     let statuses = o.pointer("/status/currentMetrics").and_then(Value::as_array);
-    // autoscaling/v1 objects carry a single CPU utilisation target.
-    if specs.is_none_or(|s| s.is_empty()) {
-        return match o
-            .pointer("/spec/targetCPUUtilizationPercentage")
-            .and_then(Value::as_i64)
-        {
-            Some(t) => {
-                let cur = o
-                    .pointer("/status/currentCPUUtilizationPercentage")
-                    .and_then(Value::as_i64)
-                    .map_or("<unknown>".to_string(), |c| format!("{c}%"));
-                format!("cpu: {cur}/{t}%")
-            }
-            None => "<none>".into(),
-        };
-    }
-    let specs = specs.expect("checked above");
+    let specs = match specs {
+        Some(s) if !s.is_empty() => s.clone(),
+        // autoscaling/v1 objects carry a single CPU utilisation target (converted the same way).
+        _ => match o.pointer("/spec/targetCPUUtilizationPercentage") {
+            Some(t) => vec![json!({"type": "Resource", "resource": {"name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": t}}})],
+            None => return "<none>".into(),
+        },
+    };
+    let unknown = || "<unknown>".to_string();
     let mut list = Vec::new();
     for (idx, spec) in specs.iter().enumerate() {
         let ty = spec.get("type").and_then(Value::as_str).unwrap_or("");
@@ -1310,50 +1310,45 @@ fn hpa_targets(o: &Value) -> String {
             "Pods" => "pods",
             "Object" => "object",
             "External" => "external",
-            _ => "",
-        };
-        let target = spec.pointer(&format!("/{key}/target"));
-        let current = statuses
-            .and_then(|s| s.get(idx))
-            .and_then(|st| st.pointer(&format!("/{key}/current")));
-        let metric_name = spec
-            .pointer(&format!("/{key}/name"))
-            .or_else(|| spec.pointer(&format!("/{key}/metric/name")))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let (cur, tgt) = match target
-            .and_then(|t| t.get("averageUtilization"))
-            .and_then(Value::as_i64)
-        {
-            Some(u) => (
-                current
-                    .and_then(|c| c.get("averageUtilization"))
-                    .and_then(Value::as_i64)
-                    .map_or("<unknown>".to_string(), |c| format!("{c}%")),
-                format!("{u}%"),
-            ),
-            None => {
-                let field = ["averageValue", "value"]
-                    .into_iter()
-                    .find(|f| target.and_then(|t| t.get(*f)).is_some())
-                    .unwrap_or("averageValue");
-                let text = |v: Option<&Value>| match v {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Number(n)) => n.to_string(),
-                    _ => "<unknown>".into(),
-                };
-                (
-                    text(current.and_then(|c| c.get(field))),
-                    text(target.and_then(|t| t.get(field))),
-                )
+            _ => {
+                list.push("<unknown type>".to_string());
+                continue;
             }
         };
-        let prefix = if ty == "Resource" || ty == "ContainerResource" {
-            format!("{metric_name}: ")
-        } else {
-            String::new()
-        };
-        list.push(format!("{prefix}{cur}/{tgt}"));
+        let target = spec.pointer(&format!("/{key}/target"));
+        let status = statuses.and_then(|s| s.get(idx)).and_then(|st| st.get(key));
+        let current = |field: &str| quantity(status.and_then(|s| s.pointer(&format!("/current/{field}"))));
+        let target_of = |field: &str| quantity(target.and_then(|t| t.get(field)));
+        let name = spec
+            .pointer(&format!("/{key}/name"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        list.push(match ty {
+            "External" | "Object" => match target_of("averageValue") {
+                Some(avg) => format!("{}/{avg} (avg)", current("averageValue").unwrap_or_else(unknown)),
+                None => format!(
+                    "{}/{}",
+                    current("value").unwrap_or_else(unknown),
+                    target_of("value").unwrap_or_default()
+                ),
+            },
+            "Pods" => format!(
+                "{}/{}",
+                current("averageValue").unwrap_or_else(unknown),
+                target_of("averageValue").unwrap_or_default()
+            ),
+            _ => match target_of("averageValue") {
+                Some(avg) => format!(
+                    "{name}: {}/{avg}",
+                    current("averageValue").unwrap_or_else(unknown)
+                ),
+                None => format!(
+                    "{name}: {}/{}",
+                    current("averageUtilization").map_or_else(unknown, |c| format!("{c}%")),
+                    target_of("averageUtilization").map_or("<auto>".to_string(), |t| format!("{t}%"))
+                ),
+            },
+        });
     }
     if list.len() > 2 {
         format!("{} + {} more...", list[..2].join(", "), list.len() - 2)
@@ -1433,7 +1428,7 @@ fn storage_class(o: &Value, now: Timestamp) -> Vec<Value> {
         json!(s(o, "/provisioner")),
         json!(reclaim),
         json!(binding),
-        json!(if expansion { "true" } else { "false" }),
+        json!(expansion),
         age(o, now),
     ]
 }
