@@ -433,6 +433,14 @@ mod tests {
             cells[1..4],
             [json!("1/2"), json!("CrashLoopBackOff"), json!("1 (2m ago)")]
         );
+        let sidecar = json!({"metadata": {"name": "s", "deletionTimestamp": "2026-01-01T00:59:00Z"},
+            "spec": {"initContainers": [{"name": "proxy", "restartPolicy": "Always"}], "containers": [{"name": "a"}]},
+            "status": {"phase": "Running", "podIPs": [{"ip": "10.1.0.7"}],
+                "initContainerStatuses": [{"name": "proxy", "started": true, "ready": true, "restartCount": 0, "state": {"running": {}}}],
+                "containerStatuses": [{"name": "a", "ready": true, "restartCount": 0, "state": {"running": {}}}]}});
+        let cells = f(&sidecar, now);
+        assert_eq!(cells[1..4], [json!("2/2"), json!("Terminating"), json!("0")]);
+        assert_eq!(cells[5], json!("10.1.0.7"));
     }
 
     fn cells(group: &str, kind: &str, obj: Value) -> Vec<Value> {

@@ -836,35 +836,74 @@ fn endpoints(o: &Value, now: Timestamp) -> Vec<Value> {
     vec![name(o), json!(text), age(o, now)]
 }
 
+/// `printPod`: readiness, the status reason kubectl shows (init progress, waiting/terminated reasons,
+/// sidecars counted as containers), restarts with the last restart's age.
 fn pod(o: &Value, now: Timestamp) -> Vec<Value> {
-    let total = len(o, "/spec/containers");
-    let mut ready = 0;
-    let mut restarts = 0;
-    let mut last_restart: Option<Timestamp> = None;
-    let mut reason = match s(o, "/status/reason") {
-        "" => s(o, "/status/phase").to_string(),
-        r => r.to_string(),
-    };
-    let mut note_restart = |c: &Value| {
-        if let Some(t) = c
-            .pointer("/lastState/terminated/finishedAt")
+    let finished_at = |c: &Value| {
+        c.pointer("/lastState/terminated/finishedAt")
             .and_then(Value::as_str)
             .and_then(|t| t.parse::<Timestamp>().ok())
-            && last_restart.is_none_or(|l| t > l)
-        {
-            last_restart = Some(t);
-        }
     };
-    let init_total = len(o, "/spec/initContainers");
+    let later = |a: Option<Timestamp>, b: Option<Timestamp>| a.max(b);
+    let condition = |ty: &str| {
+        o.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|c| c.get("type").and_then(Value::as_str) == Some(ty))
+    };
+    let condition_true =
+        |ty: &str| condition(ty).is_some_and(|c| c.get("status").and_then(Value::as_str) == Some("True"));
+    let phase = s(o, "/status/phase");
+    let mut reason = match s(o, "/status/reason") {
+        "" => phase.to_string(),
+        r => r.to_string(),
+    };
+    if condition("PodScheduled")
+        .is_some_and(|c| c.get("reason").and_then(Value::as_str) == Some("SchedulingGated"))
+    {
+        reason = "SchedulingGated".into();
+    }
+    let init_specs = o.pointer("/spec/initContainers").and_then(Value::as_array);
+    let is_sidecar = |name: &str| {
+        init_specs.into_iter().flatten().any(|c| {
+            c.get("name").and_then(Value::as_str) == Some(name)
+                && c.get("restartPolicy").and_then(Value::as_str) == Some("Always")
+        })
+    };
+    let init_total = init_specs.map_or(0, Vec::len);
+    let total = len(o, "/spec/containers")
+        + init_specs
+            .into_iter()
+            .flatten()
+            .filter(|c| c.get("restartPolicy").and_then(Value::as_str) == Some("Always"))
+            .count() as i64;
+    let mut ready = 0;
+    let mut restarts = 0;
+    let mut sidecar_restarts = 0;
+    let mut last_restart: Option<Timestamp> = None;
+    let mut last_sidecar_restart: Option<Timestamp> = None;
     let mut initializing = false;
     let init_statuses = o
         .pointer("/status/initContainerStatuses")
         .and_then(Value::as_array);
     for (idx, c) in init_statuses.into_iter().flatten().enumerate() {
-        restarts += c.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
-        note_restart(c);
+        let count = c.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
+        let sidecar = is_sidecar(c.get("name").and_then(Value::as_str).unwrap_or(""));
+        restarts += count;
+        last_restart = later(last_restart, finished_at(c));
+        if sidecar {
+            sidecar_restarts += count;
+            last_sidecar_restart = later(last_sidecar_restart, finished_at(c));
+        }
         let terminated = c.pointer("/state/terminated");
         if terminated.is_some_and(|t| t.get("exitCode").and_then(Value::as_i64) == Some(0)) {
+            continue;
+        }
+        if sidecar && c.get("started").and_then(Value::as_bool) == Some(true) {
+            if c.get("ready").and_then(Value::as_bool) == Some(true) {
+                ready += 1;
+            }
             continue;
         }
         if let Some(t) = terminated {
@@ -891,23 +930,14 @@ fn pod(o: &Value, now: Timestamp) -> Vec<Value> {
         initializing = true;
         break;
     }
-    let condition_true = |ty: &str| {
-        o.pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .any(|c| {
-                c.get("type").and_then(Value::as_str) == Some(ty)
-                    && c.get("status").and_then(Value::as_str) == Some("True")
-            })
-    };
     if !initializing || condition_true("Initialized") {
-        restarts = 0;
+        restarts = sidecar_restarts;
+        last_restart = last_sidecar_restart;
         let mut has_running = false;
         let statuses = o.pointer("/status/containerStatuses").and_then(Value::as_array);
         for c in statuses.into_iter().flatten().rev() {
             restarts += c.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
-            note_restart(c);
+            last_restart = later(last_restart, finished_at(c));
             let waiting = c
                 .pointer("/state/waiting/reason")
                 .and_then(Value::as_str)
@@ -945,17 +975,18 @@ fn pod(o: &Value, now: Timestamp) -> Vec<Value> {
             .into();
         }
     }
-    if o.pointer("/metadata/deletionTimestamp").is_some() {
-        reason = if s(o, "/status/reason") == "NodeLost" {
-            "Unknown"
-        } else {
-            "Terminating"
+    if o.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+    {
+        if s(o, "/status/reason") == "NodeLost" {
+            reason = "Unknown".into();
+        } else if phase != "Succeeded" && phase != "Failed" {
+            reason = "Terminating".into();
         }
-        .into();
     }
     let restarts_text = match last_restart {
-        Some(t) => format!("{restarts} ({} ago)", human_age(now.duration_since(t))),
-        None => restarts.to_string(),
+        Some(t) if restarts != 0 => format!("{restarts} ({} ago)", human_age(now.duration_since(t))),
+        _ => restarts.to_string(),
     };
     let gates = o.pointer("/spec/readinessGates").and_then(Value::as_array);
     let gates_text = match gates {
@@ -972,13 +1003,18 @@ fn pod(o: &Value, now: Timestamp) -> Vec<Value> {
         }
         _ => "<none>".into(),
     };
+    // A real server always fills podIPs next to podIP; objects seeded by hand may carry podIP only.
+    let ip = o
+        .pointer("/status/podIPs/0/ip")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| s(o, "/status/podIP"));
     vec![
         name(o),
         json!(format!("{ready}/{total}")),
         json!(reason),
         json!(restarts_text),
         age(o, now),
-        json!(or_none(s(o, "/status/podIP"))),
+        json!(or_none(ip)),
         json!(or_none(s(o, "/spec/nodeName"))),
         json!(or_none(s(o, "/status/nominatedNodeName"))),
         json!(gates_text),
