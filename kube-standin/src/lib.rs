@@ -51,6 +51,7 @@ pub mod selector;
 pub mod server;
 pub mod simulate;
 pub mod store;
+pub mod strategic;
 pub mod util;
 pub mod watch;
 

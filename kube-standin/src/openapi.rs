@@ -38,6 +38,7 @@ pub struct Upstream {
     v2_bytes: Bytes,
     parsed: OnceLock<Result<Map<String, Value>, String>>,
     v3: Mutex<HashMap<String, Bytes>>,
+    by_gvk: OnceLock<HashMap<(String, String, String), String>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -91,6 +92,7 @@ impl Upstream {
             v2_bytes: Bytes::from(bytes),
             parsed: OnceLock::new(),
             v3: Mutex::new(HashMap::new()),
+            by_gvk: OnceLock::new(),
         });
         let background = up.clone();
         std::thread::spawn(move || {
@@ -109,6 +111,7 @@ impl Upstream {
             v2_bytes: Bytes::copy_from_slice(bytes),
             parsed: OnceLock::new(),
             v3: Mutex::new(HashMap::new()),
+            by_gvk: OnceLock::new(),
         };
         up.parsed().map_err(Error::Start)?;
         Ok(up)
@@ -137,6 +140,35 @@ impl Upstream {
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// The schema of a built-in kind, for strategic merge patches; `None` for custom resources and
+    /// kinds the document does not define.
+    pub fn schema_for(&self, rt: &ResourceType) -> Option<crate::strategic::Schema<'_>> {
+        if rt.crd_name.is_some() {
+            return None;
+        }
+        let definitions = self.section("definitions");
+        let index = self.by_gvk.get_or_init(|| {
+            let mut index = HashMap::new();
+            for (name, def) in definitions {
+                for gvk in def
+                    .get("x-kubernetes-group-version-kind")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let field = |k: &str| gvk.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                    index.insert((field("group"), field("version"), field("kind")), name.clone());
+                }
+            }
+            index
+        });
+        let name = index.get(&(rt.group.clone(), rt.version.clone(), rt.kind.clone()))?;
+        Some(crate::strategic::Schema {
+            definitions,
+            root: definitions.get(name)?,
+        })
     }
 
     fn section(&self, key: &str) -> &Map<String, Value> {

@@ -435,6 +435,7 @@ impl Builder {
                 }
             }
         };
+        store.lock().openapi = openapi.clone();
         let faults = Faults::default();
         self.faults.into_iter().for_each(|f| faults.add(f));
         let log = RequestLog::default();

@@ -1,6 +1,6 @@
 //! OpenAPI with the real kubectl 1.32 and 1.35: `kubectl explain` for a built-in field and a CRD field,
 //! client-side `kubectl apply` twice with a containers change (strategic merge by container name keeps
-//! a field added out of band), and `kubectl diff`. Raw checks of `/openapi/v2` (upstream plus CRD
+//! a field added out of band; ports merge by `containerPort`), and `kubectl diff`. Raw checks of `/openapi/v2` (upstream plus CRD
 //! definitions) and of the process-wide document cache.
 
 use std::sync::Arc;
@@ -30,6 +30,7 @@ spec:
       - name: app
         image: app:1
         env: [{name: A, value: \"1\"}]
+        ports: [{containerPort: 80}, {containerPort: 9090}]
       - name: side
         image: side:1
 ";
@@ -83,6 +84,7 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
     .await;
     let v2_text = V1
         .replace("image: app:1", "image: app:2")
+        .replace(", {containerPort: 9090}", "")
         .replace("      - name: side\n        image: side:1\n", "");
     let v2 = k.file("v2.yaml", &v2_text);
     let v2 = v2.to_str().unwrap();
@@ -129,6 +131,12 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
         .map(|e| e["name"].as_str().unwrap())
         .collect();
     assert_eq!(env, ["A", "B"], "{label}: merged by container name, B kept");
+    // Ports merge by containerPort (the upstream schema's merge key): 9090 deleted, 80 kept.
+    assert_eq!(
+        containers[0]["ports"],
+        serde_json::json!([{"containerPort": 80}]),
+        "{label}: {d}"
+    );
 
     // Nothing left to change.
     let diff = k.run(&["diff", "-f", v2]).await;
