@@ -499,6 +499,10 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
                 .unwrap_or("");
             let kind =
                 PatchKind::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            // Custom resources have no patch strategies: the real server refuses strategic merge.
+            if kind == PatchKind::Strategic && rt.crd_name.is_some() {
+                return Err(ApiError::unsupported_media_type(ct));
+            }
             if kind == PatchKind::Apply {
                 let config = parse_apply_body(&body)?;
                 let force = q("force") == Some("true");

@@ -165,6 +165,22 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
         api.store().get("clusters", "staging", "database").unwrap()["spec"]["instances"],
         3
     );
+    // `kubectl patch` defaults to strategic merge, which a real server refuses for custom resources.
+    let err = k
+        .fails(&[
+            "-n",
+            "staging",
+            "patch",
+            "cluster",
+            "database",
+            "-p",
+            r#"{"spec":{"instances":2}}"#,
+        ])
+        .await;
+    assert!(
+        err.contains("the body of the request was in an unknown format"),
+        "{label}: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
