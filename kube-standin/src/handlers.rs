@@ -141,7 +141,7 @@ fn aggregated(v: Value) -> Response {
         .into_response()
 }
 
-/// Waits, off the runtime and without the store lock, for the upstream document's parse.
+/// Parses the upstream document if not done yet, off the runtime and without the store lock.
 async fn openapi_ready(app: &AppState) {
     if let Some(up) = app.openapi.clone() {
         let _ = tokio::task::spawn_blocking(move || up.parsed().is_ok()).await;
@@ -502,6 +502,10 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
             // Custom resources have no patch strategies: the real server refuses strategic merge.
             if kind == PatchKind::Strategic && rt.crd_name.is_some() {
                 return Err(ApiError::unsupported_media_type(ct));
+            }
+            if kind == PatchKind::Strategic {
+                // The merge keys come from the OpenAPI document: parse it before taking the store lock.
+                openapi_ready(&app).await;
             }
             if kind == PatchKind::Apply {
                 let config = parse_apply_body(&body)?;

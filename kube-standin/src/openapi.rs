@@ -31,8 +31,9 @@ const STATUS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Status";
 const DELETE_OPTIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions";
 
 /// The upstream v2 document and the v3 documents derived from it, shared by every server in the
-/// process: the 4 MB file is read at start and parsed once, on a background thread (a debug build
-/// takes a few hundred milliseconds), and the first OpenAPI request waits for it if need be.
+/// process: the 4 MB file is read at start and parsed once, when first needed (an OpenAPI request or a
+/// strategic merge patch; a debug build takes a few hundred milliseconds), so test processes that
+/// never need it pay nothing.
 pub struct Upstream {
     origin: String,
     v2_bytes: Bytes,
@@ -93,12 +94,6 @@ impl Upstream {
             parsed: OnceLock::new(),
             v3: Mutex::new(HashMap::new()),
             by_gvk: OnceLock::new(),
-        });
-        let background = up.clone();
-        std::thread::spawn(move || {
-            if let Err(e) = background.parsed() {
-                tracing::error!("{e}");
-            }
         });
         guard.insert(path.to_path_buf(), up.clone());
         Ok(up)

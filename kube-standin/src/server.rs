@@ -424,9 +424,15 @@ impl Builder {
             }
             st.overrides.denials.extend(self.denials);
         }
-        // The upstream document is parsed once per process; without it OpenAPI stays minimal.
+        // The upstream document is read here and parsed once per process when first needed; without it
+        // OpenAPI stays minimal.
         let openapi = match &self.openapi {
-            Some(path) => Some(crate::openapi::Upstream::load(path)?),
+            Some(path) => {
+                // A document asked for by name must be usable: parse it now to report a bad one.
+                let up = crate::openapi::Upstream::load(path)?;
+                up.parsed().map_err(Error::Start)?;
+                Some(up)
+            }
             None => {
                 let default = crate::openapi::shared_openapi_file();
                 match default.is_file() {

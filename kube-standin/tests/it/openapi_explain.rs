@@ -291,4 +291,12 @@ async fn openapi_documents_carry_builtins_and_crds() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("/nonexistent/swagger.json"), "{err}");
+    let bad = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bad.path(), "{\"swagger\": \"2.0\"}").unwrap();
+    let err = StandIn::builder()
+        .openapi_file(bad.path())
+        .start()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is not an OpenAPI v2 document"), "{err}");
 }
