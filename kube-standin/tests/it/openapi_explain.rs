@@ -300,3 +300,19 @@ async fn openapi_documents_carry_builtins_and_crds() {
         .unwrap_err();
     assert!(err.to_string().contains("is not an OpenAPI v2 document"), "{err}");
 }
+
+#[tokio::test]
+async fn serve_refuses_a_missing_openapi_file() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_kube-standin"))
+        .args(["serve", "--openapi", "/nonexistent/swagger.json"])
+        .output()
+        .await
+        .expect("kube-standin runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/swagger.json"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "no URL printed for a server that did not start"
+    );
+}
