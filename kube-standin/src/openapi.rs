@@ -40,6 +40,8 @@ pub struct Upstream {
     parsed: OnceLock<Result<Map<String, Value>, String>>,
     v3: Mutex<HashMap<String, Bytes>>,
     by_gvk: OnceLock<HashMap<(String, String, String), String>>,
+    /// `/openapi/v2` with a set of CRDs added, by a hash of those additions.
+    v2_with_crds: Mutex<HashMap<u64, Bytes>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -94,6 +96,7 @@ impl Upstream {
             parsed: OnceLock::new(),
             v3: Mutex::new(HashMap::new()),
             by_gvk: OnceLock::new(),
+            v2_with_crds: Mutex::new(HashMap::new()),
         });
         guard.insert(path.to_path_buf(), up.clone());
         Ok(up)
@@ -107,6 +110,7 @@ impl Upstream {
             parsed: OnceLock::new(),
             v3: Mutex::new(HashMap::new()),
             by_gvk: OnceLock::new(),
+            v2_with_crds: Mutex::new(HashMap::new()),
         };
         up.parsed().map_err(Error::Start)?;
         Ok(up)
@@ -685,14 +689,35 @@ pub fn v2_doc(reg: &Registry, upstream: Option<&Upstream>) -> Result<Bytes, Stri
             m.end()
         }
     }
+    // Serializing 4 MB takes a while in a debug build: keep the result per set of CRD additions.
+    let key = {
+        let mut h = DefaultHasher::new();
+        Value::Object(paths.clone()).to_string().hash(&mut h);
+        Value::Object(definitions.clone()).to_string().hash(&mut h);
+        h.finish()
+    };
+    if let Some(hit) = up
+        .v2_with_crds
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+    {
+        return Ok(hit.clone());
+    }
     let doc = Doc {
         v2,
         paths: Merged(up.section("paths"), &paths),
         definitions: Merged(up.section("definitions"), &definitions),
     };
-    serde_json::to_vec(&doc)
+    let bytes = serde_json::to_vec(&doc)
         .map(Bytes::from)
-        .map_err(|e| format!("serializing /openapi/v2: {e}"))
+        .map_err(|e| format!("serializing /openapi/v2: {e}"))?;
+    let mut cache = up.v2_with_crds.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= 16 {
+        cache.clear();
+    }
+    cache.insert(key, bytes.clone());
+    Ok(bytes)
 }
 
 /// Without the upstream document: one PATCH/PUT/GET/DELETE per kind declaring `fieldValidation`, which
