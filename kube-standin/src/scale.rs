@@ -155,6 +155,12 @@ pub async fn handle(
     let paths = paths_for(&st, rt).ok_or_else(|| {
         ApiError::no_such_path(&format!("{} has no scale subresource", rt.group_resource()))
     })?;
+    if paths.spec_replicas.trim_start_matches('.').is_empty() {
+        return Err(ApiError::internal(format!(
+            "the scale subresource of {} declares no specReplicasPath",
+            rt.group_resource()
+        )));
+    }
     let old = st
         .get(rt, ns, &name)
         .cloned()
