@@ -42,6 +42,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi/v3/{*rest}", get(openapi_doc))
         .route("/openapi/v2", any(openapi_v2))
         .route(
+            "/swagger-2.0.0.pb-v1",
+            any(|| async { ApiError::not_implemented(openapi::V2_PROTOBUF_GAP) }),
+        )
+        .route(
             "/_standin/faults",
             post(add_faults).get(list_faults).delete(clear_faults),
         )
@@ -148,7 +152,15 @@ async fn openapi_ready(app: &AppState) {
     }
 }
 
-async fn openapi_v2(State(app): App) -> Response {
+async fn openapi_v2(State(app): App, headers: HeaderMap) -> Response {
+    let accept = accept(&headers);
+    // client-go's OpenAPISchema() asks for the gnostic protobuf encoding only.
+    if !accept.is_empty() && !accept.contains("json") && !accept.contains("*/*") {
+        // 406 is what kubectl then reports clearly ("unable to respond with a content type that the
+        // client supports"); the body names the gap for anyone reading it.
+        let message = format!("kube-standin does not implement {}", openapi::V2_PROTOBUF_GAP);
+        return ApiError::new(406, "NotAcceptable", message).into_response();
+    }
     openapi_ready(&app).await;
     let doc = openapi::v2_doc(&app.store.lock().registry, app.openapi.as_deref());
     match doc {

@@ -22,6 +22,9 @@ use serde_json::{Map, Value, json};
 use crate::error::Error;
 use crate::registry::{Registry, ResourceType};
 
+/// The gap a client asking for protobuf OpenAPI v2 is told about (in a 501).
+pub const V2_PROTOBUF_GAP: &str = "the protobuf (gnostic) encoding of /openapi/v2 that client-go's OpenAPISchema() and `kubectl explain --output=plaintext-openapiv2` ask for (/openapi/v2 is served as JSON, /openapi/v3 completely)";
+
 const SCHEMA_PREFIX_V2: &str = "#/definitions/";
 const SCHEMA_PREFIX_V3: &str = "#/components/schemas/";
 const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";

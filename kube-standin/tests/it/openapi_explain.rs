@@ -281,6 +281,20 @@ async fn openapi_documents_carry_builtins_and_crds() {
             .is_some()
     );
 
+    // The protobuf encoding client-go's OpenAPISchema() asks for is a named gap, not a parse error.
+    let req = Request::builder()
+        .uri("/openapi/v2")
+        .header(
+            "Accept",
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+        )
+        .body(kube::client::Body::from(Vec::new()))
+        .unwrap();
+    let resp = api.client().send(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 406);
+    let body = resp.into_body().collect_bytes().await.unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("protobuf (gnostic) encoding of /openapi/v2"));
+
     // Parsed once per process: every server shares the document.
     let a = Upstream::load(&shared_openapi_file()).unwrap();
     let b = Upstream::load(&shared_openapi_file()).unwrap();
