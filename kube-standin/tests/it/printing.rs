@@ -162,6 +162,45 @@ async fn get_columns(label: &'static str, k: &Kubectl) {
         strs(&["1", "1", "Cluster in healthy state", "database-1"]),
         "{label}: {out}"
     );
+    // The pod and services the simulated operator created.
+    let out = k.ok(&["get", "pods", "-n", "staging", "-o", "wide"]).await;
+    assert_eq!(
+        header(&out),
+        strs(&[
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED NODE",
+            "READINESS GATES"
+        ]),
+        "{label}: {out}"
+    );
+    let pod = row(&out, "database-1").unwrap_or_else(|| panic!("{label}: {out}"));
+    assert_eq!(pod[1..4], strs(&["1/1", "Running", "0"]), "{label}: {out}");
+    let out = k.ok(&["get", "services", "-n", "staging", "-o", "wide"]).await;
+    assert_eq!(
+        header(&out),
+        strs(&[
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE",
+            "SELECTOR"
+        ]),
+        "{label}: {out}"
+    );
+    let rw = row(&out, "database-rw").unwrap_or_else(|| panic!("{label}: {out}"));
+    assert_eq!(
+        (rw[1].as_str(), rw[3].as_str(), rw[4].as_str()),
+        ("ClusterIP", "<none>", "5432/TCP"),
+        "{label}: {out}"
+    );
     // A kind without a server printer gets the default NAME / CREATED AT table.
     let out = k.ok(&["get", "crds"]).await;
     assert_eq!(header(&out), strs(&["NAME", "CREATED AT"]), "{label}: {out}");
