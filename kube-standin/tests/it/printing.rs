@@ -406,8 +406,11 @@ async fn table_protocol_include_object_and_scale() {
     stale["spec"]["replicas"] = json!(9);
     let (code, _) = raw(&api, "PUT", scale, "application/json", Some(stale)).await;
     assert_eq!(code, 409);
+    // Without a resourceVersion the PUT is unconditional (the simulated controller may have written the
+    // Deployment's status since the GET).
     let mut put = s.clone();
     put["spec"]["replicas"] = json!(4);
+    put["metadata"].as_object_mut().unwrap().remove("resourceVersion");
     let (code, s2) = raw(&api, "PUT", scale, "application/json", Some(put)).await;
     assert_eq!((code, s2["spec"]["replicas"].as_i64()), (200, Some(4)), "{s2}");
     let (code, s3) = raw(
