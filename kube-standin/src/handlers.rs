@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::faults::{Fault, RequestRecord, WatchFault};
 use crate::openapi;
 use crate::patch::PatchKind;
+use crate::printers::{Include, TablePrinter, TableRequest};
 use crate::registry::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector, Selectors};
 use crate::server::AppState;
@@ -39,9 +40,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/apis", get(apis_root))
         .route("/openapi/v3", get(openapi_index))
         .route("/openapi/v3/{*rest}", get(openapi_doc))
+        .route("/openapi/v2", any(openapi_v2))
         .route(
-            "/openapi/v2",
-            any(|| async { ApiError::no_such_path("kube-standin serves /openapi/v3 only") }),
+            "/swagger-2.0.0.pb-v1",
+            any(|| async { ApiError::not_implemented(openapi::V2_PROTOBUF_GAP) }),
         )
         .route(
             "/_standin/faults",
@@ -143,11 +145,41 @@ fn aggregated(v: Value) -> Response {
         .into_response()
 }
 
+/// Parses the upstream document if not done yet, off the runtime and without the store lock.
+async fn openapi_ready(app: &AppState) {
+    if let Some(up) = app.openapi.clone() {
+        let _ = tokio::task::spawn_blocking(move || up.parsed().is_ok()).await;
+    }
+}
+
+async fn openapi_v2(State(app): App, headers: HeaderMap) -> Response {
+    let accept = accept(&headers);
+    // client-go's OpenAPISchema() asks for the gnostic protobuf encoding only.
+    if !accept.is_empty() && !accept.contains("json") && !accept.contains("*/*") {
+        // 406 is what kubectl then reports clearly ("unable to respond with a content type that the
+        // client supports"); the body names the gap for anyone reading it.
+        let message = format!("kube-standin does not implement {}", openapi::V2_PROTOBUF_GAP);
+        return ApiError::new(406, "NotAcceptable", message).into_response();
+    }
+    openapi_ready(&app).await;
+    let doc = openapi::v2_doc(&app.store.lock().registry, app.openapi.as_deref());
+    match doc {
+        Ok(bytes) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
+        Err(message) => ApiError::no_such_path(&message).into_response(),
+    }
+}
+
 async fn openapi_index(State(app): App) -> Response {
     json_ok(openapi::index(&app.store.lock().registry))
 }
 
 async fn openapi_doc(State(app): App, req: Request) -> Response {
+    openapi_ready(&app).await;
     let path = req.uri().path().trim_start_matches("/openapi/v3/").to_string();
     let parts: Vec<&str> = path.split('/').collect();
     let (group, version) = match parts.as_slice() {
@@ -158,8 +190,14 @@ async fn openapi_doc(State(app): App, req: Request) -> Response {
                 .into_response();
         }
     };
-    match openapi::group_version_doc(&app.store.lock().registry, group, version) {
-        Some(doc) => json_ok(doc),
+    let doc = openapi::group_version_doc(&app.store.lock().registry, app.openapi.as_deref(), group, version);
+    match doc {
+        Some(bytes) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
         None => ApiError::no_such_path(&format!("no OpenAPI document for {path}")).into_response(),
     }
 }
@@ -341,6 +379,9 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
         // A namespace's spec.finalizers change through `PUT .../finalize` (see crate::controllers::namespace).
         (Some("finalize"), Some(_))
             if rt.group.is_empty() && rt.plural == "namespaces" && method == Method::PUT => {}
+        (Some("scale"), Some(_)) if rt.subresources.iter().any(|s| s.name == "scale") => {
+            return crate::scale::handle(&app, &rt, &ns, &target, &query, req).await;
+        }
         (Some(sub), Some(_)) if sub != "status" => {
             // Real subresources the stand-in does not serve get a 501 naming them, never a hang.
             let real_pod_sub = rt.group.is_empty()
@@ -373,6 +414,7 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
     }
 
     let headers = req.headers().clone();
+    let table = table_request(&headers, q("includeObject"))?;
     let watch_fault = req.extensions().get::<WatchFault>().copied().unwrap_or_default();
     let body = axum::body::to_bytes(req.into_body(), 64 << 20)
         .await
@@ -407,10 +449,15 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
                     timeout: Duration::from_secs(timeout),
                     send_initial_events: q("sendInitialEvents") == Some("true"),
                 };
+                let table = table.map(|t| {
+                    let printer = TablePrinter::for_type(&app.store.lock(), &rt);
+                    (Arc::new(printer), t)
+                });
                 let scope = WatchScope {
                     rt,
                     namespace,
                     selectors,
+                    table,
                 };
                 return Ok(watch::start(
                     &app.store,
@@ -422,6 +469,12 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
             }
             let st = app.store.lock();
             let items = st.list(&rt, namespace.as_deref(), &selectors);
+            if let Some(t) = table {
+                let meta = json!({"resourceVersion": st.rv().to_string()});
+                return Ok(json_ok(
+                    TablePrinter::for_type(&st, &rt).table(&rt, &items, meta, &t),
+                ));
+            }
             Ok(json_ok(json!({
                 "kind": format!("{}List", rt.kind),
                 "apiVersion": rt.api_version(),
@@ -434,6 +487,11 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
             let obj = st
                 .get(&rt, &ns, &name)
                 .ok_or_else(|| ApiError::not_found(&rt, &name))?;
+            if let Some(t) = table {
+                let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion")});
+                let printer = TablePrinter::for_type(&st, &rt);
+                return Ok(json_ok(printer.table(&rt, std::slice::from_ref(obj), meta, &t)));
+            }
             Ok(json_ok(present(&rt, obj)))
         }
         (Method::POST, None) => {
@@ -456,6 +514,14 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
                 .unwrap_or("");
             let kind =
                 PatchKind::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            // Custom resources have no patch strategies: the real server refuses strategic merge.
+            if kind == PatchKind::Strategic && rt.crd_name.is_some() {
+                return Err(ApiError::unsupported_media_type(ct));
+            }
+            if kind == PatchKind::Strategic {
+                // The merge keys come from the OpenAPI document: parse it before taking the store lock.
+                openapi_ready(&app).await;
+            }
             if kind == PatchKind::Apply {
                 let config = parse_apply_body(&body)?;
                 let force = q("force") == Some("true");
@@ -500,6 +566,26 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
         (m, _) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m} {raw_path})"
         ))),
+    }
+}
+
+/// The Table a GET asks for through `Accept`, or a 406 when it asks only for Tables the server cannot
+/// produce.
+fn table_request(headers: &HeaderMap, include: Option<&str>) -> Result<Option<TableRequest>, ApiError> {
+    let accept = accept(headers);
+    if crate::printers::unsatisfiable_table(accept) {
+        return Err(ApiError::new(
+            406,
+            "NotAcceptable",
+            format!("only application/json Tables (meta.k8s.io v1 or v1beta1) are served, not {accept:?}"),
+        ));
+    }
+    match crate::printers::wants_table(accept) {
+        Some(version) => Ok(Some(TableRequest {
+            version,
+            include: Include::parse(include)?,
+        })),
+        None => Ok(None),
     }
 }
 
@@ -574,7 +660,7 @@ fn access_review(app: &AppState, mut review: Value) -> Value {
 }
 
 /// The field manager the API server derives when the client sends none: the user agent's first word.
-fn default_manager(headers: &HeaderMap, method: &Method) -> String {
+pub fn default_manager(headers: &HeaderMap, method: &Method) -> String {
     if *method == Method::PATCH
         && headers
             .get(header::CONTENT_TYPE)

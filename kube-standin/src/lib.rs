@@ -1,11 +1,12 @@
 //! kube-standin: an in-memory Kubernetes API server for end-to-end tests.
 //!
 //! It speaks the Kubernetes REST protocol over plain HTTP on `127.0.0.1`, well enough for kube-rs 5 and
-//! the real kubectl (1.32 and 1.35): discovery (plain and aggregated), OpenAPI v3 for field validation,
-//! CRUD with label/field selectors, the status subresource, watch, server-side apply, schema validation
-//! of custom resources, port-forward over WebSocket to real local services, the service proxy, an
-//! operator simulation that makes CloudNativePG, RabbitMQ, redis-operator, Keycloak, Argo CD and
-//! workload objects ready, and fault injection. It is test support: never link it into a plugin.
+//! the real kubectl (1.32 and 1.35): discovery (plain and aggregated), OpenAPI v2/v3 built from the
+//! upstream document (explain, client-side apply), CRUD with label/field selectors, server-side Tables,
+//! the status and scale subresources, watch, server-side apply, schema validation of custom resources,
+//! port-forward over WebSocket to real local services, the service proxy, an operator simulation that
+//! makes CloudNativePG, RabbitMQ, redis-operator, Keycloak, Argo CD and workload objects ready, and
+//! fault injection. It is test support: never link it into a plugin.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,8 +30,9 @@
 //!
 //! Layout: [`registry`] (served types), [`store`] (objects, resourceVersions, write path), [`schema`]
 //! (CRD validation), [`apply`] (server-side apply), [`patch`], [`selector`], [`watch`], [`discovery`],
-//! [`openapi`], [`handlers`] (HTTP routing), [`portforward`], [`proxy`], [`simulate`], [`controllers`]
-//! (garbage collector, namespace, workload and Argo CD controllers), [`faults`],
+//! [`openapi`], [`printers`] (server-side Tables), [`scale`], [`strategic`] (strategic merge patch),
+//! [`handlers`] (HTTP routing), [`portforward`], [`proxy`], [`simulate`], [`controllers`] (garbage
+//! collector, namespace, workload and Argo CD controllers), [`faults`],
 //! [`server`] (builder and handle).
 
 pub mod apply;
@@ -43,13 +45,16 @@ pub mod handlers;
 pub mod openapi;
 pub mod patch;
 pub mod portforward;
+pub mod printers;
 pub mod proxy;
 pub mod registry;
+pub mod scale;
 pub mod schema;
 pub mod selector;
 pub mod server;
 pub mod simulate;
 pub mod store;
+pub mod strategic;
 pub mod util;
 pub mod watch;
 

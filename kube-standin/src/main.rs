@@ -34,6 +34,10 @@ enum Command {
         /// StatefulSet, Job and Argo CD controllers (e.g. 500ms, 2s).
         #[arg(long, value_parser = kube_standin::util::parse_duration)]
         simulate_ready: Option<Duration>,
+        /// The Kubernetes OpenAPI v2 document (swagger.json) to serve `/openapi/v2` and `/openapi/v3` from;
+        /// default: shared/reference/k8s-openapi-v2-1.36.json beside the repository, if present.
+        #[arg(long)]
+        openapi: Option<PathBuf>,
         /// Write a kubeconfig for the server to this file.
         #[arg(long)]
         kubeconfig_out: Option<PathBuf>,
@@ -53,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         crds,
         seeds,
         simulate_ready,
+        openapi,
         kubeconfig_out,
     } = Cli::parse().command;
     let mut builder = StandIn::builder().port(port);
@@ -65,6 +70,9 @@ async fn main() -> anyhow::Result<()> {
     }
     for s in seeds {
         builder = builder.seed_file(s);
+    }
+    if let Some(path) = openapi {
+        builder = builder.openapi_file(path);
     }
     if let Some(delay) = simulate_ready {
         builder = builder.simulate_ready(delay);

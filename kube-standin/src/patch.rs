@@ -60,6 +60,29 @@ pub fn apply_patch(kind: PatchKind, doc: &mut Value, body: &[u8]) -> Result<(), 
     Ok(())
 }
 
+/// Like [`apply_patch`], but a strategic merge patch follows `schema`'s list strategies and merge keys
+/// when given (built-in kinds with the upstream OpenAPI document loaded).
+pub fn apply_patch_with_schema(
+    kind: PatchKind,
+    doc: &mut Value,
+    body: &[u8],
+    schema: Option<crate::strategic::Schema<'_>>,
+) -> Result<(), ApiError> {
+    match (kind, schema) {
+        (PatchKind::Strategic, Some(schema)) => {
+            let patch = parse_json(body)?;
+            if !patch.is_object() {
+                return Err(ApiError::bad_request(
+                    "a strategic merge patch must be a JSON object",
+                ));
+            }
+            crate::strategic::merge(doc, &patch, schema);
+            Ok(())
+        }
+        _ => apply_patch(kind, doc, body),
+    }
+}
+
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON in patch body: {e}")))

@@ -29,6 +29,8 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The bound address.
     pub addr: SocketAddr,
+    /// The upstream OpenAPI document (`/openapi/v2`, `/openapi/v3`), when found.
+    pub openapi: Option<Arc<crate::openapi::Upstream>>,
 }
 
 enum Source {
@@ -48,6 +50,7 @@ pub struct Builder {
     faults: Vec<Fault>,
     denials: Vec<(String, String)>,
     port: u16,
+    openapi: Option<PathBuf>,
 }
 
 /// A running in-memory Kubernetes API server on `127.0.0.1`.
@@ -80,6 +83,7 @@ impl StandIn {
             faults: Vec::new(),
             denials: Vec::new(),
             port: 0,
+            openapi: None,
         }
     }
 
@@ -387,6 +391,13 @@ impl Builder {
         self
     }
 
+    /// Serves OpenAPI built from this Kubernetes OpenAPI v2 document (swagger.json) instead of
+    /// [`crate::openapi::shared_openapi_file`]; a missing or malformed file then fails [`Builder::start`].
+    pub fn openapi_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.openapi = Some(path.as_ref().to_path_buf());
+        self
+    }
+
     /// Binds this port instead of a free one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
@@ -416,6 +427,24 @@ impl Builder {
             }
             st.overrides.denials.extend(self.denials);
         }
+        // The upstream document is read here and parsed once per process when first needed; without it
+        // OpenAPI stays minimal.
+        let openapi = match &self.openapi {
+            Some(path) => {
+                // A document asked for by name must be usable: parse it now to report a bad one.
+                let up = crate::openapi::Upstream::load(path)?;
+                up.parsed().map_err(Error::Start)?;
+                Some(up)
+            }
+            None => {
+                let default = crate::openapi::shared_openapi_file();
+                match default.is_file() {
+                    true => Some(crate::openapi::Upstream::load(&default)?),
+                    false => None,
+                }
+            }
+        };
+        store.lock().openapi = openapi.clone();
         let faults = Faults::default();
         self.faults.into_iter().for_each(|f| faults.add(f));
         let log = RequestLog::default();
@@ -431,6 +460,7 @@ impl Builder {
             log: log.clone(),
             shutdown: shutdown_rx,
             addr,
+            openapi,
         });
         let app = crate::handlers::router(state);
         let server = tokio::spawn(async move {

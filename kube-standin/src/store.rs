@@ -140,6 +140,8 @@ pub struct State {
     tx: broadcast::Sender<Arc<Event>>,
     /// Run-time switches.
     pub overrides: Overrides,
+    /// The upstream OpenAPI document: list merge strategies for strategic merge patches of built-ins.
+    pub openapi: Option<Arc<crate::openapi::Upstream>>,
 }
 
 /// A cheap, clonable handle on the shared object store.
@@ -190,6 +192,7 @@ impl Store {
             history: VecDeque::new(),
             tx,
             overrides: Overrides::default(),
+            openapi: None,
         };
         let store = Store {
             inner: Arc::new(Mutex::new(state)),
@@ -715,7 +718,8 @@ impl State {
             .cloned()
             .ok_or_else(|| ApiError::not_found(rt, name))?;
         let mut doc = present(rt, &old);
-        patch::apply_patch(kind, &mut doc, body)?;
+        let schema = self.openapi.as_deref().and_then(|u| u.schema_for(rt));
+        patch::apply_patch_with_schema(kind, &mut doc, body, schema)?;
         if get_str(&doc, &["metadata", "resourceVersion"]) != get_str(&old, &["metadata", "resourceVersion"])
         {
             return Err(ApiError::conflict(rt, name));

@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::error::ApiError;
 use crate::faults::WatchFault;
+use crate::printers::{TablePrinter, TableRequest};
 use crate::registry::ResourceType;
 use crate::selector::Selectors;
 use crate::store::{Event, EventType, Store, present};
@@ -40,6 +41,8 @@ pub struct WatchScope {
     pub namespace: Option<String>,
     /// Label and field selectors.
     pub selectors: Selectors,
+    /// `as=Table` watches: each event carries a one-row Table instead of the object.
+    pub table: Option<(Arc<TablePrinter>, TableRequest)>,
 }
 
 impl WatchScope {
@@ -68,7 +71,17 @@ impl WatchScope {
             }
             _ => return None,
         };
-        Some((kind, present(&self.rt, &e.object)))
+        Some((kind, self.render(&e.object)))
+    }
+
+    fn render(&self, obj: &Value) -> Value {
+        match &self.table {
+            Some((printer, req)) => {
+                let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion")});
+                printer.table(&self.rt, std::slice::from_ref(obj), meta, req)
+            }
+            None => present(&self.rt, obj),
+        }
     }
 }
 
@@ -140,7 +153,7 @@ pub fn start(
             },
             _ => {
                 let objs = st.list(&scope.rt, scope.namespace.as_deref(), &scope.selectors);
-                initial.extend(objs.into_iter().map(|o| line("ADDED", o)));
+                initial.extend(objs.iter().map(|o| line("ADDED", scope.render(o))));
                 if params.send_initial_events {
                     initial.push(line(
                         "BOOKMARK",

@@ -129,3 +129,44 @@ spec:
   storage:
     size: 1Gi
 ";
+
+impl Kubectl {
+    /// A kubectl command against this server to drive by hand (streaming output, e.g. `get -w`).
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        cmd.args(args)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache-command"))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.dir.path())
+            .kill_on_drop(true);
+        cmd
+    }
+}
+
+/// The whitespace-separated header of kubectl's table output (first line).
+pub fn header(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split("  ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The row of kubectl's table output whose first column (after NAMESPACE, if any) is `name`, split on
+/// runs of two or more spaces.
+pub fn row(table: &str, name: &str) -> Option<Vec<String>> {
+    table.lines().skip(1).find_map(|l| {
+        let cells: Vec<String> = l
+            .split("  ")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        cells.iter().take(2).any(|c| c == name).then_some(cells)
+    })
+}

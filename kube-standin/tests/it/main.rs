@@ -5,6 +5,8 @@
 //! - `protocol`: raw-HTTP checks of watch, errors, access reviews, admin endpoints, simulation;
 //! - `binary`: the `kube-standin serve` command;
 //! - `controllers`: Deployment/StatefulSet/Job controllers, garbage collection, namespaces, Argo CD.
+//! - `printing`: server-side Tables (`kubectl get`, `-o wide`, `-w`, CRD columns) and `kubectl scale`;
+//! - `openapi_explain`: `/openapi/v2|v3`, `kubectl explain`, client-side `apply` and `diff`.
 
 mod binary;
 mod bridges;
@@ -12,4 +14,6 @@ mod common;
 mod controllers;
 mod kube_rs;
 mod kubectl;
+mod openapi_explain;
+mod printing;
 mod protocol;
