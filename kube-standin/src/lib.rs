@@ -29,10 +29,11 @@
 //!
 //! Layout: [`registry`] (served types), [`store`] (objects, resourceVersions, write path), [`schema`]
 //! (CRD validation), [`apply`] (server-side apply), [`patch`], [`selector`], [`watch`], [`discovery`],
-//! [`openapi`], [`handlers`] (HTTP routing), [`portforward`], [`proxy`], [`simulate`], [`faults`],
+//! [`openapi`], [`protobuf`] (protobuf request bodies), [`authz`] (access policy), [`handlers`] (HTTP routing), [`portforward`], [`proxy`], [`simulate`], [`faults`],
 //! [`server`] (builder and handle).
 
 pub mod apply;
+pub mod authz;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
@@ -41,6 +42,7 @@ pub mod handlers;
 pub mod openapi;
 pub mod patch;
 pub mod portforward;
+pub mod protobuf;
 pub mod proxy;
 pub mod registry;
 pub mod schema;
@@ -53,5 +55,6 @@ pub mod watch;
 
 pub use error::{ApiError, Error};
 pub use faults::{Fault, FaultAction, RequestRecord};
+pub use protobuf::shared_protos_dir;
 pub use server::{Builder, StandIn, kubeconfig_yaml, shared_crds, shared_crds_dir};
 pub use store::Store;

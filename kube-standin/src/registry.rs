@@ -305,6 +305,29 @@ impl Registry {
         );
         ssar.verbs = vec!["create".into()];
         types.push(ssar);
+        let mut ssrr = builtin(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+            false,
+            &[],
+            false,
+            vec![],
+        );
+        ssrr.verbs = vec!["create".into()];
+        types.push(ssrr);
+        // What `kubectl create job|role|rolebinding|clusterrole|clusterrolebinding` writes, and the
+        // ReplicaSets helm 4's `--wait` (kstatus) lists for a Deployment's status.
+        let rbac = "rbac.authorization.k8s.io";
+        types.extend([
+            builtin("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true, vec![scale("ReplicaSet")]),
+            builtin("batch", "v1", "Job", "jobs", true, &[], true, vec![]),
+            builtin(rbac, "v1", "Role", "roles", true, &[], false, vec![]),
+            builtin(rbac, "v1", "RoleBinding", "rolebindings", true, &[], false, vec![]),
+            builtin(rbac, "v1", "ClusterRole", "clusterroles", false, &[], false, vec![]),
+            builtin(rbac, "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], false, vec![]),
+        ]);
         for t in &mut types {
             if ["pods", "services", "deployments", "statefulsets"].contains(&t.plural.as_str()) {
                 t.categories = vec!["all".into()];

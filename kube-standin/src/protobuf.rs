@@ -1,0 +1,655 @@
+//! Protobuf request bodies (`application/vnd.kubernetes.protobuf`), decoded into the JSON the server
+//! stores, as the real API server does for built-in kinds.
+//!
+//! client-go's typed clients (kubectl `create`, helm's release Secrets, `auth can-i`) send protobuf and
+//! never fall back to JSON. A body is the magic `k8s\0` followed by a `runtime.Unknown` whose `typeMeta`
+//! names the kind and whose `raw` is that kind's message. The wire schemas are the real Kubernetes
+//! `.proto` files, compiled when the server starts with protox (pure Rust) and read through
+//! prost-reflect; nothing is generated into the repository. The JSON mapping follows Go's
+//! `encoding/json` on the Kubernetes types: `IntOrString`, `Quantity`, `Time`/`MicroTime` (RFC 3339),
+//! `Duration` (Go's `1m30s`), `RawExtension`/`FieldsV1`/`JSON` (embedded JSON), `bytes` (base64), and
+//! `omitempty` (zero scalars and empty lists/maps are left out).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use base64::Engine as _;
+use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, MessageDescriptor, ReflectMessage};
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+
+/// The Content-Type of Kubernetes protobuf bodies.
+pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
+
+/// The four bytes every Kubernetes protobuf body starts with.
+pub const MAGIC: &[u8; 4] = b"k8s\0";
+
+/// Raw payloads nest (a `RawExtension` holding another protobuf object); real objects nest a few
+/// levels at most, so deeper bodies are refused rather than followed.
+const MAX_NESTING: usize = 8;
+
+/// Scalar fields that are pointers in the Go types, where a zero value is meaningful and therefore
+/// kept in JSON (`replicas: 0`, `immutable: false`, `gracePeriodSeconds: 0`). Every other zero scalar is
+/// left out, as `omitempty` does for value fields (which protobuf always writes).
+const ZERO_KEPT: &[&str] = &[
+    "activeDeadlineSeconds",
+    "allowPrivilegeEscalation",
+    "allowVolumeExpansion",
+    "automountServiceAccountToken",
+    "backoffLimit",
+    "backoffLimitPerIndex",
+    "blockOwnerDeletion",
+    "completions",
+    "controller",
+    "defaultMode",
+    "enableServiceLinks",
+    "expirationSeconds",
+    "failedJobsHistoryLimit",
+    "fsGroup",
+    "gracePeriodSeconds",
+    "hostUsers",
+    "ignoreStoreReadErrorWithClusterBreakingPotential",
+    "immutable",
+    "maxFailedIndexes",
+    "mode",
+    "optional",
+    "orphanDependents",
+    "parallelism",
+    "priority",
+    "privileged",
+    "progressDeadlineSeconds",
+    "readOnlyRootFilesystem",
+    "replicas",
+    "revisionHistoryLimit",
+    "runAsGroup",
+    "runAsNonRoot",
+    "runAsUser",
+    "setHostnameAsFQDN",
+    "shareProcessNamespace",
+    "startingDeadlineSeconds",
+    "successfulJobsHistoryLimit",
+    "suspend",
+    "terminationGracePeriodSeconds",
+    "ttlSecondsAfterFinished",
+];
+
+/// The compiled wire schemas, indexed by `(short group, version, kind)`, e.g. `("apps", "v1", "Deployment")`.
+#[derive(Debug)]
+pub struct Schemas {
+    kinds: HashMap<(String, String, String), MessageDescriptor>,
+    unknown: MessageDescriptor,
+}
+
+/// The default schema folder: `shared/reference/k8s-protos` beside the repository, found like the CRDs.
+pub fn shared_protos_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("..")
+        .join("shared")
+        .join("reference")
+        .join("k8s-protos")
+}
+
+fn proto_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            proto_files(root, &path, out)?;
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+impl Schemas {
+    /// Compiles every `.proto` file under `dir` (imports resolved relative to `dir`).
+    pub fn compile(dir: &Path) -> Result<Schemas, String> {
+        let mut files = Vec::new();
+        proto_files(dir, dir, &mut files)?;
+        files.sort();
+        if files.is_empty() {
+            return Err(format!(
+                "no .proto files under {}: pass --protos with the Kubernetes protobuf schemas",
+                dir.display()
+            ));
+        }
+        let mut compiler = protox::Compiler::new([dir])
+            .map_err(|e| format!("cannot read protobuf schemas in {}: {e}", dir.display()))?;
+        compiler.include_imports(true);
+        compiler
+            .open_files(&files)
+            .map_err(|e| format!("invalid protobuf schema in {}: {e}", dir.display()))?;
+        Schemas::from_pool(compiler.descriptor_pool())
+    }
+
+    fn from_pool(pool: DescriptorPool) -> Result<Schemas, String> {
+        let unknown = pool
+            .get_message_by_name("apimachinery.pkg.runtime.Unknown")
+            .ok_or("the protobuf schemas lack apimachinery.pkg.runtime.Unknown")?;
+        let mut kinds = HashMap::new();
+        for message in pool.all_messages() {
+            let package: Vec<&str> = message.package_name().split('.').collect();
+            if let [.., group, version] = package.as_slice()
+                && version.starts_with('v')
+                && message.parent_message().is_none()
+            {
+                kinds.insert(
+                    (group.to_string(), version.to_string(), message.name().to_string()),
+                    message,
+                );
+            }
+        }
+        Ok(Schemas { kinds, unknown })
+    }
+
+    /// The message of `apiVersion` + `kind`; the `meta.k8s.io` kinds (`DeleteOptions`, ...) are
+    /// accepted under every group, as the API server registers them everywhere.
+    pub fn message_for(&self, api_version: &str, kind: &str) -> Option<&MessageDescriptor> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let short = short_group(group);
+        self.kinds
+            .get(&(short.to_string(), version.to_string(), kind.to_string()))
+            .or_else(|| {
+                self.kinds
+                    .get(&("meta".to_string(), "v1".to_string(), kind.to_string()))
+                    .filter(|_| matches!(kind, "DeleteOptions" | "Status"))
+            })
+    }
+
+    /// Decodes a whole body (magic + `runtime.Unknown`) into the object's JSON, with `apiVersion` and
+    /// `kind` from the envelope. Garbage is a 400, a kind without a protobuf schema a 415.
+    pub fn decode_body(&self, body: &[u8]) -> Result<Value, ApiError> {
+        self.decode_envelope(body, 0)
+    }
+
+    fn decode_envelope(&self, body: &[u8], depth: usize) -> Result<Value, ApiError> {
+        let Some(rest) = body.strip_prefix(MAGIC) else {
+            return Err(ApiError::bad_request(
+                "the protobuf body does not start with the Kubernetes magic bytes \"k8s\\x00\"",
+            ));
+        };
+        let envelope = DynamicMessage::decode(self.unknown.clone(), rest).map_err(|e| {
+            ApiError::bad_request(format!("the protobuf body is not a runtime.Unknown envelope: {e}"))
+        })?;
+        let type_meta = message_field(&envelope, "typeMeta");
+        let api_version = type_meta.as_ref().map(|t| string_field(t, "apiVersion")).unwrap_or_default();
+        let kind = type_meta.as_ref().map(|t| string_field(t, "kind")).unwrap_or_default();
+        if kind.is_empty() || api_version.is_empty() {
+            return Err(ApiError::bad_request(
+                "the protobuf envelope has no typeMeta apiVersion/kind: cannot tell which object it holds",
+            ));
+        }
+        let encoding = string_field(&envelope, "contentEncoding");
+        if !encoding.is_empty() {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!("the protobuf body uses contentEncoding {encoding:?}: kube-standin reads unencoded bodies only"),
+            ));
+        }
+        let Some(descriptor) = self.message_for(&api_version, &kind) else {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!(
+                    "the body of content type {CONTENT_TYPE} is not supported for {api_version}, Kind={kind}: \
+                     it has no protobuf schema; send it as application/json"
+                ),
+            ));
+        };
+        let raw = bytes_field(&envelope, "raw");
+        let message = DynamicMessage::decode(descriptor.clone(), raw.as_slice()).map_err(|e| {
+            ApiError::bad_request(format!("the protobuf body is not a valid {api_version}, Kind={kind}: {e}"))
+        })?;
+        let mut object = Map::new();
+        object.insert("kind".into(), json!(kind));
+        object.insert("apiVersion".into(), json!(api_version));
+        let decoder = JsonMapper { schemas: self, depth };
+        if let Value::Object(fields) = decoder.message(&message)? {
+            for (k, v) in fields {
+                if k != "kind" && k != "apiVersion" {
+                    object.insert(k, v);
+                }
+            }
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// The last package component before the version for an API group (`apps`, `rbac`, `core`).
+fn short_group(group: &str) -> &str {
+    match group {
+        "" => "core",
+        "internal.apiserver.k8s.io" => "apiserverinternal",
+        g => g.split('.').next().unwrap_or(g),
+    }
+}
+
+fn field_value(message: &DynamicMessage, name: &str) -> Option<prost_reflect::Value> {
+    let field = message.descriptor().get_field_by_name(name)?;
+    message.has_field(&field).then(|| message.get_field(&field).into_owned())
+}
+
+fn message_field(message: &DynamicMessage, name: &str) -> Option<DynamicMessage> {
+    field_value(message, name).and_then(|v| v.as_message().cloned())
+}
+
+fn string_field(message: &DynamicMessage, name: &str) -> String {
+    field_value(message, name)
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn bytes_field(message: &DynamicMessage, name: &str) -> Vec<u8> {
+    field_value(message, name)
+        .and_then(|v| v.as_bytes().map(|b| b.to_vec()))
+        .unwrap_or_default()
+}
+
+fn int_field(message: &DynamicMessage, name: &str) -> i64 {
+    match field_value(message, name) {
+        Some(prost_reflect::Value::I64(v)) => v,
+        Some(prost_reflect::Value::I32(v)) => i64::from(v),
+        _ => 0,
+    }
+}
+
+/// Turns decoded messages into Kubernetes JSON.
+struct JsonMapper<'a> {
+    schemas: &'a Schemas,
+    depth: usize,
+}
+
+impl JsonMapper<'_> {
+    /// A message as JSON; `None` where Go would write nothing useful (a zero `Time`).
+    fn message(&self, message: &DynamicMessage) -> Result<Value, ApiError> {
+        Ok(self.special(message)?.unwrap_or_else(|| Value::Null))
+    }
+
+    /// The JSON of one message: a Kubernetes special type, or an object of its set fields.
+    fn special(&self, message: &DynamicMessage) -> Result<Option<Value>, ApiError> {
+        let descriptor = message.descriptor();
+        let full_name = descriptor.full_name();
+        let value = match full_name {
+            "apimachinery.pkg.apis.meta.v1.Time" => {
+                time_json(int_field(message, "seconds"), int_field(message, "nanos"), false)
+            }
+            "apimachinery.pkg.apis.meta.v1.MicroTime" => {
+                time_json(int_field(message, "seconds"), int_field(message, "nanos"), true)
+            }
+            "apimachinery.pkg.apis.meta.v1.Duration" => {
+                Some(json!(go_duration(int_field(message, "duration"))))
+            }
+            "apimachinery.pkg.api.resource.Quantity" => Some(json!(string_field(message, "string"))),
+            "apimachinery.pkg.util.intstr.IntOrString" => Some(if int_field(message, "type") == 1 {
+                json!(string_field(message, "strVal"))
+            } else {
+                json!(int_field(message, "intVal"))
+            }),
+            "apimachinery.pkg.runtime.RawExtension" => self.embedded(&bytes_field(message, "raw"))?,
+            "apimachinery.pkg.apis.meta.v1.FieldsV1" => self.embedded(&bytes_field(message, "Raw"))?,
+            n if n.starts_with("apiextensions_apiserver.") && n.ends_with(".JSON") => {
+                self.embedded(&bytes_field(message, "raw"))?
+            }
+            n if n.starts_with("apiextensions_apiserver.") && n.ends_with(".JSONSchemaPropsOrBool") => {
+                match message_field(message, "schema") {
+                    Some(schema) => Some(self.message(&schema)?),
+                    None => Some(json!(
+                        field_value(message, "allows").and_then(|v| v.as_bool()).unwrap_or(false)
+                    )),
+                }
+            }
+            n if n.starts_with("apiextensions_apiserver.")
+                && (n.ends_with(".JSONSchemaPropsOrArray") || n.ends_with(".JSONSchemaPropsOrStringArray")) =>
+            {
+                let list_name = if n.ends_with("OrArray") { "jSONSchemas" } else { "property" };
+                match field_value(message, list_name) {
+                    Some(list) => Some(self.value(&list, list_field(&descriptor, list_name))?),
+                    None => match message_field(message, "schema") {
+                        Some(schema) => Some(self.message(&schema)?),
+                        None => None,
+                    },
+                }
+            }
+            // Named string slices (`Verbs`, `ExtraValue`) are plain arrays in JSON.
+            _ if descriptor.fields().len() == 1
+                && descriptor.get_field_by_name("items").is_some_and(|f| f.is_list())
+                && !descriptor.name().ends_with("List") =>
+            {
+                let items = field_value(message, "items");
+                Some(match items {
+                    Some(v) => self.value(&v, list_field(&descriptor, "items"))?,
+                    None => json!([]),
+                })
+            }
+            _ => Some(self.object(message, &descriptor)?),
+        };
+        Ok(value)
+    }
+
+    fn object(&self, message: &DynamicMessage, descriptor: &MessageDescriptor) -> Result<Value, ApiError> {
+        let schema_props = descriptor.name() == "JSONSchemaProps";
+        let mut out = Map::new();
+        for field in descriptor.fields() {
+            if !message.has_field(&field) {
+                continue;
+            }
+            let value = message.get_field(&field);
+            let json = if field.is_map() || field.is_list() {
+                let v = self.value(&value, Some(field.clone()))?;
+                if v.as_array().is_some_and(Vec::is_empty) || v.as_object().is_some_and(Map::is_empty) {
+                    continue;
+                }
+                v
+            } else if let Some(inner) = value.as_message() {
+                match self.special(inner)? {
+                    Some(v) => v,
+                    None => continue,
+                }
+            } else {
+                if is_zero(&value) && !ZERO_KEPT.contains(&field.name()) {
+                    continue;
+                }
+                self.scalar(&value)
+            };
+            let name = if schema_props {
+                schema_props_json_name(field.name())
+            } else {
+                field.name().to_string()
+            };
+            out.insert(name, json);
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// A field's value: lists, maps (keys sorted, as Go writes them), messages and scalars.
+    fn value(&self, value: &prost_reflect::Value, _field: Option<FieldDescriptor>) -> Result<Value, ApiError> {
+        Ok(match value {
+            prost_reflect::Value::List(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|item| self.value(item, None))
+                    .collect::<Result<_, _>>()?,
+            ),
+            prost_reflect::Value::Map(entries) => {
+                let mut sorted = BTreeMap::new();
+                for (key, v) in entries {
+                    sorted.insert(map_key(key), self.value(v, None)?);
+                }
+                Value::Object(sorted.into_iter().collect())
+            }
+            prost_reflect::Value::Message(m) => self.message(m)?,
+            scalar => self.scalar(scalar),
+        })
+    }
+
+    fn scalar(&self, value: &prost_reflect::Value) -> Value {
+        use prost_reflect::Value as V;
+        match value {
+            V::Bool(b) => json!(b),
+            V::I32(v) => json!(v),
+            V::I64(v) => json!(v),
+            V::U32(v) => json!(v),
+            V::U64(v) => json!(v),
+            V::F32(v) => serde_json::Number::from_f64(f64::from(*v)).map_or(Value::Null, Value::Number),
+            V::F64(v) => serde_json::Number::from_f64(*v).map_or(Value::Null, Value::Number),
+            V::String(s) => json!(s),
+            V::Bytes(b) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
+            V::EnumNumber(n) => json!(n),
+            V::Message(_) | V::List(_) | V::Map(_) => Value::Null,
+        }
+    }
+
+    /// Embedded raw bytes (`RawExtension`, `FieldsV1`, `JSON`): JSON as is, or a nested protobuf object.
+    fn embedded(&self, raw: &[u8]) -> Result<Option<Value>, ApiError> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        if raw.starts_with(MAGIC) {
+            if self.depth >= MAX_NESTING {
+                return Err(ApiError::bad_request("the protobuf body nests objects too deeply"));
+            }
+            return self.schemas.decode_envelope(raw, self.depth + 1).map(Some);
+        }
+        serde_json::from_slice(raw).map(Some).map_err(|e| {
+            ApiError::bad_request(format!("an embedded object in the protobuf body is not JSON: {e}"))
+        })
+    }
+}
+
+fn list_field(descriptor: &MessageDescriptor, name: &str) -> Option<FieldDescriptor> {
+    descriptor.get_field_by_name(name)
+}
+
+fn map_key(key: &prost_reflect::MapKey) -> String {
+    use prost_reflect::MapKey as K;
+    match key {
+        K::Bool(b) => b.to_string(),
+        K::I32(v) => v.to_string(),
+        K::I64(v) => v.to_string(),
+        K::U32(v) => v.to_string(),
+        K::U64(v) => v.to_string(),
+        K::String(s) => s.clone(),
+    }
+}
+
+fn is_zero(value: &prost_reflect::Value) -> bool {
+    use prost_reflect::Value as V;
+    match value {
+        V::Bool(b) => !b,
+        V::I32(v) => *v == 0,
+        V::I64(v) => *v == 0,
+        V::U32(v) => *v == 0,
+        V::U64(v) => *v == 0,
+        V::F32(v) => *v == 0.0,
+        V::F64(v) => *v == 0.0,
+        V::String(s) => s.is_empty(),
+        V::Bytes(b) => b.is_empty(),
+        V::EnumNumber(n) => *n == 0,
+        V::Message(_) | V::List(_) | V::Map(_) => false,
+    }
+}
+
+/// `JSONSchemaProps` field names differ from their JSON keys (`ref` is `$ref`, `xKubernetesEmbeddedResource`
+/// is `x-kubernetes-embedded-resource`).
+fn schema_props_json_name(name: &str) -> String {
+    match name {
+        "ref" => "$ref".into(),
+        "schema" => "$schema".into(),
+        n if n.starts_with("xKubernetes") => {
+            let mut out = String::from("x-kubernetes");
+            for c in n["xKubernetes".len()..].chars() {
+                if c.is_ascii_uppercase() {
+                    out.push('-');
+                    out.push(c.to_ascii_lowercase());
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+        n => n.to_string(),
+    }
+}
+
+/// `metav1.Time` (whole seconds) or `MicroTime` (microseconds) as RFC 3339 UTC; the zero time is left
+/// out (Go writes `null`).
+fn time_json(seconds: i64, nanos: i64, micro: bool) -> Option<Value> {
+    if seconds == 0 && nanos == 0 {
+        return None;
+    }
+    let base = crate::util::format_rfc3339(u64::try_from(seconds).unwrap_or(0));
+    Some(json!(if micro {
+        format!("{}.{:06}Z", base.trim_end_matches('Z'), nanos.clamp(0, 999_999_999) / 1000)
+    } else {
+        base
+    }))
+}
+
+/// A duration in nanoseconds as Go's `time.Duration.String()`: `1h2m3.5s`, `1.5ms`, `0s`.
+pub fn go_duration(nanos: i64) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let sign = if nanos < 0 { "-" } else { "" };
+    let n = nanos.unsigned_abs();
+    let fraction = |value: u64, digits: u32| -> String {
+        let scale = 10u64.pow(digits);
+        let (whole, frac) = (value / scale, value % scale);
+        if frac == 0 {
+            whole.to_string()
+        } else {
+            let f = format!("{frac:0width$}", width = digits as usize);
+            format!("{whole}.{}", f.trim_end_matches('0'))
+        }
+    };
+    if n < 1_000 {
+        return format!("{sign}{n}ns");
+    }
+    if n < 1_000_000 {
+        return format!("{sign}{}µs", fraction(n, 3));
+    }
+    if n < 1_000_000_000 {
+        return format!("{sign}{}ms", fraction(n, 6));
+    }
+    let secs_part = n % 60_000_000_000;
+    let minutes = n / 60_000_000_000;
+    let seconds = fraction(secs_part, 9);
+    match (minutes / 60, minutes % 60) {
+        (0, 0) => format!("{sign}{seconds}s"),
+        (0, m) => format!("{sign}{m}m{seconds}s"),
+        (h, m) => format!("{sign}{h}h{m}m{seconds}s"),
+    }
+}
+
+/// With `KUBE_STANDIN_CAPTURE_DIR` set, every protobuf request body is written there
+/// (`NNNN-METHOD-resource.pb`), to turn real clients' requests into test fixtures.
+pub fn capture(method: &str, path: &str, body: &[u8]) {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let Some(dir) = DIR.get_or_init(|| std::env::var_os("KUBE_STANDIN_CAPTURE_DIR").map(PathBuf::from)) else {
+        return;
+    };
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let resource: String = path
+        .rsplit('/')
+        .take(2)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("-")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    let file = dir.join(format!("{n:04}-{method}-{resource}.pb"));
+    if let Err(e) = std::fs::write(&file, body) {
+        tracing::warn!("cannot capture a request body to {}: {e}", file.display());
+    }
+}
+
+type Loaded = Arc<OnceLock<Result<Arc<Schemas>, String>>>;
+
+/// The schemas a server decodes with: compiled once per folder and process (test suites start many
+/// servers), in the background from server start, waited for by the first protobuf body.
+#[derive(Clone, Debug)]
+pub struct Decoder {
+    dir: PathBuf,
+    loaded: Loaded,
+}
+
+impl Decoder {
+    /// A decoder for the schemas in `dir`; nothing is read until [`Decoder::warm_up`] or the first body.
+    pub fn new(dir: PathBuf) -> Decoder {
+        static CACHE: OnceLock<Mutex<HashMap<PathBuf, Loaded>>> = OnceLock::new();
+        let loaded = CACHE
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(dir.clone())
+            .or_default()
+            .clone();
+        Decoder { dir, loaded }
+    }
+
+    /// The schema folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Compiles the schemas (blocking) unless that is done; the result is shared by every clone.
+    pub fn schemas(&self) -> Result<Arc<Schemas>, String> {
+        self.loaded
+            .get_or_init(|| Schemas::compile(&self.dir).map(Arc::new))
+            .clone()
+    }
+
+    /// Starts compiling on a blocking thread so the first protobuf request does not wait.
+    pub fn warm_up(&self) {
+        if self.loaded.get().is_none() {
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || {
+                let _ = me.schemas();
+            });
+        }
+    }
+
+    /// Decodes a request body, compiling the schemas first if needed (off the async threads).
+    pub async fn decode(&self, body: &[u8]) -> Result<Value, ApiError> {
+        let schemas = match self.loaded.get() {
+            Some(done) => done.clone(),
+            None => {
+                let me = self.clone();
+                tokio::task::spawn_blocking(move || me.schemas())
+                    .await
+                    .map_err(|e| ApiError::new(500, "InternalError", format!("loading protobuf schemas: {e}")))?
+            }
+        };
+        let schemas = schemas.map_err(|e| {
+            ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!("{CONTENT_TYPE} bodies cannot be read: the protobuf schemas did not load ({e}); send JSON"),
+            )
+        })?;
+        schemas.decode_body(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_durations_like_go() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(1_500_000_000), "1.5s");
+        assert_eq!(go_duration(90_000_000_000), "1m30s");
+        assert_eq!(go_duration(3_600_000_000_000), "1h0m0s");
+        assert_eq!(go_duration(1_500_000), "1.5ms");
+        assert_eq!(go_duration(2_000), "2µs");
+        assert_eq!(go_duration(-5_000_000_000), "-5s");
+    }
+
+    #[test]
+    fn names_schema_props_fields_like_json() {
+        assert_eq!(schema_props_json_name("ref"), "$ref");
+        assert_eq!(
+            schema_props_json_name("xKubernetesPreserveUnknownFields"),
+            "x-kubernetes-preserve-unknown-fields"
+        );
+        assert_eq!(schema_props_json_name("type"), "type");
+    }
+
+    #[test]
+    fn maps_groups_to_packages() {
+        assert_eq!(short_group(""), "core");
+        assert_eq!(short_group("rbac.authorization.k8s.io"), "rbac");
+        assert_eq!(short_group("apps"), "apps");
+    }
+}
