@@ -31,9 +31,14 @@ pub const MAGIC: &[u8; 4] = b"k8s\0";
 const MAX_NESTING: usize = 8;
 
 /// Scalar fields that are pointers in the Go types, where a zero value is meaningful and therefore
-/// kept in JSON (`replicas: 0`, `immutable: false`, `gracePeriodSeconds: 0`). Every other zero scalar is
-/// left out, as `omitempty` does for value fields (which protobuf always writes).
+/// kept in JSON (`replicas: 0`, `immutable: false`, `gracePeriodSeconds: 0`), as `field` (a pointer in
+/// every message) or `Message.field`. Every other zero scalar is left out, as `omitempty` does for
+/// value fields (which protobuf always writes).
 const ZERO_KEPT: &[&str] = &[
+    "DeploymentSpec.replicas",
+    "ReplicaSetSpec.replicas",
+    "ReplicationControllerSpec.replicas",
+    "StatefulSetSpec.replicas",
     "activeDeadlineSeconds",
     "allowPrivilegeEscalation",
     "allowVolumeExpansion",
@@ -57,11 +62,11 @@ const ZERO_KEPT: &[&str] = &[
     "optional",
     "orphanDependents",
     "parallelism",
+    "minReplicas",
     "priority",
     "privileged",
     "progressDeadlineSeconds",
     "readOnlyRootFilesystem",
-    "replicas",
     "revisionHistoryLimit",
     "runAsGroup",
     "runAsNonRoot",
@@ -352,7 +357,7 @@ impl JsonMapper<'_> {
                     None => continue,
                 }
             } else {
-                if is_zero(&value) && !ZERO_KEPT.contains(&field.name()) {
+                if is_zero(&value) && !zero_kept(descriptor.name(), field.name()) {
                     continue;
                 }
                 self.scalar(&value)
@@ -436,6 +441,13 @@ fn map_key(key: &prost_reflect::MapKey) -> String {
         K::U64(v) => v.to_string(),
         K::String(s) => s.clone(),
     }
+}
+
+fn zero_kept(message: &str, field: &str) -> bool {
+    ZERO_KEPT.iter().any(|k| match k.split_once('.') {
+        Some((m, f)) => m == message && f == field,
+        None => *k == field,
+    })
 }
 
 fn is_zero(value: &prost_reflect::Value) -> bool {
@@ -651,5 +663,219 @@ mod tests {
         assert_eq!(short_group(""), "core");
         assert_eq!(short_group("rbac.authorization.k8s.io"), "rbac");
         assert_eq!(short_group("apps"), "apps");
+    }
+}
+
+#[cfg(test)]
+mod captured {
+    //! Bodies captured from the real clients (`KUBE_STANDIN_CAPTURE_DIR`) and the JSON they must become.
+
+    use super::*;
+
+    fn schemas() -> Arc<Schemas> {
+        static SCHEMAS: OnceLock<Arc<Schemas>> = OnceLock::new();
+        SCHEMAS
+            .get_or_init(|| {
+                let dir = shared_protos_dir();
+                Arc::new(Schemas::compile(&dir).unwrap_or_else(|e| {
+                    panic!("the k8s protos must sit beside the repository ({}): {e}", dir.display())
+                }))
+            })
+            .clone()
+    }
+
+    fn decode(fixture: &str) -> Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/protobuf").join(fixture);
+        let body = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        schemas().decode_body(&body).unwrap_or_else(|e| panic!("{fixture}: {e}"))
+    }
+
+    #[test]
+    fn kubectl_create_bodies_become_the_json_kubectl_would_send() {
+        assert_eq!(
+            decode("kubectl-1.32-create-namespace.pb"),
+            json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "team"}, "spec": {}, "status": {}})
+        );
+        // An empty value stays: map entries are kept whatever their value.
+        assert_eq!(
+            decode("kubectl-1.32-create-configmap.pb"),
+            json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "settings", "namespace": "team"},
+                   "data": {"empty": "", "mode": "fast"}})
+        );
+        // `bytes` map values are base64, as in JSON.
+        for fixture in ["kubectl-1.32-create-secret.pb", "kubectl-1.35-create-secret.pb"] {
+            assert_eq!(
+                decode(fixture),
+                json!({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": "creds", "namespace": "team"},
+                       "data": {"password": "czNjcmV0"}}),
+                "{fixture}"
+            );
+        }
+        assert_eq!(
+            decode("kubectl-1.35-create-serviceaccount.pb"),
+            json!({"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": "bot", "namespace": "team"}})
+        );
+    }
+
+    #[test]
+    fn workloads_keep_structs_and_drop_zero_values() {
+        // The zero `status.replicas` (a value field) goes, `spec.replicas` (a pointer) stays, empty
+        // structs stay as `{}` as Go writes them, the zero creationTimestamp goes.
+        let expected = json!({
+            "kind": "Deployment", "apiVersion": "apps/v1",
+            "metadata": {"name": "web", "namespace": "team", "labels": {"app": "web"}},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}], "resources": {}}]}
+                },
+                "strategy": {}
+            },
+            "status": {}
+        });
+        assert_eq!(decode("kubectl-1.32-create-deployment.pb"), expected);
+        assert_eq!(decode("kubectl-1.35-create-deployment.pb"), expected);
+        assert_eq!(
+            decode("kubectl-1.32-create-job.pb"),
+            json!({"kind": "Job", "apiVersion": "batch/v1", "metadata": {"name": "once", "namespace": "team"},
+                   "spec": {"template": {"metadata": {}, "spec": {
+                       "containers": [{"name": "once", "image": "busybox", "command": ["echo", "hi"], "resources": {}}],
+                       "restartPolicy": "Never"}}},
+                   "status": {}})
+        );
+    }
+
+    #[test]
+    fn rbac_bodies_keep_the_core_group_as_an_empty_string() {
+        assert_eq!(
+            decode("kubectl-1.32-create-role.pb"),
+            json!({"kind": "Role", "apiVersion": "rbac.authorization.k8s.io/v1",
+                   "metadata": {"name": "reader", "namespace": "team"},
+                   "rules": [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods", "configmaps"]}]})
+        );
+        assert_eq!(
+            decode("kubectl-1.32-create-rolebinding.pb"),
+            json!({"kind": "RoleBinding", "apiVersion": "rbac.authorization.k8s.io/v1",
+                   "metadata": {"name": "reader", "namespace": "team"},
+                   "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": "team"}],
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"}})
+        );
+    }
+
+    #[test]
+    fn access_reviews_decode() {
+        assert_eq!(
+            decode("kubectl-1.32-create-selfsubjectaccessreview.pb")["spec"],
+            json!({"resourceAttributes": {"namespace": "team", "verb": "create", "group": "apps", "resource": "deployments"}})
+        );
+        assert_eq!(decode("kubectl-1.35-auth-can-i-list.pb")["spec"], json!({"namespace": "team"}));
+    }
+
+    #[test]
+    fn helm_release_secrets_and_delete_options_decode() {
+        for (fixture, release) in [("helm-4.1.4-release-secret.pb", "tiny"), ("helm-3.17.2-release-secret.pb", "tiny3")] {
+            let secret = decode(fixture);
+            assert_eq!(secret["type"], "helm.sh/release.v1", "{fixture}");
+            assert_eq!(secret["metadata"]["name"], format!("sh.helm.release.v1.{release}.v1"));
+            assert_eq!(secret["metadata"]["labels"]["owner"], "helm");
+            assert_eq!(secret["metadata"]["labels"]["status"], "pending-install");
+            // helm's payload is base64(gzip(JSON)) inside the base64 of the bytes field.
+            let outer = secret["data"]["release"].as_str().unwrap();
+            let inner = base64::engine::general_purpose::STANDARD.decode(outer).unwrap();
+            let gzip = base64::engine::general_purpose::STANDARD.decode(inner).unwrap();
+            assert_eq!(&gzip[..2], &[0x1f, 0x8b], "{fixture}: a gzip stream");
+        }
+        for fixture in ["helm-4.1.4-deleteoptions.pb", "helm-3.17.2-deleteoptions.pb"] {
+            assert_eq!(decode(fixture), json!({"kind": "DeleteOptions", "apiVersion": "v1"}), "{fixture}");
+        }
+    }
+
+    /// Encodes `fields` (name → value) as the message of `kind` in an envelope, as client-go would.
+    fn envelope(api_version: &str, kind: &str, build: impl FnOnce(&mut DynamicMessage)) -> Vec<u8> {
+        use prost_reflect::prost::Message as _;
+        let schemas = schemas();
+        let mut message = DynamicMessage::new(schemas.message_for(api_version, kind).unwrap().clone());
+        build(&mut message);
+        let mut unknown = DynamicMessage::new(schemas.unknown.clone());
+        let mut type_meta = DynamicMessage::new(
+            schemas.unknown.get_field_by_name("typeMeta").unwrap().kind().as_message().unwrap().clone(),
+        );
+        type_meta.set_field_by_name("apiVersion", prost_reflect::Value::String(api_version.into()));
+        type_meta.set_field_by_name("kind", prost_reflect::Value::String(kind.into()));
+        unknown.set_field_by_name("typeMeta", prost_reflect::Value::Message(type_meta));
+        unknown.set_field_by_name("raw", prost_reflect::Value::Bytes(message.encode_to_vec().into()));
+        let mut body = MAGIC.to_vec();
+        body.extend(unknown.encode_to_vec());
+        body
+    }
+
+    #[test]
+    fn pointer_zeros_are_kept_and_kinds_without_schema_are_415() {
+        let body = envelope("v1", "DeleteOptions", |m| {
+            m.set_field_by_name("gracePeriodSeconds", prost_reflect::Value::I64(0));
+            m.set_field_by_name("propagationPolicy", prost_reflect::Value::String("Foreground".into()));
+        });
+        assert_eq!(
+            schemas().decode_body(&body).unwrap(),
+            json!({"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0, "propagationPolicy": "Foreground"})
+        );
+        let unknown = envelope("v1", "ConfigMap", |_| {});
+        let relabelled: Vec<u8> = String::from_utf8_lossy(&unknown)
+            .replace("ConfigMap", "Clusters1")
+            .replace("\u{2}v1", "\u{2}x1")
+            .into_bytes();
+        let err = schemas().decode_body(&relabelled).unwrap_err();
+        assert_eq!(err.code, 415, "{err}");
+        assert!(err.message.contains("Kind=Clusters1"), "{err}");
+    }
+
+    #[test]
+    fn garbage_is_a_400() {
+        for body in [&b""[..], b"{}", b"k8s\0\xff\xff\xff", b"k8s\0\x0a\x02\x0a\x00", b"k8s\0"] {
+            let err = schemas().decode_body(body).unwrap_err();
+            assert_eq!(err.code, 400, "{body:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn kubernetes_special_types_map_like_json() {
+        let body = envelope("apps/v1", "Deployment", |m| {
+            let spec_desc = m.descriptor().get_field_by_name("spec").unwrap().kind().as_message().unwrap().clone();
+            let mut spec = DynamicMessage::new(spec_desc.clone());
+            let strategy_desc = spec_desc.get_field_by_name("strategy").unwrap().kind().as_message().unwrap().clone();
+            let mut strategy = DynamicMessage::new(strategy_desc.clone());
+            let rolling_desc =
+                strategy_desc.get_field_by_name("rollingUpdate").unwrap().kind().as_message().unwrap().clone();
+            let mut rolling = DynamicMessage::new(rolling_desc.clone());
+            let int_or_string = rolling_desc.get_field_by_name("maxSurge").unwrap().kind().as_message().unwrap().clone();
+            let mut surge = DynamicMessage::new(int_or_string.clone());
+            surge.set_field_by_name("type", prost_reflect::Value::I64(1));
+            surge.set_field_by_name("strVal", prost_reflect::Value::String("25%".into()));
+            let mut unavailable = DynamicMessage::new(int_or_string);
+            unavailable.set_field_by_name("type", prost_reflect::Value::I64(0));
+            unavailable.set_field_by_name("intVal", prost_reflect::Value::I32(0));
+            rolling.set_field_by_name("maxSurge", prost_reflect::Value::Message(surge));
+            rolling.set_field_by_name("maxUnavailable", prost_reflect::Value::Message(unavailable));
+            strategy.set_field_by_name("rollingUpdate", prost_reflect::Value::Message(rolling));
+            spec.set_field_by_name("strategy", prost_reflect::Value::Message(strategy));
+            spec.set_field_by_name("replicas", prost_reflect::Value::I32(0));
+            m.set_field_by_name("spec", prost_reflect::Value::Message(spec));
+            let meta_desc = m.descriptor().get_field_by_name("metadata").unwrap().kind().as_message().unwrap().clone();
+            let mut meta = DynamicMessage::new(meta_desc.clone());
+            let time_desc =
+                meta_desc.get_field_by_name("deletionTimestamp").unwrap().kind().as_message().unwrap().clone();
+            let mut time = DynamicMessage::new(time_desc);
+            time.set_field_by_name("seconds", prost_reflect::Value::I64(951_782_400));
+            meta.set_field_by_name("deletionTimestamp", prost_reflect::Value::Message(time));
+            m.set_field_by_name("metadata", prost_reflect::Value::Message(meta));
+        });
+        let json = schemas().decode_body(&body).unwrap();
+        assert_eq!(json["metadata"], json!({"deletionTimestamp": "2000-02-29T00:00:00Z"}));
+        assert_eq!(
+            json["spec"],
+            json!({"replicas": 0, "strategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}}})
+        );
     }
 }
