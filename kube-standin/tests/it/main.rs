@@ -3,7 +3,9 @@
 //! - `kube_rs`: kube-rs discovery, SSA, conditions, retries, watchers;
 //! - `bridges`: port-forward to the local PostgreSQL and the service proxy;
 //! - `protocol`: raw-HTTP checks of watch, errors, access reviews, admin endpoints, simulation;
-//! - `binary`: the `kube-standin serve` command.
+//! - `binary`: the `kube-standin serve` command;
+//! - `real_clients`: kubectl `create`/`auth can-i` (protobuf bodies), helm 4 and 3 lifecycles with no proxy,
+//!   the Python `kubernetes` client.
 
 mod binary;
 mod bridges;
@@ -11,3 +13,4 @@ mod common;
 mod kube_rs;
 mod kubectl;
 mod protocol;
+mod real_clients;

@@ -1,0 +1,337 @@
+//! Real clients straight against the stand-in, with no proxy: kubectl's `create` family and `auth can-i`
+//! (protobuf bodies, access reviews) on kubectl 1.32 and 1.35, the helm 4 and helm 3 release lifecycle
+//! (release Secrets sent as protobuf), and the official Python `kubernetes` client.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube_standin::StandIn;
+use kube_standin::authz::Denial;
+use serde_json::{Value, json};
+
+use crate::common::{Kubectl, kubectls};
+
+/// Requests whose body was protobuf, to show the clients really sent it (and nothing converted it).
+fn protobuf_requests(api: &StandIn) -> Vec<String> {
+    api.requests()
+        .into_iter()
+        .filter(|r| r.content_type.as_deref().is_some_and(|c| c.contains("protobuf")))
+        .map(|r| format!("{} {} -> {}", r.method, r.path, r.status))
+        .collect()
+}
+
+async fn kubectl_create_family(label: &'static str, bin: PathBuf) {
+    let api = StandIn::builder().start().await.expect("stand-in starts");
+    let k = Kubectl::new(label, bin, &api);
+    k.ok(&["create", "namespace", "team"]).await;
+    k.ok(&["create", "configmap", "settings", "-n", "team", "--from-literal=mode=fast", "--from-literal=empty="])
+        .await;
+    k.ok(&["create", "secret", "generic", "creds", "-n", "team", "--from-literal=password=s3cret"])
+        .await;
+    k.ok(&["create", "deployment", "web", "-n", "team", "--image=nginx", "--replicas=2", "--port=80"])
+        .await;
+    k.ok(&["create", "serviceaccount", "bot", "-n", "team"]).await;
+    // No `-- command`: the helper appends `--cache-dir`, which would land in the command.
+    k.ok(&["create", "job", "once", "-n", "team", "--image=busybox"]).await;
+    k.ok(&["create", "role", "reader", "-n", "team", "--verb=get,list", "--resource=pods,configmaps"])
+        .await;
+    k.ok(&["create", "rolebinding", "reader", "-n", "team", "--role=reader", "--serviceaccount=team:bot"])
+        .await;
+
+    let posted = protobuf_requests(&api);
+    assert_eq!(posted.len(), 8, "kubectl {label} sends protobuf bodies: {posted:#?}");
+    assert!(posted.iter().all(|r| r.ends_with("-> 201")), "{posted:#?}");
+
+    let get = |resource: &str, ns: &str, name: &str| -> Value {
+        api.store()
+            .get(resource, ns, name)
+            .unwrap_or_else(|| panic!("kubectl {label}: {resource}/{name} stored"))
+    };
+    assert_eq!(get("namespaces", "", "team")["status"]["phase"], "Active");
+    assert_eq!(get("configmaps", "team", "settings")["data"], json!({"empty": "", "mode": "fast"}));
+    assert_eq!(get("secrets", "team", "creds")["data"], json!({"password": "czNjcmV0"}));
+    let deployment = get("deployments", "team", "web");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0],
+        json!({"name": "nginx", "image": "nginx", "ports": [{"containerPort": 80}], "resources": {}})
+    );
+    assert_eq!(
+        get("jobs", "team", "once")["spec"]["template"]["spec"],
+        json!({"containers": [{"name": "once", "image": "busybox", "resources": {}}], "restartPolicy": "Never"})
+    );
+    assert_eq!(
+        get("roles", "team", "reader")["rules"],
+        json!([{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods", "configmaps"]}])
+    );
+    assert_eq!(
+        get("rolebindings", "team", "reader")["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "bot", "namespace": "team"}])
+    );
+    // What kubectl reads back matches what it wrote.
+    let out = k.ok(&["get", "secret", "creds", "-n", "team", "-o", "jsonpath={.data.password}"]).await;
+    assert_eq!(out, "czNjcmV0");
+    let err = k.fails(&["create", "configmap", "settings", "-n", "team"]).await;
+    assert!(err.contains("configmaps \"settings\" already exists"), "kubectl {label}: {err}");
+}
+
+#[tokio::test]
+async fn kubectl_create_family_sends_protobuf_on_both_versions() {
+    let runs = kubectls()
+        .into_iter()
+        .map(|(label, bin)| tokio::spawn(kubectl_create_family(label, bin)));
+    for run in runs {
+        run.await.expect("scenario passes");
+    }
+}
+
+async fn auth_can_i(label: &'static str, bin: PathBuf) {
+    let api = StandIn::builder()
+        .denial(Denial::parse("create:deployments:staging").unwrap())
+        .denial(Denial::parse("get:secrets").unwrap())
+        .start()
+        .await
+        .expect("stand-in starts");
+    let k = Kubectl::new(label, bin, &api);
+    assert_eq!(k.ok(&["auth", "can-i", "create", "deployments", "-n", "default"]).await.trim(), "yes");
+    // kubectl prints the review's reason after "no".
+    let no = k.run(&["auth", "can-i", "create", "deployments.apps", "-n", "staging"]).await;
+    assert!(!no.ok && no.stdout.starts_with("no - denied by kube-standin"), "kubectl {label}: {no:?}");
+    let no = k.run(&["auth", "can-i", "get", "secrets", "-n", "default"]).await;
+    assert!(!no.ok && no.stdout.starts_with("no"), "kubectl {label}: {no:?}");
+    assert_eq!(k.ok(&["auth", "can-i", "list", "secrets"]).await.trim(), "yes");
+    // The policy the reviews describe is the one requests meet.
+    let err = k.fails(&["create", "deployment", "web", "-n", "staging", "--image=nginx"]).await;
+    assert!(err.contains("forbidden") && err.contains("cannot create resource \"deployments\""), "{err}");
+    k.ok(&["create", "namespace", "staging"]).await;
+    k.ok(&["create", "deployment", "web", "-n", "default", "--image=nginx"]).await;
+
+    let everything = k.ok(&["auth", "can-i", "--list", "-n", "default"]).await;
+    assert!(everything.contains("*.*") || everything.contains("secrets"), "{everything}");
+    let staging = k.ok(&["auth", "can-i", "--list", "-n", "staging"]).await;
+    let deployments = staging
+        .lines()
+        .find(|l| l.starts_with("deployments.apps "))
+        .unwrap_or_else(|| panic!("kubectl {label}: no deployments rule in\n{staging}"));
+    assert!(!deployments.contains("create") && deployments.contains("list"), "{deployments}");
+    let requests = protobuf_requests(&api);
+    assert!(
+        requests.iter().any(|r| r.contains("selfsubjectaccessreviews"))
+            && requests.iter().any(|r| r.contains("selfsubjectrulesreviews")),
+        "kubectl {label} asks in protobuf: {requests:#?}"
+    );
+}
+
+#[tokio::test]
+async fn auth_can_i_follows_the_deny_policy() {
+    let runs = kubectls()
+        .into_iter()
+        .map(|(label, bin)| tokio::spawn(auth_can_i(label, bin)));
+    for run in runs {
+        run.await.expect("scenario passes");
+    }
+}
+
+/// A helm binary from `env` or the tools cache; missing is a failure, not a skip.
+fn helm_bin(env: &str, version: &str) -> PathBuf {
+    let bin = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        home.join(format!(".cache/duli/tools/helm-{version}/helm"))
+    });
+    assert!(
+        bin.is_file(),
+        "helm {version} not found at {}: run `bash .ci/install-tools` (or set {env})",
+        bin.display()
+    );
+    bin
+}
+
+fn chart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/chart")
+}
+
+struct Helm {
+    label: &'static str,
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Helm {
+    fn new(label: &'static str, bin: PathBuf, api: &StandIn) -> Helm {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = api.write_kubeconfig(dir.path()).expect("kubeconfig");
+        Helm {
+            label,
+            bin,
+            kubeconfig,
+            dir,
+        }
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let home = self.dir.path();
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(&self.bin)
+                .args(args)
+                .env("KUBECONFIG", &self.kubeconfig)
+                .env("HOME", home)
+                .env("HELM_CACHE_HOME", home.join("cache"))
+                .env("HELM_CONFIG_HOME", home.join("config"))
+                .env("HELM_DATA_HOME", home.join("data"))
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("helm {} {args:?} hung", self.label))
+        .expect("helm runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "helm {} {args:?} failed:\nstdout: {stdout}\nstderr: {}",
+            self.label,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+}
+
+fn release_secrets(api: &StandIn, release: &str) -> Vec<String> {
+    api.store()
+        .list("secrets", Some("team"))
+        .into_iter()
+        .filter(|s| s["metadata"]["labels"]["name"] == release && s["metadata"]["labels"]["owner"] == "helm")
+        .map(|s| s["metadata"]["name"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// install --wait, upgrade, history, rollback, list, status, uninstall. helm 3's `--wait` needs a
+/// Deployment's new ReplicaSet, which only a Deployment controller creates, so its `--wait` steps run
+/// with the chart's Deployment switched off (ConfigMap and Service only).
+async fn helm_lifecycle(label: &'static str, bin: PathBuf) {
+    let api = StandIn::builder()
+        .simulate_ready(Duration::from_millis(100))
+        .start()
+        .await
+        .expect("stand-in starts");
+    let helm = Helm::new(label, bin, &api);
+    let chart = chart();
+    let chart = chart.to_str().expect("UTF-8 path");
+    let helm3 = label.starts_with('3');
+    let web = if helm3 { "web.enabled=false" } else { "web.enabled=true" };
+    let wait = ["--wait", "--timeout", "20s"];
+    let ns = ["-n", "team"];
+
+    let out = helm
+        .ok(&[&["install", "tiny", chart, "--create-namespace", "--set", web][..], &ns, &wait].concat())
+        .await;
+    assert!(out.contains("STATUS: deployed"), "helm {label}: {out}");
+    assert_eq!(api.store().get("configmaps", "team", "tiny-settings").unwrap()["data"]["greeting"], "hello");
+    assert_eq!(api.store().get("deployments", "team", "tiny-web").is_some(), !helm3);
+
+    // helm 3 upgrades without --wait, so the Deployment is created by helm 3 too.
+    let upgrade: &[&str] = if helm3 { &[] } else { &wait };
+    helm.ok(&[&["upgrade", "tiny", chart, "--set", "greeting=bye,web.enabled=true"][..], &ns, upgrade].concat())
+        .await;
+    assert_eq!(api.store().get("configmaps", "team", "tiny-settings").unwrap()["data"]["greeting"], "bye");
+    assert!(api.store().get("deployments", "team", "tiny-web").is_some(), "helm {label}");
+
+    let history = helm.ok(&[&["history", "tiny"][..], &ns].concat()).await;
+    assert_eq!(history.lines().count(), 3, "helm {label}: header + 2 revisions:\n{history}");
+    assert!(history.contains("superseded") && history.contains("Upgrade complete"), "{history}");
+
+    helm.ok(&[&["rollback", "tiny", "1"][..], &ns, &wait].concat()).await;
+    assert_eq!(api.store().get("configmaps", "team", "tiny-settings").unwrap()["data"]["greeting"], "hello");
+    let list = helm.ok(&[&["list", "-o", "json"][..], &ns].concat()).await;
+    let list: Value = serde_json::from_str(&list).expect("helm list -o json");
+    assert_eq!(list[0]["name"], "tiny");
+    assert_eq!(list[0]["revision"], "3");
+    assert_eq!(list[0]["status"], "deployed");
+    let status = helm.ok(&[&["status", "tiny"][..], &ns].concat()).await;
+    assert!(status.contains("STATUS: deployed") && status.contains("REVISION: 3"), "{status}");
+    assert_eq!(release_secrets(&api, "tiny").len(), 3, "helm {label} keeps one Secret per revision");
+
+    helm.ok(&[&["uninstall", "tiny"][..], &ns, &wait].concat()).await;
+    assert!(api.store().get("configmaps", "team", "tiny-settings").is_none(), "helm {label}");
+    assert!(api.store().get("services", "team", "tiny-web").is_none(), "helm {label}");
+    assert!(release_secrets(&api, "tiny").is_empty(), "helm {label} deletes its release Secrets");
+    let list = helm.ok(&[&["list", "-o", "json"][..], &ns].concat()).await;
+    assert_eq!(serde_json::from_str::<Value>(&list).unwrap(), json!([]));
+
+    let requests = protobuf_requests(&api);
+    for call in ["POST /api/v1/namespaces/team/secrets", "PUT /api/v1/namespaces/team/secrets/", "DELETE /api/v1/namespaces/team/secrets/"] {
+        assert!(requests.iter().any(|r| r.starts_with(call)), "helm {label} sends {call} as protobuf: {requests:#?}");
+    }
+    assert!(requests.iter().all(|r| !r.ends_with("415")), "{requests:#?}");
+}
+
+#[tokio::test]
+async fn helm_4_and_3_lifecycle_without_a_proxy() {
+    let runs = [
+        ("4.1.4", helm_bin("DULI_HELM4_BIN", "4.1.4")),
+        ("3.17.2", helm_bin("DULI_HELM3_BIN", "3.17.2")),
+    ]
+    .into_iter()
+    .map(|(label, bin)| tokio::spawn(helm_lifecycle(label, bin)));
+    for run in runs {
+        run.await.expect("scenario passes");
+    }
+}
+
+const PYTHON_CLIENT: &str = r#"
+import sys, threading
+try:
+    from kubernetes import client, config, watch
+except ImportError as e:
+    print(f"the Python kubernetes package is missing ({e}): pip install -r .ci/requirements-test.txt, or point DULI_PYTHON at a python that has it", file=sys.stderr)
+    sys.exit(3)
+config.load_kube_config(config_file=sys.argv[1])
+v1 = client.CoreV1Api()
+cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="py", labels={"from": "python"}), data={"a": "1"})
+created = v1.create_namespaced_config_map("default", cm)
+print("created", created.metadata.name, created.metadata.resource_version)
+items = v1.list_namespaced_config_map("default", label_selector="from=python").items
+print("listed", [i.metadata.name for i in items])
+patched = v1.patch_namespaced_config_map("py", "default", {"data": {"b": "2"}})
+print("patched", sorted(patched.data.items()))
+w = watch.Watch()
+seen = []
+for event in w.stream(v1.list_namespaced_config_map, "default", resource_version=created.metadata.resource_version, timeout_seconds=5):
+    seen.append((event["type"], event["object"].metadata.name, dict(event["object"].data or {})))
+    if event["type"] == "MODIFIED":
+        w.stop()
+print("watched", seen)
+"#;
+
+#[tokio::test]
+async fn python_kubernetes_client_creates_lists_patches_and_watches() {
+    let api = StandIn::builder().start().await.expect("stand-in starts");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path()).unwrap();
+    let python = std::env::var("DULI_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(&python)
+            .arg("-c")
+            .arg(PYTHON_CLIENT)
+            .arg(&kubeconfig)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the Python client finishes")
+    .unwrap_or_else(|e| panic!("cannot run {python} (set DULI_PYTHON): {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{python}: the Python kubernetes client failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("listed ['py']"), "{stdout}");
+    assert!(stdout.contains("patched [('a', '1'), ('b', '2')]"), "{stdout}");
+    assert!(
+        stdout.contains("('MODIFIED', 'py', {'a': '1', 'b': '2'})"),
+        "the watch sees the patch: {stdout}"
+    );
+    let stored = api.store().get("configmaps", "default", "py").expect("stored");
+    assert_eq!(stored["data"], json!({"a": "1", "b": "2"}));
+    assert_eq!(stored["metadata"]["labels"]["from"], "python");
+}
