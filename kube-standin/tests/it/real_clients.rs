@@ -335,3 +335,151 @@ async fn python_kubernetes_client_creates_lists_patches_and_watches() {
     assert_eq!(stored["data"], json!({"a": "1", "b": "2"}));
     assert_eq!(stored["metadata"]["labels"]["from"], "python");
 }
+
+/// POSTs/DELETEs raw bytes and returns the status code and body.
+async fn send(api: &StandIn, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(api.addr()).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+        api.addr(),
+        body.len()
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(body).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), sock.read_to_end(&mut buf))
+        .await
+        .expect("response ends")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, serde_json::from_str(rest).unwrap_or_else(|e| panic!("{e}: {rest}")))
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/protobuf").join(name)).unwrap()
+}
+
+/// A protobuf envelope by hand: `k8s\0` + Unknown{typeMeta{apiVersion, kind}, raw}.
+fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
+    fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
+        let mut out = vec![(number << 3) | 2, u8::try_from(bytes.len()).unwrap()];
+        out.extend_from_slice(bytes);
+        out
+    }
+    let type_meta = [field(1, api_version.as_bytes()), field(2, kind.as_bytes())].concat();
+    [b"k8s\0".to_vec(), field(1, &type_meta), field(2, raw)].concat()
+}
+
+#[tokio::test]
+async fn protobuf_bodies_get_the_status_a_real_server_gives() {
+    const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+    let api = StandIn::builder()
+        .crd_dir(crate::common::crds("cloudnative-pg"))
+        .start()
+        .await
+        .expect("stand-in starts");
+    api.store()
+        .insert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))
+        .unwrap();
+    let (code, created) = send(
+        &api,
+        "POST",
+        "/api/v1/namespaces/team/configmaps",
+        PROTOBUF,
+        &fixture("kubectl-1.32-create-configmap.pb"),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["data"], json!({"empty": "", "mode": "fast"}));
+    // helm's DeleteOptions, as protobuf.
+    let (code, deleted) = send(
+        &api,
+        "DELETE",
+        "/api/v1/namespaces/team/configmaps/settings",
+        PROTOBUF,
+        &fixture("helm-4.1.4-deleteoptions.pb"),
+    )
+    .await;
+    assert_eq!(code, 200, "{deleted}");
+    assert!(api.store().get("configmaps", "team", "settings").is_none());
+
+    let path = "/apis/postgresql.cnpg.io/v1/namespaces/team/clusters";
+    let (code, status) = send(&api, "POST", path, PROTOBUF, &envelope("postgresql.cnpg.io/v1", "Cluster", b"")).await;
+    assert_eq!(code, 415, "{status}");
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["reason"], "UnsupportedMediaType");
+    assert!(status["message"].as_str().unwrap().contains("postgresql.cnpg.io/v1, Kind=Cluster"), "{status}");
+
+    for garbage in [&b"{\"kind\": \"ConfigMap\"}"[..], b"k8s\0\xff\xff", &envelope("v1", "ConfigMap", b"\xff\xff\xff")] {
+        let (code, status) = send(&api, "POST", "/api/v1/namespaces/team/configmaps", PROTOBUF, garbage).await;
+        assert_eq!((code, &status["reason"]), (400, &json!("BadRequest")), "{garbage:?}: {status}");
+    }
+    let (code, status) = send(
+        &api,
+        "DELETE",
+        "/api/v1/namespaces/team/configmaps/x",
+        PROTOBUF,
+        b"not protobuf",
+    )
+    .await;
+    assert_eq!(code, 400, "{status}");
+}
+
+#[tokio::test]
+async fn serve_flags_deny_and_protos() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-standin"))
+        .args(["serve", "--deny", "get:secrets:prod", "--deny", "delete:*", "--protos"])
+        .arg(kube_standin::shared_protos_dir())
+        .arg("--kubeconfig-out")
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut url).unwrap();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let kubectl = which::which("kubectl").expect("kubectl on PATH");
+    let can_i = |args: &[&str]| {
+        let out = Command::new(&kubectl)
+            .args(["auth", "can-i"])
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOME", dir.path())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let answers = (
+        can_i(&["get", "secrets", "-n", "prod"]),
+        can_i(&["get", "secrets", "-n", "dev"]),
+        can_i(&["delete", "pods", "-n", "dev"]),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answers.0.starts_with("no"), "{answers:?}");
+    assert_eq!(answers.1, "yes", "{answers:?}");
+    assert!(answers.2.starts_with("no"), "{answers:?}");
+
+    // Bad flags: a one-line error naming the flag, non-zero exit.
+    let bad = Command::new(env!("CARGO_BIN_EXE_kube-standin"))
+        .args(["serve", "--deny", "get"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid --deny \"get\""));
+    let missing = Command::new(env!("CARGO_BIN_EXE_kube-standin"))
+        .args(["serve", "--protos", "/nonexistent/k8s-protos"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("/nonexistent/k8s-protos does not exist"), "{stderr}");
+}
