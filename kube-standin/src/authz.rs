@@ -32,14 +32,12 @@ impl Denial {
     pub fn parse(spec: &str) -> Result<Denial, String> {
         let parts: Vec<&str> = spec.split(':').collect();
         let bad = || {
-            format!("invalid --deny {spec:?}: expected VERB:RESOURCE[:NAMESPACE], e.g. get:secrets or create:deployments:staging")
+            format!(
+                "invalid --deny {spec:?}: expected VERB:RESOURCE[:NAMESPACE], e.g. get:secrets or create:deployments:staging"
+            )
         };
         match parts.as_slice() {
-            [verb, resource] | [verb, resource, _]
-                if verb.is_empty() || resource.is_empty() =>
-            {
-                Err(bad())
-            }
+            [verb, resource] | [verb, resource, _] if verb.is_empty() || resource.is_empty() => Err(bad()),
             [verb, resource] => Ok(Denial::new(verb, resource)),
             [verb, resource, namespace] if !namespace.is_empty() => Ok(Denial {
                 namespace: Some(namespace.to_string()),
@@ -70,8 +68,17 @@ impl Denial {
 }
 
 /// Whether any denial refuses the request.
-pub fn is_denied(denials: &[Denial], verb: &str, group: &str, resource: &str, sub: &str, namespace: &str) -> bool {
-    denials.iter().any(|d| d.covers(verb, group, resource, sub, namespace))
+pub fn is_denied(
+    denials: &[Denial],
+    verb: &str,
+    group: &str,
+    resource: &str,
+    sub: &str,
+    namespace: &str,
+) -> bool {
+    denials
+        .iter()
+        .any(|d| d.covers(verb, group, resource, sub, namespace))
 }
 
 /// Fills `status` of a `SelfSubjectAccessReview`: resource attributes through the policy, non-resource
@@ -158,7 +165,10 @@ mod tests {
 
     #[test]
     fn parses_deny_specs() {
-        assert_eq!(Denial::parse("get:secrets").unwrap(), Denial::new("get", "secrets"));
+        assert_eq!(
+            Denial::parse("get:secrets").unwrap(),
+            Denial::new("get", "secrets")
+        );
         let d = Denial::parse("create:deployments.apps:staging").unwrap();
         assert_eq!(d.namespace.as_deref(), Some("staging"));
         for bad in ["get", ":secrets", "get:", "a:b:c:d", "get:secrets:"] {
@@ -181,9 +191,7 @@ mod tests {
     #[test]
     fn reviews_answer_from_the_policy() {
         let denials = [Denial::parse("get:secrets:prod").unwrap()];
-        let ask = |ns: &str| {
-            json!({"spec": {"resourceAttributes": {"verb": "get", "resource": "secrets", "namespace": ns}}})
-        };
+        let ask = |ns: &str| json!({"spec": {"resourceAttributes": {"verb": "get", "resource": "secrets", "namespace": ns}}});
         assert_eq!(access_review(&denials, ask("prod"))["status"]["allowed"], false);
         assert_eq!(access_review(&denials, ask("dev"))["status"]["allowed"], true);
         let types = crate::registry::Registry::builtin().types().to_vec();

@@ -440,7 +440,10 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
             let obj = parse_body(&app, &headers, &body).await?;
             if rt.group == "authorization.k8s.io" && rt.plural == "selfsubjectaccessreviews" {
                 let denials = app.store.lock().overrides.denials.clone();
-                return Ok(json_with(StatusCode::CREATED, crate::authz::access_review(&denials, obj)));
+                return Ok(json_with(
+                    StatusCode::CREATED,
+                    crate::authz::access_review(&denials, obj),
+                ));
             }
             if rt.group == "authorization.k8s.io" && rt.plural == "selfsubjectrulesreviews" {
                 let st = app.store.lock();

@@ -98,8 +98,7 @@ pub fn shared_protos_dir() -> PathBuf {
 }
 
 fn proto_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -179,11 +178,19 @@ impl Schemas {
             ));
         };
         let envelope = DynamicMessage::decode(self.unknown.clone(), rest).map_err(|e| {
-            ApiError::bad_request(format!("the protobuf body is not a runtime.Unknown envelope: {e}"))
+            ApiError::bad_request(format!(
+                "the protobuf body is not a runtime.Unknown envelope: {e}"
+            ))
         })?;
         let type_meta = message_field(&envelope, "typeMeta");
-        let api_version = type_meta.as_ref().map(|t| string_field(t, "apiVersion")).unwrap_or_default();
-        let kind = type_meta.as_ref().map(|t| string_field(t, "kind")).unwrap_or_default();
+        let api_version = type_meta
+            .as_ref()
+            .map(|t| string_field(t, "apiVersion"))
+            .unwrap_or_default();
+        let kind = type_meta
+            .as_ref()
+            .map(|t| string_field(t, "kind"))
+            .unwrap_or_default();
         if kind.is_empty() || api_version.is_empty() {
             return Err(ApiError::bad_request(
                 "the protobuf envelope has no typeMeta apiVersion/kind: cannot tell which object it holds",
@@ -194,7 +201,9 @@ impl Schemas {
             return Err(ApiError::new(
                 415,
                 "UnsupportedMediaType",
-                format!("the protobuf body uses contentEncoding {encoding:?}: kube-standin reads unencoded bodies only"),
+                format!(
+                    "the protobuf body uses contentEncoding {encoding:?}: kube-standin reads unencoded bodies only"
+                ),
             ));
         }
         let Some(descriptor) = self.message_for(&api_version, &kind) else {
@@ -209,7 +218,9 @@ impl Schemas {
         };
         let raw = bytes_field(&envelope, "raw");
         let message = DynamicMessage::decode(descriptor.clone(), raw.as_slice()).map_err(|e| {
-            ApiError::bad_request(format!("the protobuf body is not a valid {api_version}, Kind={kind}: {e}"))
+            ApiError::bad_request(format!(
+                "the protobuf body is not a valid {api_version}, Kind={kind}: {e}"
+            ))
         })?;
         let mut object = Map::new();
         object.insert("kind".into(), json!(kind));
@@ -237,7 +248,9 @@ fn short_group(group: &str) -> &str {
 
 fn field_value(message: &DynamicMessage, name: &str) -> Option<prost_reflect::Value> {
     let field = message.descriptor().get_field_by_name(name)?;
-    message.has_field(&field).then(|| message.get_field(&field).into_owned())
+    message
+        .has_field(&field)
+        .then(|| message.get_field(&field).into_owned())
 }
 
 fn message_field(message: &DynamicMessage, name: &str) -> Option<DynamicMessage> {
@@ -305,14 +318,21 @@ impl JsonMapper<'_> {
                 match message_field(message, "schema") {
                     Some(schema) => Some(self.message(&schema)?),
                     None => Some(json!(
-                        field_value(message, "allows").and_then(|v| v.as_bool()).unwrap_or(false)
+                        field_value(message, "allows")
+                            .and_then(|v| v.as_bool())
+                            .unwrap_or(false)
                     )),
                 }
             }
             n if n.starts_with("apiextensions_apiserver.")
-                && (n.ends_with(".JSONSchemaPropsOrArray") || n.ends_with(".JSONSchemaPropsOrStringArray")) =>
+                && (n.ends_with(".JSONSchemaPropsOrArray")
+                    || n.ends_with(".JSONSchemaPropsOrStringArray")) =>
             {
-                let list_name = if n.ends_with("OrArray") { "jSONSchemas" } else { "property" };
+                let list_name = if n.ends_with("OrArray") {
+                    "jSONSchemas"
+                } else {
+                    "property"
+                };
                 match field_value(message, list_name) {
                     Some(list) => Some(self.value(&list, list_field(&descriptor, list_name))?),
                     None => match message_field(message, "schema") {
@@ -373,7 +393,11 @@ impl JsonMapper<'_> {
     }
 
     /// A field's value: lists, maps (keys sorted, as Go writes them), messages and scalars.
-    fn value(&self, value: &prost_reflect::Value, _field: Option<FieldDescriptor>) -> Result<Value, ApiError> {
+    fn value(
+        &self,
+        value: &prost_reflect::Value,
+        _field: Option<FieldDescriptor>,
+    ) -> Result<Value, ApiError> {
         Ok(match value {
             prost_reflect::Value::List(items) => Value::Array(
                 items
@@ -417,12 +441,16 @@ impl JsonMapper<'_> {
         }
         if raw.starts_with(MAGIC) {
             if self.depth >= MAX_NESTING {
-                return Err(ApiError::bad_request("the protobuf body nests objects too deeply"));
+                return Err(ApiError::bad_request(
+                    "the protobuf body nests objects too deeply",
+                ));
             }
             return self.schemas.decode_envelope(raw, self.depth + 1).map(Some);
         }
         serde_json::from_slice(raw).map(Some).map_err(|e| {
-            ApiError::bad_request(format!("an embedded object in the protobuf body is not JSON: {e}"))
+            ApiError::bad_request(format!(
+                "an embedded object in the protobuf body is not JSON: {e}"
+            ))
         })
     }
 }
@@ -497,7 +525,11 @@ fn time_json(seconds: i64, nanos: i64, micro: bool) -> Option<Value> {
     }
     let base = crate::util::format_rfc3339(u64::try_from(seconds).unwrap_or(0));
     Some(json!(if micro {
-        format!("{}.{:06}Z", base.trim_end_matches('Z'), nanos.clamp(0, 999_999_999) / 1000)
+        format!(
+            "{}.{:06}Z",
+            base.trim_end_matches('Z'),
+            nanos.clamp(0, 999_999_999) / 1000
+        )
     } else {
         base
     }))
@@ -544,7 +576,8 @@ pub fn go_duration(nanos: i64) -> String {
 pub fn capture(method: &str, path: &str, body: &[u8]) {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
     static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let Some(dir) = DIR.get_or_init(|| std::env::var_os("KUBE_STANDIN_CAPTURE_DIR").map(PathBuf::from)) else {
+    let Some(dir) = DIR.get_or_init(|| std::env::var_os("KUBE_STANDIN_CAPTURE_DIR").map(PathBuf::from))
+    else {
         return;
     };
     let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -557,7 +590,13 @@ pub fn capture(method: &str, path: &str, body: &[u8]) {
         .collect::<Vec<_>>()
         .join("-")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let file = dir.join(format!("{n:04}-{method}-{resource}.pb"));
     if let Err(e) = std::fs::write(&file, body) {
@@ -619,14 +658,18 @@ impl Decoder {
                 let me = self.clone();
                 tokio::task::spawn_blocking(move || me.schemas())
                     .await
-                    .map_err(|e| ApiError::new(500, "InternalError", format!("loading protobuf schemas: {e}")))?
+                    .map_err(|e| {
+                        ApiError::new(500, "InternalError", format!("loading protobuf schemas: {e}"))
+                    })?
             }
         };
         let schemas = schemas.map_err(|e| {
             ApiError::new(
                 415,
                 "UnsupportedMediaType",
-                format!("{CONTENT_TYPE} bodies cannot be read: the protobuf schemas did not load ({e}); send JSON"),
+                format!(
+                    "{CONTENT_TYPE} bodies cannot be read: the protobuf schemas did not load ({e}); send JSON"
+                ),
             )
         })?;
         schemas.decode_body(body)
@@ -678,16 +721,23 @@ mod captured {
             .get_or_init(|| {
                 let dir = shared_protos_dir();
                 Arc::new(Schemas::compile(&dir).unwrap_or_else(|e| {
-                    panic!("the k8s protos must sit beside the repository ({}): {e}", dir.display())
+                    panic!(
+                        "the k8s protos must sit beside the repository ({}): {e}",
+                        dir.display()
+                    )
                 }))
             })
             .clone()
     }
 
     fn decode(fixture: &str) -> Value {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/protobuf").join(fixture);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/protobuf")
+            .join(fixture);
         let body = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        schemas().decode_body(&body).unwrap_or_else(|e| panic!("{fixture}: {e}"))
+        schemas()
+            .decode_body(&body)
+            .unwrap_or_else(|e| panic!("{fixture}: {e}"))
     }
 
     #[test]
@@ -770,15 +820,24 @@ mod captured {
             decode("kubectl-1.32-create-selfsubjectaccessreview.pb")["spec"],
             json!({"resourceAttributes": {"namespace": "team", "verb": "create", "group": "apps", "resource": "deployments"}})
         );
-        assert_eq!(decode("kubectl-1.35-auth-can-i-list.pb")["spec"], json!({"namespace": "team"}));
+        assert_eq!(
+            decode("kubectl-1.35-auth-can-i-list.pb")["spec"],
+            json!({"namespace": "team"})
+        );
     }
 
     #[test]
     fn helm_release_secrets_and_delete_options_decode() {
-        for (fixture, release) in [("helm-4.1.4-release-secret.pb", "tiny"), ("helm-3.17.2-release-secret.pb", "tiny3")] {
+        for (fixture, release) in [
+            ("helm-4.1.4-release-secret.pb", "tiny"),
+            ("helm-3.17.2-release-secret.pb", "tiny3"),
+        ] {
             let secret = decode(fixture);
             assert_eq!(secret["type"], "helm.sh/release.v1", "{fixture}");
-            assert_eq!(secret["metadata"]["name"], format!("sh.helm.release.v1.{release}.v1"));
+            assert_eq!(
+                secret["metadata"]["name"],
+                format!("sh.helm.release.v1.{release}.v1")
+            );
             assert_eq!(secret["metadata"]["labels"]["owner"], "helm");
             assert_eq!(secret["metadata"]["labels"]["status"], "pending-install");
             // helm's payload is base64(gzip(JSON)) inside the base64 of the bytes field.
@@ -788,7 +847,11 @@ mod captured {
             assert_eq!(&gzip[..2], &[0x1f, 0x8b], "{fixture}: a gzip stream");
         }
         for fixture in ["helm-4.1.4-deleteoptions.pb", "helm-3.17.2-deleteoptions.pb"] {
-            assert_eq!(decode(fixture), json!({"kind": "DeleteOptions", "apiVersion": "v1"}), "{fixture}");
+            assert_eq!(
+                decode(fixture),
+                json!({"kind": "DeleteOptions", "apiVersion": "v1"}),
+                "{fixture}"
+            );
         }
     }
 
@@ -800,7 +863,14 @@ mod captured {
         build(&mut message);
         let mut unknown = DynamicMessage::new(schemas.unknown.clone());
         let mut type_meta = DynamicMessage::new(
-            schemas.unknown.get_field_by_name("typeMeta").unwrap().kind().as_message().unwrap().clone(),
+            schemas
+                .unknown
+                .get_field_by_name("typeMeta")
+                .unwrap()
+                .kind()
+                .as_message()
+                .unwrap()
+                .clone(),
         );
         type_meta.set_field_by_name("apiVersion", prost_reflect::Value::String(api_version.into()));
         type_meta.set_field_by_name("kind", prost_reflect::Value::String(kind.into()));
@@ -815,7 +885,10 @@ mod captured {
     fn pointer_zeros_are_kept_and_kinds_without_schema_are_415() {
         let body = envelope("v1", "DeleteOptions", |m| {
             m.set_field_by_name("gracePeriodSeconds", prost_reflect::Value::I64(0));
-            m.set_field_by_name("propagationPolicy", prost_reflect::Value::String("Foreground".into()));
+            m.set_field_by_name(
+                "propagationPolicy",
+                prost_reflect::Value::String("Foreground".into()),
+            );
         });
         assert_eq!(
             schemas().decode_body(&body).unwrap(),
@@ -833,7 +906,13 @@ mod captured {
 
     #[test]
     fn garbage_is_a_400() {
-        for body in [&b""[..], b"{}", b"k8s\0\xff\xff\xff", b"k8s\0\x0a\x02\x0a\x00", b"k8s\0"] {
+        for body in [
+            &b""[..],
+            b"{}",
+            b"k8s\0\xff\xff\xff",
+            b"k8s\0\x0a\x02\x0a\x00",
+            b"k8s\0",
+        ] {
             let err = schemas().decode_body(body).unwrap_err();
             assert_eq!(err.code, 400, "{body:?}: {err}");
         }
@@ -842,14 +921,38 @@ mod captured {
     #[test]
     fn kubernetes_special_types_map_like_json() {
         let body = envelope("apps/v1", "Deployment", |m| {
-            let spec_desc = m.descriptor().get_field_by_name("spec").unwrap().kind().as_message().unwrap().clone();
+            let spec_desc = m
+                .descriptor()
+                .get_field_by_name("spec")
+                .unwrap()
+                .kind()
+                .as_message()
+                .unwrap()
+                .clone();
             let mut spec = DynamicMessage::new(spec_desc.clone());
-            let strategy_desc = spec_desc.get_field_by_name("strategy").unwrap().kind().as_message().unwrap().clone();
+            let strategy_desc = spec_desc
+                .get_field_by_name("strategy")
+                .unwrap()
+                .kind()
+                .as_message()
+                .unwrap()
+                .clone();
             let mut strategy = DynamicMessage::new(strategy_desc.clone());
-            let rolling_desc =
-                strategy_desc.get_field_by_name("rollingUpdate").unwrap().kind().as_message().unwrap().clone();
+            let rolling_desc = strategy_desc
+                .get_field_by_name("rollingUpdate")
+                .unwrap()
+                .kind()
+                .as_message()
+                .unwrap()
+                .clone();
             let mut rolling = DynamicMessage::new(rolling_desc.clone());
-            let int_or_string = rolling_desc.get_field_by_name("maxSurge").unwrap().kind().as_message().unwrap().clone();
+            let int_or_string = rolling_desc
+                .get_field_by_name("maxSurge")
+                .unwrap()
+                .kind()
+                .as_message()
+                .unwrap()
+                .clone();
             let mut surge = DynamicMessage::new(int_or_string.clone());
             surge.set_field_by_name("type", prost_reflect::Value::I64(1));
             surge.set_field_by_name("strVal", prost_reflect::Value::String("25%".into()));
@@ -862,17 +965,32 @@ mod captured {
             spec.set_field_by_name("strategy", prost_reflect::Value::Message(strategy));
             spec.set_field_by_name("replicas", prost_reflect::Value::I32(0));
             m.set_field_by_name("spec", prost_reflect::Value::Message(spec));
-            let meta_desc = m.descriptor().get_field_by_name("metadata").unwrap().kind().as_message().unwrap().clone();
+            let meta_desc = m
+                .descriptor()
+                .get_field_by_name("metadata")
+                .unwrap()
+                .kind()
+                .as_message()
+                .unwrap()
+                .clone();
             let mut meta = DynamicMessage::new(meta_desc.clone());
-            let time_desc =
-                meta_desc.get_field_by_name("deletionTimestamp").unwrap().kind().as_message().unwrap().clone();
+            let time_desc = meta_desc
+                .get_field_by_name("deletionTimestamp")
+                .unwrap()
+                .kind()
+                .as_message()
+                .unwrap()
+                .clone();
             let mut time = DynamicMessage::new(time_desc);
             time.set_field_by_name("seconds", prost_reflect::Value::I64(951_782_400));
             meta.set_field_by_name("deletionTimestamp", prost_reflect::Value::Message(time));
             m.set_field_by_name("metadata", prost_reflect::Value::Message(meta));
         });
         let json = schemas().decode_body(&body).unwrap();
-        assert_eq!(json["metadata"], json!({"deletionTimestamp": "2000-02-29T00:00:00Z"}));
+        assert_eq!(
+            json["metadata"],
+            json!({"deletionTimestamp": "2000-02-29T00:00:00Z"})
+        );
         assert_eq!(
             json["spec"],
             json!({"replicas": 0, "strategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}}})

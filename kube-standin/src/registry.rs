@@ -321,12 +321,48 @@ impl Registry {
         // ReplicaSets helm 4's `--wait` (kstatus) lists for a Deployment's status.
         let rbac = "rbac.authorization.k8s.io";
         types.extend([
-            builtin("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true, vec![scale("ReplicaSet")]),
+            builtin(
+                "apps",
+                "v1",
+                "ReplicaSet",
+                "replicasets",
+                true,
+                &["rs"],
+                true,
+                vec![scale("ReplicaSet")],
+            ),
             builtin("batch", "v1", "Job", "jobs", true, &[], true, vec![]),
             builtin(rbac, "v1", "Role", "roles", true, &[], false, vec![]),
-            builtin(rbac, "v1", "RoleBinding", "rolebindings", true, &[], false, vec![]),
-            builtin(rbac, "v1", "ClusterRole", "clusterroles", false, &[], false, vec![]),
-            builtin(rbac, "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], false, vec![]),
+            builtin(
+                rbac,
+                "v1",
+                "RoleBinding",
+                "rolebindings",
+                true,
+                &[],
+                false,
+                vec![],
+            ),
+            builtin(
+                rbac,
+                "v1",
+                "ClusterRole",
+                "clusterroles",
+                false,
+                &[],
+                false,
+                vec![],
+            ),
+            builtin(
+                rbac,
+                "v1",
+                "ClusterRoleBinding",
+                "clusterrolebindings",
+                false,
+                &[],
+                false,
+                vec![],
+            ),
         ]);
         for t in &mut types {
             if ["pods", "services", "deployments", "statefulsets"].contains(&t.plural.as_str()) {

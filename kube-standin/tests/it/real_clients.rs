@@ -24,22 +24,68 @@ async fn kubectl_create_family(label: &'static str, bin: PathBuf) {
     let api = StandIn::builder().start().await.expect("stand-in starts");
     let k = Kubectl::new(label, bin, &api);
     k.ok(&["create", "namespace", "team"]).await;
-    k.ok(&["create", "configmap", "settings", "-n", "team", "--from-literal=mode=fast", "--from-literal=empty="])
-        .await;
-    k.ok(&["create", "secret", "generic", "creds", "-n", "team", "--from-literal=password=s3cret"])
-        .await;
-    k.ok(&["create", "deployment", "web", "-n", "team", "--image=nginx", "--replicas=2", "--port=80"])
-        .await;
+    k.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "team",
+        "--from-literal=mode=fast",
+        "--from-literal=empty=",
+    ])
+    .await;
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "-n",
+        "team",
+        "--from-literal=password=s3cret",
+    ])
+    .await;
+    k.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "team",
+        "--image=nginx",
+        "--replicas=2",
+        "--port=80",
+    ])
+    .await;
     k.ok(&["create", "serviceaccount", "bot", "-n", "team"]).await;
     // No `-- command`: the helper appends `--cache-dir`, which would land in the command.
-    k.ok(&["create", "job", "once", "-n", "team", "--image=busybox"]).await;
-    k.ok(&["create", "role", "reader", "-n", "team", "--verb=get,list", "--resource=pods,configmaps"])
+    k.ok(&["create", "job", "once", "-n", "team", "--image=busybox"])
         .await;
-    k.ok(&["create", "rolebinding", "reader", "-n", "team", "--role=reader", "--serviceaccount=team:bot"])
-        .await;
+    k.ok(&[
+        "create",
+        "role",
+        "reader",
+        "-n",
+        "team",
+        "--verb=get,list",
+        "--resource=pods,configmaps",
+    ])
+    .await;
+    k.ok(&[
+        "create",
+        "rolebinding",
+        "reader",
+        "-n",
+        "team",
+        "--role=reader",
+        "--serviceaccount=team:bot",
+    ])
+    .await;
 
     let posted = protobuf_requests(&api);
-    assert_eq!(posted.len(), 8, "kubectl {label} sends protobuf bodies: {posted:#?}");
+    assert_eq!(
+        posted.len(),
+        8,
+        "kubectl {label} sends protobuf bodies: {posted:#?}"
+    );
     assert!(posted.iter().all(|r| r.ends_with("-> 201")), "{posted:#?}");
 
     let get = |resource: &str, ns: &str, name: &str| -> Value {
@@ -48,8 +94,14 @@ async fn kubectl_create_family(label: &'static str, bin: PathBuf) {
             .unwrap_or_else(|| panic!("kubectl {label}: {resource}/{name} stored"))
     };
     assert_eq!(get("namespaces", "", "team")["status"]["phase"], "Active");
-    assert_eq!(get("configmaps", "team", "settings")["data"], json!({"empty": "", "mode": "fast"}));
-    assert_eq!(get("secrets", "team", "creds")["data"], json!({"password": "czNjcmV0"}));
+    assert_eq!(
+        get("configmaps", "team", "settings")["data"],
+        json!({"empty": "", "mode": "fast"})
+    );
+    assert_eq!(
+        get("secrets", "team", "creds")["data"],
+        json!({"password": "czNjcmV0"})
+    );
     let deployment = get("deployments", "team", "web");
     assert_eq!(deployment["spec"]["replicas"], 2);
     assert_eq!(
@@ -69,10 +121,23 @@ async fn kubectl_create_family(label: &'static str, bin: PathBuf) {
         json!([{"kind": "ServiceAccount", "name": "bot", "namespace": "team"}])
     );
     // What kubectl reads back matches what it wrote.
-    let out = k.ok(&["get", "secret", "creds", "-n", "team", "-o", "jsonpath={.data.password}"]).await;
+    let out = k
+        .ok(&[
+            "get",
+            "secret",
+            "creds",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.data.password}",
+        ])
+        .await;
     assert_eq!(out, "czNjcmV0");
     let err = k.fails(&["create", "configmap", "settings", "-n", "team"]).await;
-    assert!(err.contains("configmaps \"settings\" already exists"), "kubectl {label}: {err}");
+    assert!(
+        err.contains("configmaps \"settings\" already exists"),
+        "kubectl {label}: {err}"
+    );
 }
 
 #[tokio::test]
@@ -93,27 +158,49 @@ async fn auth_can_i(label: &'static str, bin: PathBuf) {
         .await
         .expect("stand-in starts");
     let k = Kubectl::new(label, bin, &api);
-    assert_eq!(k.ok(&["auth", "can-i", "create", "deployments", "-n", "default"]).await.trim(), "yes");
+    assert_eq!(
+        k.ok(&["auth", "can-i", "create", "deployments", "-n", "default"])
+            .await
+            .trim(),
+        "yes"
+    );
     // kubectl prints the review's reason after "no".
-    let no = k.run(&["auth", "can-i", "create", "deployments.apps", "-n", "staging"]).await;
-    assert!(!no.ok && no.stdout.starts_with("no - denied by kube-standin"), "kubectl {label}: {no:?}");
+    let no = k
+        .run(&["auth", "can-i", "create", "deployments.apps", "-n", "staging"])
+        .await;
+    assert!(
+        !no.ok && no.stdout.starts_with("no - denied by kube-standin"),
+        "kubectl {label}: {no:?}"
+    );
     let no = k.run(&["auth", "can-i", "get", "secrets", "-n", "default"]).await;
     assert!(!no.ok && no.stdout.starts_with("no"), "kubectl {label}: {no:?}");
     assert_eq!(k.ok(&["auth", "can-i", "list", "secrets"]).await.trim(), "yes");
     // The policy the reviews describe is the one requests meet.
-    let err = k.fails(&["create", "deployment", "web", "-n", "staging", "--image=nginx"]).await;
-    assert!(err.contains("forbidden") && err.contains("cannot create resource \"deployments\""), "{err}");
+    let err = k
+        .fails(&["create", "deployment", "web", "-n", "staging", "--image=nginx"])
+        .await;
+    assert!(
+        err.contains("forbidden") && err.contains("cannot create resource \"deployments\""),
+        "{err}"
+    );
     k.ok(&["create", "namespace", "staging"]).await;
-    k.ok(&["create", "deployment", "web", "-n", "default", "--image=nginx"]).await;
+    k.ok(&["create", "deployment", "web", "-n", "default", "--image=nginx"])
+        .await;
 
     let everything = k.ok(&["auth", "can-i", "--list", "-n", "default"]).await;
-    assert!(everything.contains("*.*") || everything.contains("secrets"), "{everything}");
+    assert!(
+        everything.contains("*.*") || everything.contains("secrets"),
+        "{everything}"
+    );
     let staging = k.ok(&["auth", "can-i", "--list", "-n", "staging"]).await;
     let deployments = staging
         .lines()
         .find(|l| l.starts_with("deployments.apps "))
         .unwrap_or_else(|| panic!("kubectl {label}: no deployments rule in\n{staging}"));
-    assert!(!deployments.contains("create") && deployments.contains("list"), "{deployments}");
+    assert!(
+        !deployments.contains("create") && deployments.contains("list"),
+        "{deployments}"
+    );
     let requests = protobuf_requests(&api);
     assert!(
         requests.iter().any(|r| r.contains("selfsubjectaccessreviews"))
@@ -219,49 +306,109 @@ async fn helm_lifecycle(label: &'static str, bin: PathBuf) {
     let chart = chart();
     let chart = chart.to_str().expect("UTF-8 path");
     let helm3 = label.starts_with('3');
-    let web = if helm3 { "web.enabled=false" } else { "web.enabled=true" };
+    let web = if helm3 {
+        "web.enabled=false"
+    } else {
+        "web.enabled=true"
+    };
     let wait = ["--wait", "--timeout", "20s"];
     let ns = ["-n", "team"];
 
     let out = helm
-        .ok(&[&["install", "tiny", chart, "--create-namespace", "--set", web][..], &ns, &wait].concat())
+        .ok(&[
+            &["install", "tiny", chart, "--create-namespace", "--set", web][..],
+            &ns,
+            &wait,
+        ]
+        .concat())
         .await;
     assert!(out.contains("STATUS: deployed"), "helm {label}: {out}");
-    assert_eq!(api.store().get("configmaps", "team", "tiny-settings").unwrap()["data"]["greeting"], "hello");
-    assert_eq!(api.store().get("deployments", "team", "tiny-web").is_some(), !helm3);
+    assert_eq!(
+        api.store().get("configmaps", "team", "tiny-settings").unwrap()["data"]["greeting"],
+        "hello"
+    );
+    assert_eq!(
+        api.store().get("deployments", "team", "tiny-web").is_some(),
+        !helm3
+    );
 
     // helm 3 upgrades without --wait, so the Deployment is created by helm 3 too.
     let upgrade: &[&str] = if helm3 { &[] } else { &wait };
-    helm.ok(&[&["upgrade", "tiny", chart, "--set", "greeting=bye,web.enabled=true"][..], &ns, upgrade].concat())
+    helm.ok(&[
+        &["upgrade", "tiny", chart, "--set", "greeting=bye,web.enabled=true"][..],
+        &ns,
+        upgrade,
+    ]
+    .concat())
         .await;
-    assert_eq!(api.store().get("configmaps", "team", "tiny-settings").unwrap()["data"]["greeting"], "bye");
-    assert!(api.store().get("deployments", "team", "tiny-web").is_some(), "helm {label}");
+    assert_eq!(
+        api.store().get("configmaps", "team", "tiny-settings").unwrap()["data"]["greeting"],
+        "bye"
+    );
+    assert!(
+        api.store().get("deployments", "team", "tiny-web").is_some(),
+        "helm {label}"
+    );
 
     let history = helm.ok(&[&["history", "tiny"][..], &ns].concat()).await;
-    assert_eq!(history.lines().count(), 3, "helm {label}: header + 2 revisions:\n{history}");
-    assert!(history.contains("superseded") && history.contains("Upgrade complete"), "{history}");
+    assert_eq!(
+        history.lines().count(),
+        3,
+        "helm {label}: header + 2 revisions:\n{history}"
+    );
+    assert!(
+        history.contains("superseded") && history.contains("Upgrade complete"),
+        "{history}"
+    );
 
-    helm.ok(&[&["rollback", "tiny", "1"][..], &ns, &wait].concat()).await;
-    assert_eq!(api.store().get("configmaps", "team", "tiny-settings").unwrap()["data"]["greeting"], "hello");
+    helm.ok(&[&["rollback", "tiny", "1"][..], &ns, &wait].concat())
+        .await;
+    assert_eq!(
+        api.store().get("configmaps", "team", "tiny-settings").unwrap()["data"]["greeting"],
+        "hello"
+    );
     let list = helm.ok(&[&["list", "-o", "json"][..], &ns].concat()).await;
     let list: Value = serde_json::from_str(&list).expect("helm list -o json");
     assert_eq!(list[0]["name"], "tiny");
     assert_eq!(list[0]["revision"], "3");
     assert_eq!(list[0]["status"], "deployed");
     let status = helm.ok(&[&["status", "tiny"][..], &ns].concat()).await;
-    assert!(status.contains("STATUS: deployed") && status.contains("REVISION: 3"), "{status}");
-    assert_eq!(release_secrets(&api, "tiny").len(), 3, "helm {label} keeps one Secret per revision");
+    assert!(
+        status.contains("STATUS: deployed") && status.contains("REVISION: 3"),
+        "{status}"
+    );
+    assert_eq!(
+        release_secrets(&api, "tiny").len(),
+        3,
+        "helm {label} keeps one Secret per revision"
+    );
 
     helm.ok(&[&["uninstall", "tiny"][..], &ns, &wait].concat()).await;
-    assert!(api.store().get("configmaps", "team", "tiny-settings").is_none(), "helm {label}");
-    assert!(api.store().get("services", "team", "tiny-web").is_none(), "helm {label}");
-    assert!(release_secrets(&api, "tiny").is_empty(), "helm {label} deletes its release Secrets");
+    assert!(
+        api.store().get("configmaps", "team", "tiny-settings").is_none(),
+        "helm {label}"
+    );
+    assert!(
+        api.store().get("services", "team", "tiny-web").is_none(),
+        "helm {label}"
+    );
+    assert!(
+        release_secrets(&api, "tiny").is_empty(),
+        "helm {label} deletes its release Secrets"
+    );
     let list = helm.ok(&[&["list", "-o", "json"][..], &ns].concat()).await;
     assert_eq!(serde_json::from_str::<Value>(&list).unwrap(), json!([]));
 
     let requests = protobuf_requests(&api);
-    for call in ["POST /api/v1/namespaces/team/secrets", "PUT /api/v1/namespaces/team/secrets/", "DELETE /api/v1/namespaces/team/secrets/"] {
-        assert!(requests.iter().any(|r| r.starts_with(call)), "helm {label} sends {call} as protobuf: {requests:#?}");
+    for call in [
+        "POST /api/v1/namespaces/team/secrets",
+        "PUT /api/v1/namespaces/team/secrets/",
+        "DELETE /api/v1/namespaces/team/secrets/",
+    ] {
+        assert!(
+            requests.iter().any(|r| r.starts_with(call)),
+            "helm {label} sends {call} as protobuf: {requests:#?}"
+        );
     }
     assert!(requests.iter().all(|r| !r.ends_with("415")), "{requests:#?}");
 }
@@ -324,7 +471,10 @@ async fn python_kubernetes_client_creates_lists_patches_and_watches() {
     .unwrap_or_else(|e| panic!("cannot run {python} (set DULI_PYTHON): {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{python}: the Python kubernetes client failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "{python}: the Python kubernetes client failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("listed ['py']"), "{stdout}");
     assert!(stdout.contains("patched [('a', '1'), ('b', '2')]"), "{stdout}");
     assert!(
@@ -355,11 +505,19 @@ async fn send(api: &StandIn, method: &str, path: &str, content_type: &str, body:
     let text = String::from_utf8_lossy(&buf).to_string();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap();
     let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (code, serde_json::from_str(rest).unwrap_or_else(|e| panic!("{e}: {rest}")))
+    (
+        code,
+        serde_json::from_str(rest).unwrap_or_else(|e| panic!("{e}: {rest}")),
+    )
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/protobuf").join(name)).unwrap()
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/protobuf")
+            .join(name),
+    )
+    .unwrap()
 }
 
 /// A protobuf envelope by hand: `k8s\0` + Unknown{typeMeta{apiVersion, kind}, raw}.
@@ -407,15 +565,43 @@ async fn protobuf_bodies_get_the_status_a_real_server_gives() {
     assert!(api.store().get("configmaps", "team", "settings").is_none());
 
     let path = "/apis/postgresql.cnpg.io/v1/namespaces/team/clusters";
-    let (code, status) = send(&api, "POST", path, PROTOBUF, &envelope("postgresql.cnpg.io/v1", "Cluster", b"")).await;
+    let (code, status) = send(
+        &api,
+        "POST",
+        path,
+        PROTOBUF,
+        &envelope("postgresql.cnpg.io/v1", "Cluster", b""),
+    )
+    .await;
     assert_eq!(code, 415, "{status}");
     assert_eq!(status["kind"], "Status");
     assert_eq!(status["reason"], "UnsupportedMediaType");
-    assert!(status["message"].as_str().unwrap().contains("postgresql.cnpg.io/v1, Kind=Cluster"), "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("postgresql.cnpg.io/v1, Kind=Cluster"),
+        "{status}"
+    );
 
-    for garbage in [&b"{\"kind\": \"ConfigMap\"}"[..], b"k8s\0\xff\xff", &envelope("v1", "ConfigMap", b"\xff\xff\xff")] {
-        let (code, status) = send(&api, "POST", "/api/v1/namespaces/team/configmaps", PROTOBUF, garbage).await;
-        assert_eq!((code, &status["reason"]), (400, &json!("BadRequest")), "{garbage:?}: {status}");
+    for garbage in [
+        &b"{\"kind\": \"ConfigMap\"}"[..],
+        b"k8s\0\xff\xff",
+        &envelope("v1", "ConfigMap", b"\xff\xff\xff"),
+    ] {
+        let (code, status) = send(
+            &api,
+            "POST",
+            "/api/v1/namespaces/team/configmaps",
+            PROTOBUF,
+            garbage,
+        )
+        .await;
+        assert_eq!(
+            (code, &status["reason"]),
+            (400, &json!("BadRequest")),
+            "{garbage:?}: {status}"
+        );
     }
     let (code, status) = send(
         &api,
@@ -435,7 +621,14 @@ async fn serve_flags_deny_and_protos() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     let mut child = Command::new(env!("CARGO_BIN_EXE_kube-standin"))
-        .args(["serve", "--deny", "get:secrets:prod", "--deny", "delete:*", "--protos"])
+        .args([
+            "serve",
+            "--deny",
+            "get:secrets:prod",
+            "--deny",
+            "delete:*",
+            "--protos",
+        ])
         .arg(kube_standin::shared_protos_dir())
         .arg("--kubeconfig-out")
         .arg(&kubeconfig)
@@ -444,7 +637,9 @@ async fn serve_flags_deny_and_protos() {
         .spawn()
         .unwrap();
     let mut url = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut url).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let kubectl = which::which("kubectl").expect("kubectl on PATH");
     let can_i = |args: &[&str]| {
@@ -481,5 +676,8 @@ async fn serve_flags_deny_and_protos() {
         .unwrap();
     assert!(!missing.status.success());
     let stderr = String::from_utf8_lossy(&missing.stderr);
-    assert!(stderr.contains("/nonexistent/k8s-protos does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/k8s-protos does not exist"),
+        "{stderr}"
+    );
 }
