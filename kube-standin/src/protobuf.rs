@@ -768,6 +768,24 @@ mod captured {
     }
 
     #[test]
+    fn binary_data_and_int_or_string_ports_decode() {
+        assert_eq!(
+            decode("kubectl-1.32-create-configmap-binary.pb"),
+            json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "bin"},
+                   "data": {"text": "x"}, "binaryData": {"blob": "AAH+/w=="}})
+        );
+        let service = decode("kubectl-1.32-create-service.pb");
+        assert_eq!(
+            service["spec"]["ports"],
+            json!([
+                {"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080},
+                {"name": "443-https", "protocol": "TCP", "port": 443, "targetPort": "https"}
+            ])
+        );
+        assert_eq!(service["spec"]["type"], "ClusterIP");
+    }
+
+    #[test]
     fn workloads_keep_structs_and_drop_zero_values() {
         // The zero `status.replicas` (a value field) goes, `spec.replicas` (a pointer) stays, empty
         // structs stay as `{}` as Go writes them, the zero creationTimestamp goes.
@@ -902,6 +920,76 @@ mod captured {
         let err = schemas().decode_body(&relabelled).unwrap_err();
         assert_eq!(err.code, 415, "{err}");
         assert!(err.message.contains("Kind=Clusters1"), "{err}");
+    }
+
+    /// Sets `value` at a dotted path of nested messages (created on the way).
+    fn set(message: &mut DynamicMessage, path: &str, value: prost_reflect::Value) {
+        let (parents, last) = path.rsplit_once('.').map_or(("", path), |(p, l)| (p, l));
+        let mut current = message;
+        for name in parents.split('.').filter(|n| !n.is_empty()) {
+            current = current
+                .get_field_by_name_mut(name)
+                .unwrap()
+                .as_message_mut()
+                .unwrap();
+        }
+        current.set_field_by_name(last, value);
+    }
+
+    #[test]
+    fn micro_time_quantity_and_raw_extension_map_like_json() {
+        use prost_reflect::Value as V;
+        let event = envelope("v1", "Event", |m| {
+            set(m, "eventTime.seconds", V::I64(951_782_400));
+            set(m, "eventTime.nanos", V::I32(123_456_789));
+            set(m, "count", V::I32(0));
+        });
+        let event = schemas().decode_body(&event).unwrap();
+        assert_eq!(event["eventTime"], "2000-02-29T00:00:00.123456Z");
+        assert!(
+            event.get("count").is_none(),
+            "a zero value field is omitted: {event}"
+        );
+
+        let quota = envelope("v1", "ResourceQuota", |m| {
+            let quantity = m
+                .descriptor()
+                .get_field_by_name("spec")
+                .and_then(|f| f.kind().as_message()?.get_field_by_name("hard"))
+                .and_then(|f| {
+                    f.kind()
+                        .as_message()?
+                        .map_entry_value_field()
+                        .kind()
+                        .as_message()
+                        .cloned()
+                })
+                .unwrap();
+            let mut cpu = DynamicMessage::new(quantity);
+            cpu.set_field_by_name("string", V::String("500m".into()));
+            let hard = [(prost_reflect::MapKey::String("cpu".into()), V::Message(cpu))].into();
+            set(m, "spec.hard", V::Map(hard));
+        });
+        assert_eq!(
+            schemas().decode_body(&quota).unwrap()["spec"],
+            json!({"hard": {"cpu": "500m"}})
+        );
+
+        let revision = envelope("apps/v1", "ControllerRevision", |m| {
+            set(
+                m,
+                "data.raw",
+                V::Bytes(br#"{"spec":{"replicas":1}}"#.to_vec().into()),
+            );
+            set(m, "revision", V::I64(2));
+        });
+        let revision = schemas().decode_body(&revision).unwrap();
+        assert_eq!(revision["data"], json!({"spec": {"replicas": 1}}));
+        assert_eq!(revision["revision"], 2);
+        let broken = envelope("apps/v1", "ControllerRevision", |m| {
+            set(m, "data.raw", V::Bytes(b"{not json".to_vec().into()));
+        });
+        assert_eq!(schemas().decode_body(&broken).unwrap_err().code, 400);
     }
 
     #[test]

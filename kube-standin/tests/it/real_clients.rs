@@ -80,10 +80,22 @@ async fn kubectl_create_family(label: &'static str, bin: PathBuf) {
     ])
     .await;
 
+    k.ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "web",
+        "-n",
+        "team",
+        "--tcp=80:8080",
+        "--tcp=443:https",
+    ])
+    .await;
+
     let posted = protobuf_requests(&api);
     assert_eq!(
         posted.len(),
-        8,
+        9,
         "kubectl {label} sends protobuf bodies: {posted:#?}"
     );
     assert!(posted.iter().all(|r| r.ends_with("-> 201")), "{posted:#?}");
@@ -119,6 +131,13 @@ async fn kubectl_create_family(label: &'static str, bin: PathBuf) {
     assert_eq!(
         get("rolebindings", "team", "reader")["subjects"],
         json!([{"kind": "ServiceAccount", "name": "bot", "namespace": "team"}])
+    );
+    assert_eq!(
+        get("services", "team", "web")["spec"]["ports"],
+        json!([
+            {"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080},
+            {"name": "443-https", "protocol": "TCP", "port": 443, "targetPort": "https"}
+        ])
     );
     // What kubectl reads back matches what it wrote.
     let out = k
