@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine as _;
-use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, MessageDescriptor, ReflectMessage};
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
@@ -334,7 +334,7 @@ impl JsonMapper<'_> {
                     "property"
                 };
                 match field_value(message, list_name) {
-                    Some(list) => Some(self.value(&list, list_field(&descriptor, list_name))?),
+                    Some(list) => Some(self.value(&list)?),
                     None => match message_field(message, "schema") {
                         Some(schema) => Some(self.message(&schema)?),
                         None => None,
@@ -348,7 +348,7 @@ impl JsonMapper<'_> {
             {
                 let items = field_value(message, "items");
                 Some(match items {
-                    Some(v) => self.value(&v, list_field(&descriptor, "items"))?,
+                    Some(v) => self.value(&v)?,
                     None => json!([]),
                 })
             }
@@ -366,7 +366,7 @@ impl JsonMapper<'_> {
             }
             let value = message.get_field(&field);
             let json = if field.is_map() || field.is_list() {
-                let v = self.value(&value, Some(field.clone()))?;
+                let v = self.value(&value)?;
                 if v.as_array().is_some_and(Vec::is_empty) || v.as_object().is_some_and(Map::is_empty) {
                     continue;
                 }
@@ -393,22 +393,18 @@ impl JsonMapper<'_> {
     }
 
     /// A field's value: lists, maps (keys sorted, as Go writes them), messages and scalars.
-    fn value(
-        &self,
-        value: &prost_reflect::Value,
-        _field: Option<FieldDescriptor>,
-    ) -> Result<Value, ApiError> {
+    fn value(&self, value: &prost_reflect::Value) -> Result<Value, ApiError> {
         Ok(match value {
             prost_reflect::Value::List(items) => Value::Array(
                 items
                     .iter()
-                    .map(|item| self.value(item, None))
+                    .map(|item| self.value(item))
                     .collect::<Result<_, _>>()?,
             ),
             prost_reflect::Value::Map(entries) => {
                 let mut sorted = BTreeMap::new();
                 for (key, v) in entries {
-                    sorted.insert(map_key(key), self.value(v, None)?);
+                    sorted.insert(map_key(key), self.value(v)?);
                 }
                 Value::Object(sorted.into_iter().collect())
             }
@@ -453,10 +449,6 @@ impl JsonMapper<'_> {
             ))
         })
     }
-}
-
-fn list_field(descriptor: &MessageDescriptor, name: &str) -> Option<FieldDescriptor> {
-    descriptor.get_field_by_name(name)
 }
 
 fn map_key(key: &prost_reflect::MapKey) -> String {
@@ -1008,71 +1000,18 @@ mod captured {
 
     #[test]
     fn kubernetes_special_types_map_like_json() {
+        use prost_reflect::Value as V;
         let body = envelope("apps/v1", "Deployment", |m| {
-            let spec_desc = m
-                .descriptor()
-                .get_field_by_name("spec")
-                .unwrap()
-                .kind()
-                .as_message()
-                .unwrap()
-                .clone();
-            let mut spec = DynamicMessage::new(spec_desc.clone());
-            let strategy_desc = spec_desc
-                .get_field_by_name("strategy")
-                .unwrap()
-                .kind()
-                .as_message()
-                .unwrap()
-                .clone();
-            let mut strategy = DynamicMessage::new(strategy_desc.clone());
-            let rolling_desc = strategy_desc
-                .get_field_by_name("rollingUpdate")
-                .unwrap()
-                .kind()
-                .as_message()
-                .unwrap()
-                .clone();
-            let mut rolling = DynamicMessage::new(rolling_desc.clone());
-            let int_or_string = rolling_desc
-                .get_field_by_name("maxSurge")
-                .unwrap()
-                .kind()
-                .as_message()
-                .unwrap()
-                .clone();
-            let mut surge = DynamicMessage::new(int_or_string.clone());
-            surge.set_field_by_name("type", prost_reflect::Value::I64(1));
-            surge.set_field_by_name("strVal", prost_reflect::Value::String("25%".into()));
-            let mut unavailable = DynamicMessage::new(int_or_string);
-            unavailable.set_field_by_name("type", prost_reflect::Value::I64(0));
-            unavailable.set_field_by_name("intVal", prost_reflect::Value::I32(0));
-            rolling.set_field_by_name("maxSurge", prost_reflect::Value::Message(surge));
-            rolling.set_field_by_name("maxUnavailable", prost_reflect::Value::Message(unavailable));
-            strategy.set_field_by_name("rollingUpdate", prost_reflect::Value::Message(rolling));
-            spec.set_field_by_name("strategy", prost_reflect::Value::Message(strategy));
-            spec.set_field_by_name("replicas", prost_reflect::Value::I32(0));
-            m.set_field_by_name("spec", prost_reflect::Value::Message(spec));
-            let meta_desc = m
-                .descriptor()
-                .get_field_by_name("metadata")
-                .unwrap()
-                .kind()
-                .as_message()
-                .unwrap()
-                .clone();
-            let mut meta = DynamicMessage::new(meta_desc.clone());
-            let time_desc = meta_desc
-                .get_field_by_name("deletionTimestamp")
-                .unwrap()
-                .kind()
-                .as_message()
-                .unwrap()
-                .clone();
-            let mut time = DynamicMessage::new(time_desc);
-            time.set_field_by_name("seconds", prost_reflect::Value::I64(951_782_400));
-            meta.set_field_by_name("deletionTimestamp", prost_reflect::Value::Message(time));
-            m.set_field_by_name("metadata", prost_reflect::Value::Message(meta));
+            set(m, "spec.strategy.rollingUpdate.maxSurge.type", V::I64(1));
+            set(
+                m,
+                "spec.strategy.rollingUpdate.maxSurge.strVal",
+                V::String("25%".into()),
+            );
+            set(m, "spec.strategy.rollingUpdate.maxUnavailable.type", V::I64(0));
+            set(m, "spec.strategy.rollingUpdate.maxUnavailable.intVal", V::I32(0));
+            set(m, "spec.replicas", V::I32(0));
+            set(m, "metadata.deletionTimestamp.seconds", V::I64(951_782_400));
         });
         let json = schemas().decode_body(&body).unwrap();
         assert_eq!(
