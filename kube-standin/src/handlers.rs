@@ -50,6 +50,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_standin/requests", get(list_requests).delete(clear_requests))
         .route("/_standin/unready", post(set_unready).delete(clear_unready))
         .fallback(dispatch)
+        .layer(middleware::from_fn_with_state(
+            state.protobuf.clone(),
+            crate::protobuf::answer_in_protobuf,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), faults_and_log))
         .with_state(state)
 }

@@ -20,6 +20,9 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 
+mod encode;
+pub use encode::parse_rfc3339;
+
 /// The Content-Type of Kubernetes protobuf bodies.
 pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
 
@@ -596,6 +599,68 @@ pub fn capture(method: &str, path: &str, body: &[u8]) {
     }
 }
 
+/// Whether the client's first `Accept` type is plain protobuf (client-go's typed clients send
+/// `application/vnd.kubernetes.protobuf, */*`; discovery and Table requests carry parameters and stay JSON).
+pub fn prefers_protobuf(accept: &str) -> bool {
+    accept.split(',').next().map(str::trim) == Some(CONTENT_TYPE)
+}
+
+/// Middleware: JSON answers to clients that prefer protobuf are re-encoded as protobuf when the kind has
+/// a schema (objects, lists, `Status`); watches, proxies and anything not encodable stay JSON.
+pub async fn answer_in_protobuf(
+    axum::extract::State(decoder): axum::extract::State<Decoder>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header;
+    let path = request.uri().path();
+    let query = crate::util::parse_query(request.uri().query());
+    let wants = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(prefers_protobuf)
+        && (path.starts_with("/api/") || path.starts_with("/apis/"))
+        && !path.contains("/watch/")
+        && !path.ends_with("/proxy")
+        && !path.contains("/proxy/")
+        && !path.ends_with("/portforward")
+        && !query
+            .iter()
+            .any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
+    let response = next.run(request).await;
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let Some(Ok(schemas)) = decoder.loaded.get().cloned().filter(|_| wants && json) else {
+        return response;
+    };
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
+        return axum::response::IntoResponse::into_response(ApiError::internal("could not buffer an answer"));
+    };
+    let encoded = serde_json::from_slice::<Value>(&bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|v| schemas.encode_object(&v));
+    let body = match encoded {
+        Ok(protobuf) => {
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(CONTENT_TYPE),
+            );
+            axum::body::Body::from(protobuf)
+        }
+        Err(why) => {
+            tracing::debug!("answering JSON to a protobuf client: {why}");
+            axum::body::Body::from(bytes)
+        }
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    axum::response::Response::from_parts(parts, body)
+}
+
 type Loaded = Arc<OnceLock<Result<Arc<Schemas>, String>>>;
 
 /// The schemas a server decodes with: compiled once per folder and process (test suites start many
@@ -691,6 +756,20 @@ mod tests {
             "x-kubernetes-preserve-unknown-fields"
         );
         assert_eq!(schema_props_json_name("type"), "type");
+    }
+
+    #[test]
+    fn only_plain_protobuf_first_is_answered_in_protobuf() {
+        assert!(prefers_protobuf("application/vnd.kubernetes.protobuf, */*"));
+        assert!(prefers_protobuf(
+            "application/vnd.kubernetes.protobuf,application/json"
+        ));
+        assert!(!prefers_protobuf(
+            "application/json, application/vnd.kubernetes.protobuf"
+        ));
+        assert!(!prefers_protobuf(
+            "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+        ));
     }
 
     #[test]
@@ -982,6 +1061,58 @@ mod captured {
             set(m, "data.raw", V::Bytes(b"{not json".to_vec().into()));
         });
         assert_eq!(schemas().decode_body(&broken).unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn every_captured_body_round_trips_through_the_encoder() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/protobuf");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let json = decode(&name);
+            let encoded = schemas()
+                .encode_object(&json)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(schemas().decode_body(&encoded).unwrap(), json, "{name}");
+        }
+        let stored = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "creationTimestamp": "2026-12-06T22:56:35Z", "resourceVersion": "7",
+                         "managedFields": [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:data": {}},
+                                            "time": "2026-12-06T22:56:35Z"}]},
+            "data": {"a": "1"}, "notInTheSchema": true});
+        let back = schemas()
+            .decode_body(&schemas().encode_object(&stored).unwrap())
+            .unwrap();
+        let mut expected = stored.clone();
+        expected.as_object_mut().unwrap().remove("notInTheSchema");
+        assert_eq!(back, expected);
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                            "message": "configmaps \"c\" not found", "reason": "NotFound", "code": 404,
+                            "details": {"name": "c", "kind": "configmaps"}});
+        let back = schemas()
+            .decode_body(&schemas().encode_object(&status).unwrap())
+            .unwrap();
+        assert_eq!(back["code"], 404);
+        assert_eq!(back["details"], json!({"name": "c", "kind": "configmaps"}));
+        let custom = json!({"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster"});
+        assert!(
+            schemas().encode_object(&custom).is_err(),
+            "custom resources stay JSON"
+        );
+    }
+
+    #[test]
+    fn parses_the_times_it_formats() {
+        for secs in [0u64, 951_782_400, 1_767_225_599, 1_796_597_894] {
+            assert_eq!(
+                parse_rfc3339(&crate::util::format_rfc3339(secs)),
+                Some((secs as i64, 0))
+            );
+        }
+        assert_eq!(
+            parse_rfc3339("2000-02-29T01:00:00.5+01:00"),
+            Some((951_782_400, 500_000_000))
+        );
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
     #[test]

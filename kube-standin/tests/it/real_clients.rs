@@ -505,12 +505,18 @@ async fn python_kubernetes_client_creates_lists_patches_and_watches() {
     assert_eq!(stored["metadata"]["labels"]["from"], "python");
 }
 
-/// POSTs/DELETEs raw bytes and returns the status code and body.
-async fn send(api: &StandIn, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+/// One raw HTTP exchange: status code, response head, body bytes (not chunked: answers are buffered).
+async fn exchange(
+    api: &StandIn,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut sock = tokio::net::TcpStream::connect(api.addr()).await.unwrap();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n{headers}content-length: {}\r\n\r\n",
         api.addr(),
         body.len()
     );
@@ -521,12 +527,23 @@ async fn send(api: &StandIn, method: &str, path: &str, content_type: &str, body:
         .await
         .expect("response ends")
         .unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
     let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, head, buf[split + 4..].to_vec())
+}
+
+/// POSTs/DELETEs raw bytes and returns the status code and the JSON answer.
+async fn send(api: &StandIn, method: &str, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+    let headers = format!("content-type: {content_type}\r\n");
+    let (code, _, answer) = exchange(api, method, path, &headers, body).await;
+    let text = String::from_utf8_lossy(&answer);
     (
         code,
-        serde_json::from_str(rest).unwrap_or_else(|e| panic!("{e}: {rest}")),
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
     )
 }
 
@@ -571,6 +588,27 @@ async fn protobuf_bodies_get_the_status_a_real_server_gives() {
     .await;
     assert_eq!(code, 201, "{created}");
     assert_eq!(created["data"], json!({"empty": "", "mode": "fast"}));
+    // Answers too are protobuf for a client that prefers it (objects and Status), JSON otherwise.
+    let schemas = kube_standin::protobuf::Schemas::compile(&kube_standin::shared_protos_dir()).unwrap();
+    let accept = "accept: application/vnd.kubernetes.protobuf, */*\r\n";
+    let (code, head, body) = exchange(&api, "GET", "/api/v1/namespaces/team/configmaps", accept, b"").await;
+    assert_eq!(code, 200);
+    assert!(
+        head.contains("content-type: application/vnd.kubernetes.protobuf"),
+        "{head}"
+    );
+    let list = schemas.decode_body(&body).unwrap();
+    assert_eq!(
+        (&list["kind"], &list["items"][0]["data"]),
+        (&json!("ConfigMapList"), &json!({"empty": "", "mode": "fast"}))
+    );
+    let missing = "/api/v1/namespaces/team/configmaps/missing";
+    let (code, head, body) = exchange(&api, "GET", missing, accept, b"").await;
+    assert!(code == 404 && head.contains("protobuf"), "{head}");
+    assert_eq!(schemas.decode_body(&body).unwrap()["reason"], "NotFound");
+    let (_, head, _) = exchange(&api, "GET", missing, "accept: application/json\r\n", b"").await;
+    assert!(head.contains("content-type: application/json"), "{head}");
+
     // helm's DeleteOptions, as protobuf.
     let (code, deleted) = send(
         &api,
