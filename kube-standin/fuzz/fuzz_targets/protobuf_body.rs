@@ -25,7 +25,10 @@ fn schemas() -> &'static Schemas {
 fuzz_target!(|body: &[u8]| {
     match schemas().decode_body(body) {
         Ok(object) => {
-            assert!(object["apiVersion"].is_string() && object["kind"].is_string(), "{object}");
+            assert!(
+                object["apiVersion"].is_string() && object["kind"].is_string(),
+                "{object}"
+            );
             serde_json::to_string(&object).expect("decoded JSON serializes");
             if let Ok(answer) = schemas().encode_object(&object) {
                 let again = schemas()
@@ -34,6 +37,10 @@ fuzz_target!(|body: &[u8]| {
                 assert_eq!(again["kind"], object["kind"]);
             }
         }
-        Err(e) => assert!(matches!(e.code, 400 | 415), "unexpected {} for a protobuf body: {e}", e.code),
+        Err(e) => assert!(
+            matches!(e.code, 400 | 415),
+            "unexpected {} for a protobuf body: {e}",
+            e.code
+        ),
     }
 });
