@@ -52,6 +52,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_standin/requests", get(list_requests).delete(clear_requests))
         .route("/_standin/unready", post(set_unready).delete(clear_unready))
         .fallback(dispatch)
+        .layer(middleware::from_fn_with_state(
+            state.protobuf.clone(),
+            crate::protobuf::answer_in_protobuf,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), faults_and_log))
         .with_state(state)
 }
@@ -156,10 +160,11 @@ async fn openapi_v2(State(app): App, headers: HeaderMap) -> Response {
     let accept = accept(&headers);
     // client-go's OpenAPISchema() asks for the gnostic protobuf encoding only.
     if !accept.is_empty() && !accept.contains("json") && !accept.contains("*/*") {
-        // 406 is what kubectl then reports clearly ("unable to respond with a content type that the
-        // client supports"); the body names the gap for anyone reading it.
+        // 404, not 406: client-go (helm's upgrade validation, kubectl) reads 404 as "this server has no
+        // OpenAPI v2" and goes on with v3 or without it, while 406 fails the whole command. The body names
+        // the gap for anyone reading it.
         let message = format!("kube-standin does not implement {}", openapi::V2_PROTOBUF_GAP);
-        return ApiError::new(406, "NotAcceptable", message).into_response();
+        return ApiError::new(404, "NotFound", message).into_response();
     }
     openapi_ready(&app).await;
     let doc = openapi::v2_doc(&app.store.lock().registry, app.openapi.as_deref());
@@ -419,6 +424,9 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
     let body = axum::body::to_bytes(req.into_body(), 64 << 20)
         .await
         .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+    if is_protobuf(&headers) {
+        crate::protobuf::capture(method.as_str(), &raw_path, &body);
+    }
     let ctx = WriteCtx {
         dry_run: q("dryRun").is_some_and(|v| v == "All"),
         seed: false,
@@ -495,15 +503,24 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
             Ok(json_ok(present(&rt, obj)))
         }
         (Method::POST, None) => {
-            let obj = parse_body(&headers, &body)?;
+            let obj = parse_body(&app, &headers, &body).await?;
             if rt.group == "authorization.k8s.io" && rt.plural == "selfsubjectaccessreviews" {
-                return Ok(json_with(StatusCode::CREATED, access_review(&app, obj)));
+                let denials = app.store.lock().overrides.denials.clone();
+                return Ok(json_with(
+                    StatusCode::CREATED,
+                    crate::authz::access_review(&denials, obj),
+                ));
+            }
+            if rt.group == "authorization.k8s.io" && rt.plural == "selfsubjectrulesreviews" {
+                let st = app.store.lock();
+                let review = crate::authz::rules_review(&st.overrides.denials, st.registry.types(), obj);
+                return Ok(json_with(StatusCode::CREATED, review));
             }
             let created = app.store.lock().create(&rt, &ns, obj, &ctx)?;
             Ok(json_with(StatusCode::CREATED, created))
         }
         (Method::PUT, Some(name)) => {
-            let obj = parse_body(&headers, &body)?;
+            let obj = parse_body(&app, &headers, &body).await?;
             let updated = app.store.lock().replace(&rt, &ns, &name, obj, &ctx)?;
             Ok(json_ok(updated))
         }
@@ -539,6 +556,8 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
         (Method::DELETE, Some(name)) => {
             let options: Option<Value> = if body.is_empty() {
                 None
+            } else if is_protobuf(&headers) {
+                Some(app.protobuf.decode(&body).await?)
             } else {
                 serde_json::from_slice(&body).ok()
             };
@@ -605,22 +624,16 @@ fn verb_of(method: &Method, target: &Target, watch: Option<&str>) -> &'static st
     }
 }
 
-fn is_denied(app: &AppState, verb: &str, resource: &str) -> bool {
-    let st = app.store.lock();
-    st.overrides
-        .denials
-        .iter()
-        .any(|(v, r)| (v == "*" || v == verb) && (r == "*" || r == resource))
-}
-
 fn check_denied(app: &AppState, target: &Target, verb: &str) -> Result<(), ApiError> {
-    let resource = match &target.sub {
-        Some(sub) => format!("{}/{sub}", target.rt.plural),
-        None => target.rt.plural.clone(),
-    };
-    if is_denied(app, verb, &resource)
-        || (target.sub.is_none() && is_denied(app, verb, &target.rt.group_resource()))
-    {
+    let denied = crate::authz::is_denied(
+        &app.store.lock().overrides.denials,
+        verb,
+        &target.rt.group,
+        &target.rt.plural,
+        target.sub.as_deref().unwrap_or(""),
+        target.namespace.as_deref().unwrap_or(""),
+    );
+    if denied {
         return Err(ApiError::forbidden(
             &target.rt,
             target.name.as_deref().unwrap_or(""),
@@ -629,34 +642,6 @@ fn check_denied(app: &AppState, target: &Target, verb: &str) -> Result<(), ApiEr
         ));
     }
     Ok(())
-}
-
-/// Answers a SelfSubjectAccessReview from the deny list.
-fn access_review(app: &AppState, mut review: Value) -> Value {
-    let attrs = review
-        .pointer("/spec/resourceAttributes")
-        .cloned()
-        .unwrap_or(json!({}));
-    let verb = attrs.get("verb").and_then(Value::as_str).unwrap_or("");
-    let mut resource = attrs
-        .get("resource")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    if let Some(sub) = attrs
-        .get("subresource")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        resource = format!("{resource}/{sub}");
-    }
-    let denied = is_denied(app, verb, &resource);
-    review["status"] = if denied {
-        json!({"allowed": false, "denied": true, "reason": "denied by kube-standin"})
-    } else {
-        json!({"allowed": true, "reason": "kube-standin allows everything not denied"})
-    };
-    review
 }
 
 /// The field manager the API server derives when the client sends none: the user agent's first word.
@@ -678,7 +663,17 @@ pub fn default_manager(headers: &HeaderMap, method: &Method) -> String {
         .to_string()
 }
 
-fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+fn is_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(crate::protobuf::CONTENT_TYPE))
+}
+
+async fn parse_body(app: &AppState, headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    if is_protobuf(headers) {
+        return app.protobuf.decode(body).await;
+    }
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

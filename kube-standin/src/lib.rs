@@ -31,11 +31,12 @@
 //! Layout: [`registry`] (served types), [`store`] (objects, resourceVersions, write path), [`schema`]
 //! (CRD validation), [`apply`] (server-side apply), [`patch`], [`selector`], [`watch`], [`discovery`],
 //! [`openapi`], [`printers`] (server-side Tables), [`scale`], [`strategic`] (strategic merge patch),
-//! [`handlers`] (HTTP routing), [`portforward`], [`proxy`], [`simulate`], [`controllers`] (garbage
-//! collector, namespace, workload and Argo CD controllers), [`faults`],
-//! [`server`] (builder and handle).
+//! [`protobuf`] (protobuf request bodies and answers), [`authz`] (access policy), [`handlers`] (HTTP
+//! routing), [`portforward`], [`proxy`], [`simulate`], [`controllers`] (garbage collector, namespace,
+//! workload and Argo CD controllers), [`faults`], [`server`] (builder and handle).
 
 pub mod apply;
+pub mod authz;
 pub mod controllers;
 pub mod defaults;
 pub mod discovery;
@@ -46,6 +47,7 @@ pub mod openapi;
 pub mod patch;
 pub mod portforward;
 pub mod printers;
+pub mod protobuf;
 pub mod proxy;
 pub mod registry;
 pub mod scale;
@@ -60,5 +62,6 @@ pub mod watch;
 
 pub use error::{ApiError, Error};
 pub use faults::{Fault, FaultAction, RequestRecord};
+pub use protobuf::shared_protos_dir;
 pub use server::{Builder, StandIn, kubeconfig_yaml, shared_crds, shared_crds_dir};
 pub use store::Store;

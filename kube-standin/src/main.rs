@@ -41,6 +41,14 @@ enum Command {
         /// Write a kubeconfig for the server to this file.
         #[arg(long)]
         kubeconfig_out: Option<PathBuf>,
+        /// The Kubernetes .proto files for protobuf request bodies (default: shared/reference/k8s-protos
+        /// beside the repository).
+        #[arg(long)]
+        protos: Option<PathBuf>,
+        /// Refuse VERB on RESOURCE (plural, plural/sub, plural.group or *), optionally only in namespace
+        /// NS, with 403 and in access reviews; repeatable (e.g. get:secrets, create:deployments:staging).
+        #[arg(long = "deny", value_name = "VERB:RESOURCE[:NS]", value_parser = kube_standin::authz::Denial::parse)]
+        denials: Vec<kube_standin::authz::Denial>,
     },
 }
 
@@ -59,6 +67,8 @@ async fn main() -> anyhow::Result<()> {
         simulate_ready,
         openapi,
         kubeconfig_out,
+        protos,
+        denials,
     } = Cli::parse().command;
     let mut builder = StandIn::builder().port(port);
     for c in crds {
@@ -73,6 +83,12 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(path) = openapi {
         builder = builder.openapi_file(path);
+    }
+    if let Some(dir) = protos {
+        builder = builder.protos_dir(dir);
+    }
+    for denial in denials {
+        builder = builder.denial(denial);
     }
     if let Some(delay) = simulate_ready {
         builder = builder.simulate_ready(delay);

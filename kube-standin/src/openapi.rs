@@ -201,7 +201,11 @@ impl Upstream {
         let mut paths = Map::new();
         for (p, item) in self.section("paths") {
             if p.starts_with(&prefix) {
-                paths.insert(p.clone(), convert_path_item(item, params));
+                let mut item = convert_path_item(item, params);
+                if p.ends_with("/proxy") || p.ends_with("/proxy/{path}") {
+                    proxy_options_gvk(&mut item);
+                }
+                paths.insert(p.clone(), item);
             }
         }
         let doc = self.v3_document(paths, Map::new());
@@ -374,6 +378,22 @@ fn convert_operation(op: &Value, params: &Map<String, Value>) -> Value {
         }
     }
     Value::Object(out)
+}
+
+/// The API server's v3 documents give a connect (proxy) operation the kind of its options
+/// (`PodProxyOptions`, `ServiceProxyOptions`, `NodeProxyOptions`), not the kind of the object. client-go's
+/// field-validation check walks every PATCH operation carrying an object's GVK and gives up on the first
+/// one without a `fieldValidation` parameter: a proxy PATCH labelled `Service` made helm fall back to
+/// OpenAPI v2 and fail its upgrade.
+fn proxy_options_gvk(item: &mut Value) {
+    for op in item.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+        if let Some(kind) = op
+            .pointer_mut("/x-kubernetes-group-version-kind/kind")
+            .filter(|k| k.as_str().is_some_and(|k| !k.ends_with("ProxyOptions")))
+        {
+            *kind = Value::String(format!("{}ProxyOptions", kind.as_str().unwrap_or_default()));
+        }
+    }
 }
 
 fn convert_path_item(item: &Value, params: &Map<String, Value>) -> Value {

@@ -327,6 +327,54 @@ impl Registry {
         );
         ssar.verbs = vec!["create".into()];
         types.push(ssar);
+        let mut ssrr = builtin(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+            false,
+            &[],
+            false,
+            vec![],
+        );
+        ssrr.verbs = vec!["create".into()];
+        types.push(ssrr);
+        // What `kubectl create role|rolebinding|clusterrole|clusterrolebinding` writes (ReplicaSets, which
+        // helm 4's `--wait` lists for a Deployment's status, and Jobs are registered with the workloads).
+        let rbac = "rbac.authorization.k8s.io";
+        types.extend([
+            builtin(rbac, "v1", "Role", "roles", true, &[], false, vec![]),
+            builtin(
+                rbac,
+                "v1",
+                "RoleBinding",
+                "rolebindings",
+                true,
+                &[],
+                false,
+                vec![],
+            ),
+            builtin(
+                rbac,
+                "v1",
+                "ClusterRole",
+                "clusterroles",
+                false,
+                &[],
+                false,
+                vec![],
+            ),
+            builtin(
+                rbac,
+                "v1",
+                "ClusterRoleBinding",
+                "clusterrolebindings",
+                false,
+                &[],
+                false,
+                vec![],
+            ),
+        ]);
         for t in &mut types {
             if [
                 "pods",

@@ -31,6 +31,8 @@ pub struct AppState {
     pub addr: SocketAddr,
     /// The upstream OpenAPI document (`/openapi/v2`, `/openapi/v3`), when found.
     pub openapi: Option<Arc<crate::openapi::Upstream>>,
+    /// Reads protobuf request bodies.
+    pub protobuf: crate::protobuf::Decoder,
 }
 
 enum Source {
@@ -48,9 +50,10 @@ pub struct Builder {
     proxies: Vec<(String, String, String)>,
     simulate: Option<Duration>,
     faults: Vec<Fault>,
-    denials: Vec<(String, String)>,
+    denials: Vec<crate::authz::Denial>,
     port: u16,
     openapi: Option<PathBuf>,
+    protos: Option<PathBuf>,
 }
 
 /// A running in-memory Kubernetes API server on `127.0.0.1`.
@@ -84,6 +87,7 @@ impl StandIn {
             denials: Vec::new(),
             port: 0,
             openapi: None,
+            protos: None,
         }
     }
 
@@ -158,13 +162,21 @@ impl StandIn {
         self.faults.clear();
     }
 
-    /// Refuses `verb` on `resource` (plural, `plural/sub`, `*`) with 403, also in SelfSubjectAccessReviews.
+    /// Refuses `verb` on `resource` (plural, `plural/sub`, `plural.group`, `*`) with 403, also in access reviews.
     pub fn deny(&self, verb: &str, resource: &str) {
         self.store
             .lock()
             .overrides
             .denials
-            .push((verb.to_string(), resource.to_string()));
+            .push(crate::authz::Denial::new(verb, resource));
+    }
+
+    /// Refuses `verb` on `resource` only in `namespace`.
+    pub fn deny_in(&self, verb: &str, resource: &str, namespace: &str) {
+        self.store.lock().overrides.denials.push(crate::authz::Denial {
+            namespace: Some(namespace.into()),
+            ..crate::authz::Denial::new(verb, resource)
+        });
     }
 
     /// Sets a port-forward target at run time.
@@ -387,7 +399,20 @@ impl Builder {
 
     /// Refuses `verb` on `resource` with 403 (see [`StandIn::deny`]).
     pub fn deny(mut self, verb: &str, resource: &str) -> Self {
-        self.denials.push((verb.into(), resource.into()));
+        self.denials.push(crate::authz::Denial::new(verb, resource));
+        self
+    }
+
+    /// Adds a parsed `VERB:RESOURCE[:NAMESPACE]` denial (the `--deny` flag of `kube-standin serve`).
+    pub fn denial(mut self, denial: crate::authz::Denial) -> Self {
+        self.denials.push(denial);
+        self
+    }
+
+    /// Reads protobuf bodies with the Kubernetes `.proto` files under `dir` instead of
+    /// [`crate::shared_protos_dir`]; a missing folder fails [`Builder::start`].
+    pub fn protos_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.protos = Some(dir.as_ref().to_path_buf());
         self
     }
 
@@ -406,6 +431,21 @@ impl Builder {
 
     /// Loads everything and starts serving on `127.0.0.1`.
     pub async fn start(self) -> Result<StandIn, Error> {
+        let protos = match &self.protos {
+            Some(dir) if !dir.is_dir() => {
+                return Err(Error::Start(format!(
+                    "the protobuf schema folder {} does not exist: pass --protos DIR with the Kubernetes .proto files",
+                    dir.display()
+                )));
+            }
+            Some(dir) => dir.clone(),
+            // Without the default folder the server still runs; protobuf bodies then get a 415 saying why.
+            None => crate::protobuf::shared_protos_dir(),
+        };
+        let protobuf = crate::protobuf::Decoder::new(protos);
+        if protobuf.dir().is_dir() {
+            protobuf.warm_up();
+        }
         let store = Store::new();
         for source in &self.crds {
             for doc in documents(source, true)? {
@@ -461,6 +501,7 @@ impl Builder {
             shutdown: shutdown_rx,
             addr,
             openapi,
+            protobuf,
         });
         let app = crate::handlers::router(state);
         let server = tokio::spawn(async move {

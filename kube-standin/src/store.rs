@@ -114,8 +114,8 @@ pub struct Overrides {
     pub forwards: HashMap<(String, String, u16), String>,
     /// Proxy targets: (namespace, service) → base URL.
     pub proxies: HashMap<(String, String), String>,
-    /// (verb, resource) pairs refused with 403; `*` matches any.
-    pub denials: Vec<(String, String)>,
+    /// Requests refused with 403 (and answered "no" in access reviews).
+    pub denials: Vec<crate::authz::Denial>,
     /// Objects seeded with a non-empty status (the simulation leaves them alone until their spec changes).
     pub seeded_status: HashSet<ObjKey>,
     /// Wakes the simulation when an override changes.

@@ -7,6 +7,8 @@
 //! - `controllers`: Deployment/StatefulSet/Job controllers, garbage collection, namespaces, Argo CD.
 //! - `printing`: server-side Tables (`kubectl get`, `-o wide`, `-w`, CRD columns) and `kubectl scale`;
 //! - `openapi_explain`: `/openapi/v2|v3`, `kubectl explain`, client-side `apply` and `diff`.
+//! - `real_clients`: kubectl `create`/`auth can-i` (protobuf bodies), helm 4 and 3 lifecycles with no proxy,
+//!   the Python `kubernetes` client.
 
 mod binary;
 mod bridges;
@@ -17,3 +19,4 @@ mod kubectl;
 mod openapi_explain;
 mod printing;
 mod protocol;
+mod real_clients;
