@@ -141,7 +141,7 @@ impl Certificate {
 
     /// Read and parse a certificate file.
     pub fn read_file(path: &Path) -> Result<Self, CertError> {
-        let bytes = read_bounded(path, CONFIG_FILE_LIMIT, "certificate")?;
+        let bytes = read_bounded(path, CONFIG_FILE_LIMIT, "certificate file")?;
         Self::parse(&bytes, &path.display().to_string())
     }
 

@@ -213,7 +213,15 @@ pub fn read_path(path: &Path) -> Result<Vec<u8>, InputError> {
     if path.as_os_str() == "-" {
         return read_stdin();
     }
-    Ok(shared::fsio::read_bounded(path, INPUT_FILE_LIMIT, "input file")?)
+    // The OS's own refusals read as before (`cannot read PATH: No such file…`); size and type refusals
+    // are fsio's sentences.
+    shared::fsio::read_bounded(path, INPUT_FILE_LIMIT, "input file").map_err(|err| match err {
+        shared::fsio::FsError::Io { source, .. } => InputError::Read {
+            path: path.to_path_buf(),
+            error: source,
+        },
+        other => InputError::File(other),
+    })
 }
 
 /// All of stdin, at most [`INPUT_FILE_LIMIT`].

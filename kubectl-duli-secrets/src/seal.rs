@@ -11,7 +11,7 @@ use crate::cert::Certificate;
 use crate::cli::{CertOptions, RawOptions, SealOptions};
 use crate::files::{merge_target, write_file};
 use crate::format::Scope;
-use crate::input::{INPUT_FILE_LIMIT, InputError, Values, read_path, read_stdin};
+use crate::input::{InputError, Values, read_path, read_stdin};
 use crate::manifest::{
     DocFormat, ManifestError, SealedFile, SecretInput, parse_secrets, render, resolve_scope, seal_items,
     seal_secret,
@@ -165,8 +165,7 @@ pub async fn seal(
             path: path.clone(),
             error,
         })?;
-        let bytes = shared::fsio::read_bounded(&merge_path, INPUT_FILE_LIMIT, "--merge-into file")
-            .map_err(InputError::from)?;
+        let bytes = read_path(&merge_path)?;
         let text = utf8(bytes, &path.display().to_string())?;
         let file = SealedFile::parse(&text, &path.display().to_string())?;
         if let Some(namespace) = &options.namespace

@@ -207,5 +207,12 @@ pub async fn fetch_url(url: &str, timeout: Duration) -> Result<Vec<u8>, SourceEr
         &format!("GET {url}"),
     )
     .await
-    .map_err(|err| fail(err.to_string()))
+    .map_err(|err| match err {
+        // Bytes kept coming, just too slowly to finish: say so, not "nothing arrived".
+        shared::fsio::BodyError::Stalled { .. } if tokio::time::Instant::now() >= deadline => fail(format!(
+            "the answer did not complete within {} (--timeout); the server sends too slowly or never ends",
+            shared::duration::human(timeout)
+        )),
+        other => fail(other.to_string()),
+    })
 }

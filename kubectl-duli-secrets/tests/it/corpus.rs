@@ -296,8 +296,11 @@ fn corpus_offline_inputs() {
         case("key with a space in an env file", &["seal", "--name", "a", "-n", "b", "--from-env-file", &bad_key_env, "--out", &out], 2, &[&format!("{bad_key_env} line 3"), "key `bad key` is not allowed"])
             .forbid("corpus-PLAINTEXT-2Env"),
         case("file name that is no key (--from-file)", &["seal", "--name", "a", "-n", "b", "--from-file", &spaced_name, "--out", &out], 2, &["key `my key.txt` is not allowed", "--from-file"]),
-        case("Secret name with capitals", &["seal", "--name", "Db_Password", "-n", "b", "--from-literal", "a=b", "--out", &out], 2, &["--name `Db_Password` is not a valid Secret name", "lowercase letters"]),
-        case("namespace with a space", &["seal", "--out", &out], 2, &["metadata.namespace `my ns` is not a valid namespace"])
+        case("Secret name with capitals", &["seal", "--name", "Db_Password", "-n", "b", "--from-literal", "a=b", "--out", &out], 2, &["--name: Secret name \"Db_Password\" is invalid: it contains 'D'", "lowercase letters"]),
+        case("empty namespace (-n '')", &["seal", "--name", "a", "-n", "", "--from-literal", "a=b", "--out", &out], 2, &["-n/--namespace: namespace name \"\" is invalid: it is empty", "DNS-1123 label", "no controller could ever create this Secret"]),
+        case("non-ASCII Secret name", &["seal", "--name", "dé", "-n", "b", "--from-literal", "a=b", "--out", &out], 2, &["--name: Secret name", "is invalid: it contains"]),
+        case("raw with a namespace of 64 characters", &["raw", "--name", "a", "-n", &"n".repeat(64)], 2, &["-n/--namespace: namespace name", "it is 64 characters long"]).stdin("v"),
+        case("namespace with a space", &["seal", "--out", &out], 2, &["metadata.namespace: namespace name \"my ns\" is invalid: it contains"])
             .stdin(SECRET.replace("namespace: staging", "namespace: my ns")),
         case("same key from two sources", &["seal", "--name", "a", "-n", "b", "--from-literal", "k=1", "--from-literal", "k=2", "--out", &out], 2, &["key `k` is given twice (--from-literal k and --from-literal k)"]),
         case("--from-literal without =", &["seal", "--name", "a", "-n", "b", "--from-literal", "justakey", "--out", &out], 2, &["--from-literal `justakey`: expected KEY=VALUE"]),
@@ -326,7 +329,7 @@ fn corpus_offline_inputs() {
         case("merge into a file with two documents", &["seal", "--merge-into", &two_docs, "--from-literal", "a=b"], 2, &[&format!("{two_docs} is not a SealedSecret (it holds 2 documents)")]),
         case("merge into an empty file", &["seal", "--merge-into", &empty_target, "--from-literal", "a=b"], 2, &["is not a SealedSecret (it is empty)"]),
         case("merge into a missing file", &["seal", "--merge-into", &missing_target, "--from-literal", "a=b"], 2, &[&format!("cannot read {missing_target}: No such file")]),
-        case("merge into a directory", &["seal", "--merge-into", &dir_target, "--from-literal", "a=b"], 2, &[&format!("cannot read {dir_target}")]),
+        case("merge into a directory", &["seal", "--merge-into", &dir_target, "--from-literal", "a=b"], 2, &[&format!("input file {dir_target} is a directory, not a regular file")]),
         case("merge with another type", &["seal", "--merge-into", &typed, "--type", "Opaque", "--from-literal", "a=b"], 2, &["type mismatch", "has kubernetes.io/basic-auth but the input has Opaque", "drop --type"]),
         case("merge a strict input into a cluster-wide file", &["seal", "--merge-into", &cluster_wide, "--scope", "strict", "--from-literal", "a=b"], 2, &["scope mismatch", "has cluster-wide but the input has strict", "drop --scope"]),
         case("merge two input Secrets", &["seal", "--merge-into", &strict], 2, &["--merge-into takes exactly one input Secret, got 2"])
