@@ -14,7 +14,7 @@ use crate::files::{merge_target, write_file};
 use crate::input::INPUT_FILE_LIMIT;
 use shared::fsio::{FsError, Mode, read_to_string_bounded};
 use crate::manifest::{ManifestError, SealedFile};
-use shared::cluster::{ClusterError, ClusterTarget};
+use shared::cluster::{Cluster, ClusterError, ClusterTarget};
 
 /// Errors of verify and rotate.
 #[derive(Debug, thiserror::Error)]
@@ -59,8 +59,8 @@ fn read(path: &Path) -> Result<SealedFile, RemoteError> {
     Ok(SealedFile::parse(&text, &path.display().to_string())?)
 }
 
-async fn client(target: &ClusterTarget) -> Result<kube::Client, RemoteError> {
-    Ok(target.connect(Some(Duration::from_secs(10))).await?.client)
+async fn client(target: &ClusterTarget) -> Result<Cluster, RemoteError> {
+    Ok(target.connect(Some(Duration::from_secs(10))).await?)
 }
 
 /// One file's verdict.
@@ -87,7 +87,7 @@ pub async fn verify(
     for (path, file) in paths.iter().zip(files) {
         let verdict =
             controller
-                .verify(&client, &file.doc)
+                .verify(&controller.api_client(&client), &file.doc)
                 .await
                 .map_err(|error| RemoteError::Controller {
                     path: path.clone(),
@@ -126,7 +126,7 @@ pub async fn rotate(
     for (path, file) in paths.iter().zip(&files) {
         let answer =
             controller
-                .rotate(&client, &file.doc)
+                .rotate(&controller.api_client(&client), &file.doc)
                 .await
                 .map_err(|error| RemoteError::Controller {
                     path: path.clone(),

@@ -106,7 +106,7 @@ pub async fn load(options: &CertOptions, target: &ClusterTarget) -> Result<Certi
             Ok(cert)
         }
         Err(SourceError::Controller(
-            err @ (ControllerError::Request { .. } | ControllerError::Status { .. }),
+            err @ (ControllerError::Api { .. } | ControllerError::Status { .. }),
         )) => match cached()? {
             Some(cert) => {
                 tracing::warn!("{err}; using the certificate cached for context `{context}`");
@@ -124,7 +124,7 @@ async fn fetch_from_cluster(
     context: &str,
 ) -> Result<Certificate, SourceError> {
     let cluster = target.connect(Some(CONNECT_TIMEOUT)).await?;
-    let pem = controller.fetch_cert(&cluster.client).await?;
+    let pem = controller.fetch_cert(&controller.api_client(&cluster)).await?;
     let desc = format!(
         "from controller {}/{} (context `{context}`)",
         controller.namespace, controller.name
