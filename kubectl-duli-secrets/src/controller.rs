@@ -247,7 +247,9 @@ impl Controller {
     pub async fn verify(&self, api: &ApiClient, sealed: &Value) -> Result<Verdict, ControllerError> {
         let action = "cannot verify with the controller";
         let body = serde_json::to_vec(sealed).unwrap_or_default();
-        let response = self.exchange(api, Method::POST, "v1/verify", body, action).await?;
+        let response = self
+            .exchange(api, Method::POST, "v1/verify", body, action)
+            .await?;
         match response.status {
             StatusCode::OK => Ok(Verdict::Decrypts),
             StatusCode::CONFLICT => Ok(Verdict::DoesNotDecrypt),
@@ -259,7 +261,9 @@ impl Controller {
     pub async fn rotate(&self, api: &ApiClient, sealed: &Value) -> Result<Value, ControllerError> {
         let action = "cannot re-encrypt with the controller";
         let body = serde_json::to_vec(sealed).unwrap_or_default();
-        let response = self.exchange(api, Method::POST, "v1/rotate", body, action).await?;
+        let response = self
+            .exchange(api, Method::POST, "v1/rotate", body, action)
+            .await?;
         if response.status != StatusCode::OK {
             return Err(Self::unexpected(action, response.status));
         }

@@ -43,6 +43,9 @@ mod tests {
         let err = write_file(&link, b"two", Mode::Secret, "sealed secret").unwrap_err();
         assert!(err.to_string().contains("symlink"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), b"one");
-        assert_eq!(merge_target(&link).unwrap(), std::fs::canonicalize(&path).unwrap());
+        assert_eq!(
+            merge_target(&link).unwrap(),
+            std::fs::canonicalize(&path).unwrap()
+        );
     }
 }

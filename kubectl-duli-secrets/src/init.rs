@@ -314,7 +314,10 @@ pub async fn run(
     for dir in [repo.sealed_env_dir(&env.name), repo.shared_sealed_dir()] {
         let removed = shared::fsio::remove_stale_temporaries(&dir);
         if removed > 0 {
-            tracing::info!("removed {removed} temporary file(s) of an interrupted run in {}", dir.display());
+            tracing::info!(
+                "removed {removed} temporary file(s) of an interrupted run in {}",
+                dir.display()
+            );
         }
     }
 
@@ -339,11 +342,12 @@ pub async fn run(
         };
         let relative = format!("{SEALED_DIR}/{dir}/{}.yml", entry.name);
         let path = dir_path.join(format!("{}.yml", entry.name));
-        let existing = match shared::fsio::read_to_string_bounded(&path, input::INPUT_FILE_LIMIT, "sealed secret") {
-            Ok(text) => Some(SealedFile::parse(&text, &relative)?),
-            Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => None,
-            Err(err) => return Err(InputError::from(err).into()),
-        };
+        let existing =
+            match shared::fsio::read_to_string_bounded(&path, input::INPUT_FILE_LIMIT, "sealed secret") {
+                Ok(text) => Some(SealedFile::parse(&text, &relative)?),
+                Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => None,
+                Err(err) => return Err(InputError::from(err).into()),
+            };
         if let Some(file) = &existing
             && (file.name != entry.name || file.namespace != namespace || file.scope != scope)
         {

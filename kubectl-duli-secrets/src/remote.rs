@@ -12,9 +12,9 @@ use crate::cli::{Controller, RotateOptions, VerifyOptions};
 use crate::controller::{ControllerError, Verdict};
 use crate::files::{merge_target, write_file};
 use crate::input::INPUT_FILE_LIMIT;
-use shared::fsio::{FsError, Mode, read_to_string_bounded};
 use crate::manifest::{ManifestError, SealedFile};
 use shared::cluster::{Cluster, ClusterError, ClusterTarget};
+use shared::fsio::{FsError, Mode, read_to_string_bounded};
 
 /// Errors of verify and rotate.
 #[derive(Debug, thiserror::Error)]
@@ -85,14 +85,13 @@ pub async fn verify(
     let client = client(target).await?;
     let mut results = Vec::new();
     for (path, file) in paths.iter().zip(files) {
-        let verdict =
-            controller
-                .verify(&controller.api_client(&client), &file.doc)
-                .await
-                .map_err(|error| RemoteError::Controller {
-                    path: path.clone(),
-                    error,
-                })?;
+        let verdict = controller
+            .verify(&controller.api_client(&client), &file.doc)
+            .await
+            .map_err(|error| RemoteError::Controller {
+                path: path.clone(),
+                error,
+            })?;
         results.push(VerifyResult {
             file: path.clone(),
             secret: format!("{}/{}", file.namespace, file.name),
@@ -124,14 +123,13 @@ pub async fn rotate(
     let client = client(target).await?;
     let mut rotated = Vec::new();
     for (path, file) in paths.iter().zip(&files) {
-        let answer =
-            controller
-                .rotate(&controller.api_client(&client), &file.doc)
-                .await
-                .map_err(|error| RemoteError::Controller {
-                    path: path.clone(),
-                    error,
-                })?;
+        let answer = controller
+            .rotate(&controller.api_client(&client), &file.doc)
+            .await
+            .map_err(|error| RemoteError::Controller {
+                path: path.clone(),
+                error,
+            })?;
         let bad = |problem: String| RemoteError::BadRotation {
             path: path.clone(),
             problem,

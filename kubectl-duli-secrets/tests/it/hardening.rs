@@ -45,7 +45,10 @@ fn run_bounded(mut command: Command, stdin: &[u8], bound: Duration) -> Run {
         if started.elapsed() > bound {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{} did not finish within {bound:?}", testkit::process::describe(&command));
+            panic!(
+                "{} did not finish within {bound:?}",
+                testkit::process::describe(&command)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -140,7 +143,11 @@ fn a_closed_stdout_is_an_error_and_a_broken_pipe_is_quiet() {
     std::fs::write(&manifest, SECRET).unwrap();
     let shell = |script: &str| {
         let mut command = plugin(home.path());
-        command.args(["seal", "--cert"]).arg(&keys().cert).arg("-f").arg(&manifest);
+        command
+            .args(["seal", "--cert"])
+            .arg(&keys().cert)
+            .arg("-f")
+            .arg(&manifest);
         let mut sh = Command::new("bash");
         sh.arg("-c")
             .arg(script)
@@ -156,16 +163,25 @@ fn a_closed_stdout_is_an_error_and_a_broken_pipe_is_quiet() {
     };
     let closed = shell(r#""$0" "$@" >&-"#);
     assert_eq!(closed.code, 2, "{}", closed.all());
-    assert!(one_error_line(&closed).contains("cannot write to stdout"), "{}", closed.all());
+    assert!(
+        one_error_line(&closed).contains("cannot write to stdout"),
+        "{}",
+        closed.all()
+    );
 
-    let piped = shell(r#"set -o pipefail; "$0" "$@" | (exec 0<&-; true); echo "plugin exit ${PIPESTATUS[0]}""#);
+    let piped =
+        shell(r#"set -o pipefail; "$0" "$@" | (exec 0<&-; true); echo "plugin exit ${PIPESTATUS[0]}""#);
     assert!(piped.stdout.contains("plugin exit 0"), "{}", piped.all());
     assert!(piped.stderr.is_empty(), "{}", piped.all());
 }
 
 fn seal_to(home: &Path, out: &Path) -> Run {
     let mut command = plugin(home);
-    command.args(["seal", "--cert"]).arg(&keys().cert).arg("--out").arg(out);
+    command
+        .args(["seal", "--cert"])
+        .arg(&keys().cert)
+        .arg("--out")
+        .arg(out);
     run_bounded(command, SECRET.as_bytes(), Duration::from_secs(20))
 }
 
@@ -198,7 +214,10 @@ fn out_refuses_symlinks_fifos_and_devices() {
         assert_eq!(run.code, 2, "{}: {}", path.display(), run.all());
         let error = one_error_line(&run);
         assert!(
-            error.contains(&format!("will not write sealed secret to {}: it is {kind}", path.display())),
+            error.contains(&format!(
+                "will not write sealed secret to {}: it is {kind}",
+                path.display()
+            )),
             "{error}"
         );
     }
@@ -206,7 +225,12 @@ fn out_refuses_symlinks_fifos_and_devices() {
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
     assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
     if made {
-        assert!(std::fs::symlink_metadata(&device).unwrap().file_type().is_char_device());
+        assert!(
+            std::fs::symlink_metadata(&device)
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
     }
     let leftovers: Vec<PathBuf> = std::fs::read_dir(h)
         .unwrap()
@@ -246,12 +270,48 @@ fn suspect_certificates_are_named_in_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let openssl = |args: &[&str]| {
-        let output = Command::new("openssl").args(args).current_dir(d).output().unwrap();
-        assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     };
-    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024", "-out", "small.pem"]);
-    openssl(&["req", "-x509", "-key", "small.pem", "-subj", "/CN=small", "-days", "30", "-out", "small-cert.pem"]);
-    openssl(&["req", "-new", "-key", &keys().key.display().to_string(), "-subj", "/CN=future", "-out", "f.csr"]);
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:1024",
+        "-out",
+        "small.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-x509",
+        "-key",
+        "small.pem",
+        "-subj",
+        "/CN=small",
+        "-days",
+        "30",
+        "-out",
+        "small-cert.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-key",
+        &keys().key.display().to_string(),
+        "-subj",
+        "/CN=future",
+        "-out",
+        "f.csr",
+    ]);
     std::fs::write(d.join("index.txt"), "").unwrap();
     std::fs::write(d.join("serial"), "01\n").unwrap();
     std::fs::write(
@@ -260,8 +320,21 @@ fn suspect_certificates_are_named_in_a_warning() {
     )
     .unwrap();
     openssl(&[
-        "ca", "-batch", "-config", "ca.cnf", "-selfsign", "-keyfile", &keys().key.display().to_string(), "-in",
-        "f.csr", "-startdate", "20990101000000Z", "-enddate", "21000101000000Z", "-out", "future.pem",
+        "ca",
+        "-batch",
+        "-config",
+        "ca.cnf",
+        "-selfsign",
+        "-keyfile",
+        &keys().key.display().to_string(),
+        "-in",
+        "f.csr",
+        "-startdate",
+        "20990101000000Z",
+        "-enddate",
+        "21000101000000Z",
+        "-out",
+        "future.pem",
     ]);
     for (cert, expect) in [
         ("small-cert.pem", "holds a 1024-bit RSA key, under the 2048 bits"),
@@ -273,7 +346,11 @@ fn suspect_certificates_are_named_in_a_warning() {
         let run = run_bounded(command, SECRET.as_bytes(), Duration::from_secs(20)).expect(0);
         let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.contains(expect)).collect();
         assert_eq!(warnings.len(), 1, "{cert}: {}", run.all());
-        assert!(warnings[0].contains(&path.display().to_string()), "{}", warnings[0]);
+        assert!(
+            warnings[0].contains(&path.display().to_string()),
+            "{}",
+            warnings[0]
+        );
         assert!(run.stdout.contains("kind: SealedSecret"));
     }
 }
@@ -296,7 +373,10 @@ fn invalid_utf8_names_the_argument_or_file() {
         let run = run_bounded(command, b"", Duration::from_secs(20));
         assert_eq!(run.code, 2, "{}", run.all());
         let error = one_error_line(&run);
-        assert!(error.contains(&format!("the value of {flag} is not valid UTF-8")), "{error}");
+        assert!(
+            error.contains(&format!("the value of {flag} is not valid UTF-8")),
+            "{error}"
+        );
     }
     let mut joined = std::ffi::OsString::from("--from-literal=");
     joined.push(bad);
@@ -319,5 +399,8 @@ fn invalid_utf8_names_the_argument_or_file() {
     let run = run_bounded(command, b"", Duration::from_secs(20));
     assert_eq!(run.code, 2, "{}", run.all());
     let error = one_error_line(&run);
-    assert!(error.contains(&format!("{} is not valid UTF-8", target.display())), "{error}");
+    assert!(
+        error.contains(&format!("{} is not valid UTF-8", target.display())),
+        "{error}"
+    );
 }

@@ -205,7 +205,10 @@ fn a_rerun_removes_the_temporaries_of_a_killed_run() {
     std::fs::create_dir_all(&env_dir).unwrap();
     std::fs::create_dir_all(&shared_dir).unwrap();
     // Above any pid_max: no process can have these ids.
-    let stale = [env_dir.join(".duli-4194999-0.tmp"), shared_dir.join(".duli-4194998-3.tmp")];
+    let stale = [
+        env_dir.join(".duli-4194999-0.tmp"),
+        shared_dir.join(".duli-4194998-3.tmp"),
+    ];
     for path in &stale {
         std::fs::write(path, "half a sealed file").unwrap();
     }
