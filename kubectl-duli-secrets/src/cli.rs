@@ -78,8 +78,9 @@ pub struct Controller {
     )]
     pub namespace: String,
     /// Deadline for each exchange with the controller through the API server (30s, 500ms, 2m).
-    // The deadline covers the Service lookup, the proxied request and every retry (kube's client retries
-    // 429/503 for as long as the server keeps sending them, with growing pauses).
+    // The deadline covers the Service lookup, the proxied request and every retry (shared::api); the
+    // runner ends the whole command shortly after it (one exchange per file for verify/rotate), so even
+    // a hanging exec credential plugin cannot outlive it.
     #[arg(long, global = true, default_value = "30s", value_parser = shared::duration::parse_duration)]
     pub timeout: Duration,
 }
