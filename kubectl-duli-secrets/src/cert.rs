@@ -1,8 +1,9 @@
 //! The controller's sealing certificate: parsing (first PEM `CERTIFICATE` block, RSA only), expiry, and the
 //! per-context cache that lets sealing work offline.
 //!
-//! Like kubeseal, the chain is not verified and `notBefore` is ignored; an expired certificate is refused
-//! and one expiring within [`EXPIRY_WARNING_DAYS`] gets a warning.
+//! Like kubeseal, the chain is not verified; an expired certificate is refused, one expiring within
+//! [`EXPIRY_WARNING_DAYS`], one not valid yet (`notBefore` ahead: a wrong clock or the wrong certificate) and
+//! an RSA key under [`MIN_RSA_BITS`] get a warning.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -12,11 +13,15 @@ use base64::engine::general_purpose::STANDARD;
 use x509_cert::der::Decode;
 use x509_cert::der::referenced::OwnedToRef;
 
-use crate::files::write_atomic;
+use shared::fsio::{CONFIG_FILE_LIMIT, FsError, Mode, read_bounded};
+
+use crate::files::write_file;
 use crate::format::Sealer;
 
 /// A certificate expiring within this many days gets a warning.
 pub const EXPIRY_WARNING_DAYS: u64 = 30;
+/// An RSA key shorter than this gets a warning (controllers make 4096-bit keys).
+pub const MIN_RSA_BITS: usize = 2048;
 
 const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
 const END: &str = "-----END CERTIFICATE-----";
@@ -63,16 +68,9 @@ pub enum CertError {
         /// `Month D, YYYY`.
         date: String,
     },
-    /// A file could not be read or written.
-    #[error("cannot {action} certificate file {path}: {error}")]
-    Io {
-        /// read or write.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        error: std::io::Error,
-    },
+    /// A file could not be read or written (too large, not a regular file, refused by the OS).
+    #[error(transparent)]
+    File(#[from] FsError),
 }
 
 /// A parsed controller certificate.
@@ -82,6 +80,8 @@ pub struct Certificate {
     public_key: rsa::PublicKey,
     not_after: SystemTime,
     not_after_date: String,
+    not_before: SystemTime,
+    not_before_date: String,
     source_desc: String,
 }
 
@@ -126,22 +126,22 @@ impl Certificate {
             .map_err(|err| invalid(format!("unusable RSA public key: {err}")))?;
         let not_after = tbs.validity().not_after;
         let date = not_after.to_date_time();
+        let not_before = tbs.validity().not_before;
+        let start = not_before.to_date_time();
         Ok(Certificate {
             pem: text.to_string(),
             public_key,
             not_after: not_after.to_system_time(),
             not_after_date: format_date(date.year(), date.month(), date.day()),
+            not_before: not_before.to_system_time(),
+            not_before_date: format_date(start.year(), start.month(), start.day()),
             source_desc: source_desc.to_string(),
         })
     }
 
     /// Read and parse a certificate file.
     pub fn read_file(path: &Path) -> Result<Self, CertError> {
-        let bytes = std::fs::read(path).map_err(|error| CertError::Io {
-            action: "read",
-            path: path.into(),
-            error,
-        })?;
+        let bytes = read_bounded(path, CONFIG_FILE_LIMIT, "certificate file")?;
         Self::parse(&bytes, &path.display().to_string())
     }
 
@@ -174,8 +174,34 @@ impl Certificate {
         }
     }
 
-    /// Check expiry now, warning on stderr when it is close; the error when expired.
+    /// Why the certificate is suspect though usable: not valid yet at `now`, or a short RSA key — one
+    /// sentence each, naming the certificate.
+    pub fn doubts(&self, now: SystemTime) -> Vec<String> {
+        let mut doubts = Vec::new();
+        if self.not_before > now {
+            doubts.push(format!(
+                "certificate {} is not valid until {}: check this machine's clock, or that it is the \
+                 controller's current certificate (kubectl duli secrets fetch-cert)",
+                self.source_desc, self.not_before_date
+            ));
+        }
+        let bits = rsa::traits::PublicKeyParts::size(&self.public_key) * 8;
+        if bits < MIN_RSA_BITS {
+            doubts.push(format!(
+                "certificate {} holds a {bits}-bit RSA key, under the {MIN_RSA_BITS} bits considered safe: \
+                 values sealed with it can be broken; have the controller make a new key",
+                self.source_desc
+            ));
+        }
+        doubts
+    }
+
+    /// Check expiry now, warning on stderr when it is close (or the certificate is suspect, see
+    /// [`Certificate::doubts`]); the error when expired.
     pub fn usable(&self) -> Result<(), CertError> {
+        for doubt in self.doubts(SystemTime::now()) {
+            tracing::warn!("{doubt}");
+        }
         if let Expiry::Soon(days) = self.check_expiry(SystemTime::now())? {
             tracing::warn!(
                 "certificate {} expires in {days} days (on {}); sealing refuses it after that — fetch the \
@@ -268,29 +294,21 @@ impl CertCache {
     /// The cached certificate of `context`, if any.
     pub fn load(&self, context: &str) -> Result<Option<Certificate>, CertError> {
         let path = self.path(context);
-        match std::fs::read(&path) {
+        match read_bounded(&path, CONFIG_FILE_LIMIT, "cached certificate") {
             Ok(bytes) => Certificate::parse(
                 &bytes,
                 &format!("{} (cached for context `{context}`)", path.display()),
             )
             .map(Some),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(CertError::Io {
-                action: "read",
-                path,
-                error,
-            }),
+            Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err.into()),
         }
     }
 
     /// Store `cert` for `context` (atomically: temp file + rename).
     pub fn store(&self, context: &str, cert: &Certificate) -> Result<PathBuf, CertError> {
         let path = self.path(context);
-        write_atomic(&path, cert.pem().as_bytes(), 0o644).map_err(|error| CertError::Io {
-            action: "write",
-            path: path.clone(),
-            error,
-        })?;
+        write_file(&path, cert.pem().as_bytes(), Mode::Normal, "certificate cache")?;
         Ok(path)
     }
 }

@@ -78,8 +78,9 @@ pub struct Controller {
     )]
     pub namespace: String,
     /// Deadline for each exchange with the controller through the API server (30s, 500ms, 2m).
-    // The deadline covers the Service lookup, the proxied request and every retry (kube's client retries
-    // 429/503 for as long as the server keeps sending them, with growing pauses).
+    // The deadline covers the Service lookup, the proxied request and every retry (shared::api); the
+    // runner ends the whole command shortly after it (one exchange per file for verify/rotate), so even
+    // a hanging exec credential plugin cannot outlive it.
     #[arg(long, global = true, default_value = "30s", value_parser = shared::duration::parse_duration)]
     pub timeout: Duration,
 }
@@ -211,4 +212,60 @@ pub struct AuditOptions {
     /// Skip the live ConfigMaps scan.
     #[arg(long = "no-live", action = clap::ArgAction::SetFalse)]
     pub live: bool,
+}
+
+impl Command {
+    /// The subcommand as typed (`seal`, `fetch-cert`), for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Seal(_) => "seal",
+            Command::Raw(_) => "raw",
+            Command::FetchCert => "fetch-cert",
+            Command::Verify(_) => "verify",
+            Command::Rotate(_) => "rotate",
+            Command::Init(_) => "init",
+            Command::Audit(_) => "audit",
+            Command::Completion { .. } => "completion",
+        }
+    }
+}
+
+/// Print clap's error and exit; invalid UTF-8 is reported naming the argument (clap only says "one or more
+/// arguments").
+pub fn exit_on_parse_error(err: clap::Error) -> ! {
+    if err.kind() == clap::error::ErrorKind::InvalidUtf8
+        && let Some(which) = first_non_utf8_argument(std::env::args_os().skip(1))
+    {
+        eprintln!("error: {which} is not valid UTF-8 text; pass it as UTF-8");
+        std::process::exit(i32::from(shared::error::EXIT_ERROR));
+    }
+    err.exit()
+}
+
+/// `the value of --name` / `argument 3` for the first argument that is not UTF-8.
+pub fn first_non_utf8_argument(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<String> {
+    let mut previous: Option<String> = None;
+    for (index, arg) in args.into_iter().enumerate() {
+        match arg.to_str() {
+            Some(text) => previous = Some(text.to_string()),
+            None => {
+                use std::os::unix::ffi::OsStrExt;
+                let bytes = arg.as_bytes();
+                // `--name=VALUE` in one argument, else the flag just before it.
+                if bytes.starts_with(b"-")
+                    && let Some(eq) = bytes.iter().position(|b| *b == b'=')
+                    && let Ok(flag) = std::str::from_utf8(&bytes[..eq])
+                {
+                    return Some(format!("the value of {flag}"));
+                }
+                return Some(match previous {
+                    Some(flag) if flag.starts_with('-') && !flag.contains('=') => {
+                        format!("the value of {flag}")
+                    }
+                    _ => format!("argument {}", index + 1),
+                });
+            }
+        }
+    }
+    None
 }

@@ -12,6 +12,9 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
+use shared::api::{ApiClient, ApiError, Call, DEFAULT_BODY_LIMIT, Policy, RawResponse};
+use shared::cluster::Cluster;
+
 use crate::cli::Controller;
 
 /// Default Service name (env `SEALED_SECRETS_CONTROLLER_NAME`).
@@ -42,26 +45,26 @@ pub enum ControllerError {
         action: String,
         /// Controller namespace.
         namespace: String,
-        /// The API server's message.
+        /// The API server's message (only from a Kubernetes `Status`; never a raw body).
         message: String,
     },
-    /// Any other API or transport failure.
-    #[error("{action}: {message}")]
-    Request {
+    /// The API server could not be reached, kept failing, or its answer could not be read.
+    #[error("{action}: {error}")]
+    Api {
         /// What was attempted.
         action: String,
-        /// Why.
-        message: String,
+        /// Why (names the call or the server, never a body).
+        error: ApiError,
     },
     /// The controller answered with an unexpected status.
-    #[error("{action}: the controller answered HTTP {status}: {body}")]
+    #[error("{action}: the controller answered HTTP {status} {reason}")]
     Status {
         /// What was attempted.
         action: String,
         /// HTTP status.
         status: u16,
-        /// The first line of the body.
-        body: String,
+        /// The status's reason phrase (the body is never shown: it may hold anything).
+        reason: String,
     },
 }
 
@@ -87,33 +90,35 @@ pub enum Verdict {
     DoesNotDecrypt,
 }
 
+/// Retries for the controller's endpoints: fewer than the default, because a failure falls back to the
+/// cached certificate (and verify/rotate report it) — waiting out a dead cluster helps no one.
+const POLICY: Policy = Policy {
+    request_timeout: shared::api::DEFAULT_REQUEST_TIMEOUT,
+    min_delay: Duration::from_millis(100),
+    max_delay: Duration::from_secs(2),
+    max_retries: 4,
+};
+
 impl Controller {
+    /// A client for one exchange: every call through it ends within `--timeout`.
+    pub fn api_client(&self, cluster: &Cluster) -> ApiClient {
+        ApiClient::new(cluster, self.timeout).with_policy(POLICY)
+    }
+
     /// The Service's proxy path for `path` (e.g. `v1/cert.pem`), with the port looked up by name.
-    async fn proxy_path(
-        &self,
-        client: &kube::Client,
-        path: &str,
-        action: &str,
-    ) -> Result<String, ControllerError> {
-        let services: Api<Service> = Api::namespaced(client.clone(), &self.namespace);
-        let service = services.get(&self.name).await.map_err(|err| match err {
-            kube::Error::Api(status) if status.code == 404 => ControllerError::ServiceNotFound {
+    async fn proxy_path(&self, api: &ApiClient, path: &str, action: &str) -> Result<String, ControllerError> {
+        let services: Api<Service> = Api::namespaced(api.client().clone(), &self.namespace);
+        let call = Call::get("services", Some(&self.namespace), &self.name);
+        let service = api
+            .get_opt(&call, || services.get(&self.name))
+            .await
+            .map_err(|error| self.api_error(action, error))?;
+        let Some(service) = service else {
+            return Err(ControllerError::ServiceNotFound {
                 name: self.name.clone(),
                 namespace: self.namespace.clone(),
-                hint: String::new(),
-            },
-            other => self.api_error(action, other),
-        });
-        let service = match service {
-            Err(ControllerError::ServiceNotFound { name, namespace, .. }) => {
-                let hint = self.discover(client).await;
-                return Err(ControllerError::ServiceNotFound {
-                    name,
-                    namespace,
-                    hint,
-                });
-            }
-            other => other?,
+                hint: self.discover(api).await,
+            });
         };
         let ports = service.spec.and_then(|spec| spec.ports).unwrap_or_default();
         let port = ports
@@ -129,9 +134,13 @@ impl Controller {
     }
 
     /// Sealed-secrets Services elsewhere in the cluster, as a hint sentence.
-    async fn discover(&self, client: &kube::Client) -> String {
-        let all: Api<Service> = Api::all(client.clone());
-        let found: Vec<(String, String)> = match all.list(&ListParams::default()).await {
+    async fn discover(&self, api: &ApiClient) -> String {
+        let all: Api<Service> = Api::all(api.client().clone());
+        let params = ListParams::default();
+        let found: Vec<(String, String)> = match api
+            .call(&Call::list("services", None), || all.list(&params))
+            .await
+        {
             Ok(list) => list
                 .items
                 .into_iter()
@@ -163,160 +172,129 @@ impl Controller {
         }
     }
 
-    fn api_error(&self, action: &str, err: kube::Error) -> ControllerError {
-        match err {
-            kube::Error::Api(status) if status.code == 403 => ControllerError::Forbidden {
+    fn api_error(&self, action: &str, error: ApiError) -> ControllerError {
+        match error {
+            ApiError::Forbidden { message, .. } => ControllerError::Forbidden {
                 action: action.to_string(),
                 namespace: self.namespace.clone(),
-                message: status.message,
+                message,
             },
-            other => ControllerError::Request {
+            error => ControllerError::Api {
                 action: action.to_string(),
-                message: shared::cluster::describe_api_error(&other),
+                error,
             },
         }
     }
 
-    async fn call(
-        &self,
-        client: &kube::Client,
-        method: Method,
-        path: &str,
-        body: Vec<u8>,
-        action: &str,
-    ) -> Result<(StatusCode, Vec<u8>), ControllerError> {
-        let exchange = self.exchange(client, method, path, body, action);
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .unwrap_or_else(|_| {
-                Err(ControllerError::Request {
-                    action: action.to_string(),
-                    message: format!(
-                        "no answer within {:?}: the API server or the controller is unreachable, overloaded or \
-                         throttling requests (try again later, or raise --timeout)",
-                        self.timeout
-                    ),
-                })
-            })
-    }
-
+    /// One exchange through the service proxy; 429/5xx and transport failures are retried by `api`.
     async fn exchange(
         &self,
-        client: &kube::Client,
+        api: &ApiClient,
         method: Method,
         path: &str,
         body: Vec<u8>,
         action: &str,
-    ) -> Result<(StatusCode, Vec<u8>), ControllerError> {
-        let uri = self.proxy_path(client, path, action).await?;
-        // The controller rate-limits verify to 2/s: retry a few 429s.
-        for attempt in 0..4u32 {
-            let mut request = Request::builder().method(method.clone()).uri(&uri);
-            request = if method == Method::GET {
-                request.header("Accept", "application/x-pem-file, */*")
+    ) -> Result<RawResponse, ControllerError> {
+        let uri = self.proxy_path(api, path, action).await?;
+        let request = || {
+            let builder = Request::builder().method(method.clone()).uri(&uri);
+            let builder = if method == Method::GET {
+                builder.header("Accept", "application/x-pem-file, */*")
             } else {
-                request
+                builder
                     .header("Content-Type", "application/json")
                     .header("Accept", "application/json")
             };
-            let request = request
-                .body(kube::client::Body::from(body.clone()))
-                .map_err(|err| ControllerError::Request {
-                    action: action.to_string(),
-                    message: err.to_string(),
-                })?;
-            let response = client
-                .send(request)
-                .await
-                .map_err(|err| self.api_error(action, err))?;
-            let status = response.status();
-            let bytes =
-                response
-                    .into_body()
-                    .collect_bytes()
-                    .await
-                    .map_err(|err| ControllerError::Request {
-                        action: action.to_string(),
-                        message: err.to_string(),
-                    })?;
-            if status == StatusCode::TOO_MANY_REQUESTS && attempt < 3 {
-                tokio::time::sleep(Duration::from_millis(600 * u64::from(attempt + 1))).await;
-                continue;
-            }
-            if status == StatusCode::FORBIDDEN {
-                return Err(ControllerError::Forbidden {
-                    action: action.to_string(),
-                    namespace: self.namespace.clone(),
-                    message: first_line(&bytes),
-                });
-            }
-            return Ok((status, bytes.to_vec()));
+            builder
+                .body(body.clone())
+                .expect("a method, a path from a Service and fixed headers make a valid request")
+        };
+        let response = api
+            .send_raw(&Call::raw(&method, &uri), request, DEFAULT_BODY_LIMIT)
+            .await
+            .map_err(|error| self.api_error(action, error))?;
+        if response.status == StatusCode::FORBIDDEN {
+            return Err(ControllerError::Forbidden {
+                action: action.to_string(),
+                namespace: self.namespace.clone(),
+                message: status_message(&response.body),
+            });
         }
-        unreachable!("the last attempt returns")
+        Ok(response)
+    }
+
+    fn unexpected(action: &str, status: StatusCode) -> ControllerError {
+        ControllerError::Status {
+            action: action.to_string(),
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or_default().to_string(),
+        }
     }
 
     /// The controller's certificate (PEM bytes, unchanged).
-    pub async fn fetch_cert(&self, client: &kube::Client) -> Result<Vec<u8>, ControllerError> {
+    pub async fn fetch_cert(&self, api: &ApiClient) -> Result<Vec<u8>, ControllerError> {
         let action = "cannot fetch certificate";
-        let (status, body) = self
-            .call(client, Method::GET, "v1/cert.pem", Vec::new(), action)
+        let response = self
+            .exchange(api, Method::GET, "v1/cert.pem", Vec::new(), action)
             .await?;
-        if status != StatusCode::OK {
-            return Err(ControllerError::Status {
-                action: action.into(),
-                status: status.as_u16(),
-                body: first_line(&body),
-            });
+        if response.status != StatusCode::OK {
+            return Err(Self::unexpected(action, response.status));
         }
-        Ok(body)
+        Ok(response.body)
     }
 
     /// Ask the controller whether it can decrypt `sealed` (a SealedSecret document).
-    pub async fn verify(&self, client: &kube::Client, sealed: &Value) -> Result<Verdict, ControllerError> {
+    pub async fn verify(&self, api: &ApiClient, sealed: &Value) -> Result<Verdict, ControllerError> {
         let action = "cannot verify with the controller";
         let body = serde_json::to_vec(sealed).unwrap_or_default();
-        let (status, body) = self.call(client, Method::POST, "v1/verify", body, action).await?;
-        match status {
+        let response = self
+            .exchange(api, Method::POST, "v1/verify", body, action)
+            .await?;
+        match response.status {
             StatusCode::OK => Ok(Verdict::Decrypts),
             StatusCode::CONFLICT => Ok(Verdict::DoesNotDecrypt),
-            other => Err(ControllerError::Status {
-                action: action.into(),
-                status: other.as_u16(),
-                body: first_line(&body),
-            }),
+            other => Err(Self::unexpected(action, other)),
         }
     }
 
     /// Have the controller re-encrypt `sealed` with its newest key; returns the new SealedSecret.
-    pub async fn rotate(&self, client: &kube::Client, sealed: &Value) -> Result<Value, ControllerError> {
+    pub async fn rotate(&self, api: &ApiClient, sealed: &Value) -> Result<Value, ControllerError> {
         let action = "cannot re-encrypt with the controller";
         let body = serde_json::to_vec(sealed).unwrap_or_default();
-        let (status, body) = self.call(client, Method::POST, "v1/rotate", body, action).await?;
-        if status != StatusCode::OK {
-            return Err(ControllerError::Status {
-                action: action.into(),
-                status: status.as_u16(),
-                body: first_line(&body),
-            });
+        let response = self
+            .exchange(api, Method::POST, "v1/rotate", body, action)
+            .await?;
+        if response.status != StatusCode::OK {
+            return Err(Self::unexpected(action, response.status));
         }
-        serde_json::from_slice(&body).map_err(|err| ControllerError::Request {
+        // serde's message can quote the answer: only where it broke.
+        serde_json::from_slice(&response.body).map_err(|err| ControllerError::Status {
             action: action.to_string(),
-            message: format!("the controller's answer is not a SealedSecret JSON document: {err}"),
+            status: response.status.as_u16(),
+            reason: format!(
+                "but its answer is not a SealedSecret JSON document (line {}, column {})",
+                err.line(),
+                err.column()
+            ),
         })
     }
 }
 
-/// A one-line summary of a response body: a Kubernetes `Status` message, else the first line.
-fn first_line(bytes: &[u8]) -> String {
+/// The message of a Kubernetes `Status` body (one line, bounded); empty for anything else, which is never
+/// shown.
+fn status_message(bytes: &[u8]) -> String {
     if let Ok(Value::Object(status)) = serde_json::from_slice::<Value>(bytes)
+        && status.get("kind").and_then(Value::as_str) == Some("Status")
         && let Some(message) = status.get("message").and_then(Value::as_str)
     {
-        return message.chars().take(300).collect();
+        return message
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(300)
+            .collect();
     }
-    let text = String::from_utf8_lossy(bytes);
-    let line = text
-        .lines()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("(empty body)");
-    line.chars().take(300).collect()
+    "the API server gave no reason".to_string()
 }

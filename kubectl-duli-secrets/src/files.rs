@@ -1,36 +1,31 @@
-//! Atomic file writes: a temp file in the target's directory, then a rename, so a reader never sees half
-//! a file and a failed run leaves the old one untouched.
+//! Output files: parent directories created (the documented meaning of `--out`, the cache and `init`), then
+//! the one output path, [`shared::fsio::write_atomically`] — which refuses symlinks and special files and
+//! cleans its temporary on every way out.
 
-use std::io::Write;
 use std::path::Path;
 
-/// Write `bytes` to `path` atomically, creating parent directories. A new file gets `mode` (Unix); an
-/// existing one keeps its permissions.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::Builder::new()
-        .prefix(".duli-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    file.write_all(bytes)?;
-    file.as_file().sync_all()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map(|meta| meta.permissions().mode() & 0o7777)
-            .unwrap_or(mode);
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+use shared::fsio::{FsError, Mode, write_atomically};
+
+/// Write `bytes` to `path` atomically, creating parent directories; `what` names the file in messages.
+pub fn write_file(path: &Path, bytes: &[u8], mode: Mode, what: &str) -> Result<(), FsError> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| FsError::Io {
+            action: "create the directory of",
+            what: what.to_string(),
+            path: path.to_path_buf(),
+            source,
+        })?;
     }
-    #[cfg(not(unix))]
-    let _ = mode;
-    file.persist(path).map_err(|err| err.error)?;
-    Ok(())
+    write_atomically(path, bytes, mode, what)
+}
+
+/// The file a `--merge-into` path means: a symlink is followed (the file it points at is updated and the
+/// link kept), anything else is the path itself.
+pub fn merge_target(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.file_type().is_symlink() => std::fs::canonicalize(path),
+        _ => Ok(path.to_path_buf()),
+    }
 }
 
 #[cfg(test)]
@@ -38,23 +33,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn writes_creates_dirs_and_keeps_existing_mode() {
+    fn writes_create_dirs_and_refuse_symlinks_and_fifos() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/c.yml");
-        write_atomic(&path, b"one", 0o644).unwrap();
+        write_file(&path, b"one", Mode::Secret, "sealed secret").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"one");
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-            write_atomic(&path, b"two", 0o644).unwrap();
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
-        }
-        assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
-        assert_eq!(leftovers.len(), 1);
+        let link = dir.path().join("link.yml");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let err = write_file(&link, b"two", Mode::Secret, "sealed secret").unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"one");
+        assert_eq!(
+            merge_target(&link).unwrap(),
+            std::fs::canonicalize(&path).unwrap()
+        );
     }
 }

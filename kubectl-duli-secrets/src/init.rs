@@ -16,22 +16,19 @@ use rand::distr::{Alphanumeric, Distribution};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{CertOptions, InitOptions};
-use crate::files::write_atomic;
+use crate::files::write_file;
 use crate::format::Scope;
 use crate::input::{self, InputError};
 use crate::manifest::{DocFormat, ManifestError, SealedFile, SecretInput, check_key, render, seal_secret};
 use crate::seal::{SealError, certificate};
 use shared::cluster::ClusterTarget;
 use shared::confirm::{self, ConfirmError, Confirmation};
-use shared::environment::{Environment, EnvironmentError, is_dns_label};
+use shared::environment::{Environment, EnvironmentError};
+use shared::fsio::{CONFIG_FILE_LIMIT, FsError, Mode};
+use shared::names::{is_dns1123_label, is_dns1123_subdomain};
+use shared::paths::{SEALED_DIR, SECRET_CATALOG_FILE as CATALOG, SHARED_SEALED};
 use shared::repo::Repo;
 
-/// The catalog, relative to the repository root.
-pub const CATALOG: &str = "gitops/secrets.yml";
-/// Where sealed files go, relative to the repository root (then `<env>/<secret>.yml`).
-pub const SEALED_DIR: &str = "helm/secrets/sealed";
-/// The directory (under [`SEALED_DIR`]) of secrets in a fixed namespace, shared by all environments.
-pub const SHARED_DIR: &str = "shared";
 /// Password length when the catalog gives none.
 pub const DEFAULT_PASSWORD_LENGTH: usize = 32;
 
@@ -39,13 +36,8 @@ pub const DEFAULT_PASSWORD_LENGTH: usize = 32;
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     /// The catalog is missing or unreadable.
-    #[error("cannot read the secrets catalog {path}: {error}")]
-    ReadCatalog {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        error: std::io::Error,
-    },
+    #[error(transparent)]
+    ReadCatalog(FsError),
     /// The catalog is malformed.
     #[error("invalid secrets catalog {path}: {message}")]
     Catalog {
@@ -112,14 +104,9 @@ pub enum InitError {
     /// The prod guard said no.
     #[error(transparent)]
     Confirm(#[from] ConfirmError),
-    /// Writing failed.
-    #[error("cannot write {path}: {error}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        error: std::io::Error,
-    },
+    /// Writing failed, or the path is a symlink or special file a write would replace.
+    #[error(transparent)]
+    Write(#[from] FsError),
 }
 
 /// `gitops/secrets.yml`.
@@ -176,11 +163,9 @@ pub struct KeySpec {
 impl SecretCatalog {
     /// Read and check the catalog of a repository.
     pub fn load(repo: &Repo) -> Result<Self, InitError> {
-        let path = repo.root().join(CATALOG);
-        let text = std::fs::read_to_string(&path).map_err(|error| InitError::ReadCatalog {
-            path: path.clone(),
-            error,
-        })?;
+        let path = repo.secret_catalog_file();
+        let text = shared::fsio::read_to_string_bounded(&path, CONFIG_FILE_LIMIT, "the secrets catalog")
+            .map_err(InitError::ReadCatalog)?;
         Self::parse(&text, &path)
     }
 
@@ -195,7 +180,7 @@ impl SecretCatalog {
         let mut names = BTreeSet::new();
         for (index, secret) in catalog.secrets.iter().enumerate() {
             let at = format!("secrets[{index}]");
-            if !is_dns_subdomain(&secret.name) {
+            if !is_dns1123_subdomain(&secret.name) {
                 return Err(bad(format!(
                     "{at}.name `{}` is not a valid Secret name (lowercase DNS subdomain)",
                     secret.name
@@ -204,7 +189,7 @@ impl SecretCatalog {
             if !names.insert((secret.namespace.clone(), secret.name.clone())) {
                 return Err(bad(format!("{at}: secret `{}` is listed twice", secret.name)));
             }
-            if secret.namespace != "env" && !is_dns_label(&secret.namespace) {
+            if secret.namespace != "env" && !is_dns1123_label(&secret.namespace) {
                 return Err(bad(format!(
                     "{at}.namespace `{}` is neither `env` nor a namespace name",
                     secret.namespace
@@ -251,10 +236,6 @@ impl SecretCatalog {
         }
         Ok(catalog)
     }
-}
-
-fn is_dns_subdomain(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 253 && name.split('.').all(is_dns_label)
 }
 
 /// What happened to one key.
@@ -329,6 +310,16 @@ pub async fn run(
         confirm::guard(&env, "rotate sealed credentials", yes, Confirmation::YesNo)?;
     }
     let mut provided = provided_values(&catalog, &options.env_files)?;
+    // Temporaries of a run that was killed (SIGKILL: no cleanup could run) go before anything is written.
+    for dir in [repo.sealed_env_dir(&env.name), repo.shared_sealed_dir()] {
+        let removed = shared::fsio::remove_stale_temporaries(&dir);
+        if removed > 0 {
+            tracing::info!(
+                "removed {removed} temporary file(s) of an interrupted run in {}",
+                dir.display()
+            );
+        }
+    }
 
     let mut plans = Vec::new();
     let mut report = InitReport::default();
@@ -344,18 +335,19 @@ pub async fn run(
             .and_then(|s| s.parse::<Scope>().ok())
             .unwrap_or_default();
         // Fixed namespaces are shared by every environment: one file under `shared/`.
-        let dir = if entry.namespace == "env" {
-            env.name.as_str()
+        let (dir, dir_path) = if entry.namespace == "env" {
+            (env.name.as_str(), repo.sealed_env_dir(&env.name))
         } else {
-            SHARED_DIR
+            (SHARED_SEALED, repo.shared_sealed_dir())
         };
         let relative = format!("{SEALED_DIR}/{dir}/{}.yml", entry.name);
-        let path = repo.root().join(&relative);
-        let existing = match std::fs::read_to_string(&path) {
-            Ok(text) => Some(SealedFile::parse(&text, &relative)?),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
-            Err(error) => return Err(InputError::Read { path, error }.into()),
-        };
+        let path = dir_path.join(format!("{}.yml", entry.name));
+        let existing =
+            match shared::fsio::read_to_string_bounded(&path, input::INPUT_FILE_LIMIT, "sealed secret") {
+                Ok(text) => Some(SealedFile::parse(&text, &relative)?),
+                Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => None,
+                Err(err) => return Err(InputError::from(err).into()),
+            };
         if let Some(file) = &existing
             && (file.name != entry.name || file.namespace != namespace || file.scope != scope)
         {
@@ -459,10 +451,7 @@ pub async fn run(
         outputs.push((plan.path.clone(), plan.relative.clone(), text));
     }
     for (path, relative, text) in outputs {
-        write_atomic(&path, text.as_bytes(), 0o644).map_err(|error| InitError::Write {
-            path: path.clone(),
-            error,
-        })?;
+        write_file(&path, text.as_bytes(), Mode::Secret, "sealed secret")?;
         report.written.push(PathBuf::from(relative));
     }
     Ok(report)

@@ -44,6 +44,9 @@ pub enum InputError {
         /// The I/O error.
         error: std::io::Error,
     },
+    /// A file too large, not a regular file, or unreadable.
+    #[error(transparent)]
+    File(#[from] shared::fsio::FsError),
     /// An env file line that is neither `KEY=VALUE` nor the name of a set environment variable.
     #[error("{path} line {line}: {problem}")]
     EnvFile {
@@ -201,22 +204,47 @@ pub fn read_env_file(path: &Path) -> Result<Vec<(String, Vec<u8>, String)>, Inpu
     Ok(entries)
 }
 
-/// Read a whole file, `-` meaning stdin.
+/// The most an input file (or stdin) is read: far over the 1 MiB a Secret holds, so that rule speaks
+/// with its own message (which key, how large), yet a `/dev/zero`-sized input cannot exhaust memory.
+pub const INPUT_FILE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Read a whole file (at most [`INPUT_FILE_LIMIT`]; FIFOs and devices refused), `-` meaning stdin.
 pub fn read_path(path: &Path) -> Result<Vec<u8>, InputError> {
     if path.as_os_str() == "-" {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|error| InputError::Read {
-                path: PathBuf::from("stdin"),
-                error,
-            })?;
-        return Ok(bytes);
+        return read_stdin();
     }
-    std::fs::read(path).map_err(|error| InputError::Read {
-        path: path.to_path_buf(),
-        error,
+    // The OS's own refusals read as before (`cannot read PATH: No such file…`); size and type refusals
+    // are fsio's sentences.
+    shared::fsio::read_bounded(path, INPUT_FILE_LIMIT, "input file").map_err(|err| match err {
+        shared::fsio::FsError::Io { source, .. } => InputError::Read {
+            path: path.to_path_buf(),
+            error: source,
+        },
+        other => InputError::File(other),
     })
+}
+
+/// All of stdin, at most [`INPUT_FILE_LIMIT`].
+pub fn read_stdin() -> Result<Vec<u8>, InputError> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(INPUT_FILE_LIMIT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| InputError::Read {
+            path: PathBuf::from("stdin"),
+            error,
+        })?;
+    if bytes.len() as u64 > INPUT_FILE_LIMIT {
+        return Err(InputError::Read {
+            path: PathBuf::from("stdin"),
+            error: std::io::Error::other(format!(
+                "it holds more than {}, the most this command reads",
+                shared::fsio::human_bytes(INPUT_FILE_LIMIT)
+            )),
+        });
+    }
+    Ok(bytes)
 }
 
 /// Whether prompts can be shown (stdin and stderr are terminals).

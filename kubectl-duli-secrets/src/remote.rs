@@ -10,18 +10,21 @@ use serde_json::Value;
 
 use crate::cli::{Controller, RotateOptions, VerifyOptions};
 use crate::controller::{ControllerError, Verdict};
-use crate::files::write_atomic;
+use crate::files::{merge_target, write_file};
+use crate::input::INPUT_FILE_LIMIT;
 use crate::manifest::{ManifestError, SealedFile};
-use shared::cluster::{ClusterError, ClusterTarget};
+use shared::cluster::{Cluster, ClusterError, ClusterTarget};
+use shared::fsio::{FsError, Mode, read_to_string_bounded};
 
 /// Errors of verify and rotate.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
-    /// A file could not be read or written.
-    #[error("cannot {action} {path}: {error}")]
-    Io {
-        /// read or write.
-        action: &'static str,
+    /// A file could not be read or written (too large, a special file, refused by the OS).
+    #[error(transparent)]
+    File(#[from] FsError),
+    /// A symlink that could not be followed.
+    #[error("cannot follow {path}: {error}")]
+    Link {
         /// The file.
         path: PathBuf,
         /// The I/O error.
@@ -52,16 +55,12 @@ pub enum RemoteError {
 }
 
 fn read(path: &Path) -> Result<SealedFile, RemoteError> {
-    let text = std::fs::read_to_string(path).map_err(|error| RemoteError::Io {
-        action: "read",
-        path: path.into(),
-        error,
-    })?;
+    let text = read_to_string_bounded(path, INPUT_FILE_LIMIT, "SealedSecret file")?;
     Ok(SealedFile::parse(&text, &path.display().to_string())?)
 }
 
-async fn client(target: &ClusterTarget) -> Result<kube::Client, RemoteError> {
-    Ok(target.connect(Some(Duration::from_secs(10))).await?.client)
+async fn client(target: &ClusterTarget) -> Result<Cluster, RemoteError> {
+    Ok(target.connect(Some(Duration::from_secs(10))).await?)
 }
 
 /// One file's verdict.
@@ -86,14 +85,13 @@ pub async fn verify(
     let client = client(target).await?;
     let mut results = Vec::new();
     for (path, file) in paths.iter().zip(files) {
-        let verdict =
-            controller
-                .verify(&client, &file.doc)
-                .await
-                .map_err(|error| RemoteError::Controller {
-                    path: path.clone(),
-                    error,
-                })?;
+        let verdict = controller
+            .verify(&controller.api_client(&client), &file.doc)
+            .await
+            .map_err(|error| RemoteError::Controller {
+                path: path.clone(),
+                error,
+            })?;
         results.push(VerifyResult {
             file: path.clone(),
             secret: format!("{}/{}", file.namespace, file.name),
@@ -125,14 +123,13 @@ pub async fn rotate(
     let client = client(target).await?;
     let mut rotated = Vec::new();
     for (path, file) in paths.iter().zip(&files) {
-        let answer =
-            controller
-                .rotate(&client, &file.doc)
-                .await
-                .map_err(|error| RemoteError::Controller {
-                    path: path.clone(),
-                    error,
-                })?;
+        let answer = controller
+            .rotate(&controller.api_client(&client), &file.doc)
+            .await
+            .map_err(|error| RemoteError::Controller {
+                path: path.clone(),
+                error,
+            })?;
         let bad = |problem: String| RemoteError::BadRotation {
             path: path.clone(),
             problem,
@@ -160,11 +157,12 @@ pub async fn rotate(
     }
     if options.in_place {
         for entry in &mut rotated {
-            write_atomic(&entry.file, entry.text.as_bytes(), 0o644).map_err(|error| RemoteError::Io {
-                action: "write",
+            // In place through a symlink means the file it points at, as for `seal --merge-into`.
+            let target = merge_target(&entry.file).map_err(|error| RemoteError::Link {
                 path: entry.file.clone(),
                 error,
             })?;
+            write_file(&target, entry.text.as_bytes(), Mode::Secret, "SealedSecret file")?;
             entry.written = true;
         }
     }

@@ -1,7 +1,7 @@
 //! The `seal`, `raw` and `fetch-cert` commands: gather the input, check it, get the certificate, seal,
 //! and write — in that order, so bad input fails before any cluster call and nothing is written on error.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use base64::Engine;
@@ -9,15 +9,16 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::cert::Certificate;
 use crate::cli::{CertOptions, RawOptions, SealOptions};
-use crate::files::write_atomic;
+use crate::files::{merge_target, write_file};
 use crate::format::Scope;
-use crate::input::{InputError, Values, read_path};
+use crate::input::{InputError, Values, read_path, read_stdin};
 use crate::manifest::{
     DocFormat, ManifestError, SealedFile, SecretInput, parse_secrets, render, resolve_scope, seal_items,
     seal_secret,
 };
 use crate::source::{self, SourceError};
 use shared::cluster::ClusterTarget;
+use shared::fsio::Mode;
 
 /// Errors of the seal commands.
 #[derive(Debug, thiserror::Error)]
@@ -37,13 +38,16 @@ pub enum SealError {
     /// The certificate is expired.
     #[error(transparent)]
     Cert(#[from] crate::cert::CertError),
-    /// Writing failed.
-    #[error("cannot write {path}: {error}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        error: std::io::Error,
+    /// Writing failed, or the output path is a symlink or special file the write would replace.
+    #[error(transparent)]
+    Write(#[from] shared::fsio::FsError),
+    /// A name or namespace the API server would refuse.
+    #[error("{origin}: {error}; no controller could ever create this Secret")]
+    Name {
+        /// The flag or field it came from (`--name`, `metadata.namespace`).
+        origin: &'static str,
+        /// The rule it breaks.
+        error: shared::names::NameError,
     },
 }
 
@@ -113,14 +117,7 @@ impl SealOptions {
                 if std::io::stdin().is_terminal() {
                     eprintln!("(tty detected: expecting json/yaml k8s resource in stdin)");
                 }
-                let mut bytes = Vec::new();
-                std::io::stdin()
-                    .read_to_end(&mut bytes)
-                    .map_err(|error| InputError::Read {
-                        path: PathBuf::from("stdin"),
-                        error,
-                    })?;
-                (utf8(bytes, "stdin")?, "stdin".to_string())
+                (utf8(read_stdin()?, "stdin")?, "stdin".to_string())
             }
         };
         let mut secrets = parse_secrets(&text, &source_desc)?;
@@ -163,10 +160,13 @@ pub async fn seal(
             )));
         }
         let mut secret = secrets.remove(0);
-        let text = std::fs::read_to_string(path).map_err(|error| InputError::Read {
+        // A symlink means the file it points at: that file is updated, the link stays.
+        let merge_path = merge_target(path).map_err(|error| InputError::Read {
             path: path.clone(),
             error,
         })?;
+        let bytes = read_path(&merge_path)?;
+        let text = utf8(bytes, &path.display().to_string())?;
         let file = SealedFile::parse(&text, &path.display().to_string())?;
         if let Some(namespace) = &options.namespace
             && secret.namespace.is_empty()
@@ -182,10 +182,7 @@ pub async fn seal(
         let label = scope.label(&file.namespace, &file.name);
         let updates = seal_items(&sealer, &label, &secret.items)?;
         let merged = file.merged_text(&updates, Some(&secret));
-        write_atomic(path, merged.as_bytes(), 0o644).map_err(|error| SealError::Write {
-            path: path.clone(),
-            error,
-        })?;
+        write_file(&merge_path, merged.as_bytes(), Mode::Secret, "sealed secret")?;
         return Ok(SealOutcome {
             stdout: None,
             written: Some(path.clone()),
@@ -208,7 +205,8 @@ pub async fn seal(
         } else {
             "metadata.name"
         };
-        check_name(&secret.name, origin)?;
+        shared::names::validate_object_name("Secret", &secret.name)
+            .map_err(|error| SealError::Name { origin, error })?;
         match (&options.namespace, secret.namespace.is_empty()) {
             (Some(flag), false) if *flag != secret.namespace => {
                 return Err(SealError::Usage(format!(
@@ -225,14 +223,15 @@ pub async fn seal(
             }
             _ => {}
         }
-        check_namespace(
-            &secret.namespace,
-            if options.namespace.is_some() {
+        if scope != Scope::ClusterWide || !secret.namespace.is_empty() {
+            let origin = if options.namespace.is_some() {
                 "-n/--namespace"
             } else {
                 "metadata.namespace"
-            },
-        )?;
+            };
+            shared::names::validate_namespace("namespace", &secret.namespace)
+                .map_err(|error| SealError::Name { origin, error })?;
+        }
         check_items(secret, options.allow_empty_data)?;
         scopes.push(scope);
     }
@@ -250,10 +249,7 @@ pub async fn seal(
     let text = render(&docs, format);
     match &options.out {
         Some(path) => {
-            write_atomic(path, text.as_bytes(), 0o644).map_err(|error| SealError::Write {
-                path: path.clone(),
-                error,
-            })?;
+            write_file(path, text.as_bytes(), Mode::Secret, "sealed secret")?;
             Ok(SealOutcome {
                 stdout: None,
                 written: Some(path.clone()),
@@ -312,28 +308,6 @@ fn too_large(what: &str, total: Option<usize>) -> SealError {
     ))
 }
 
-/// A Secret's `metadata.name`: a DNS subdomain, as the API server demands.
-fn check_name(name: &str, origin: &str) -> Result<(), SealError> {
-    let valid = name.len() <= 253 && name.split('.').all(shared::environment::is_dns_label);
-    if valid {
-        return Ok(());
-    }
-    Err(SealError::Usage(format!(
-        "{origin} `{name}` is not a valid Secret name: use lowercase letters, digits, '-' and '.' (at most 253), \
-         starting and ending with a letter or digit"
-    )))
-}
-
-fn check_namespace(namespace: &str, origin: &str) -> Result<(), SealError> {
-    if namespace.is_empty() || shared::environment::is_dns_label(namespace) {
-        return Ok(());
-    }
-    Err(SealError::Usage(format!(
-        "{origin} `{namespace}` is not a valid namespace: use lowercase letters, digits and '-' (at most 63), \
-         starting and ending with a letter or digit"
-    )))
-}
-
 /// The kubeconfig context's namespace, else `default` (kubeconfig errors ignored, as kubeseal does).
 async fn default_namespace(target: &ClusterTarget) -> String {
     match target.connect(None).await {
@@ -367,6 +341,19 @@ pub async fn raw(
         return Err(SealError::Usage(
             "must provide the --name flag with raw and --scope strict".into(),
         ));
+    }
+    // Checked by the API server's rules: a label for a name no Secret can have opens nowhere.
+    if options.namespace.is_some() {
+        shared::names::validate_namespace("namespace", &namespace).map_err(|error| SealError::Name {
+            origin: "-n/--namespace",
+            error,
+        })?;
+    }
+    if options.name.is_some() {
+        shared::names::validate_object_name("Secret", &name).map_err(|error| SealError::Name {
+            origin: "--name",
+            error,
+        })?;
     }
     let path = options.from_file.clone().unwrap_or_else(|| PathBuf::from("-"));
     let value = read_path(&path)?;

@@ -70,7 +70,7 @@ impl CertOptions {
 /// [`Certificate::usable`]).
 pub async fn load(options: &CertOptions, target: &ClusterTarget) -> Result<Certificate, SourceError> {
     if let Some(cert) = &options.cert {
-        return read_cert_flag(cert).await;
+        return read_cert_flag(cert, options.controller.timeout).await;
     }
     let context = target.context_name().map_err(|err| match err {
         ClusterError::Kubeconfig { .. } | ClusterError::NoContext { .. } => SourceError::NoCluster {
@@ -106,7 +106,7 @@ pub async fn load(options: &CertOptions, target: &ClusterTarget) -> Result<Certi
             Ok(cert)
         }
         Err(SourceError::Controller(
-            err @ (ControllerError::Request { .. } | ControllerError::Status { .. }),
+            err @ (ControllerError::Api { .. } | ControllerError::Status { .. }),
         )) => match cached()? {
             Some(cert) => {
                 tracing::warn!("{err}; using the certificate cached for context `{context}`");
@@ -124,7 +124,7 @@ async fn fetch_from_cluster(
     context: &str,
 ) -> Result<Certificate, SourceError> {
     let cluster = target.connect(Some(CONNECT_TIMEOUT)).await?;
-    let pem = controller.fetch_cert(&cluster.client).await?;
+    let pem = controller.fetch_cert(&controller.api_client(&cluster)).await?;
     let desc = format!(
         "from controller {}/{} (context `{context}`)",
         controller.namespace, controller.name
@@ -134,7 +134,7 @@ async fn fetch_from_cluster(
 
 /// `--cert` as kubeseal reads it: no scheme or a one-letter one (a drive) is a file; `file://`, `http://`
 /// and `https://` are URLs.
-async fn read_cert_flag(cert: &str) -> Result<Certificate, SourceError> {
+async fn read_cert_flag(cert: &str, timeout: Duration) -> Result<Certificate, SourceError> {
     let scheme = cert.split_once("://").map(|(scheme, _)| scheme);
     match scheme {
         None => Ok(Certificate::read_file(std::path::Path::new(cert))?),
@@ -143,7 +143,7 @@ async fn read_cert_flag(cert: &str) -> Result<Certificate, SourceError> {
             &cert["file://".len()..],
         ))?),
         Some("http" | "https") => {
-            let bytes = fetch_url(cert).await?;
+            let bytes = fetch_url(cert, timeout).await?;
             Ok(Certificate::parse(&bytes, cert)?)
         }
         Some(other) => Err(SourceError::Fetch {
@@ -153,8 +153,13 @@ async fn read_cert_flag(cert: &str) -> Result<Certificate, SourceError> {
     }
 }
 
-/// GET a URL with kube's HTTP stack (rustls, the platform's trust store).
-pub async fn fetch_url(url: &str) -> Result<Vec<u8>, SourceError> {
+/// The most a certificate URL may answer.
+const CERT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// GET a URL with kube's HTTP stack (rustls, the platform's trust store): at most [`CERT_BODY_LIMIT`]
+/// bytes, all within `timeout` (a server that drip-feeds a byte a second never passes a read timeout).
+pub async fn fetch_url(url: &str, timeout: Duration) -> Result<Vec<u8>, SourceError> {
+    let deadline = tokio::time::Instant::now() + timeout;
     let fail = |message: String| SourceError::Fetch {
         url: url.to_string(),
         message,
@@ -183,18 +188,31 @@ pub async fn fetch_url(url: &str) -> Result<Vec<u8>, SourceError> {
         .header("Accept", "application/x-pem-file, */*")
         .body(kube::client::Body::empty())
         .map_err(|err| fail(err.to_string()))?;
-    let response = client.send(request).await.map_err(|err| match err {
-        kube::Error::Api(_) => fail(err.to_string()),
-        other => fail(shared::cluster::innermost_cause(&other)),
-    })?;
+    let response = tokio::time::timeout_at(deadline, client.send(request))
+        .await
+        .map_err(|_| fail(format!("no answer within {}", shared::duration::human(timeout))))?
+        .map_err(|err| match err {
+            kube::Error::Api(_) => fail(err.to_string()),
+            other => fail(shared::cluster::innermost_cause(&other)),
+        })?;
     let status = response.status();
     if status != http::StatusCode::OK {
         return Err(fail(status.to_string()));
     }
-    let bytes = response
-        .into_body()
-        .collect_bytes()
-        .await
-        .map_err(|err| fail(err.to_string()))?;
-    Ok(bytes.to_vec())
+    shared::fsio::read_body_until(
+        response.into_body(),
+        CERT_BODY_LIMIT,
+        CONNECT_TIMEOUT,
+        Some(deadline),
+        &format!("GET {url}"),
+    )
+    .await
+    .map_err(|err| match err {
+        // Bytes kept coming, just too slowly to finish: say so, not "nothing arrived".
+        shared::fsio::BodyError::Stalled { .. } if tokio::time::Instant::now() >= deadline => fail(format!(
+            "the answer did not complete within {} (--timeout); the server sends too slowly or never ends",
+            shared::duration::human(timeout)
+        )),
+        other => fail(other.to_string()),
+    })
 }

@@ -3,29 +3,11 @@
 //!
 //! Needs helm: `DULI_HELM4_BIN`, `HELM_BIN` or `helm` on PATH (CI installs it with .ci/install-tools).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::support::*;
 use kube_standin::StandIn;
 use serde_json::Value;
-
-fn helm() -> Option<PathBuf> {
-    for var in ["DULI_HELM4_BIN", "HELM_BIN"] {
-        if let Ok(path) = std::env::var(var)
-            && Path::new(&path).is_file()
-        {
-            return Some(PathBuf::from(path));
-        }
-    }
-    let cached = Path::new(&std::env::var_os("HOME")?).join(".cache/duli/tools/helm-4.1.4/helm");
-    if cached.is_file() {
-        return Some(cached);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("helm"))
-        .find(|candidate| candidate.is_file())
-}
 
 const CONFIGMAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\n  namespace: {{ .Release.Namespace }}\n\
 data:\n  LOG_LEVEL: info\n  DB_PASSWORD: hunter2-PLAINTEXT-1Qa\n  DATABASE_URL: postgres://app:url-PLAINTEXT-2Ws@db:5432/app\n";
@@ -70,8 +52,7 @@ fn repo(with_secrets: bool) -> tempfile::TempDir {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_finds_rendered_and_live_secrets_without_printing_them() {
     // A missing helm is a failure, not a skip: this test is the only proof that audit renders for real.
-    let helm =
-        helm().expect("no helm: run `bash .ci/install-tools` (or set DULI_HELM4_BIN / put helm on PATH)");
+    let helm = testkit::tools::helm4();
     let live = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: legacy, namespace: staging}\ndata:\n  SMTP_PASSWORD: live-PLAINTEXT-4Rf\n";
     let standin = StandIn::builder().seed_yaml(live).start().await.unwrap();
     let repo = repo(true);

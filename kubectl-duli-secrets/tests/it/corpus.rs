@@ -7,9 +7,7 @@
 //! Cases that need no cluster seal with `--cert`; the others run against kube-standin with a small HTTP
 //! server behind the controller Service's proxy. Cases in a table run concurrently.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -20,81 +18,12 @@ use kube_standin::StandIn;
 use kubectl_duli_secrets::format::{Scope, open_base64};
 use rsa::pkcs8::DecodePrivateKey;
 use serde_json::Value;
+use testkit::corpus::{Case, changed_paths, kubeconfig_for, snapshot, write};
+use testkit::process::Run;
+use testkit::servers::status_server;
 
-/// One bad (or borderline) input and what the plugin must do with it.
-#[derive(Clone)]
-struct Case {
-    name: &'static str,
-    args: Vec<String>,
-    stdin: Vec<u8>,
-    env: Vec<(&'static str, String)>,
-    code: i32,
-    expect: Vec<String>,
-    forbid: Vec<String>,
-    within: Duration,
-}
-
-impl Case {
-    fn new(name: &'static str, args: &[&str], code: i32, expect: &[&str]) -> Self {
-        Case {
-            name,
-            args: args.iter().map(|a| a.to_string()).collect(),
-            stdin: Vec::new(),
-            env: Vec::new(),
-            code,
-            expect: expect.iter().map(|e| e.to_string()).collect(),
-            forbid: Vec::new(),
-            within: Duration::from_secs(20),
-        }
-    }
-
-    fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
-        self.stdin = bytes.into();
-        self
-    }
-
-    fn env(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.env.push((name, value.into()));
-        self
-    }
-
-    fn forbid(mut self, text: impl Into<String>) -> Self {
-        self.forbid.push(text.into());
-        self
-    }
-
-    fn within(mut self, bound: Duration) -> Self {
-        self.within = bound;
-        self
-    }
-}
-
-/// Every file under `dir` with its size, mode and bytes' hash.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, u32, u64)> {
-    use std::hash::{Hash, Hasher};
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            if meta.is_dir() {
-                stack.push(path.clone());
-            } else {
-                std::fs::read(&path).unwrap_or_default().hash(&mut hasher);
-            }
-            out.insert(path, (meta.len(), meta.permissions().mode(), hasher.finish()));
-        }
-    }
-    out
-}
-
-/// Run one case with HOME = `home` (and TMPDIR and the working directory inside it).
-fn check(home: &Path, case: &Case) -> Output {
+/// Run one case with HOME = `home` (and TMPDIR and the working directory inside it), and check it.
+fn check(home: &Path, case: &Case) {
     let mut command = plugin(home);
     command.args(&case.args).current_dir(home).env("TMPDIR", home);
     for (name, value) in &case.env {
@@ -102,41 +31,7 @@ fn check(home: &Path, case: &Case) -> Output {
     }
     let started = Instant::now();
     let output = run_with_stdin(command, &case.stdin);
-    let elapsed = started.elapsed();
-    let (name, out, err) = (case.name, stdout(&output), stderr(&output));
-    // Shown with --nocapture: the corpus doubles as a catalogue of the messages.
-    eprintln!(
-        "[{name}] exit {:?} in {elapsed:.1?}: {}",
-        output.status.code(),
-        err.trim()
-    );
-    assert_eq!(output.status.code(), Some(case.code), "{name}:\n{err}");
-    assert!(elapsed < case.within, "{name}: took {elapsed:?}");
-    for text in &case.expect {
-        assert!(
-            err.contains(text.as_str()),
-            "{name}: expected {text:?} in:\n{err}"
-        );
-    }
-    for text in &case.forbid {
-        assert!(
-            !err.contains(text.as_str()) && !out.contains(text.as_str()),
-            "{name}: {text:?} must not be printed:\n{err}"
-        );
-    }
-    if case.code == 2 {
-        assert_eq!(
-            err.lines().filter(|l| l.starts_with("error:")).count(),
-            1,
-            "{name}: one error line:\n{err}"
-        );
-        assert!(out.is_empty(), "{name}: nothing on stdout:\n{out}");
-        assert!(
-            !err.contains("ApiError") && !err.contains("Status {"),
-            "{name}: raw client error text:\n{err}"
-        );
-    }
-    output
+    case.verify(&Run::from_output(&output, started.elapsed()));
 }
 
 /// Run every case concurrently in one HOME and check that none of them wrote anything there.
@@ -153,20 +48,8 @@ fn check_all(home: &Path, cases: &[Case]) {
             }
         }
     });
-    let after = snapshot(home);
-    let changed: Vec<_> = after
-        .iter()
-        .filter(|(path, meta)| before.get(*path) != Some(meta))
-        .map(|(path, _)| path)
-        .chain(before.keys().filter(|p| !after.contains_key(*p)))
-        .collect();
+    let changed = changed_paths(&before, &snapshot(home));
     assert!(changed.is_empty(), "files written or changed: {changed:?}");
-}
-
-fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path.display().to_string()
 }
 
 fn cert() -> String {
@@ -296,8 +179,11 @@ fn corpus_offline_inputs() {
         case("key with a space in an env file", &["seal", "--name", "a", "-n", "b", "--from-env-file", &bad_key_env, "--out", &out], 2, &[&format!("{bad_key_env} line 3"), "key `bad key` is not allowed"])
             .forbid("corpus-PLAINTEXT-2Env"),
         case("file name that is no key (--from-file)", &["seal", "--name", "a", "-n", "b", "--from-file", &spaced_name, "--out", &out], 2, &["key `my key.txt` is not allowed", "--from-file"]),
-        case("Secret name with capitals", &["seal", "--name", "Db_Password", "-n", "b", "--from-literal", "a=b", "--out", &out], 2, &["--name `Db_Password` is not a valid Secret name", "lowercase letters"]),
-        case("namespace with a space", &["seal", "--out", &out], 2, &["metadata.namespace `my ns` is not a valid namespace"])
+        case("Secret name with capitals", &["seal", "--name", "Db_Password", "-n", "b", "--from-literal", "a=b", "--out", &out], 2, &["--name: Secret name \"Db_Password\" is invalid: it contains 'D'", "lowercase letters"]),
+        case("empty namespace (-n '')", &["seal", "--name", "a", "-n", "", "--from-literal", "a=b", "--out", &out], 2, &["-n/--namespace: namespace name \"\" is invalid: it is empty", "DNS-1123 label", "no controller could ever create this Secret"]),
+        case("non-ASCII Secret name", &["seal", "--name", "dé", "-n", "b", "--from-literal", "a=b", "--out", &out], 2, &["--name: Secret name", "is invalid: it contains"]),
+        case("raw with a namespace of 64 characters", &["raw", "--name", "a", "-n", &"n".repeat(64)], 2, &["-n/--namespace: namespace name", "it is 64 characters long"]).stdin("v"),
+        case("namespace with a space", &["seal", "--out", &out], 2, &["metadata.namespace: namespace name \"my ns\" is invalid: it contains"])
             .stdin(SECRET.replace("namespace: staging", "namespace: my ns")),
         case("same key from two sources", &["seal", "--name", "a", "-n", "b", "--from-literal", "k=1", "--from-literal", "k=2", "--out", &out], 2, &["key `k` is given twice (--from-literal k and --from-literal k)"]),
         case("--from-literal without =", &["seal", "--name", "a", "-n", "b", "--from-literal", "justakey", "--out", &out], 2, &["--from-literal `justakey`: expected KEY=VALUE"]),
@@ -326,7 +212,7 @@ fn corpus_offline_inputs() {
         case("merge into a file with two documents", &["seal", "--merge-into", &two_docs, "--from-literal", "a=b"], 2, &[&format!("{two_docs} is not a SealedSecret (it holds 2 documents)")]),
         case("merge into an empty file", &["seal", "--merge-into", &empty_target, "--from-literal", "a=b"], 2, &["is not a SealedSecret (it is empty)"]),
         case("merge into a missing file", &["seal", "--merge-into", &missing_target, "--from-literal", "a=b"], 2, &[&format!("cannot read {missing_target}: No such file")]),
-        case("merge into a directory", &["seal", "--merge-into", &dir_target, "--from-literal", "a=b"], 2, &[&format!("cannot read {dir_target}")]),
+        case("merge into a directory", &["seal", "--merge-into", &dir_target, "--from-literal", "a=b"], 2, &[&format!("input file {dir_target} is a directory, not a regular file")]),
         case("merge with another type", &["seal", "--merge-into", &typed, "--type", "Opaque", "--from-literal", "a=b"], 2, &["type mismatch", "has kubernetes.io/basic-auth but the input has Opaque", "drop --type"]),
         case("merge a strict input into a cluster-wide file", &["seal", "--merge-into", &cluster_wide, "--scope", "strict", "--from-literal", "a=b"], 2, &["scope mismatch", "has cluster-wide but the input has strict", "drop --scope"]),
         case("merge two input Secrets", &["seal", "--merge-into", &strict], 2, &["--merge-into takes exactly one input Secret, got 2"])
@@ -554,25 +440,6 @@ fn controller_service(name: &str, url: &str) -> String {
     )
 }
 
-fn kubeconfig_for(server: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: '{server}'}}\nusers:\n- name: u\n  user: {{}}\n\
-         contexts:\n- name: one\n  context: {{cluster: c, user: u, namespace: staging}}\ncurrent-context: one\n"
-    )
-}
-
-/// A server that answers every request with `code` and a Kubernetes `Status`.
-async fn status_server(code: u16) -> String {
-    let app = Router::new().fallback(move || async move {
-        (
-            StatusCode::from_u16(code).unwrap(),
-            [("content-type", "application/json")],
-            format!("{{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\",\"message\":\"Unauthorized\",\"reason\":\"Unauthorized\",\"code\":{code}}}"),
-        )
-    });
-    serve(app).await
-}
-
 /// The certificate through the cluster: kubeconfig, API server and controller failures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_cluster_inputs() {
@@ -615,7 +482,7 @@ async fn corpus_cluster_inputs() {
     let unauthorized = write(
         &h,
         "unauthorized.kubeconfig",
-        kubeconfig_for(&status_server(401).await),
+        kubeconfig_for(&status_server(401, "Unauthorized").await.1),
     );
     let out = h.join("out.yml").display().to_string();
 
@@ -649,20 +516,21 @@ async fn corpus_cluster_inputs() {
             .forbid(token),
         Case::new("unknown context", &["fetch-cert", "--context", "nope"], 2, &["context `nope` not found in kubeconfig", "known contexts: standin"])
             .env("KUBECONFIG", &standin_config),
-        Case::new("API server refuses connections", &["fetch-cert"], 2, &["cannot fetch certificate: cannot reach the API server (Connection refused", "no cached certificate for context `one` either", "pass --cert"])
+        Case::new("API server refuses connections", &["fetch-cert"], 2, &["cannot fetch certificate: the API server at http://127.0.0.1:1 is unreachable", "Connection refused", "no cached certificate for context `one` either", "pass --cert"])
             .env("KUBECONFIG", &refused),
-        Case::new("API server accepts and never answers", &["seal", "--timeout", "3s", "--out", &out], 2, &["cannot fetch certificate: no answer within 3s", "raise --timeout", "pass --cert"])
+        Case::new("API server accepts and never answers", &["seal", "--timeout", "3s", "--out", &out], 2, &["cannot fetch certificate: the API server at", "is unreachable", "no answer within", "pass --cert"])
             .stdin(SECRET)
             .env("KUBECONFIG", &silent)
             .within(Duration::from_secs(6)),
-        Case::new("401 Unauthorized", &["fetch-cert"], 2, &["cannot fetch certificate: the API server rejected the credentials (401 Unauthorized", "log in again"])
+        Case::new("401 Unauthorized", &["fetch-cert"], 2, &["cannot fetch certificate: the API server at", "rejected the credentials", "(401 Unauthorized", "log in again"])
             .env("KUBECONFIG", &unauthorized),
         Case::new("controller Service in another namespace", &["fetch-cert", "--controller-namespace", "sealed-secrets"], 2, &[
             "cannot get sealed secret service `sealed-secrets-controller` in namespace `sealed-secrets`: not found",
             "pass --controller-name",
         ])
         .env("KUBECONFIG", &standin_config),
-        Case::new("controller answers 500", &["seal", "--out", &out], 2, &["cannot fetch certificate: the controller answered HTTP 500: key store unavailable", "no cached certificate for context `standin`"])
+        Case::new("controller answers 500", &["seal", "--out", &out], 2, &["cannot fetch certificate: cannot GET", "/proxy/v1/cert.pem: the API server failed (500 Internal Server Error)", "no cached certificate for context `standin`"])
+            .forbid("key store unavailable")
             .stdin(SECRET)
             .env("KUBECONFIG", &standin_config),
         Case::new("controller answers with something that is not PEM", &["fetch-cert", "--controller-name", "not-pem"], 2, &["from controller kube-system/not-pem", "is not PEM"])

@@ -192,3 +192,33 @@ fn init_errors_write_nothing() {
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), moved);
 }
+
+/// Temporaries a killed run left behind (`.duli-<pid>-<n>.tmp`, the process gone) are removed by the
+/// rerun; a temporary of a live process is left alone.
+#[test]
+fn a_rerun_removes_the_temporaries_of_a_killed_run() {
+    let repo = repo();
+    let root = repo.path();
+    let values = values_file(root, "values.env", "smtp-relay/password=relay-PLAINTEXT-5Tq\n");
+    let env_dir = root.join("helm/secrets/sealed/staging");
+    let shared_dir = root.join("helm/secrets/sealed/shared");
+    std::fs::create_dir_all(&env_dir).unwrap();
+    std::fs::create_dir_all(&shared_dir).unwrap();
+    // Above any pid_max: no process can have these ids.
+    let stale = [
+        env_dir.join(".duli-4194999-0.tmp"),
+        shared_dir.join(".duli-4194998-3.tmp"),
+    ];
+    for path in &stale {
+        std::fs::write(path, "half a sealed file").unwrap();
+    }
+    let live = env_dir.join(format!(".duli-{}-0.tmp", std::process::id()));
+    std::fs::write(&live, "another run's").unwrap();
+    let output = init(root, &["staging", "--from-env-file", &values]);
+    assert_code(&output, 0);
+    for path in &stale {
+        assert!(!path.exists(), "{} left", path.display());
+    }
+    assert!(live.exists(), "a live run's temporary was removed");
+    assert!(sealed(root, "staging", "redis").is_file());
+}

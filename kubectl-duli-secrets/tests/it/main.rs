@@ -14,6 +14,7 @@ mod cli;
 mod controller;
 mod corpus;
 mod faults;
+mod hardening;
 mod init;
 mod kubesealpy;
 mod leaks;
