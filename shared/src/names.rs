@@ -110,6 +110,8 @@ fn problem(name: &str, rule: NameRule) -> Option<String> {
     }) {
         let shown = if bad.is_ascii_graphic() {
             format!("'{bad}'")
+        } else if bad == ' ' {
+            "a space".to_string()
         } else {
             format!("'{}'", bad.escape_unicode())
         };
