@@ -2,13 +2,13 @@
 //! values come from; the password only with `--show` (which asks first in production). Output as a table,
 //! `-o json|yaml`, or `-o env`: `export` lines for shells.
 
-use kube::Client;
+use shared::api::ApiClient;
 use serde::Serialize;
 
 use crate::catalog::Service;
 use crate::cli::CredsOptions;
 use crate::secrets::{self, Credentials};
-use crate::{DbError, within};
+use crate::DbError;
 use shared::confirm::{self, Confirmation};
 use shared::environment::{Environment, parse_host_port};
 
@@ -166,12 +166,12 @@ pub fn render(report: &CredsReport, format: CredsFormat) -> anyhow::Result<Strin
 /// Read the credentials of the requested services (all three by default) in `env`, concurrently; `yes` is the
 /// global `--yes` (prod confirmed in advance for `--show`).
 pub async fn run(
-    client: &Client,
+    api: &ApiClient,
     env: &Environment,
     options: &CredsOptions,
     yes: bool,
 ) -> Result<CredsReport, DbError> {
-    let (show, timeout) = (options.show, options.timeout);
+    let show = options.show;
     let services = options
         .service
         .map_or_else(|| Service::ALL.to_vec(), |service| vec![service]);
@@ -180,8 +180,8 @@ pub async fn run(
     }
     let reads = services
         .iter()
-        .map(|service| secrets::read_credentials(client, &env.namespace, *service));
-    let credentials = within(timeout, futures::future::try_join_all(reads)).await?;
+        .map(|service| secrets::read_credentials(api, &env.namespace, *service));
+    let credentials = futures::future::try_join_all(reads).await?;
     let services = credentials
         .iter()
         .map(|c| CredentialsView::new(env, c, show))

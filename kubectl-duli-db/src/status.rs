@@ -8,9 +8,10 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::{Api, Client};
+use kube::Api;
+use shared::api::ApiClient;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -20,9 +21,12 @@ use crate::fetch::{self, EnvObjects};
 use crate::live::{self, LiveStatus, Probe};
 use crate::portforward::PortForward;
 use crate::secrets::{self, Password};
-use crate::{DbError, within};
+use crate::DbError;
 use shared::environment::Environment;
 use shared::readiness::{self, Readiness};
+
+/// How long before the command's deadline the live checks end, so the table is still printed.
+const LIVE_MARGIN: Duration = Duration::from_millis(300);
 
 /// The whole `status` document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -463,16 +467,16 @@ pub fn evaluate(env: &Environment, objects: &EnvObjects, now: Timestamp) -> Vec<
 /// Read everything, evaluate, and run the live checks: one concurrent round of API reads for all
 /// environments, then all live checks concurrently.
 pub async fn collect(
-    client: &Client,
+    api: &ApiClient,
     environments: &[Environment],
     options: &StatusOptions,
 ) -> Result<StatusReport, DbError> {
     let reads = futures::future::try_join_all(
         environments
             .iter()
-            .map(|env| fetch::fetch_env(client, &env.namespace, !options.no_live)),
+            .map(|env| fetch::fetch_env(api, &env.namespace, !options.no_live)),
     );
-    let fetched = within(options.timeout, reads).await?;
+    let fetched = reads.await?;
     let now = Timestamp::now();
     let mut planned: Vec<(EnvironmentStatus, Vec<LivePlan>)> = environments
         .iter()
@@ -491,14 +495,16 @@ pub async fn collect(
         })
         .collect();
     if !options.no_live {
+        // One deadline for the whole command: the live checks get what the reads left of it, ending a
+        // little before it so their results are still printed.
+        let left = api
+            .deadline()
+            .saturating_duration_since(tokio::time::Instant::now())
+            .saturating_sub(LIVE_MARGIN);
+        let budget = options.timeout.min(left).max(Duration::from_millis(100));
         let checks = planned.iter().flat_map(|(env, plans)| {
             plans.iter().map(move |plan| {
-                live_check(
-                    client.clone(),
-                    env.namespace.clone(),
-                    plan.clone(),
-                    options.timeout,
-                )
+                live_check(api.clone(), env.namespace.clone(), plan.clone(), budget)
             })
         });
         let mut results = futures::future::join_all(checks).await.into_iter();
@@ -521,16 +527,15 @@ pub async fn collect(
 }
 
 async fn read_password(
-    client: &Client,
+    api: &ApiClient,
     namespace: &str,
     secret: &Option<(String, String)>,
 ) -> Result<Option<Password>, String> {
     let Some((name, key)) = secret else {
         return Ok(None);
     };
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let data = secrets::read_secret(
-        &api,
+        api,
         namespace,
         name,
         secrets::missing_secret_hint(Service::Redis),
@@ -542,8 +547,8 @@ async fn read_password(
     )))
 }
 
-async fn forward(client: &Client, namespace: &str, pod: &str, port: u16) -> Result<PortForward, String> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+async fn forward(api: &ApiClient, namespace: &str, pod: &str, port: u16) -> Result<PortForward, String> {
+    let pods: Api<Pod> = Api::namespaced(api.client().clone(), namespace);
     PortForward::start(pods, pod, port, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .await
         .map_err(|err| err.to_string())
@@ -563,7 +568,7 @@ async fn explain(result: Result<Probe, String>, forward: &PortForward) -> Result
     }
 }
 
-async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: Duration) -> LiveStatus {
+async fn live_check(api: ApiClient, namespace: String, plan: LivePlan, timeout: Duration) -> LiveStatus {
     if let LivePlan::Skip(reason) = &plan {
         return LiveStatus {
             ok: false,
@@ -575,14 +580,11 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
         match plan {
             LivePlan::Skip(reason) => Err(reason),
             LivePlan::Postgres { pod, replicas } => {
-                let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
                 // The superuser sees pg_stat_replication in full; the app owner only sees that replicas exist.
-                let superuser = fetch::get_opt(&api, catalog::PG_SECRET_SUPERUSER, &namespace, "secrets")
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let superuser = secrets::read_secret(&api, &namespace, catalog::PG_SECRET_SUPERUSER, "").await;
                 let data = match superuser {
-                    Some(secret) => secrets::SecretData::from_secret(&secret, &namespace),
-                    None => secrets::read_secret(
+                    Ok(data) => data,
+                    Err(DbError::NotFound { .. }) => secrets::read_secret(
                         &api,
                         &namespace,
                         catalog::PG_SECRET_APP,
@@ -590,6 +592,7 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
                     )
                     .await
                     .map_err(|e| e.to_string())?,
+                    Err(err) => return Err(err.to_string()),
                 };
                 let credentials =
                     secrets::credentials_from(Service::Postgres, &data, "").map_err(|e| e.to_string())?;
@@ -599,7 +602,7 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
                     database: credentials.database.unwrap_or_else(|| "app".into()),
                     expected_replicas: replicas,
                 };
-                let forward = forward(&client, &namespace, &pod, catalog::PG_PORT).await?;
+                let forward = forward(&api, &namespace, &pod, catalog::PG_PORT).await?;
                 explain(live::check_postgres(forward.local_addr(), &probe).await, &forward).await
             }
             LivePlan::Redis {
@@ -609,8 +612,8 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
                 master_ip,
                 sentinel,
             } => {
-                let password = read_password(&client, &namespace, &secret).await?;
-                let forward = forward(&client, &namespace, &pod, catalog::REDIS_PORT).await?;
+                let password = read_password(&api, &namespace, &secret).await?;
+                let forward = forward(&api, &namespace, &pod, catalog::REDIS_PORT).await?;
                 let data = async {
                     explain(
                         live::check_redis(forward.local_addr(), password.as_ref(), replicas).await,
@@ -622,8 +625,8 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
                     let Some(SentinelTarget { pod, group, secret }) = &sentinel else {
                         return Ok(None);
                     };
-                    let password = read_password(&client, &namespace, secret).await?;
-                    let forward = self::forward(&client, &namespace, pod, catalog::SENTINEL_PORT).await?;
+                    let password = read_password(&api, &namespace, secret).await?;
+                    let forward = self::forward(&api, &namespace, pod, catalog::SENTINEL_PORT).await?;
                     let result = live::check_sentinel(
                         forward.local_addr(),
                         password.as_ref(),
@@ -654,10 +657,10 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
                 }
             }
             LivePlan::Rabbitmq { pod } => {
-                let credentials = secrets::read_credentials(&client, &namespace, Service::Rabbitmq)
+                let credentials = secrets::read_credentials(&api, &namespace, Service::Rabbitmq)
                     .await
                     .map_err(|e| e.to_string())?;
-                let forward = forward(&client, &namespace, &pod, catalog::AMQP_PORT).await?;
+                let forward = forward(&api, &namespace, &pod, catalog::AMQP_PORT).await?;
                 let user = credentials.user.unwrap_or_default();
                 let password = credentials.password.unwrap_or_else(|| Password::new(""));
                 explain(
@@ -673,13 +676,13 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
 
 /// Collect the report and write it to `out` in `format`; findings when any service is unhealthy.
 pub async fn run(
-    client: &Client,
+    api: &ApiClient,
     environments: &[Environment],
     options: &StatusOptions,
     format: shared::output::OutputFormat,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<shared::error::Outcome> {
-    let report = collect(client, environments, options).await?;
+    let report = collect(api, environments, options).await?;
     let text = match format {
         shared::output::OutputFormat::Table => render_tables(&report),
         other => shared::output::to_document(&report, other)?,
