@@ -14,6 +14,9 @@ use shared::output::OutputFormat;
 
 use crate::catalog::Service;
 
+/// How much later than `--timeout` the runner ends a command (see [`Cli::name_and_deadline`]).
+pub const DEADLINE_SLACK: Duration = Duration::from_millis(500);
+
 /// Status, connect and credentials for the data services of a duli environment.
 ///
 /// Exit codes: 0 healthy / done, 1 a service is unhealthy (status), 2 error; `connect` exits with the
@@ -135,14 +138,21 @@ impl Cli {
     /// What the runner names in messages (`kubectl duli db status`) and the deadline of the whole command:
     /// `--timeout` for status and creds; none for connect, whose client session is as long as the user
     /// wants (its API reads are bounded by `--timeout` inside).
+    ///
+    /// The runner's deadline is [`DEADLINE_SLACK`] later than `--timeout`, which bounds the API layer: a
+    /// server that does not answer is then reported by the call and server that failed, and the runner's
+    /// own message is left for what the API layer cannot end (a hanging credential plugin).
     pub fn name_and_deadline(&self) -> (String, Option<Duration>) {
-        let (name, deadline) = match &self.command {
+        let (name, timeout) = match &self.command {
             Command::Status(options) => ("status", Some(options.timeout)),
             Command::Connect(_) => ("connect", None),
             Command::Creds(options) => ("creds", Some(options.timeout)),
             Command::Completion { .. } => ("completion", None),
         };
-        (format!("kubectl duli db {name}"), deadline)
+        (
+            format!("kubectl duli db {name}"),
+            timeout.map(|timeout| timeout.saturating_add(DEADLINE_SLACK)),
+        )
     }
 
     /// Parse `args` (the program name first); `--help`, `--version` and usage errors are clap errors.
