@@ -340,6 +340,9 @@ pub async fn run(
     out: &mut (impl Write + Send),
 ) -> Result<Outcome, DbError> {
     options.validate()?;
+    runner::set_rerun_hint(Some(
+        "the port-forward and the password file are gone; run the same command again to reconnect".into(),
+    ));
     let service = options.service;
     confirm::guard(
         env,

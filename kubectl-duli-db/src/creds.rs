@@ -144,7 +144,7 @@ pub fn render(report: &CredsReport, format: CredsFormat) -> anyhow::Result<Strin
                 "SERVICE", "HOST", "PORT", "USER", "DATABASE", "SECRET", "PASSWORD",
             ]);
             for view in &report.services {
-                table.add_row(vec![
+                table.add_row(crate::printable_row(vec![
                     view.service.to_string(),
                     view.host.clone(),
                     view.port.to_string(),
@@ -156,7 +156,7 @@ pub fn render(report: &CredsReport, format: CredsFormat) -> anyhow::Result<Strin
                         (None, Some(_)) => "(hidden: --show)".into(),
                         (None, None) => "-".into(),
                     },
-                ]);
+                ]));
             }
             format!("{table}\n")
         }

@@ -197,3 +197,36 @@ impl DbError {
     }
 }
 
+/// `text` with control characters (ESC, CR, BEL, C1 controls…) shown as escapes (`\x1b`), so a name or
+/// message from the cluster cannot drive the terminal it is printed on. Tables only: `-o json|yaml` escape
+/// them already.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| match u32::from(c) {
+            code if c.is_control() && code < 0x100 => format!("\\x{code:02x}"),
+            _ if c.is_control() => c.escape_unicode().to_string(),
+            _ => c.to_string(),
+        })
+        .collect()
+}
+
+/// [`printable`] for every cell of a table row.
+pub(crate) fn printable_row(cells: Vec<String>) -> Vec<String> {
+    cells.iter().map(|cell| printable(cell)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_not_sent_to_the_terminal() {
+        assert_eq!(printable("database"), "database");
+        assert_eq!(printable("evil\u{1b}[31mred\u{7}"), "evil\\x1b[31mred\\x07");
+        assert_eq!(printable("a\rb\u{9b}c"), "a\\x0db\\x9bc");
+        assert!(!printable("x\u{1b}]0;title\u{7}").chars().any(char::is_control));
+    }
+}

@@ -171,6 +171,38 @@ fn int_at(obj: &Value, pointer: &str) -> Option<i64> {
     obj.pointer(pointer).and_then(Value::as_i64)
 }
 
+/// The count fields an operator writes, checked: a present field that is not a whole number ≥ 0 (`-5`,
+/// `"three"`) is named, instead of being read as 0 and shown as a misleading `0/-5`.
+fn malformed_count(object: &Value, pointers: &[&str]) -> Option<(String, String)> {
+    pointers.iter().find_map(|pointer| {
+        let value = object.pointer(pointer).filter(|v| !v.is_null())?;
+        if value.as_u64().is_some() {
+            return None;
+        }
+        let field = pointer.trim_start_matches('/').replace('/', ".");
+        let mut shown = value.to_string();
+        if shown.chars().count() > 40 {
+            shown = format!("{}…", shown.chars().take(40).collect::<String>());
+        }
+        Some((field, format!("is {shown}, not a count (a whole number from 0)")))
+    })
+}
+
+/// Mark `status` not ready with a message naming the resource and the malformed field, if any.
+fn check_counts(status: &mut ServiceStatus, object: &Value, namespace: &str, pointers: &[&str]) {
+    if let Some((field, problem)) = malformed_count(object, pointers) {
+        status.ready = false;
+        status.healthy = false;
+        status.message = DbError::MalformedStatus {
+            resource: status.resource.clone(),
+            namespace: namespace.to_string(),
+            field,
+            problem,
+        }
+        .to_string();
+    }
+}
+
 fn created_and_age(obj: Option<&Value>, now: Timestamp) -> (Option<String>, Option<String>) {
     let Some(created) = obj.and_then(|o| str_at(o, "/metadata/creationTimestamp")) else {
         return (None, None);
@@ -266,6 +298,12 @@ pub fn evaluate_postgres(
         ready: int_at(cluster, "/status/readyInstances").unwrap_or(0),
     };
     status.primary = str_at(cluster, "/status/currentPrimary").map(str::to_string);
+    check_counts(
+        &mut status,
+        cluster,
+        &env.namespace,
+        &["/spec/instances", "/status/instances", "/status/readyInstances"],
+    );
     let plan = match &status.primary {
         None => LivePlan::Skip("no current primary to check".into()),
         Some(primary) => {
@@ -377,6 +415,10 @@ pub fn evaluate_redis(env: &Environment, objects: &EnvObjects, now: Timestamp) -
         });
     }
     apply(&mut status, verdict);
+    check_counts(&mut status, replication, &env.namespace, &["/spec/clusterSize"]);
+    if let Some(sentinel) = sentinel {
+        check_counts(&mut status, sentinel, &env.namespace, &["/spec/clusterSize"]);
+    }
     let master_pod = status.primary.clone().or_else(|| {
         data_pods
             .iter()
@@ -438,6 +480,7 @@ pub fn evaluate_rabbitmq(
         desired: int_at(cluster, "/spec/replicas").unwrap_or(1),
         ready,
     };
+    check_counts(&mut status, cluster, &env.namespace, &["/spec/replicas"]);
     let pod = objects
         .rabbitmq_pods
         .iter()
@@ -729,7 +772,7 @@ pub fn render_tables(report: &StatusReport) -> String {
                     live.detail
                 ),
             };
-            table.add_row(vec![
+            table.add_row(crate::printable_row(vec![
                 service.service.as_str().to_string(),
                 if service.ready { "yes".into() } else { "NO".into() },
                 format!("{}/{}", service.instances.ready, service.instances.desired),
@@ -739,7 +782,7 @@ pub fn render_tables(report: &StatusReport) -> String {
                 service.endpoints.external.clone(),
                 service.age.clone().unwrap_or_else(|| "-".into()),
                 live,
-            ]);
+            ]));
         }
         let unhealthy: Vec<&str> = env
             .services
@@ -754,7 +797,8 @@ pub fn render_tables(report: &StatusReport) -> String {
         };
         out.push_str(&format!(
             "Environment {} (namespace {}): {verdict}\n{table}\n\n",
-            env.name, env.namespace
+            crate::printable(&env.name),
+            crate::printable(&env.namespace)
         ));
     }
     out
@@ -847,6 +891,51 @@ status:
                 "metadata: {name: queue-server-0, labels: {app.kubernetes.io/name: queue}}\nstatus: {phase: Running, conditions: [{type: Ready, status: 'True'}]}\n",
             )],
         }
+    }
+
+    /// Issue #17: wrong types in an operator's status were read as 0 and shown as `0/-5 instances`.
+    #[test]
+    fn a_malformed_status_field_is_named_not_shown_as_a_count() {
+        for (pointer, value, field, shown) in [
+            ("/status/instances", serde_json::json!(-5), "status.instances", "is -5"),
+            ("/status/readyInstances", serde_json::json!("three"), "status.readyInstances", "is \"three\""),
+        ] {
+            let mut objects = healthy_objects();
+            *objects.cluster.as_mut().unwrap().pointer_mut(pointer).unwrap() = value;
+            let (pg, _) = &evaluate(&env(), &objects, now())[0];
+            assert!(!pg.ready && !pg.healthy, "{pg:?}");
+            assert!(
+                pg.message.starts_with(&format!(
+                    "clusters.postgresql.cnpg.io/database in namespace `staging` has a malformed status: field `{field}` {shown}, not a count"
+                )),
+                "{}",
+                pg.message
+            );
+        }
+        let mut objects = healthy_objects();
+        let replication = objects.replication.as_mut().unwrap();
+        replication["spec"]["clusterSize"] = serde_json::json!(2.5);
+        let (redis, _) = &evaluate(&env(), &objects, now())[1];
+        assert!(redis.message.contains("field `spec.clusterSize` is 2.5"), "{}", redis.message);
+    }
+
+    /// Issue #17: escape sequences in names and messages reached the terminal raw.
+    #[test]
+    fn escape_sequences_in_messages_are_shown_escaped_in_the_table() {
+        let mut objects = healthy_objects();
+        objects.cluster.as_mut().unwrap()["status"]["phase"] =
+            serde_json::json!("\u{1b}]0;pwned\u{7}\u{1b}[2Jfailing");
+        let report = StatusReport {
+            environments: vec![EnvironmentStatus {
+                name: "staging".into(),
+                namespace: "staging".into(),
+                healthy: false,
+                services: evaluate(&env(), &objects, now()).into_iter().map(|(row, _)| row).collect(),
+            }],
+        };
+        let table = render_tables(&report);
+        assert!(!table.contains('\u{1b}') && !table.contains('\u{7}'), "{table:?}");
+        assert!(table.contains("\\x1b]0;pwned\\x07"), "{table}");
     }
 
     #[test]
