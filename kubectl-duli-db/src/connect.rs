@@ -13,16 +13,16 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Pod, Service as KubeService};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::ListParams;
 use kube::Api;
+use kube::api::ListParams;
 use shared::api::{ApiClient, Call};
 use shared::runner;
 
+use crate::DbError;
 use crate::catalog::{self, Service};
 use crate::cli::ConnectOptions;
 use crate::portforward::PortForward;
 use crate::secrets::{self, Credentials};
-use crate::DbError;
 use shared::confirm::{self, Confirmation};
 use shared::environment::{Environment, parse_host_port};
 use shared::error::Outcome;
@@ -312,12 +312,13 @@ struct CtrlC {
 
 impl CtrlC {
     fn listen() -> Result<Self, DbError> {
-        let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(
-            |source| DbError::Io {
-                what: "cannot listen for Ctrl-C".into(),
-                source,
-            },
-        )?;
+        let signal =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(|source| {
+                DbError::Io {
+                    what: "cannot listen for Ctrl-C".into(),
+                    source,
+                }
+            })?;
         Ok(CtrlC {
             _pass_through: runner::InterruptPassThrough::start(),
             signal,

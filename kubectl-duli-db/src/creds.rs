@@ -2,13 +2,13 @@
 //! values come from; the password only with `--show` (which asks first in production). Output as a table,
 //! `-o json|yaml`, or `-o env`: `export` lines for shells.
 
-use shared::api::ApiClient;
 use serde::Serialize;
+use shared::api::ApiClient;
 
+use crate::DbError;
 use crate::catalog::Service;
 use crate::cli::CredsOptions;
 use crate::secrets::{self, Credentials};
-use crate::DbError;
 use shared::confirm::{self, Confirmation};
 use shared::environment::{Environment, parse_host_port};
 

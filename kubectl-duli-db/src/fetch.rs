@@ -6,11 +6,11 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DynamicObject, ListParams};
 use kube::Api;
-use shared::api::{ApiClient, Call};
+use kube::api::{DynamicObject, ListParams};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use shared::api::{ApiClient, Call};
 
 use crate::DbError;
 use crate::catalog::{self, Kind};
@@ -77,7 +77,9 @@ where
 {
     let call = Call::list(resource, Some(namespace));
     let list = api.get_opt(&call, || objects.list(params)).await?;
-    Ok(list.map(|list| list.items.iter().map(to_value).collect()).unwrap_or_default())
+    Ok(list
+        .map(|list| list.items.iter().map(to_value).collect())
+        .unwrap_or_default())
 }
 
 fn to_value<T: serde::Serialize>(object: &T) -> Value {

@@ -11,17 +11,17 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
-use shared::api::ApiClient;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use shared::api::ApiClient;
 
+use crate::DbError;
 use crate::catalog::{self, Service};
 use crate::cli::StatusOptions;
 use crate::fetch::{self, EnvObjects};
 use crate::live::{self, LiveStatus, Probe};
 use crate::portforward::PortForward;
 use crate::secrets::{self, Password};
-use crate::DbError;
 use shared::environment::Environment;
 use shared::readiness::{self, Readiness};
 
@@ -554,9 +554,9 @@ pub async fn collect(
         );
         let live_api = &live_api;
         let checks = planned.iter().flat_map(|(env, plans)| {
-            plans.iter().map(move |plan| {
-                live_check(live_api.clone(), env.namespace.clone(), plan.clone(), budget)
-            })
+            plans
+                .iter()
+                .map(move |plan| live_check(live_api.clone(), env.namespace.clone(), plan.clone(), budget))
         });
         let mut results = futures::future::join_all(checks).await.into_iter();
         for (env, _) in &mut planned {
@@ -585,14 +585,9 @@ async fn read_password(
     let Some((name, key)) = secret else {
         return Ok(None);
     };
-    let data = secrets::read_secret(
-        api,
-        namespace,
-        name,
-        secrets::missing_secret_hint(Service::Redis),
-    )
-    .await
-    .map_err(|err| err.to_string())?;
+    let data = secrets::read_secret(api, namespace, name, secrets::missing_secret_hint(Service::Redis))
+        .await
+        .map_err(|err| err.to_string())?;
     Ok(Some(Password::new(
         data.require(key).map_err(|err| err.to_string())?,
     )))
@@ -632,7 +627,8 @@ async fn live_check(api: ApiClient, namespace: String, plan: LivePlan, timeout: 
             LivePlan::Skip(reason) => Err(reason),
             LivePlan::Postgres { pod, replicas } => {
                 // The superuser sees pg_stat_replication in full; the app owner only sees that replicas exist.
-                let superuser = secrets::read_secret(&api, &namespace, catalog::PG_SECRET_SUPERUSER, "").await;
+                let superuser =
+                    secrets::read_secret(&api, &namespace, catalog::PG_SECRET_SUPERUSER, "").await;
                 let data = match superuser {
                     Ok(data) => data,
                     Err(DbError::NotFound { .. }) => secrets::read_secret(
@@ -897,8 +893,18 @@ status:
     #[test]
     fn a_malformed_status_field_is_named_not_shown_as_a_count() {
         for (pointer, value, field, shown) in [
-            ("/status/instances", serde_json::json!(-5), "status.instances", "is -5"),
-            ("/status/readyInstances", serde_json::json!("three"), "status.readyInstances", "is \"three\""),
+            (
+                "/status/instances",
+                serde_json::json!(-5),
+                "status.instances",
+                "is -5",
+            ),
+            (
+                "/status/readyInstances",
+                serde_json::json!("three"),
+                "status.readyInstances",
+                "is \"three\"",
+            ),
         ] {
             let mut objects = healthy_objects();
             *objects.cluster.as_mut().unwrap().pointer_mut(pointer).unwrap() = value;
@@ -916,7 +922,11 @@ status:
         let replication = objects.replication.as_mut().unwrap();
         replication["spec"]["clusterSize"] = serde_json::json!(2.5);
         let (redis, _) = &evaluate(&env(), &objects, now())[1];
-        assert!(redis.message.contains("field `spec.clusterSize` is 2.5"), "{}", redis.message);
+        assert!(
+            redis.message.contains("field `spec.clusterSize` is 2.5"),
+            "{}",
+            redis.message
+        );
     }
 
     /// Issue #17: escape sequences in names and messages reached the terminal raw.
@@ -930,7 +940,10 @@ status:
                 name: "staging".into(),
                 namespace: "staging".into(),
                 healthy: false,
-                services: evaluate(&env(), &objects, now()).into_iter().map(|(row, _)| row).collect(),
+                services: evaluate(&env(), &objects, now())
+                    .into_iter()
+                    .map(|(row, _)| row)
+                    .collect(),
             }],
         };
         let table = render_tables(&report);

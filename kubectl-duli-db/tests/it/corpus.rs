@@ -187,7 +187,12 @@ async fn corpus_kubeconfig_and_api_server() {
             "API server accepts and never answers (status)",
             &["status", "staging", "--timeout", "2s"],
             2,
-            &["is unreachable (", "no answer within", "kubectl cluster-info", &silent_url],
+            &[
+                "is unreachable (",
+                "no answer within",
+                "kubectl cluster-info",
+                &silent_url,
+            ],
         )
         .env("KUBECONFIG", &silent)
         .within(fast),

@@ -133,9 +133,7 @@ async fn bursts_of_server_errors() {
     assert_healthy(&run, "after the 500 burst");
 
     // 500s while the live checks read their Secrets: those services are down, with the reason.
-    cluster
-        .api
-        .add_fault(Fault::error(500).on_path("/secrets/"));
+    cluster.api.add_fault(Fault::error(500).on_path("/secrets/"));
     let (run, elapsed) = status(&cluster, None, &["-o", "json", "--timeout", "6s"]).await;
     assert_eq!(run.code, 1, "{}", run.all());
     let doc = json(&run);

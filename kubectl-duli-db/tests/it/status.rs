@@ -181,13 +181,7 @@ async fn a_silent_service_is_down_within_the_timeout() {
     let doc = json(&run);
     let live = &service(&doc, "staging", "postgres")["live"];
     assert_eq!(live["ok"], false);
-    assert!(
-        live["detail"]
-            .as_str()
-            .unwrap()
-            .contains("(timeout)"),
-        "{live}"
-    );
+    assert!(live["detail"].as_str().unwrap().contains("(timeout)"), "{live}");
     holder.abort();
 }
 
