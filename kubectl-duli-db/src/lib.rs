@@ -46,7 +46,7 @@ use crate::creds::CredsFormat;
 /// Run a parsed command line: everything the command prints goes to `out` (a client that `connect`
 /// starts writes to the terminal itself); errors are returned for the caller to report. The result maps to
 /// the exit code with [`shared::error::finish`]; the binary runs it under [`shared::runner::Runner`] with
-/// [`Cli::deadline`].
+/// [`Cli::name_and_deadline`].
 pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<Outcome> {
     if cli.env_output && !matches!(cli.command, Command::Creds(_)) {
         anyhow::bail!("-o env is only for `kubectl duli db creds`; use -o table, json or yaml");
