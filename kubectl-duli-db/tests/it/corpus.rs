@@ -15,7 +15,8 @@ use testkit::process::{Run, output, signal};
 use testkit::servers::{closed_port, port_in_use, silent_server, status_server};
 use tokio::io::AsyncReadExt;
 
-use crate::support::{Cluster, healthy_seed, repo_root};
+use crate::support::{Cluster, healthy_seed};
+use testkit::paths::workspace;
 
 /// A private working directory, TMPDIR and HOME for one run, inside the cluster's dir.
 pub fn sandbox(cluster: &Cluster) -> PathBuf {
@@ -359,7 +360,7 @@ pub fn scratch_repo() -> tempfile::TempDir {
     std::fs::create_dir_all(&envs).unwrap();
     for env in ["staging", "prod"] {
         std::fs::copy(
-            repo_root().join(format!("gitops/environments/{env}.yml")),
+            workspace().join(format!("gitops/environments/{env}.yml")),
             envs.join(format!("{env}.yml")),
         )
         .unwrap();
@@ -368,7 +369,7 @@ pub fn scratch_repo() -> tempfile::TempDir {
 }
 
 fn staging_text() -> String {
-    std::fs::read_to_string(repo_root().join("gitops/environments/staging.yml")).unwrap()
+    std::fs::read_to_string(workspace().join("gitops/environments/staging.yml")).unwrap()
 }
 
 /// Environments and the repository: every case fails before any API request.
@@ -405,7 +406,7 @@ async fn corpus_environment_files() {
     let empty = make(&|_| Vec::new());
     let renamed = scratch_repo();
     std::fs::copy(
-        repo_root().join("gitops/environments/staging.yml"),
+        workspace().join("gitops/environments/staging.yml"),
         renamed.path().join("gitops/environments/qa.yml"),
     )
     .unwrap();

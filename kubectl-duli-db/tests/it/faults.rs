@@ -11,7 +11,7 @@ use testkit::corpus::{store_state, writes};
 use testkit::process::{Run, output};
 use testkit::relay::Relay;
 
-use crate::support::{Cluster, healthy_seed, json, service};
+use crate::support::{Cluster, healthy_seed, service};
 
 /// `status ARGS` through the relay (when given), with its wall time.
 async fn status(cluster: &Cluster, relay: Option<&Relay>, args: &[&str]) -> (Run, Duration) {
@@ -31,7 +31,7 @@ async fn status(cluster: &Cluster, relay: Option<&Relay>, args: &[&str]) -> (Run
 /// Every service ready and live (the verdict without faults).
 fn assert_healthy(run: &Run, what: &str) {
     assert_eq!(run.code, 0, "{what}: {}", run.all());
-    let doc = json(run);
+    let doc = run.json();
     for name in ["postgres", "redis", "rabbitmq"] {
         let entry = service(&doc, "staging", name);
         assert_eq!(entry["healthy"], true, "{what}: {name}: {entry}");
@@ -136,7 +136,7 @@ async fn bursts_of_server_errors() {
     cluster.api.add_fault(Fault::error(500).on_path("/secrets/"));
     let (run, elapsed) = status(&cluster, None, &["-o", "json", "--timeout", "6s"]).await;
     assert_eq!(run.code, 1, "{}", run.all());
-    let doc = json(&run);
+    let doc = run.json();
     for name in ["postgres", "redis", "rabbitmq"] {
         let live = &service(&doc, "staging", name)["live"];
         assert_eq!(live["ok"], false, "{name}: {live}");
@@ -227,7 +227,7 @@ async fn api_server_killed_mid_run_and_restarted() {
         killer
     );
     assert_eq!(run.code, 1, "{}", run.all());
-    let doc = json(&run);
+    let doc = run.json();
     for name in ["postgres", "redis", "rabbitmq"] {
         let entry = service(&doc, "staging", name);
         assert_eq!(entry["ready"], true, "{name}: read before the kill: {entry}");

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use testkit::process::{Run, output_within, signal};
 
 use crate::corpus::sandbox;
-use crate::support::{Cluster, healthy_seed, repo_root};
+use crate::support::{Cluster, healthy_seed};
+use testkit::paths::workspace;
 
 const PGPASS_PREFIX: &str = "duli-pgpass-";
 
@@ -124,7 +125,7 @@ async fn status_through_shell(cluster: &Cluster, redirection: &str) -> Run {
         )
         .env("KUBECONFIG", &cluster.kubeconfig)
         .env("HOME", cluster.dir.path())
-        .env("DULI_REPO", repo_root())
+        .env("DULI_REPO", workspace())
         .env_remove("RUST_LOG")
         .stdin(Stdio::null());
     output_within(command, Duration::from_secs(30)).await

@@ -72,12 +72,7 @@ async fn audit(
             if matches!(until, Until::CtrlC) && !interrupted && out.contains("Press Ctrl-C") {
                 interrupted = true;
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                let pid = child.id().unwrap().to_string();
-                tokio::process::Command::new("kill")
-                    .args(["-INT", &pid])
-                    .status()
-                    .await
-                    .unwrap();
+                testkit::process::signal("INT", child.id().unwrap());
             }
         }
         child.wait().await.unwrap()
