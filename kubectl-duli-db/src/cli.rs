@@ -66,7 +66,7 @@ pub struct StatusOptions {
     /// Skip the live protocol checks (API reads only).
     #[arg(long)]
     pub no_live: bool,
-    /// Deadline for the API reads and for each live check (10s, 500ms, 1m).
+    /// Deadline of the whole command: the API reads, then the live checks in what is left (10s, 500ms, 1m).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
 }

@@ -3,7 +3,7 @@
 //!
 //! Evaluation is pure ([`evaluate`]: objects in, rows out) and uses the rules in [`shared::readiness`]; the
 //! only I/O is [`collect`]: one concurrent round of API reads for all environments (`fetch`), then
-//! all live checks concurrently, each under the `--timeout` deadline.
+//! all live checks concurrently in what the reads left of the `--timeout` deadline.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
