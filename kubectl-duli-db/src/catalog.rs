@@ -83,6 +83,11 @@ impl Kind {
         )
     }
 
+    /// `plural.group`, as RBAC spells the resource.
+    pub fn resource(&self) -> String {
+        format!("{}.{}", self.plural, self.group)
+    }
+
     /// `plural.group/name`, as kubectl spells a resource.
     pub fn describe(&self, name: &str) -> String {
         format!("{}.{}/{name}", self.plural, self.group)

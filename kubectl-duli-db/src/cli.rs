@@ -9,13 +9,13 @@ use std::time::Duration;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use shared::cli::{ClusterArgs, CommonArgs, CompletionShell};
+use shared::duration::parse_duration;
 use shared::output::OutputFormat;
 
 use crate::catalog::Service;
 
-fn timeout(text: &str) -> Result<Duration, String> {
-    crate::parse_duration(text)
-}
+/// How much later than `--timeout` the runner ends a command (see [`Cli::name_and_deadline`]).
+pub const DEADLINE_SLACK: Duration = Duration::from_millis(500);
 
 /// Status, connect and credentials for the data services of a duli environment.
 ///
@@ -66,8 +66,8 @@ pub struct StatusOptions {
     /// Skip the live protocol checks (API reads only).
     #[arg(long)]
     pub no_live: bool,
-    /// Deadline for the API reads and for each live check (10s, 500ms, 1m).
-    #[arg(long, default_value = "10s", value_parser = timeout)]
+    /// Deadline of the whole command: the API reads, then the live checks in what is left (10s, 500ms, 1m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
 }
 
@@ -95,7 +95,7 @@ pub struct ConnectOptions {
     #[arg(long)]
     pub show_credentials: bool,
     /// Deadline for the API reads before the client starts.
-    #[arg(long, default_value = "10s", value_parser = timeout)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Arguments for psql / redis-cli, after `--`.
     #[arg(last = true, value_name = "CLIENT_ARGS")]
@@ -114,7 +114,7 @@ pub struct CredsOptions {
     #[arg(long)]
     pub show: bool,
     /// Deadline for the API reads.
-    #[arg(long, default_value = "10s", value_parser = timeout)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
 }
 
@@ -133,6 +133,26 @@ impl Cli {
             )
             .help("Output format (env: `export` lines, for creds)")
         })
+    }
+
+    /// What the runner names in messages (`kubectl duli db status`) and the deadline of the whole command:
+    /// `--timeout` for status and creds; none for connect, whose client session is as long as the user
+    /// wants (its API reads are bounded by `--timeout` inside).
+    ///
+    /// The runner's deadline is [`DEADLINE_SLACK`] later than `--timeout`, which bounds the API layer: a
+    /// server that does not answer is then reported by the call and server that failed, and the runner's
+    /// own message is left for what the API layer cannot end (a hanging credential plugin).
+    pub fn name_and_deadline(&self) -> (String, Option<Duration>) {
+        let (name, timeout) = match &self.command {
+            Command::Status(options) => ("status", Some(options.timeout)),
+            Command::Connect(_) => ("connect", None),
+            Command::Creds(options) => ("creds", Some(options.timeout)),
+            Command::Completion { .. } => ("completion", None),
+        };
+        (
+            format!("kubectl duli db {name}"),
+            timeout.map(|timeout| timeout.saturating_add(DEADLINE_SLACK)),
+        )
     }
 
     /// Parse `args` (the program name first); `--help`, `--version` and usage errors are clap errors.

@@ -13,14 +13,16 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::{Pod, Service as KubeService};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Api;
 use kube::api::ListParams;
-use kube::{Api, Client};
+use shared::api::{ApiClient, Call};
+use shared::runner;
 
+use crate::DbError;
 use crate::catalog::{self, Service};
 use crate::cli::ConnectOptions;
 use crate::portforward::PortForward;
 use crate::secrets::{self, Credentials};
-use crate::{DbError, fetch, within};
 use shared::confirm::{self, Confirmation};
 use shared::environment::{Environment, parse_host_port};
 use shared::error::Outcome;
@@ -64,14 +66,14 @@ pub struct Backend {
 
 /// Find a ready pod behind `service` and the pod port its `port` maps to (as `kubectl port-forward svc/…`).
 pub async fn resolve_service(
-    client: &Client,
+    api: &ApiClient,
     namespace: &str,
     service: &str,
     port: u16,
 ) -> Result<Backend, DbError> {
-    let services: Api<KubeService> = Api::namespaced(client.clone(), namespace);
-    let Some(svc) = fetch::get_opt(&services, service, namespace, &format!("services/{service}")).await?
-    else {
+    let services: Api<KubeService> = Api::namespaced(api.client().clone(), namespace);
+    let call = Call::get("services", Some(namespace), service);
+    let Some(svc) = api.get_opt(&call, || services.get(service)).await? else {
         return Err(DbError::NotFound {
             what: format!("Service `{service}`"),
             namespace: namespace.to_string(),
@@ -94,15 +96,11 @@ pub async fn resolve_service(
             selector: "(none)".into(),
         });
     }
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&selector_text))
-        .await
-        .map_err(|error| DbError::Api {
-            what: "pods".into(),
-            namespace: namespace.to_string(),
-            error,
-        })?;
+    let pods: Api<Pod> = Api::namespaced(api.client().clone(), namespace);
+    let params = ListParams::default().labels(&selector_text);
+    let list = api
+        .call(&Call::list("pods", Some(namespace)), || pods.list(&params))
+        .await?;
     let mut candidates: Vec<Pod> = list
         .items
         .into_iter()
@@ -149,12 +147,22 @@ fn pgpass_field(value: &str) -> String {
     value.replace('\\', "\\\\").replace(':', "\\:")
 }
 
-/// A 0600 temporary `.pgpass` file holding one line; removed when dropped.
-pub fn write_pgpass(
-    host: &str,
-    port: u16,
-    credentials: &Credentials,
-) -> Result<tempfile::NamedTempFile, DbError> {
+/// A 0600 temporary `.pgpass` file holding one line; removed when dropped, and by the runner's cleanups
+/// on every other way out (signal, deadline) while it lives.
+pub struct PgPass {
+    file: tempfile::NamedTempFile,
+    _cleanup: runner::Cleanup,
+}
+
+impl PgPass {
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+}
+
+/// Write the temporary `.pgpass` file ([`PgPass`]).
+pub fn write_pgpass(host: &str, port: u16, credentials: &Credentials) -> Result<PgPass, DbError> {
     let io = |source| DbError::Io {
         what: "cannot write the temporary password file".into(),
         source,
@@ -163,6 +171,12 @@ pub fn write_pgpass(
         .prefix("duli-pgpass-")
         .tempfile()
         .map_err(io)?;
+    let cleanup = runner::on_exit({
+        let path = file.path().to_owned();
+        move || {
+            let _ = std::fs::remove_file(&path);
+        }
+    });
     // tempfile creates the file 0600 on Unix; say so explicitly in case the default ever changes.
     #[cfg(unix)]
     {
@@ -178,7 +192,10 @@ pub fn write_pgpass(
     );
     file.write_all(line.as_bytes()).map_err(io)?;
     file.flush().map_err(io)?;
-    Ok(file)
+    Ok(PgPass {
+        file,
+        _cleanup: cleanup,
+    })
 }
 
 /// Build the client command: program, endpoint and credentials in the environment, user args last.
@@ -241,18 +258,21 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
 
 async fn run_client(mut command: tokio::process::Command, program: &Path) -> Result<Outcome, DbError> {
     // The terminal sends Ctrl-C to the whole foreground group: the client decides what it means, we stay.
-    let mut interrupts = Interrupts::listen()?;
-    let mut child = command.spawn().map_err(|source| DbError::Spawn {
-        program: program.display().to_string(),
-        source,
-    })?;
-    let ignore = tokio::spawn(async move { while interrupts.next().await {} });
+    // The client stays in our process group (it reads the terminal); a signal or the runner's exit drops
+    // this future, and `kill_on_drop` ends the client.
+    let _pass_through = runner::InterruptPassThrough::start();
+    let mut child = command
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| DbError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?;
     let status = child.wait().await.map_err(|source| DbError::Spawn {
         program: program.display().to_string(),
         source,
-    });
-    ignore.abort();
-    Ok(Outcome::Child(exit_code(status?)))
+    })?;
+    Ok(Outcome::Child(exit_code(status)))
 }
 
 fn print_line(out: &mut impl Write, text: &str) -> Result<(), DbError> {
@@ -282,53 +302,48 @@ fn describe_credentials(credentials: &Credentials, show: bool) -> String {
     parts.join(", ")
 }
 
-/// Ctrl-C (SIGINT), caught from the moment this is created: registering before printing "Press Ctrl-C"
-/// or starting a client means an early Ctrl-C can never kill the plugin with the default disposition.
-struct Interrupts {
-    #[cfg(unix)]
+/// Ctrl-C ends a port-forward-only session normally (exit 0): while it is awaited, the runner passes SIGINT
+/// through to here instead of treating it as an interruption. Listening starts when this is created, so a
+/// Ctrl-C right after "Press Ctrl-C" is never missed.
+struct CtrlC {
+    _pass_through: runner::InterruptPassThrough,
     signal: tokio::signal::unix::Signal,
 }
 
-impl Interrupts {
+impl CtrlC {
     fn listen() -> Result<Self, DbError> {
-        #[cfg(unix)]
-        {
-            let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(
-                |source| DbError::Io {
+        let signal =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(|source| {
+                DbError::Io {
                     what: "cannot listen for Ctrl-C".into(),
                     source,
-                },
-            )?;
-            Ok(Interrupts { signal })
-        }
-        #[cfg(not(unix))]
-        Ok(Interrupts {})
+                }
+            })?;
+        Ok(CtrlC {
+            _pass_through: runner::InterruptPassThrough::start(),
+            signal,
+        })
     }
 
-    /// The next Ctrl-C; `false` when no more can arrive.
-    async fn next(&mut self) -> bool {
-        #[cfg(unix)]
-        return self.signal.recv().await.is_some();
-        #[cfg(not(unix))]
-        tokio::signal::ctrl_c().await.is_ok()
+    async fn wait(mut self) -> Result<Outcome, DbError> {
+        self.signal.recv().await;
+        Ok(Outcome::Clean)
     }
-}
-
-async fn wait_for_ctrl_c(mut interrupts: Interrupts) -> Result<Outcome, DbError> {
-    interrupts.next().await;
-    Ok(Outcome::Clean)
 }
 
 /// Run `connect` for `env` with the cluster `client`; `yes` is the global `--yes` (prod confirmed in
 /// advance). The endpoint and credentials lines go to `out`; the client itself inherits the terminal.
 pub async fn run(
-    client: &Client,
+    api: &ApiClient,
     env: &Environment,
     options: &ConnectOptions,
     yes: bool,
     out: &mut (impl Write + Send),
 ) -> Result<Outcome, DbError> {
     options.validate()?;
+    runner::set_rerun_hint(Some(
+        "the port-forward and the password file are gone; run the same command again to reconnect".into(),
+    ));
     let service = options.service;
     confirm::guard(
         env,
@@ -343,11 +358,7 @@ pub async fn run(
         _ => None,
     };
     let namespace = env.namespace.as_str();
-    let credentials = within(
-        options.timeout,
-        secrets::read_credentials(client, namespace, service),
-    )
-    .await?;
+    let credentials = secrets::read_credentials(api, namespace, service).await?;
 
     if options.external {
         let endpoint = &service.endpoints(env).external;
@@ -370,12 +381,8 @@ pub async fn run(
     }
 
     let (service_name, service_port) = catalog::connect_target(service, options.read_only);
-    let backend = within(
-        options.timeout,
-        resolve_service(client, namespace, service_name, service_port),
-    )
-    .await?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let backend = resolve_service(api, namespace, service_name, service_port).await?;
+    let pods: Api<Pod> = Api::namespaced(api.client().clone(), namespace);
     let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, options.local_port.unwrap_or(0)));
     let forward = PortForward::start(pods.clone(), &backend.pod, backend.port, bind).await?;
     let local = forward.local_addr();
@@ -385,7 +392,7 @@ pub async fn run(
     );
 
     if service == Service::Rabbitmq {
-        let interrupts = Interrupts::listen()?;
+        let ctrl_c = CtrlC::listen()?;
         let management = PortForward::start(
             pods,
             &backend.pod,
@@ -413,10 +420,10 @@ pub async fn run(
             ),
         )?;
         print_line(out, "Press Ctrl-C to stop.")?;
-        return wait_for_ctrl_c(interrupts).await;
+        return ctrl_c.wait().await;
     }
     if options.port_forward_only {
-        let interrupts = Interrupts::listen()?;
+        let ctrl_c = CtrlC::listen()?;
         print_line(
             out,
             &format!(
@@ -435,7 +442,7 @@ pub async fn run(
             ),
         )?;
         print_line(out, "Press Ctrl-C to stop.")?;
-        return wait_for_ctrl_c(interrupts).await;
+        return ctrl_c.wait().await;
     }
     let program = program.expect("client found above");
     let outcome = run_with_passfile(

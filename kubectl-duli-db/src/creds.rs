@@ -2,13 +2,13 @@
 //! values come from; the password only with `--show` (which asks first in production). Output as a table,
 //! `-o json|yaml`, or `-o env`: `export` lines for shells.
 
-use kube::Client;
 use serde::Serialize;
+use shared::api::ApiClient;
 
+use crate::DbError;
 use crate::catalog::Service;
 use crate::cli::CredsOptions;
 use crate::secrets::{self, Credentials};
-use crate::{DbError, within};
 use shared::confirm::{self, Confirmation};
 use shared::environment::{Environment, parse_host_port};
 
@@ -144,7 +144,7 @@ pub fn render(report: &CredsReport, format: CredsFormat) -> anyhow::Result<Strin
                 "SERVICE", "HOST", "PORT", "USER", "DATABASE", "SECRET", "PASSWORD",
             ]);
             for view in &report.services {
-                table.add_row(vec![
+                table.add_row(crate::printable_row(vec![
                     view.service.to_string(),
                     view.host.clone(),
                     view.port.to_string(),
@@ -156,7 +156,7 @@ pub fn render(report: &CredsReport, format: CredsFormat) -> anyhow::Result<Strin
                         (None, Some(_)) => "(hidden: --show)".into(),
                         (None, None) => "-".into(),
                     },
-                ]);
+                ]));
             }
             format!("{table}\n")
         }
@@ -166,12 +166,12 @@ pub fn render(report: &CredsReport, format: CredsFormat) -> anyhow::Result<Strin
 /// Read the credentials of the requested services (all three by default) in `env`, concurrently; `yes` is the
 /// global `--yes` (prod confirmed in advance for `--show`).
 pub async fn run(
-    client: &Client,
+    api: &ApiClient,
     env: &Environment,
     options: &CredsOptions,
     yes: bool,
 ) -> Result<CredsReport, DbError> {
-    let (show, timeout) = (options.show, options.timeout);
+    let show = options.show;
     let services = options
         .service
         .map_or_else(|| Service::ALL.to_vec(), |service| vec![service]);
@@ -180,8 +180,8 @@ pub async fn run(
     }
     let reads = services
         .iter()
-        .map(|service| secrets::read_credentials(client, &env.namespace, *service));
-    let credentials = within(timeout, futures::future::try_join_all(reads)).await?;
+        .map(|service| secrets::read_credentials(api, &env.namespace, *service));
+    let credentials = futures::future::try_join_all(reads).await?;
     let services = credentials
         .iter()
         .map(|c| CredentialsView::new(env, c, show))

@@ -6,10 +6,11 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
 use kube::api::{DynamicObject, ListParams};
-use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use shared::api::{ApiClient, Call};
 
 use crate::DbError;
 use crate::catalog::{self, Kind};
@@ -42,69 +43,43 @@ impl EnvObjects {
     }
 }
 
-fn is_not_found(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(status) if status.code == 404)
-}
-
-fn api_error(what: &str, namespace: &str, error: kube::Error) -> DbError {
-    DbError::Api {
-        what: what.to_string(),
-        namespace: namespace.to_string(),
-        error,
-    }
-}
-
-/// GET one object; 404 is `None`.
-pub async fn get_opt<K>(api: &Api<K>, name: &str, namespace: &str, what: &str) -> Result<Option<K>, DbError>
-where
-    K: Clone + DeserializeOwned + std::fmt::Debug,
-{
-    match api.get(name).await {
-        Ok(object) => Ok(Some(object)),
-        Err(err) if is_not_found(&err) => Ok(None),
-        Err(err) => Err(api_error(what, namespace, err)),
-    }
-}
-
 /// GET a custom resource as JSON; 404 (object or CRD missing) is `None`.
 pub async fn get_dynamic(
-    client: &Client,
+    api: &ApiClient,
     namespace: &str,
     kind: &Kind,
     name: &str,
 ) -> Result<Option<Value>, DbError> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &kind.api_resource());
-    let object = get_opt(&api, name, namespace, &kind.describe(name)).await?;
+    let objects: Api<DynamicObject> =
+        Api::namespaced_with(api.client().clone(), namespace, &kind.api_resource());
+    let call = Call::get(&kind.resource(), Some(namespace), name);
+    let object = api.get_opt(&call, || objects.get(name)).await?;
     Ok(object.map(|object| to_value(&object)))
 }
 
 /// LIST custom resources as JSON; a missing CRD (404) is an empty list.
-pub async fn list_dynamic(client: &Client, namespace: &str, kind: &Kind) -> Result<Vec<Value>, DbError> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &kind.api_resource());
-    list_values(
-        &api,
-        &ListParams::default(),
-        namespace,
-        &format!("{}.{}", kind.plural, kind.group),
-    )
-    .await
+pub async fn list_dynamic(api: &ApiClient, namespace: &str, kind: &Kind) -> Result<Vec<Value>, DbError> {
+    let objects: Api<DynamicObject> =
+        Api::namespaced_with(api.client().clone(), namespace, &kind.api_resource());
+    list_values(api, &objects, &ListParams::default(), namespace, &kind.resource()).await
 }
 
 /// LIST typed objects as JSON values; 404 is an empty list.
 pub async fn list_values<K>(
-    api: &Api<K>,
+    api: &ApiClient,
+    objects: &Api<K>,
     params: &ListParams,
     namespace: &str,
-    what: &str,
+    resource: &str,
 ) -> Result<Vec<Value>, DbError>
 where
     K: Clone + DeserializeOwned + std::fmt::Debug + serde::Serialize,
 {
-    match api.list(params).await {
-        Ok(list) => Ok(list.items.iter().map(to_value).collect()),
-        Err(err) if is_not_found(&err) => Ok(Vec::new()),
-        Err(err) => Err(api_error(what, namespace, err)),
-    }
+    let call = Call::list(resource, Some(namespace));
+    let list = api.get_opt(&call, || objects.list(params)).await?;
+    Ok(list
+        .map(|list| list.items.iter().map(to_value).collect())
+        .unwrap_or_default())
 }
 
 fn to_value<T: serde::Serialize>(object: &T) -> Value {
@@ -112,32 +87,32 @@ fn to_value<T: serde::Serialize>(object: &T) -> Value {
 }
 
 /// Read everything `status` needs in `namespace`, all requests concurrently.
-pub async fn fetch_env(client: &Client, namespace: &str, live: bool) -> Result<EnvObjects, DbError> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+pub async fn fetch_env(api: &ApiClient, namespace: &str, live: bool) -> Result<EnvObjects, DbError> {
+    let pods: Api<Pod> = Api::namespaced(api.client().clone(), namespace);
+    let statefulsets: Api<StatefulSet> = Api::namespaced(api.client().clone(), namespace);
     let redis_pods = ListParams::default().labels("redis_setup_type in (replication,sentinel)");
     let rabbitmq_pods = ListParams::default().labels(catalog::RABBITMQ_POD_SELECTOR);
     let everything = ListParams::default();
     let (cluster, replication, sentinels, statefulsets, redis_pods, rabbitmq, rabbitmq_pods) = tokio::try_join!(
-        get_dynamic(client, namespace, &catalog::CNPG_CLUSTER, catalog::PG_CLUSTER),
+        get_dynamic(api, namespace, &catalog::CNPG_CLUSTER, catalog::PG_CLUSTER),
         get_dynamic(
-            client,
+            api,
             namespace,
             &catalog::REDIS_REPLICATION,
             catalog::REDIS_REPLICATION_NAME
         ),
-        list_dynamic(client, namespace, &catalog::REDIS_SENTINEL),
-        list_values(&statefulsets, &everything, namespace, "statefulsets"),
-        list_values(&pods, &redis_pods, namespace, "pods"),
+        list_dynamic(api, namespace, &catalog::REDIS_SENTINEL),
+        list_values(api, &statefulsets, &everything, namespace, "statefulsets"),
+        list_values(api, &pods, &redis_pods, namespace, "pods"),
         get_dynamic(
-            client,
+            api,
             namespace,
             &catalog::RABBITMQ_CLUSTER,
             catalog::RABBITMQ_CLUSTER_NAME
         ),
         async {
             if live {
-                list_values(&pods, &rabbitmq_pods, namespace, "pods").await
+                list_values(api, &pods, &rabbitmq_pods, namespace, "pods").await
             } else {
                 Ok(Vec::new())
             }

@@ -32,11 +32,10 @@ pub(crate) mod secrets;
 pub mod status;
 
 use std::io::Write;
-use std::time::Duration;
 
 pub use catalog::Service;
 pub use secrets::Password;
-use shared::cluster::Cluster;
+use shared::api::{ApiClient, ApiError, Call};
 use shared::environment::Environment;
 use shared::error::Outcome;
 use shared::output::OutputFormat;
@@ -46,7 +45,8 @@ use crate::creds::CredsFormat;
 
 /// Run a parsed command line: everything the command prints goes to `out` (a client that `connect`
 /// starts writes to the terminal itself); errors are returned for the caller to report. The result maps to
-/// the exit code with [`shared::error::finish`].
+/// the exit code with [`shared::error::finish`]; the binary runs it under [`shared::runner::Runner`] with
+/// [`Cli::name_and_deadline`].
 pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<Outcome> {
     if cli.env_output && !matches!(cli.command, Command::Creds(_)) {
         anyhow::bail!("-o env is only for `kubectl duli db creds`; use -o table, json or yaml");
@@ -63,25 +63,23 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<Outc
                 None => Environment::load_all(&repo)?,
             };
             let cluster = cli.cluster.target().connect(Some(options.timeout)).await?;
-            status::run(&cluster.client, &environments, &options, cli.common.output, out)
-                .await
-                .map_err(|err| name_the_server(err, &cluster))
+            let api = ApiClient::new(&cluster, options.timeout);
+            status::run(&api, &environments, &options, cli.common.output, out).await
         }
         Command::Connect(options) => {
             let env = Environment::load(&cli.common.locate_repo()?, &options.env)?;
             options.validate()?;
-            // No read timeout on this client: it carries the port-forward for an interactive session.
+            // No read timeout on this client: it carries the port-forward for an interactive session. The
+            // API reads before the client starts are bounded by --timeout all the same.
             let cluster = cli.cluster.target().connect(None).await?;
-            connect::run(&cluster.client, &env, &options, cli.common.yes, out)
-                .await
-                .map_err(|err| name_the_server(err.into(), &cluster))
+            let api = ApiClient::new(&cluster, options.timeout);
+            Ok(connect::run(&api, &env, &options, cli.common.yes, out).await?)
         }
         Command::Creds(options) => {
             let env = Environment::load(&cli.common.locate_repo()?, &options.env)?;
             let cluster = cli.cluster.target().connect(Some(options.timeout)).await?;
-            let report = creds::run(&cluster.client, &env, &options, cli.common.yes)
-                .await
-                .map_err(|err| name_the_server(err.into(), &cluster))?;
+            let api = ApiClient::new(&cluster, options.timeout);
+            let report = creds::run(&api, &env, &options, cli.common.yes).await?;
             let format = match (cli.env_output, cli.common.output) {
                 (true, _) => CredsFormat::Env,
                 (false, OutputFormat::Table) => CredsFormat::Table,
@@ -94,47 +92,37 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<Outc
     }
 }
 
-/// When the API server itself could not be reached or did not answer, say which one (the kubeconfig's
-/// server address and context are the input to check).
-fn name_the_server(err: anyhow::Error, cluster: &Cluster) -> anyhow::Error {
-    let unreachable = err.chain().any(|cause| {
-        cause
-            .downcast_ref::<DbError>()
-            .is_some_and(DbError::is_unreachable)
-    });
-    if !unreachable {
-        return err;
-    }
-    anyhow::anyhow!(
-        "{} [API server {}, context `{}`]",
-        shared::error::message(&err),
-        cluster.server.trim_end_matches('/'),
-        cluster.context
-    )
-}
-
 /// Errors of the `db` commands. Messages name the resource and say what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DbError {
-    /// An API request failed for another reason than "not found".
+    /// An API call failed (the message names the call; never a response body).
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// A Secret's value could not be decoded (the message names the Secret and key, never the value).
+    #[error("{call}: value of key \"{key}\" is not {problem}")]
+    SecretValue {
+        /// The read that returned it: `get secrets database-app in namespace staging`.
+        call: Box<Call>,
+        /// The key.
+        key: String,
+        /// What it is not: `base64`, `a string`.
+        problem: &'static str,
+    },
+    /// An operator's status field has the wrong type or an impossible value.
     #[error(
-        "cannot read {what} in namespace `{namespace}`: {}",
-        shared::cluster::describe_api_error(error)
+        "{resource} in namespace `{namespace}` has a malformed status: field `{field}` {problem}; check the operator that manages it"
     )]
-    Api {
-        /// The resource, e.g. `clusters.postgresql.cnpg.io/database`.
-        what: String,
+    MalformedStatus {
+        /// The resource: `Cluster database`.
+        resource: String,
         /// The namespace.
         namespace: String,
-        /// The client error (described in the message, not chained: its own text repeats itself).
-        error: kube::Error,
+        /// The field path: `status.instances`.
+        field: String,
+        /// What is wrong: `is -5, not a count`.
+        problem: String,
     },
-    /// The API server did not answer in time.
-    #[error(
-        "the API server did not answer within {0:?}: it is unreachable, overloaded or throttling requests (raise --timeout or check the cluster)"
-    )]
-    ApiTimeout(Duration),
     /// A resource the command needs does not exist.
     #[error("{what} not found in namespace `{namespace}`: {hint}")]
     NotFound {
@@ -202,64 +190,32 @@ pub enum DbError {
 }
 
 impl DbError {
-    /// True for a request the client itself gave up on because the server did not answer in time.
-    fn is_transport_timeout(&self) -> bool {
-        match self {
-            DbError::Api { error, .. } if !matches!(error, kube::Error::Api(_)) => {
-                shared::cluster::innermost_cause(error)
-                    .to_ascii_lowercase()
-                    .contains("timed out")
-            }
-            _ => false,
-        }
-    }
-
     /// True when the API server could not be reached or did not answer in time (as opposed to answering
     /// with an error).
     pub fn is_unreachable(&self) -> bool {
-        match self {
-            DbError::ApiTimeout(_) => true,
-            DbError::Api { error, .. } => !matches!(error, kube::Error::Api(_)),
-            _ => false,
-        }
+        matches!(self, DbError::Api(err) if err.is_unreachable())
     }
 }
 
-/// Run an API-bound future under a deadline; a missed one is [`DbError::ApiTimeout`]. The client's own
-/// per-request timeout is the same length and may fire first: that is the same event and gets the same
-/// message, not a second wording chosen by a race between two timers.
-pub async fn within<T>(
-    timeout: Duration,
-    future: impl std::future::Future<Output = Result<T, DbError>>,
-) -> Result<T, DbError> {
-    match tokio::time::timeout(timeout, future).await {
-        Err(_) => Err(DbError::ApiTimeout(timeout)),
-        Ok(Err(err)) if err.is_transport_timeout() => Err(DbError::ApiTimeout(timeout)),
-        Ok(result) => result,
+/// `text` with control characters (ESC, CR, BEL, C1 controls…) shown as escapes (`\x1b`), so a name or
+/// message from the cluster cannot drive the terminal it is printed on. Tables only: `-o json|yaml` escape
+/// them already.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
     }
+    text.chars()
+        .map(|c| match u32::from(c) {
+            code if c.is_control() && code < 0x100 => format!("\\x{code:02x}"),
+            _ if c.is_control() => c.escape_unicode().to_string(),
+            _ => c.to_string(),
+        })
+        .collect()
 }
 
-/// Parse a duration like kubectl's `--timeout`: `10s`, `500ms`, `2m`, `1h`, or plain seconds (`10`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 10s, 500ms or 2m"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("`{text}` has unknown unit `{unit}` (use ms, s, m or h)")),
-    };
-    if !(seconds > 0.0 && seconds.is_finite()) {
-        return Err(format!("`{text}` must be greater than zero"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+/// [`printable`] for every cell of a table row.
+pub(crate) fn printable_row(cells: Vec<String>) -> Vec<String> {
+    cells.iter().map(|cell| printable(cell)).collect()
 }
 
 #[cfg(test)]
@@ -267,43 +223,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_read_like_kubectl() {
-        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
-        assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
-    }
-
-    fn api_error(error: kube::Error) -> DbError {
-        DbError::Api {
-            what: "statefulsets".into(),
-            namespace: "staging".into(),
-            error,
-        }
-    }
-
-    #[tokio::test]
-    async fn the_clients_own_timeout_reads_like_the_deadline() {
-        let deadline = Duration::from_secs(2);
-        let timed_out = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
-        let err = within(deadline, async {
-            Err::<(), _>(api_error(kube::Error::Service(Box::new(timed_out))))
-        })
-        .await
-        .unwrap_err();
-        assert!(matches!(err, DbError::ApiTimeout(d) if d == deadline), "{err}");
-        assert!(err.to_string().contains("within 2s") && err.to_string().contains("raise --timeout"));
-
-        // Any other failure keeps its own message.
-        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
-        let err = within(deadline, async {
-            Err::<(), _>(api_error(kube::Error::Service(Box::new(refused))))
-        })
-        .await
-        .unwrap_err();
-        assert!(matches!(err, DbError::Api { .. }), "{err}");
+    fn control_characters_are_shown_not_sent_to_the_terminal() {
+        assert_eq!(printable("database"), "database");
+        assert_eq!(printable("evil\u{1b}[31mred\u{7}"), "evil\\x1b[31mred\\x07");
+        assert_eq!(printable("a\rb\u{9b}c"), "a\\x0db\\x9bc");
+        assert!(!printable("x\u{1b}]0;title\u{7}").chars().any(char::is_control));
     }
 }

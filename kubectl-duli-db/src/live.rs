@@ -65,7 +65,7 @@ where
         Err(_) => LiveStatus {
             ok: false,
             latency_ms,
-            detail: format!("no answer within {}s (timeout)", timeout.as_secs_f64()),
+            detail: format!("no answer within {} (timeout)", shared::duration::human(timeout)),
         },
     }
 }

@@ -6,9 +6,13 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use kube::api::{ApiResource, DynamicObject};
 use serde_json::Value;
+use shared::api::{ApiClient, Call};
 
 use crate::catalog::{self, Service};
 use crate::{DbError, fetch};
@@ -61,20 +65,35 @@ pub struct SecretData {
 }
 
 impl SecretData {
-    /// From a fetched Secret (`stringData` is already merged into `data` by the API server).
-    pub fn from_secret(secret: &Secret, namespace: &str) -> Self {
-        let data = secret
-            .data
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(key, value)| (key, value.0))
-            .collect();
-        SecretData {
-            name: secret.metadata.name.clone().unwrap_or_default(),
+    /// From a Secret read as plain JSON (`stringData` is already merged into `data` by the API server). The
+    /// values are decoded here, not by the client's deserializer, so a bad one is reported by its key
+    /// alone: `get secrets database-app in namespace staging: value of key "junk" is not base64`.
+    pub fn from_json(object: &Value, call: &Call, namespace: &str) -> Result<Self, DbError> {
+        let bad = |key: &str, problem| DbError::SecretValue {
+            call: Box::new(call.clone()),
+            key: key.to_string(),
+            problem,
+        };
+        let mut data = BTreeMap::new();
+        if let Some(values) = object.get("data").filter(|data| !data.is_null()) {
+            let Some(values) = values.as_object() else {
+                return Err(bad("data", "a map of base64 strings"));
+            };
+            for (key, value) in values {
+                let text = value.as_str().ok_or_else(|| bad(key, "a string"))?;
+                let bytes = BASE64.decode(text).map_err(|_| bad(key, "base64"))?;
+                data.insert(key.clone(), bytes);
+            }
+        }
+        Ok(SecretData {
+            name: object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
             namespace: namespace.to_string(),
             data,
-        }
+        })
     }
 
     /// The value of `key` as UTF-8 text, if present.
@@ -160,13 +179,23 @@ pub fn credentials_from(
 
 /// Read a Secret; a missing one is `DbError::NotFound` with `hint`.
 pub async fn read_secret(
-    api: &Api<Secret>,
+    api: &ApiClient,
     namespace: &str,
     name: &str,
     hint: &str,
 ) -> Result<SecretData, DbError> {
-    match fetch::get_opt(api, name, namespace, &format!("secrets/{name}")).await? {
-        Some(secret) => Ok(SecretData::from_secret(&secret, namespace)),
+    // As plain JSON: the typed Secret's deserializer would fail on one bad value without naming its key.
+    let secrets: Api<DynamicObject> = Api::namespaced_with(
+        api.client().clone(),
+        namespace,
+        &ApiResource::erase::<Secret>(&()),
+    );
+    let call = Call::get("secrets", Some(namespace), name);
+    match api.get_opt(&call, || secrets.get(name)).await? {
+        Some(secret) => {
+            let json = serde_json::to_value(&secret).unwrap_or(Value::Null);
+            SecretData::from_json(&json, &call, namespace)
+        }
         None => Err(DbError::NotFound {
             what: format!("Secret `{name}`"),
             namespace: namespace.to_string(),
@@ -193,15 +222,14 @@ pub fn missing_secret_hint(service: Service) -> &'static str {
 /// Read the credentials `connect`/`creds` use: `database-app`, the Redis password Secret (none when the
 /// RedisReplication sets none), `queue-default-user`.
 pub async fn read_credentials(
-    client: &kube::Client,
+    api: &ApiClient,
     namespace: &str,
     service: Service,
 ) -> Result<Credentials, DbError> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     match service {
         Service::Postgres => {
             let secret = read_secret(
-                &api,
+                api,
                 namespace,
                 catalog::PG_SECRET_APP,
                 missing_secret_hint(service),
@@ -211,7 +239,7 @@ pub async fn read_credentials(
         }
         Service::Rabbitmq => {
             let secret = read_secret(
-                &api,
+                api,
                 namespace,
                 catalog::RABBITMQ_SECRET,
                 missing_secret_hint(service),
@@ -221,7 +249,7 @@ pub async fn read_credentials(
         }
         Service::Redis => {
             let replication = fetch::get_dynamic(
-                client,
+                api,
                 namespace,
                 &catalog::REDIS_REPLICATION,
                 catalog::REDIS_REPLICATION_NAME,
@@ -236,7 +264,7 @@ pub async fn read_credentials(
                     database: None,
                 }),
                 Some((name, key)) => {
-                    let secret = read_secret(&api, namespace, &name, missing_secret_hint(service)).await?;
+                    let secret = read_secret(api, namespace, &name, missing_secret_hint(service)).await?;
                     credentials_from(service, &secret, &key)
                 }
             }

@@ -3,26 +3,30 @@
 //!
 //! Evaluation is pure ([`evaluate`]: objects in, rows out) and uses the rules in [`shared::readiness`]; the
 //! only I/O is [`collect`]: one concurrent round of API reads for all environments (`fetch`), then
-//! all live checks concurrently, each under the `--timeout` deadline.
+//! all live checks concurrently in what the reads left of the `--timeout` deadline.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::{Api, Client};
+use kube::Api;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use shared::api::ApiClient;
 
+use crate::DbError;
 use crate::catalog::{self, Service};
 use crate::cli::StatusOptions;
 use crate::fetch::{self, EnvObjects};
 use crate::live::{self, LiveStatus, Probe};
 use crate::portforward::PortForward;
 use crate::secrets::{self, Password};
-use crate::{DbError, within};
 use shared::environment::Environment;
 use shared::readiness::{self, Readiness};
+
+/// How long before the command's deadline the live checks end, so the table is still printed.
+const LIVE_MARGIN: Duration = Duration::from_millis(300);
 
 /// The whole `status` document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,6 +171,38 @@ fn int_at(obj: &Value, pointer: &str) -> Option<i64> {
     obj.pointer(pointer).and_then(Value::as_i64)
 }
 
+/// The count fields an operator writes, checked: a present field that is not a whole number ≥ 0 (`-5`,
+/// `"three"`) is named, instead of being read as 0 and shown as a misleading `0/-5`.
+fn malformed_count(object: &Value, pointers: &[&str]) -> Option<(String, String)> {
+    pointers.iter().find_map(|pointer| {
+        let value = object.pointer(pointer).filter(|v| !v.is_null())?;
+        if value.as_u64().is_some() {
+            return None;
+        }
+        let field = pointer.trim_start_matches('/').replace('/', ".");
+        let mut shown = value.to_string();
+        if shown.chars().count() > 40 {
+            shown = format!("{}…", shown.chars().take(40).collect::<String>());
+        }
+        Some((field, format!("is {shown}, not a count (a whole number from 0)")))
+    })
+}
+
+/// Mark `status` not ready with a message naming the resource and the malformed field, if any.
+fn check_counts(status: &mut ServiceStatus, object: &Value, namespace: &str, pointers: &[&str]) {
+    if let Some((field, problem)) = malformed_count(object, pointers) {
+        status.ready = false;
+        status.healthy = false;
+        status.message = DbError::MalformedStatus {
+            resource: status.resource.clone(),
+            namespace: namespace.to_string(),
+            field,
+            problem,
+        }
+        .to_string();
+    }
+}
+
 fn created_and_age(obj: Option<&Value>, now: Timestamp) -> (Option<String>, Option<String>) {
     let Some(created) = obj.and_then(|o| str_at(o, "/metadata/creationTimestamp")) else {
         return (None, None);
@@ -262,6 +298,12 @@ pub fn evaluate_postgres(
         ready: int_at(cluster, "/status/readyInstances").unwrap_or(0),
     };
     status.primary = str_at(cluster, "/status/currentPrimary").map(str::to_string);
+    check_counts(
+        &mut status,
+        cluster,
+        &env.namespace,
+        &["/spec/instances", "/status/instances", "/status/readyInstances"],
+    );
     let plan = match &status.primary {
         None => LivePlan::Skip("no current primary to check".into()),
         Some(primary) => {
@@ -373,6 +415,10 @@ pub fn evaluate_redis(env: &Environment, objects: &EnvObjects, now: Timestamp) -
         });
     }
     apply(&mut status, verdict);
+    check_counts(&mut status, replication, &env.namespace, &["/spec/clusterSize"]);
+    if let Some(sentinel) = sentinel {
+        check_counts(&mut status, sentinel, &env.namespace, &["/spec/clusterSize"]);
+    }
     let master_pod = status.primary.clone().or_else(|| {
         data_pods
             .iter()
@@ -434,6 +480,7 @@ pub fn evaluate_rabbitmq(
         desired: int_at(cluster, "/spec/replicas").unwrap_or(1),
         ready,
     };
+    check_counts(&mut status, cluster, &env.namespace, &["/spec/replicas"]);
     let pod = objects
         .rabbitmq_pods
         .iter()
@@ -463,16 +510,16 @@ pub fn evaluate(env: &Environment, objects: &EnvObjects, now: Timestamp) -> Vec<
 /// Read everything, evaluate, and run the live checks: one concurrent round of API reads for all
 /// environments, then all live checks concurrently.
 pub async fn collect(
-    client: &Client,
+    api: &ApiClient,
     environments: &[Environment],
     options: &StatusOptions,
 ) -> Result<StatusReport, DbError> {
     let reads = futures::future::try_join_all(
         environments
             .iter()
-            .map(|env| fetch::fetch_env(client, &env.namespace, !options.no_live)),
+            .map(|env| fetch::fetch_env(api, &env.namespace, !options.no_live)),
     );
-    let fetched = within(options.timeout, reads).await?;
+    let fetched = reads.await?;
     let now = Timestamp::now();
     let mut planned: Vec<(EnvironmentStatus, Vec<LivePlan>)> = environments
         .iter()
@@ -491,15 +538,25 @@ pub async fn collect(
         })
         .collect();
     if !options.no_live {
+        // One deadline for the whole command: the live checks get what the reads left of it, ending a
+        // little before it so their results are still printed.
+        let left = api
+            .deadline()
+            .saturating_duration_since(tokio::time::Instant::now())
+            .saturating_sub(LIVE_MARGIN);
+        let budget = options.timeout.min(left).max(Duration::from_millis(100));
+        // Their API reads give up a little before the check's own timeout, so a failing server is reported
+        // by its answer (`500 InternalError`) rather than as a silent check.
+        let live_api = ApiClient::with_client(
+            api.client().clone(),
+            api.server(),
+            tokio::time::Instant::now() + budget.saturating_sub(LIVE_MARGIN / 3),
+        );
+        let live_api = &live_api;
         let checks = planned.iter().flat_map(|(env, plans)| {
-            plans.iter().map(move |plan| {
-                live_check(
-                    client.clone(),
-                    env.namespace.clone(),
-                    plan.clone(),
-                    options.timeout,
-                )
-            })
+            plans
+                .iter()
+                .map(move |plan| live_check(live_api.clone(), env.namespace.clone(), plan.clone(), budget))
         });
         let mut results = futures::future::join_all(checks).await.into_iter();
         for (env, _) in &mut planned {
@@ -521,29 +578,23 @@ pub async fn collect(
 }
 
 async fn read_password(
-    client: &Client,
+    api: &ApiClient,
     namespace: &str,
     secret: &Option<(String, String)>,
 ) -> Result<Option<Password>, String> {
     let Some((name, key)) = secret else {
         return Ok(None);
     };
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let data = secrets::read_secret(
-        &api,
-        namespace,
-        name,
-        secrets::missing_secret_hint(Service::Redis),
-    )
-    .await
-    .map_err(|err| err.to_string())?;
+    let data = secrets::read_secret(api, namespace, name, secrets::missing_secret_hint(Service::Redis))
+        .await
+        .map_err(|err| err.to_string())?;
     Ok(Some(Password::new(
         data.require(key).map_err(|err| err.to_string())?,
     )))
 }
 
-async fn forward(client: &Client, namespace: &str, pod: &str, port: u16) -> Result<PortForward, String> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+async fn forward(api: &ApiClient, namespace: &str, pod: &str, port: u16) -> Result<PortForward, String> {
+    let pods: Api<Pod> = Api::namespaced(api.client().clone(), namespace);
     PortForward::start(pods, pod, port, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .await
         .map_err(|err| err.to_string())
@@ -563,7 +614,7 @@ async fn explain(result: Result<Probe, String>, forward: &PortForward) -> Result
     }
 }
 
-async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: Duration) -> LiveStatus {
+async fn live_check(api: ApiClient, namespace: String, plan: LivePlan, timeout: Duration) -> LiveStatus {
     if let LivePlan::Skip(reason) = &plan {
         return LiveStatus {
             ok: false,
@@ -575,14 +626,12 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
         match plan {
             LivePlan::Skip(reason) => Err(reason),
             LivePlan::Postgres { pod, replicas } => {
-                let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
                 // The superuser sees pg_stat_replication in full; the app owner only sees that replicas exist.
-                let superuser = fetch::get_opt(&api, catalog::PG_SECRET_SUPERUSER, &namespace, "secrets")
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let superuser =
+                    secrets::read_secret(&api, &namespace, catalog::PG_SECRET_SUPERUSER, "").await;
                 let data = match superuser {
-                    Some(secret) => secrets::SecretData::from_secret(&secret, &namespace),
-                    None => secrets::read_secret(
+                    Ok(data) => data,
+                    Err(DbError::NotFound { .. }) => secrets::read_secret(
                         &api,
                         &namespace,
                         catalog::PG_SECRET_APP,
@@ -590,6 +639,7 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
                     )
                     .await
                     .map_err(|e| e.to_string())?,
+                    Err(err) => return Err(err.to_string()),
                 };
                 let credentials =
                     secrets::credentials_from(Service::Postgres, &data, "").map_err(|e| e.to_string())?;
@@ -599,7 +649,7 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
                     database: credentials.database.unwrap_or_else(|| "app".into()),
                     expected_replicas: replicas,
                 };
-                let forward = forward(&client, &namespace, &pod, catalog::PG_PORT).await?;
+                let forward = forward(&api, &namespace, &pod, catalog::PG_PORT).await?;
                 explain(live::check_postgres(forward.local_addr(), &probe).await, &forward).await
             }
             LivePlan::Redis {
@@ -609,8 +659,8 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
                 master_ip,
                 sentinel,
             } => {
-                let password = read_password(&client, &namespace, &secret).await?;
-                let forward = forward(&client, &namespace, &pod, catalog::REDIS_PORT).await?;
+                let password = read_password(&api, &namespace, &secret).await?;
+                let forward = forward(&api, &namespace, &pod, catalog::REDIS_PORT).await?;
                 let data = async {
                     explain(
                         live::check_redis(forward.local_addr(), password.as_ref(), replicas).await,
@@ -622,8 +672,8 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
                     let Some(SentinelTarget { pod, group, secret }) = &sentinel else {
                         return Ok(None);
                     };
-                    let password = read_password(&client, &namespace, secret).await?;
-                    let forward = self::forward(&client, &namespace, pod, catalog::SENTINEL_PORT).await?;
+                    let password = read_password(&api, &namespace, secret).await?;
+                    let forward = self::forward(&api, &namespace, pod, catalog::SENTINEL_PORT).await?;
                     let result = live::check_sentinel(
                         forward.local_addr(),
                         password.as_ref(),
@@ -654,10 +704,10 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
                 }
             }
             LivePlan::Rabbitmq { pod } => {
-                let credentials = secrets::read_credentials(&client, &namespace, Service::Rabbitmq)
+                let credentials = secrets::read_credentials(&api, &namespace, Service::Rabbitmq)
                     .await
                     .map_err(|e| e.to_string())?;
-                let forward = forward(&client, &namespace, &pod, catalog::AMQP_PORT).await?;
+                let forward = forward(&api, &namespace, &pod, catalog::AMQP_PORT).await?;
                 let user = credentials.user.unwrap_or_default();
                 let password = credentials.password.unwrap_or_else(|| Password::new(""));
                 explain(
@@ -673,13 +723,13 @@ async fn live_check(client: Client, namespace: String, plan: LivePlan, timeout: 
 
 /// Collect the report and write it to `out` in `format`; findings when any service is unhealthy.
 pub async fn run(
-    client: &Client,
+    api: &ApiClient,
     environments: &[Environment],
     options: &StatusOptions,
     format: shared::output::OutputFormat,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<shared::error::Outcome> {
-    let report = collect(client, environments, options).await?;
+    let report = collect(api, environments, options).await?;
     let text = match format {
         shared::output::OutputFormat::Table => render_tables(&report),
         other => shared::output::to_document(&report, other)?,
@@ -718,7 +768,7 @@ pub fn render_tables(report: &StatusReport) -> String {
                     live.detail
                 ),
             };
-            table.add_row(vec![
+            table.add_row(crate::printable_row(vec![
                 service.service.as_str().to_string(),
                 if service.ready { "yes".into() } else { "NO".into() },
                 format!("{}/{}", service.instances.ready, service.instances.desired),
@@ -728,7 +778,7 @@ pub fn render_tables(report: &StatusReport) -> String {
                 service.endpoints.external.clone(),
                 service.age.clone().unwrap_or_else(|| "-".into()),
                 live,
-            ]);
+            ]));
         }
         let unhealthy: Vec<&str> = env
             .services
@@ -743,7 +793,8 @@ pub fn render_tables(report: &StatusReport) -> String {
         };
         out.push_str(&format!(
             "Environment {} (namespace {}): {verdict}\n{table}\n\n",
-            env.name, env.namespace
+            crate::printable(&env.name),
+            crate::printable(&env.namespace)
         ));
     }
     out
@@ -836,6 +887,68 @@ status:
                 "metadata: {name: queue-server-0, labels: {app.kubernetes.io/name: queue}}\nstatus: {phase: Running, conditions: [{type: Ready, status: 'True'}]}\n",
             )],
         }
+    }
+
+    /// Issue #17: wrong types in an operator's status were read as 0 and shown as `0/-5 instances`.
+    #[test]
+    fn a_malformed_status_field_is_named_not_shown_as_a_count() {
+        for (pointer, value, field, shown) in [
+            (
+                "/status/instances",
+                serde_json::json!(-5),
+                "status.instances",
+                "is -5",
+            ),
+            (
+                "/status/readyInstances",
+                serde_json::json!("three"),
+                "status.readyInstances",
+                "is \"three\"",
+            ),
+        ] {
+            let mut objects = healthy_objects();
+            *objects.cluster.as_mut().unwrap().pointer_mut(pointer).unwrap() = value;
+            let (pg, _) = &evaluate(&env(), &objects, now())[0];
+            assert!(!pg.ready && !pg.healthy, "{pg:?}");
+            assert!(
+                pg.message.starts_with(&format!(
+                    "clusters.postgresql.cnpg.io/database in namespace `staging` has a malformed status: field `{field}` {shown}, not a count"
+                )),
+                "{}",
+                pg.message
+            );
+        }
+        let mut objects = healthy_objects();
+        let replication = objects.replication.as_mut().unwrap();
+        replication["spec"]["clusterSize"] = serde_json::json!(2.5);
+        let (redis, _) = &evaluate(&env(), &objects, now())[1];
+        assert!(
+            redis.message.contains("field `spec.clusterSize` is 2.5"),
+            "{}",
+            redis.message
+        );
+    }
+
+    /// Issue #17: escape sequences in names and messages reached the terminal raw.
+    #[test]
+    fn escape_sequences_in_messages_are_shown_escaped_in_the_table() {
+        let mut objects = healthy_objects();
+        objects.cluster.as_mut().unwrap()["status"]["phase"] =
+            serde_json::json!("\u{1b}]0;pwned\u{7}\u{1b}[2Jfailing");
+        let report = StatusReport {
+            environments: vec![EnvironmentStatus {
+                name: "staging".into(),
+                namespace: "staging".into(),
+                healthy: false,
+                services: evaluate(&env(), &objects, now())
+                    .into_iter()
+                    .map(|(row, _)| row)
+                    .collect(),
+            }],
+        };
+        let table = render_tables(&report);
+        assert!(!table.contains('\u{1b}') && !table.contains('\u{7}'), "{table:?}");
+        assert!(table.contains("\\x1b]0;pwned\\x07"), "{table}");
     }
 
     #[test]

@@ -426,10 +426,13 @@ impl ApiClient {
     pub fn new(cluster: &crate::cluster::Cluster, deadline: Duration) -> Self {
         // A `--timeout` of centuries is "no deadline", not an overflow.
         let now = Instant::now();
-        let deadline = now
+        let until = now
             .checked_add(deadline)
             .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400));
-        Self::with_client(cluster.client.clone(), &cluster.server, deadline)
+        // The budget as given (`2s`), not as measured a moment later (`1.99…s`, which reads "1s").
+        let mut client = Self::with_client(cluster.client.clone(), &cluster.server, until);
+        client.budget = deadline;
+        client
     }
 
     /// Calls through `client` to `server` (its URL, for messages), ending by `deadline`.

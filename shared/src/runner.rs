@@ -163,11 +163,13 @@ fn claim_exit() -> bool {
 /// Without `-v`, kube's own per-request "failed with error …" line is left out: the plugin's error says the
 /// same in one sentence.
 pub fn init_stderr_logging(verbose: u8) {
+    // kube's client logs a whole response body (a Secret, 50 MB of junk) when it cannot parse it: never
+    // shown; the call's own error says what failed and where.
     let level = match verbose {
-        0 => "warn,kube_client::client::builder=off",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
+        0 => "warn,kube_client::client=off",
+        1 => "info,kube_client::client=off,kube_client::client::builder=info",
+        2 => "debug,kube_client::client=off,kube_client::client::builder=debug",
+        _ => "trace,kube_client::client=off,kube_client::client::builder=trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,tower=warn,rustls=warn"))

@@ -90,7 +90,7 @@ async fn a_wrong_password_is_refused_by_the_server() {
     );
     let status = cluster.run(&["status", "staging", "-o", "json"]).await;
     assert_eq!(status.code, 1, "{}", status.all());
-    let doc = crate::support::json(&status);
+    let doc = status.json();
     let pg = crate::support::service(&doc, "staging", "postgres");
     assert!(
         pg["live"]["detail"]
@@ -191,13 +191,7 @@ async fn start_forward(cluster: &Cluster, args: &[&str]) -> (tokio::process::Chi
 }
 
 async fn interrupt(mut child: tokio::process::Child) -> i32 {
-    let pid = child.id().unwrap().to_string();
-    let killed = tokio::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(killed.success());
+    testkit::process::signal("INT", child.id().unwrap());
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
         .expect("exits on Ctrl-C")
@@ -334,14 +328,9 @@ async fn ctrl_c_does_not_stop_the_plugin_while_the_client_runs() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let child = command.spawn().unwrap();
-    let pid = child.id().unwrap().to_string();
+    let pid = child.id().unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let sent = tokio::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(sent.success());
+    testkit::process::signal("INT", pid);
     let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
         .await
         .unwrap()

@@ -72,12 +72,7 @@ async fn audit(
             if matches!(until, Until::CtrlC) && !interrupted && out.contains("Press Ctrl-C") {
                 interrupted = true;
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                let pid = child.id().unwrap().to_string();
-                tokio::process::Command::new("kill")
-                    .args(["-INT", &pid])
-                    .status()
-                    .await
-                    .unwrap();
+                testkit::process::signal("INT", child.id().unwrap());
             }
         }
         child.wait().await.unwrap()
@@ -316,4 +311,46 @@ async fn creds_and_status_leak_nothing() {
     .await;
     assert_eq!(run.code, 2, "psql refuses the login: {}", run.all());
     assert_eq!(private, 1);
+}
+
+/// Issue #17: a Secret with one value that is not base64 beside a real `password`. The client's
+/// deserializer used to fail on the whole object and a WARN line held the Secret's JSON (the password's
+/// base64) at default verbosity. Now the values are decoded one by one and the error names the read and
+/// the key; nothing of the Secret reaches stderr, at -vv or without -v.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_value_that_is_not_base64_is_named_not_logged() {
+    use base64::Engine as _;
+    let s = servers();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&s.pg_app_password);
+    let mut seed = healthy_seed("staging");
+    seed.rabbitmq_password = RABBITMQ_PASSWORD.into();
+    seed.skip_secrets.push("database-app");
+    let secret = format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: database-app, namespace: staging}}\ntype: kubernetes.io/basic-auth\ndata:\n  username: YXBw\n  dbname: YXBw\n  password: {encoded}\n  junk: '%%%-not-base64-%%%'\n"
+    );
+    let cluster = Cluster::start(&format!("{}{secret}", seed.yaml())).await;
+    let mut secrets = secrets();
+    secrets.push(&encoded);
+    let expected =
+        r#"error: get secrets database-app in namespace staging: value of key "junk" is not base64"#;
+    let (run, _) = audit(
+        &cluster,
+        &["creds", "staging", "postgres"],
+        Until::Exit,
+        &secrets,
+        &Allowed::default(),
+    )
+    .await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains(expected), "{}", run.all());
+    assert!(!run.stderr.contains("%%%"), "{}", run.all());
+
+    let run = cluster.run(&["creds", "staging", "postgres"]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert_eq!(
+        run.stderr.trim_end(),
+        expected,
+        "one line, nothing else: {}",
+        run.all()
+    );
 }

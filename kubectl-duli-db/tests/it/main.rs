@@ -11,6 +11,7 @@
 //! - `leaks`: the secret-leak audit (`testkit::leakscan`): argv and environment of the process tree, temp
 //!   files, output at -vv, the 0600 password file.
 //! - `corpus`: the bad-input corpus (issue #9): exit 2, a message naming the input, nothing written or applied.
+//! - `hostile`: issue #17's cases: SIGTERM during connect, a hanging exec credential plugin, a closed stdout.
 //! - `in_process`: the library's `run` called in-process, its output captured from the writer it is given.
 
 mod connect;
@@ -18,6 +19,7 @@ mod corpus;
 mod creds;
 mod faults;
 mod fixture;
+mod hostile;
 mod in_process;
 mod leaks;
 mod status;

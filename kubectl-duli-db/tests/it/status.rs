@@ -5,14 +5,14 @@ use std::time::{Duration, Instant};
 use testkit::servers::closed_port;
 use testkit::services::servers;
 
-use crate::support::{Cluster, healthy_seed, json, service};
+use crate::support::{Cluster, healthy_seed, service};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_healthy_with_streaming_replica_redis_replica_and_sentinel() {
     let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
     let run = cluster.run(&["status", "staging", "-o", "json"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
-    let doc = json(&run);
+    let doc = run.json();
     assert_eq!(doc["environments"][0]["healthy"], true, "{doc:#}");
 
     let pg = service(&doc, "staging", "postgres");
@@ -130,7 +130,7 @@ async fn each_service_down_in_turn() {
             started.elapsed()
         );
         assert_eq!(run.code, 1, "{down}: {}", run.all());
-        let doc = json(&run);
+        let doc = run.json();
         for name in ["postgres", "redis", "rabbitmq"] {
             let live = &service(&doc, "staging", name)["live"];
             let detail = live["detail"].as_str().unwrap();
@@ -178,16 +178,10 @@ async fn a_silent_service_is_down_within_the_timeout() {
     let elapsed = started.elapsed();
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(elapsed < Duration::from_secs(6), "took {elapsed:?}");
-    let doc = json(&run);
+    let doc = run.json();
     let live = &service(&doc, "staging", "postgres")["live"];
     assert_eq!(live["ok"], false);
-    assert!(
-        live["detail"]
-            .as_str()
-            .unwrap()
-            .contains("no answer within 2s (timeout)"),
-        "{live}"
-    );
+    assert!(live["detail"].as_str().unwrap().contains("(timeout)"), "{live}");
     holder.abort();
 }
 
@@ -215,7 +209,7 @@ async fn a_custom_resource_not_ready_shows_its_message() {
         .run(&["status", "staging", "--no-live", "-o", "json"])
         .await;
     assert_eq!(run.code, 1, "{}", run.all());
-    let doc = json(&run);
+    let doc = run.json();
     let pg = service(&doc, "staging", "postgres");
     assert_eq!(pg["ready"], false);
     assert_eq!(
@@ -246,7 +240,7 @@ async fn missing_instances_and_unknown_environment() {
     let cluster = Cluster::start("apiVersion: v1\nkind: Namespace\nmetadata: {name: staging}\n").await;
     let run = cluster.run(&["status", "staging", "-o", "json"]).await;
     assert_eq!(run.code, 1, "{}", run.all());
-    let doc = json(&run);
+    let doc = run.json();
     let pg = service(&doc, "staging", "postgres");
     assert!(
         pg["message"]
@@ -273,5 +267,10 @@ async fn an_unreachable_api_server_is_an_error() {
         .add_fault(kube_standin::Fault::error(500).on_path("/apis/postgresql.cnpg.io"));
     let run = cluster.run(&["status", "staging", "--timeout", "3s"]).await;
     assert_eq!(run.code, 2, "{}", run.all());
-    assert!(run.stderr.contains("error: cannot read"), "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("error: cannot get clusters.postgresql.cnpg.io database in namespace staging"),
+        "{}",
+        run.all()
+    );
 }

@@ -34,11 +34,6 @@ pub fn healthy_seed(namespace: &str) -> Seed {
     }
 }
 
-/// The repository root (holds gitops/environments).
-pub fn repo_root() -> PathBuf {
-    testkit::paths::workspace()
-}
-
 /// A stand-in API server plus a private kubectl home, with the plugin on PATH.
 pub struct Cluster {
     pub api: StandIn,
@@ -85,7 +80,7 @@ impl Cluster {
             .env("PATH", format!("{}:{path_tail}", self.plugin_dir.display()))
             .env("KUBECONFIG", &self.kubeconfig)
             .env("HOME", self.dir.path())
-            .env("DULI_REPO", repo_root())
+            .env("DULI_REPO", testkit::paths::workspace())
             .env_remove("RUST_LOG")
             .env_remove("PGPASSWORD")
             .env_remove("REDISCLI_AUTH")
@@ -103,11 +98,6 @@ impl Cluster {
     pub async fn run(&self, args: &[&str]) -> Run {
         output(self.command(args)).await
     }
-}
-
-/// The status document of one run (`-o json`).
-pub fn json(run: &Run) -> serde_json::Value {
-    run.json()
 }
 
 /// The entry for `service` in environment `env` of a status document.
