@@ -114,27 +114,27 @@ fn a_closed_or_full_stdout_is_exit_2_naming_stdout_and_a_broken_pipe_is_quiet() 
 fn out_refuses_to_delete_files_it_did_not_write() {
     let repo = FixtureRepo::new();
     earlier_render(&repo);
-    let notes = repo.path("out/staging/notes.txt");
-    std::fs::write(&notes, "mine\n").unwrap();
-    check(
-        &repo,
-        "a user's file in --out DIR/staging",
-        &["--chart", "good"],
-        None,
-        &["will not replace --out", "notes.txt", "another --out directory"],
-    );
-    std::fs::remove_file(&notes).unwrap();
-    let mine = repo.path("out/staging/good/mine.md");
-    std::fs::write(&mine, "mine\n").unwrap();
-    check(
-        &repo,
-        "a user's file in a chart's directory",
-        &["--chart", "good"],
-        None,
-        &["good/mine.md"],
-    );
-    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "mine\n");
-    std::fs::remove_file(&mine).unwrap();
+    // A user's file beside the charts' directories, and one inside a chart's: each refused, each kept.
+    for (file, expected) in [
+        (
+            "out/staging/notes.txt",
+            ["will not replace --out", "notes.txt", "another --out directory"],
+        ),
+        (
+            "out/staging/good/mine.md",
+            [
+                "will not replace --out",
+                "good/mine.md",
+                "another --out directory",
+            ],
+        ),
+    ] {
+        let path = repo.path(file);
+        std::fs::write(&path, "mine\n").unwrap();
+        check(&repo, file, &["--chart", "good"], None, &expected);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "mine\n");
+        std::fs::remove_file(&path).unwrap();
+    }
     // Its own earlier output is replaced as before.
     earlier_render(&repo);
 }
