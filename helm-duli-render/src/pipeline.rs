@@ -517,14 +517,14 @@ pub fn crds_from_env() -> Vec<PathBuf> {
 
 /// The names of the repository's environments (file stems in `gitops/environments`).
 fn environment_names(repo: &Repo) -> Vec<String> {
-    let dir = repo.root().join(shared::environment::ENVIRONMENTS_DIR);
-    std::fs::read_dir(dir)
+    std::fs::read_dir(repo.environments_dir())
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| {
             let path = entry.path();
-            (path.extension()? == "yml").then(|| path.file_stem()?.to_str().map(str::to_string))?
+            (path.extension()? == shared::paths::ENVIRONMENT_EXTENSION)
+                .then(|| path.file_stem()?.to_str().map(str::to_string))?
         })
         .collect()
 }

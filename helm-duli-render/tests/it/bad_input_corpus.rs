@@ -242,6 +242,16 @@ fn an_explicit_crds_file_without_a_crd_is_an_error() {
 /// written tree, no temporary files beside it.
 #[test]
 fn ctrl_c_during_out_leaves_the_earlier_output() {
+    interrupt_during_out("INT", 130);
+}
+
+/// SIGTERM (a CI job cancelled) is handled like Ctrl-C (issue #17): exit 143, the earlier output kept.
+#[test]
+fn sigterm_during_out_leaves_the_earlier_output() {
+    interrupt_during_out("TERM", 143);
+}
+
+fn interrupt_during_out(signal: &str, exit_code: i32) {
     let repo = FixtureRepo::new();
     let out = repo.path("out");
     let (code, _, stderr) = run(repo
@@ -280,7 +290,7 @@ fn ctrl_c_during_out_leaves_the_earlier_output() {
     let mut child = cmd.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700));
     let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
@@ -291,7 +301,7 @@ fn ctrl_c_during_out_leaves_the_earlier_output() {
         "took {:?}",
         started.elapsed()
     );
-    assert!(!status.success(), "{status:?}");
+    assert_eq!(status.code(), Some(exit_code), "{status:?}");
     std::thread::sleep(Duration::from_millis(2500)); // the orphaned slow helm finishes
     let changed = changes(&repo, &before, &["cache", "repo", "slow-helm"]);
     assert!(changed.is_empty(), "Ctrl-C left {changed:?}");
