@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use shared::fsio::{CONFIG_FILE_LIMIT, read_to_string_bounded};
+use shared::paths::{CHART_FILE, CHART_VENDOR_DIR};
 
 /// Errors reading charts.
 #[derive(Debug, thiserror::Error)]
@@ -86,13 +88,14 @@ impl Chart {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_string();
-        let path = dir.join("Chart.yaml");
+        let path = dir.join(CHART_FILE);
         let metadata_error = |message: String| ChartError::Metadata {
             chart: name.clone(),
             path: path.clone(),
             message,
         };
-        let text = std::fs::read_to_string(&path).map_err(|err| metadata_error(err.to_string()))?;
+        let text = read_to_string_bounded(&path, CONFIG_FILE_LIMIT, "Chart.yaml")
+            .map_err(|err| metadata_error(err.to_string()))?;
         let file: ChartFile = serde_saphyr::from_str(&text)
             .map_err(|err| metadata_error(shared::yaml_error::describe(&err)))?;
         let missing_dependencies = file
@@ -119,7 +122,7 @@ pub fn discover(charts_dir: &Path) -> Result<Vec<Chart>, ChartError> {
     let mut dirs: Vec<PathBuf> = entries
         .flatten()
         .map(|entry| entry.path())
-        .filter(|path| path.join("Chart.yaml").is_file())
+        .filter(|path| path.join(CHART_FILE).is_file())
         .collect();
     dirs.sort();
     dirs.iter().map(|dir| Chart::load(dir)).collect()
@@ -127,8 +130,8 @@ pub fn discover(charts_dir: &Path) -> Result<Vec<Chart>, ChartError> {
 
 /// Whether `charts/` holds the dependency, unpacked or as a `.tgz`.
 fn is_vendored(dir: &Path, dependency: &Dependency) -> bool {
-    let vendor = dir.join("charts");
-    if vendor.join(&dependency.name).join("Chart.yaml").is_file() {
+    let vendor = dir.join(CHART_VENDOR_DIR);
+    if vendor.join(&dependency.name).join(CHART_FILE).is_file() {
         return true;
     }
     let prefix = format!("{}-", dependency.name);

@@ -43,6 +43,9 @@ pub enum CrdError {
         /// The file.
         path: PathBuf,
     },
+    /// A CRD file is too large, not a regular file, or unreadable.
+    #[error(transparent)]
+    Read(#[from] shared::fsio::FsError),
     /// Reading CRDs from the cluster failed.
     #[error("cannot read CRDs from the cluster: {message}")]
     Cluster {
@@ -50,6 +53,9 @@ pub enum CrdError {
         message: String,
     },
 }
+
+/// The largest CRD file read (the biggest upstream CRDs are a few MiB of OpenAPI schema).
+pub const CRD_FILE_LIMIT: u64 = 8 * 1024 * 1024;
 
 /// Group, version, kind.
 pub type Gvk = (String, String, String);
@@ -91,10 +97,7 @@ pub fn files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, CrdError> {
     let mut found = Vec::new();
     for dir in dirs {
         if dir.is_file() {
-            let text = std::fs::read(dir).map_err(|err| CrdError::File {
-                path: dir.clone(),
-                message: err.to_string(),
-            })?;
+            let text = shared::fsio::read_bounded(dir, CRD_FILE_LIMIT, "CRD file")?;
             if !text
                 .windows(b"CustomResourceDefinition".len())
                 .any(|window| window == b"CustomResourceDefinition")
@@ -315,10 +318,7 @@ fn gvk(api_version: &str, kind: &str) -> Gvk {
 }
 
 fn parse_file(path: &Path) -> Result<Vec<Value>, CrdError> {
-    let text = std::fs::read_to_string(path).map_err(|err| CrdError::File {
-        path: path.to_path_buf(),
-        message: err.to_string(),
-    })?;
+    let text = shared::fsio::read_to_string_bounded(path, CRD_FILE_LIMIT, "CRD file")?;
     let parse = |text: &str| {
         // CRD files are large (no limit on events, nodes or documents), but aliases, which CRDs do not
         // use, stay bounded and count against the scalar bytes, so a YAML bomb fails in milliseconds

@@ -10,11 +10,13 @@
 use std::path::{Path, PathBuf};
 
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
+use shared::fsio::{CONFIG_FILE_LIMIT, read_to_string_bounded};
+use shared::paths::APPLICATION_TEMPLATE_SUFFIX;
 
 use super::manifests::{self, Object};
 
 /// Where the Application templates live, relative to the repository root.
-pub const APPLICATIONS_DIR: &str = "gitops/applications";
+pub use shared::paths::APPLICATIONS_DIR;
 
 /// Errors rendering Application templates.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,9 @@ pub enum GitopsError {
         #[source]
         source: std::io::Error,
     },
+    /// A template or the environment file is too large, not a regular file, or unreadable.
+    #[error(transparent)]
+    File(#[from] shared::fsio::FsError),
     /// The environment file is not a YAML mapping.
     #[error("environment file {path} cannot be used as template variables: {message}")]
     Variables {
@@ -79,7 +84,7 @@ pub fn templates(dir: &Path) -> Result<Vec<PathBuf>, GitopsError> {
         .filter(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.ends_with(".yml.j2"))
+                .is_some_and(|n| n.ends_with(APPLICATION_TEMPLATE_SUFFIX))
         })
         .collect();
     found.sort();
@@ -88,10 +93,7 @@ pub fn templates(dir: &Path) -> Result<Vec<PathBuf>, GitopsError> {
 
 /// Render every template of `repo_root/gitops/applications` with the variables of `env_file`.
 pub fn render_all(repo_root: &Path, env_file: &Path) -> Result<Vec<Rendered>, GitopsError> {
-    let env_text = std::fs::read_to_string(env_file).map_err(|source| GitopsError::Read {
-        path: env_file.to_path_buf(),
-        source,
-    })?;
+    let env_text = read_to_string_bounded(env_file, CONFIG_FILE_LIMIT, "environment file")?;
     let variables: serde_json::Value =
         serde_saphyr::from_str(&env_text).map_err(|err| GitopsError::Variables {
             path: env_file.to_path_buf(),
@@ -108,10 +110,7 @@ pub fn render_all(repo_root: &Path, env_file: &Path) -> Result<Vec<Rendered>, Gi
     let mut jinja = environment();
     let mut names = Vec::new();
     for file in &files {
-        let source = std::fs::read_to_string(file).map_err(|source| GitopsError::Read {
-            path: file.clone(),
-            source,
-        })?;
+        let source = read_to_string_bounded(file, CONFIG_FILE_LIMIT, "Application template")?;
         let name = format!(
             "{APPLICATIONS_DIR}/{}",
             file.file_name().unwrap_or_default().to_string_lossy()
@@ -133,7 +132,7 @@ pub fn render_all(repo_root: &Path, env_file: &Path) -> Result<Vec<Rendered>, Gi
             .rsplit('/')
             .next()
             .unwrap_or(&name)
-            .trim_end_matches(".yml.j2")
+            .trim_end_matches(APPLICATION_TEMPLATE_SUFFIX)
             .to_string();
         let objects = manifests::split(&text, &name)?;
         rendered.push(Rendered {

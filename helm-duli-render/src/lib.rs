@@ -28,6 +28,7 @@
 
 pub mod charts;
 pub mod cli;
+pub mod confine;
 pub mod crds;
 pub mod diff;
 pub mod gitops;
@@ -239,7 +240,8 @@ fn parse_jobs(value: &str) -> Result<usize, std::num::ParseIntError> {
 /// Run a parsed command line: render, or `--list-rules`, `--print-helm-env`, `completion`. Data (the
 /// manifest stream or the diff, the rules) goes to `out`; findings and the summary go to `err`. Errors are
 /// returned for [`shared::error::finish`] to print (exit 2); `completion` writes to the process's stdout.
-pub fn run(cli: cli::Cli, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<Outcome> {
+/// Run it on a multi-threaded tokio runtime (the binary uses [`shared::runner::Runner`]).
+pub async fn run(cli: cli::Cli, mut out: impl Write, mut err: impl Write) -> anyhow::Result<Outcome> {
     if let Some(cli::Command::Completion { shell }) = cli.command {
         shared::cli::print_completion(shell, &<cli::Cli as clap::CommandFactory>::command());
         return Ok(Outcome::Clean);
@@ -260,11 +262,7 @@ pub fn run(cli: cli::Cli, out: &mut impl Write, err: &mut impl Write) -> anyhow:
     envs.dedup();
     let options = cli.render;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let rendered = runtime.block_on(render_many(&repo, &options, &envs));
-    // Do not wait for background work (a CRD parse) an error made moot.
-    runtime.shutdown_background();
-    let rendered = rendered?;
+    let rendered = render_many(&repo, &options, &envs).await?;
 
     for one in &rendered {
         match (&one.diff, &options.out) {
@@ -348,6 +346,9 @@ pub enum RenderError {
     /// An Application template failed.
     #[error(transparent)]
     Gitops(#[from] gitops::GitopsError),
+    /// A chart file or Application template is a symlink out of the repository, or a loop.
+    #[error(transparent)]
+    Symlink(#[from] confine::SymlinkError),
     /// CRDs could not be loaded.
     #[error(transparent)]
     Crds(#[from] crds::CrdError),

@@ -17,7 +17,7 @@ use super::manifests::{self, Object};
 use super::policy::{self, Located};
 use super::report::{ApplicationReport, ChartReport, ChartStatus, Report};
 use super::values::{self, Layers};
-use super::{RenderError, RenderOptions, Rendered, diff, gitops, output, report};
+use super::{RenderError, RenderOptions, Rendered, confine, diff, gitops, output, report};
 use shared::environment::Environment;
 use shared::repo::Repo;
 
@@ -141,7 +141,7 @@ pub async fn render_with(
     }
     values::check_set(&options.set)?;
     if let Some(out) = &options.out {
-        output::check_writable(out)?;
+        output::check_writable(out, &env.name)?;
     }
     if let Some(namespace) = &options.helm_env.namespace
         && namespace != &env.namespace
@@ -171,6 +171,13 @@ pub async fn render_with(
     }
     let cache = Cache::new(options.cache_dir.clone(), options.use_cache);
     let local: Vec<&Chart> = selected.iter().copied().filter(|c| !c.is_external()).collect();
+    // Before anything reads them (the cache key walks the chart, helm renders it).
+    for chart in &local {
+        confine::check_tree(repo.root(), &chart.dir)?;
+    }
+    if with_applications {
+        confine::check_tree(repo.root(), &repo.applications_dir())?;
+    }
     let helm = if local.is_empty() {
         None
     } else {
@@ -510,14 +517,14 @@ pub fn crds_from_env() -> Vec<PathBuf> {
 
 /// The names of the repository's environments (file stems in `gitops/environments`).
 fn environment_names(repo: &Repo) -> Vec<String> {
-    let dir = repo.root().join(shared::environment::ENVIRONMENTS_DIR);
-    std::fs::read_dir(dir)
+    std::fs::read_dir(repo.environments_dir())
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| {
             let path = entry.path();
-            (path.extension()? == "yml").then(|| path.file_stem()?.to_str().map(str::to_string))?
+            (path.extension()? == shared::paths::ENVIRONMENT_EXTENSION)
+                .then(|| path.file_stem()?.to_str().map(str::to_string))?
         })
         .collect()
 }

@@ -47,6 +47,11 @@ pub const RULES: &[Rule] = &[
         summary: "built-in API versions and kinds exist in Kubernetes 1.33",
     },
     Rule {
+        id: "object-name",
+        severity: Severity::Error,
+        summary: "object names follow the API server's rules (DNS-1123 subdomain, or label for some kinds)",
+    },
+    Rule {
         id: "configmap-secret",
         severity: Severity::Error,
         summary: "no secret-looking keys or values in ConfigMaps",
@@ -127,6 +132,7 @@ pub fn check(env: &Environment, other_envs: &[String], objects: &[Located<'_>]) 
     let production = env.is_production();
     let pinned = env.image_tag_policy == ImageTagPolicy::Pinned;
     for &at in objects {
+        object_name(at, &mut found);
         configmap_secret(at, &mut found);
         standard_labels(env, other_envs, at, &mut found);
         sealed_secret(at, &mut found);
@@ -141,6 +147,24 @@ pub fn check(env: &Environment, other_envs: &[String], objects: &[Located<'_>]) 
         pdb(env, objects, &mut found);
     }
     found
+}
+
+/// `object-name`: a name the API server would refuse (empty, too long, uppercase, non-ASCII …). Objects
+/// without a kind are `core-type`'s; a missing name with `generateName` is the API server's to fill.
+fn object_name(at: Located<'_>, found: &mut Vec<Finding>) {
+    let (kind, name) = (at.object.kind(), at.object.name());
+    let generated = name.is_empty() && at.object.value.pointer("/metadata/generateName").is_some();
+    if kind.is_empty() || generated {
+        return;
+    }
+    if let Err(err) = shared::names::validate_object_name(kind, name) {
+        found.push(finding(
+            "object-name",
+            at,
+            err.to_string(),
+            "fix metadata.name in the template (the API server refuses this object)",
+        ));
+    }
 }
 
 const SECRET_WORDS: &[&str] = &[
@@ -672,5 +696,34 @@ mod tests {
             &labels
         ));
         assert!(!selector_matches(&serde_json::json!({}), &labels));
+    }
+
+    #[test]
+    fn names_the_api_server_refuses() {
+        let object = |kind: &str, metadata: serde_json::Value| Object {
+            source: "c/templates/x.yaml".into(),
+            text: String::new(),
+            value: serde_json::json!({"apiVersion": "v1", "kind": kind, "metadata": metadata}),
+        };
+        let rules = |object: &Object| {
+            let mut found = Vec::new();
+            object_name(Located { chart: "c", object }, &mut found);
+            found.into_iter().map(|f| f.message).collect::<Vec<_>>()
+        };
+        for bad in [
+            object("ConfigMap", serde_json::json!({"name": ""})),
+            object("ConfigMap", serde_json::json!({})),
+            object("ConfigMap", serde_json::json!({"name": "café"})),
+            object("Service", serde_json::json!({"name": "a.b"})),
+        ] {
+            assert_eq!(rules(&bad).len(), 1, "{:?}", bad.value);
+        }
+        for good in [
+            object("ConfigMap", serde_json::json!({"name": "a.b"})),
+            object("ConfigMap", serde_json::json!({"name": "a".repeat(253)})),
+            object("Pod", serde_json::json!({"generateName": "job-"})),
+        ] {
+            assert!(rules(&good).is_empty(), "{:?}", good.value);
+        }
     }
 }

@@ -12,7 +12,7 @@ use super::charts::Chart;
 #[derive(Debug, thiserror::Error)]
 pub enum ValuesError {
     /// A values file could not be read.
-    #[error("chart `{chart}`: cannot read values file {path}: {source}")]
+    #[error("chart `{chart}`: {source}")]
     Read {
         /// The chart being rendered.
         chart: String,
@@ -20,7 +20,7 @@ pub enum ValuesError {
         path: PathBuf,
         /// The I/O error.
         #[source]
-        source: std::io::Error,
+        source: shared::fsio::FsError,
     },
     /// A values file is not valid YAML.
     #[error("chart `{chart}`: values file {path} is not valid YAML: {message}")]
@@ -57,14 +57,6 @@ pub struct Layers {
     pub set: Vec<String>,
 }
 
-/// The environment's values file of a chart: `values-<env>.yml` (or `.yaml`), if present.
-pub fn env_values_file(chart_dir: &Path, env: &str) -> Option<PathBuf> {
-    ["yml", "yaml"]
-        .iter()
-        .map(|ext| chart_dir.join(format!("values-{env}.{ext}")))
-        .find(|path| path.is_file())
-}
-
 /// Check `--set` items.
 pub fn check_set(set: &[String]) -> Result<(), ValuesError> {
     match set
@@ -83,12 +75,12 @@ pub fn layers(
     extra_files: &[PathBuf],
     set: &[String],
 ) -> Result<Layers, ValuesError> {
-    let default = chart.dir.join("values.yaml");
+    let default = chart.dir.join(shared::paths::CHART_VALUES_FILE);
     if default.is_file() {
         check_file(&chart.name, &default)?;
     }
     let mut files = Vec::new();
-    files.extend(env_values_file(&chart.dir, env));
+    files.extend(shared::repo::Repo::env_values_file(&chart.dir, env));
     files.extend(extra_files.iter().cloned());
     for file in &files {
         check_file(&chart.name, file)?;
@@ -102,11 +94,12 @@ pub fn layers(
 
 /// Parse a values file: it must be YAML (duplicate keys rejected) and a mapping (or empty).
 pub fn check_file(chart: &str, path: &Path) -> Result<(), ValuesError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ValuesError::Read {
-        chart: chart.to_string(),
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = shared::fsio::read_to_string_bounded(path, shared::fsio::CONFIG_FILE_LIMIT, "values file")
+        .map_err(|source| ValuesError::Read {
+            chart: chart.to_string(),
+            path: path.to_path_buf(),
+            source,
+        })?;
     let value: serde_json::Value = serde_saphyr::from_str(&text).map_err(|err| ValuesError::Yaml {
         chart: chart.to_string(),
         path: path.to_path_buf(),

@@ -18,6 +18,14 @@ pub enum RepoError {
         /// Where the walk started.
         start: PathBuf,
     },
+    /// `--repo` names a file or nothing.
+    #[error(
+        "--repo {path} is not a directory; pass the root of the duli repository (it holds helm/ and gitops/environments/)"
+    )]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
     /// `--repo` names a directory without the expected layout.
     #[error("--repo {path} is not a duli repository: {missing} is missing")]
     NotARepo {
@@ -38,6 +46,9 @@ impl Repo {
     /// The repository at exactly `root`, checked for its layout.
     pub fn at(root: impl Into<PathBuf>) -> Result<Self, RepoError> {
         let root = root.into();
+        if !root.is_dir() {
+            return Err(RepoError::NotADirectory { path: root });
+        }
         for missing in crate::paths::REPO_MARKERS {
             if !root.join(missing).is_dir() {
                 return Err(RepoError::NotARepo { path: root, missing });

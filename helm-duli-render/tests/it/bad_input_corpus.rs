@@ -9,27 +9,21 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use testkit::corpus::{changed_paths, snapshot};
+
 use crate::common::*;
 
-/// Every path, with its bytes, under `dir`.
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let name = path.strip_prefix(root).unwrap().display().to_string();
-            if path.is_dir() {
-                out.push((name, Vec::new()));
-                walk(root, &path, out);
-            } else {
-                out.push((name, std::fs::read(&path).unwrap_or_default()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
+/// The paths under the scratch tree that a run changed, added or removed, relative to it, leaving out
+/// those `ignored` (by their first component).
+fn changes(repo: &FixtureRepo, before: &Snapshot, ignored: &[&str]) -> Vec<String> {
+    changed_paths(before, &snapshot(repo.tmp.path()))
+        .into_iter()
+        .map(|path| path.strip_prefix(repo.tmp.path()).unwrap().display().to_string())
+        .filter(|path| !ignored.iter().any(|ignored| path.starts_with(ignored)))
+        .collect()
 }
+
+type Snapshot = std::collections::BTreeMap<std::path::PathBuf, (u64, u32, u64)>;
 
 fn bomb() -> String {
     let mut text = String::from("lol0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
@@ -41,7 +35,7 @@ fn bomb() -> String {
 }
 
 /// Render `--chart good` into `out`: the earlier render every failing run must leave alone.
-fn earlier_render(repo: &FixtureRepo) {
+pub(crate) fn earlier_render(repo: &FixtureRepo) {
     let out = repo.path("out");
     let (code, _, stderr) = run(repo
         .cmd("staging")
@@ -52,7 +46,7 @@ fn earlier_render(repo: &FixtureRepo) {
 }
 
 /// Run `args` with `--out out` and check exit 2, the message, and nothing written.
-fn check(repo: &FixtureRepo, name: &str, args: &[&str], helm: Option<&Path>, expected: &[&str]) {
+pub(crate) fn check(repo: &FixtureRepo, name: &str, args: &[&str], helm: Option<&Path>, expected: &[&str]) {
     let out = repo.path("out");
     assert!(out.join("staging/good").is_dir(), "earlier_render first");
     let before = snapshot(repo.tmp.path());
@@ -84,12 +78,7 @@ fn check(repo: &FixtureRepo, name: &str, args: &[&str], helm: Option<&Path>, exp
         assert!(stderr.contains(text), "{name}: expected `{text}` in: {stderr}");
     }
     // Nothing written anywhere in the scratch tree (the repository, the earlier output, the cache).
-    let after = snapshot(repo.tmp.path());
-    let changed: Vec<&String> = after
-        .iter()
-        .filter(|entry| !before.contains(entry) && !entry.0.starts_with("cache"))
-        .map(|(path, _)| path)
-        .collect();
+    let changed = changes(repo, &before, &["cache"]);
     assert!(changed.is_empty(), "{name}: wrote {changed:?}");
 }
 
@@ -253,6 +242,16 @@ fn an_explicit_crds_file_without_a_crd_is_an_error() {
 /// written tree, no temporary files beside it.
 #[test]
 fn ctrl_c_during_out_leaves_the_earlier_output() {
+    interrupt_during_out("INT", 130);
+}
+
+/// SIGTERM (a CI job cancelled) is handled like Ctrl-C (issue #17): exit 143, the earlier output kept.
+#[test]
+fn sigterm_during_out_leaves_the_earlier_output() {
+    interrupt_during_out("TERM", 143);
+}
+
+fn interrupt_during_out(signal: &str, exit_code: i32) {
     let repo = FixtureRepo::new();
     let out = repo.path("out");
     let (code, _, stderr) = run(repo
@@ -291,7 +290,7 @@ fn ctrl_c_during_out_leaves_the_earlier_output() {
     let mut child = cmd.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700));
     let sent = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
@@ -302,18 +301,8 @@ fn ctrl_c_during_out_leaves_the_earlier_output() {
         "took {:?}",
         started.elapsed()
     );
-    assert!(!status.success(), "{status:?}");
+    assert_eq!(status.code(), Some(exit_code), "{status:?}");
     std::thread::sleep(Duration::from_millis(2500)); // the orphaned slow helm finishes
-    let after = snapshot(repo.tmp.path());
-    let changed: Vec<&String> = after
-        .iter()
-        .filter(|entry| {
-            !before.contains(entry)
-                && !entry.0.starts_with("cache")
-                && !entry.0.starts_with("repo")
-                && entry.0 != "slow-helm"
-        })
-        .map(|(path, _)| path)
-        .collect();
+    let changed = changes(&repo, &before, &["cache", "repo", "slow-helm"]);
     assert!(changed.is_empty(), "Ctrl-C left {changed:?}");
 }

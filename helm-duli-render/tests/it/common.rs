@@ -1,54 +1,14 @@
-//! Shared setup for the integration tests: the real helm binaries, an isolated copy of the fixture
-//! repository, and a command for the built plugin with its cache in a temporary directory.
+//! Shared setup for the integration tests: an isolated copy of the fixture repository and a command for the
+//! built plugin with its cache in a temporary directory; the real helm binaries, paths and process helpers
+//! come from `testkit`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The workspace root (`/…/main`).
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The real CRDs next to the repository (`../shared/crds`).
-pub fn crds() -> PathBuf {
-    let dir = workspace().join("../shared/crds");
-    assert!(
-        dir.is_dir(),
-        "the CRDs are missing at {}: the tests need ../shared/crds next to the repository",
-        dir.display()
-    );
-    dir.canonicalize().unwrap()
-}
-
-fn tool(var: &str, default: &str) -> PathBuf {
-    let path = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dirs_home().join(".cache/duli/tools").join(default).join("helm"));
-    assert!(
-        path.is_file(),
-        "helm not found at {} (set {var} or run `bash .ci/install-tools` in the repository to install it)",
-        path.display()
-    );
-    path
-}
-
-fn dirs_home() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).expect("HOME is set")
-}
-
-/// helm 4.1.4 (`$DULI_HELM4_BIN`).
-pub fn helm4() -> PathBuf {
-    tool("DULI_HELM4_BIN", "helm-4.1.4")
-}
-
-/// helm 3.17.2 (`$DULI_HELM3_BIN`).
-pub fn helm3() -> PathBuf {
-    tool("DULI_HELM3_BIN", "helm-3.17.2")
-}
+pub use testkit::paths::{copy_dir, crds, workspace};
+pub use testkit::process::run;
+pub use testkit::tools::{helm3, helm4};
 
 /// The built plugin binary.
 pub fn binary() -> PathBuf {
@@ -135,30 +95,6 @@ pub fn isolate(cmd: &mut Command, helm: &Path) {
         }
     }
     cmd.env("HELM_BIN", helm);
-}
-
-/// Copy a directory tree.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// Run and capture, returning (exit code, stdout, stderr).
-pub fn run(cmd: &mut Command) -> (i32, String, String) {
-    let output = cmd.output().expect("the command runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 /// The findings of a `--report` file as (rule, chart, object) triples.

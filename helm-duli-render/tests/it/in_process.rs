@@ -12,7 +12,11 @@ fn run_in_process(args: &[&std::ffi::OsStr]) -> (anyhow::Result<Outcome>, Vec<u8
     let cli = Cli::try_parse_from(std::iter::once("helm-duli-render".as_ref()).chain(args.iter().copied()))
         .expect("the command line parses");
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let result = helm_duli_render::run(cli, &mut out, &mut err);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = runtime.block_on(helm_duli_render::run(cli, &mut out, &mut err));
     (result, out, err)
 }
 
