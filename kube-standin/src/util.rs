@@ -22,7 +22,9 @@ pub fn format_rfc3339(secs: u64) -> String {
 /// `jiff` prints a whole-second instant in UTC exactly as the API server does; instants past its range
 /// (late 9999) fall back to the epoch rather than panic.
 fn whole_seconds(secs: i64) -> String {
-    Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH).to_string()
+    Timestamp::from_second(secs)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .to_string()
 }
 
 /// `n` characters from the alphabet the API server uses for `generateName` suffixes.
@@ -191,7 +193,10 @@ mod tests {
         assert_eq!(format_rfc3339(253_402_207_200), "9999-12-30T22:00:00Z");
         assert_eq!(format_rfc3339(u64::MAX), "1970-01-01T00:00:00Z");
         let now = now_rfc3339();
-        assert!(now.len() == 20 && now.ends_with('Z') && now.starts_with("20"), "{now}");
+        assert!(
+            now.len() == 20 && now.ends_with('Z') && now.starts_with("20"),
+            "{now}"
+        );
     }
 
     #[test]

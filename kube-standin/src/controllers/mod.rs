@@ -223,16 +223,7 @@ pub fn controller_key(st: &State, obj: &Value, namespace: &str, kind: &str) -> O
         .into_iter()
         .find(|r| r["controller"] == json!(true) && r["kind"] == json!(kind))?;
     let rt = st.type_for(r["apiVersion"].as_str()?, kind)?;
-    Some(ObjKey {
-        group: rt.group.clone(),
-        plural: rt.plural.clone(),
-        namespace: if rt.namespaced {
-            namespace.to_string()
-        } else {
-            String::new()
-        },
-        name: r["name"].as_str()?.to_string(),
-    })
+    Some(ObjKey::new(&rt, namespace, r["name"].as_str()?))
 }
 
 /// The owner reference a controller puts on what it creates.

@@ -784,15 +784,16 @@ fn event(o: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
+/// The `Ready` cell of a workload: ready replicas over wanted ones (`1/2`).
+fn ready_of_wanted(o: &Value) -> Value {
+    json!(format!("{}/{}", i(o, "/status/readyReplicas"), i(o, "/spec/replicas")))
+}
+
 fn deployment(o: &Value, now: Timestamp) -> Vec<Value> {
     let [names, images] = containers(o, "/spec/template/spec");
     vec![
         name(o),
-        json!(format!(
-            "{}/{}",
-            i(o, "/status/readyReplicas"),
-            i(o, "/spec/replicas")
-        )),
+        ready_of_wanted(o),
         json!(i(o, "/status/updatedReplicas")),
         json!(i(o, "/status/availableReplicas")),
         age(o, now),
@@ -806,11 +807,7 @@ fn stateful_set(o: &Value, now: Timestamp) -> Vec<Value> {
     let [names, images] = containers(o, "/spec/template/spec");
     vec![
         name(o),
-        json!(format!(
-            "{}/{}",
-            i(o, "/status/readyReplicas"),
-            i(o, "/spec/replicas")
-        )),
+        ready_of_wanted(o),
         age(o, now),
         names,
         images,
