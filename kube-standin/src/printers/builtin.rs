@@ -786,7 +786,11 @@ fn event(o: &Value, now: Timestamp) -> Vec<Value> {
 
 /// The `Ready` cell of a workload: ready replicas over wanted ones (`1/2`).
 fn ready_of_wanted(o: &Value) -> Value {
-    json!(format!("{}/{}", i(o, "/status/readyReplicas"), i(o, "/spec/replicas")))
+    json!(format!(
+        "{}/{}",
+        i(o, "/status/readyReplicas"),
+        i(o, "/spec/replicas")
+    ))
 }
 
 fn deployment(o: &Value, now: Timestamp) -> Vec<Value> {
@@ -805,13 +809,7 @@ fn deployment(o: &Value, now: Timestamp) -> Vec<Value> {
 
 fn stateful_set(o: &Value, now: Timestamp) -> Vec<Value> {
     let [names, images] = containers(o, "/spec/template/spec");
-    vec![
-        name(o),
-        ready_of_wanted(o),
-        age(o, now),
-        names,
-        images,
-    ]
+    vec![name(o), ready_of_wanted(o), age(o, now), names, images]
 }
 
 fn replica_set(o: &Value, now: Timestamp) -> Vec<Value> {

@@ -106,6 +106,30 @@ impl Kubectl {
         r.stdout
     }
 
+    /// `kubectl rollout status TARGET -n NAMESPACE --timeout=TIMEOUT`, asserting success; its stdout.
+    pub async fn rollout_status(&self, target: &str, namespace: &str, timeout: &str) -> String {
+        let timeout = format!("--timeout={timeout}");
+        self.ok(&["rollout", "status", target, "-n", namespace, &timeout])
+            .await
+    }
+
+    /// `kubectl wait --for=condition=CONDITION TARGET -n NAMESPACE --timeout=TIMEOUT`, asserting success.
+    pub async fn wait_for(&self, condition: &str, target: &str, namespace: &str, timeout: &str) -> String {
+        let (condition, timeout) = (
+            format!("--for=condition={condition}"),
+            format!("--timeout={timeout}"),
+        );
+        self.ok(&["wait", &condition, target, "-n", namespace, &timeout])
+            .await
+    }
+
+    /// `kubectl patch RESOURCE NAME -n NAMESPACE --type=TYPE -p PATCH`, asserting success.
+    pub async fn patch(&self, resource: &str, name: &str, namespace: &str, ty: &str, patch: &str) -> String {
+        let ty = format!("--type={ty}");
+        self.ok(&["patch", resource, name, "-n", namespace, &ty, "-p", patch])
+            .await
+    }
+
     /// Runs and asserts failure, returning stderr.
     pub async fn fails(&self, args: &[&str]) -> String {
         let r = self.run(args).await;

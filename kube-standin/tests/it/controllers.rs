@@ -67,16 +67,7 @@ const DEPLOYMENT: &str = r#"{"apiVersion": "apps/v1", "kind": "Deployment",
 async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
     let file = k.file("deploy.json", DEPLOYMENT);
     k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
-    let done = k
-        .ok(&[
-            "rollout",
-            "status",
-            "deployment/web",
-            "-n",
-            "apps",
-            "--timeout=30s",
-        ])
-        .await;
+    let done = k.rollout_status("deployment/web", "apps", "30s").await;
     assert!(done.contains("successfully rolled out"), "{}: {done}", k.label);
 
     let rs = items(&json_of(&k, &["get", "replicasets", "-n", "apps", "-o", "json"]).await);
@@ -170,16 +161,7 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
         "kubernetes.io/change-cause=second",
     ])
     .await;
-    let done = k
-        .ok(&[
-            "rollout",
-            "status",
-            "deployment/web",
-            "-n",
-            "apps",
-            "--timeout=30s",
-        ])
-        .await;
+    let done = k.rollout_status("deployment/web", "apps", "30s").await;
     assert!(done.contains("successfully rolled out"), "{}: {done}", k.label);
     let rs = items(&json_of(&k, &["get", "replicasets", "-n", "apps", "-o", "json"]).await);
     assert_eq!(rs.len(), 2, "{}", k.label);
@@ -222,15 +204,7 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
     // Undo: the first ReplicaSet comes back as revision 3.
     let undo = k.ok(&["rollout", "undo", "deployment/web", "-n", "apps"]).await;
     assert!(undo.contains("rolled back"), "{}: {undo}", k.label);
-    k.ok(&[
-        "rollout",
-        "status",
-        "deployment/web",
-        "-n",
-        "apps",
-        "--timeout=30s",
-    ])
-    .await;
+    k.rollout_status("deployment/web", "apps", "30s").await;
     let back = json_of(
         &k,
         &["get", "replicaset", name(&first), "-n", "apps", "-o", "json"],
@@ -269,41 +243,13 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
     );
 
     // Scaling through spec.replicas.
-    k.ok(&[
-        "patch",
-        "deployment",
-        "web",
-        "-n",
-        "apps",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"replicas":3}}"#,
-    ])
-    .await;
-    k.ok(&[
-        "rollout",
-        "status",
-        "deployment/web",
-        "-n",
-        "apps",
-        "--timeout=30s",
-    ])
-    .await;
+    k.patch("deployment", "web", "apps", "merge", r#"{"spec":{"replicas":3}}"#)
+        .await;
+    k.rollout_status("deployment/web", "apps", "30s").await;
     let store = api.store();
     eventually("3 pods", || store.list("pods", Some("apps")).len() == 3).await;
-    k.ok(&[
-        "patch",
-        "deployment",
-        "web",
-        "-n",
-        "apps",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"replicas":1}}"#,
-    ])
-    .await;
+    k.patch("deployment", "web", "apps", "merge", r#"{"spec":{"replicas":1}}"#)
+        .await;
     eventually("1 pod", || store.list("pods", Some("apps")).len() == 1).await;
     eventually("status of 1 replica", || {
         store.get("deployments", "apps", "web").is_some_and(|d| {
@@ -340,16 +286,7 @@ const STATEFULSET: &str = r#"{"apiVersion": "apps/v1", "kind": "StatefulSet",
 async fn statefulset_lifecycle(k: Kubectl, api: StandIn) {
     let file = k.file("sts.json", STATEFULSET);
     k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
-    let done = k
-        .ok(&[
-            "rollout",
-            "status",
-            "statefulset/db",
-            "-n",
-            "apps",
-            "--timeout=30s",
-        ])
-        .await;
+    let done = k.rollout_status("statefulset/db", "apps", "30s").await;
     assert!(
         done.contains("roll out complete") || done.contains("rolling update complete"),
         "{}: {done}",
@@ -404,27 +341,15 @@ async fn statefulset_lifecycle(k: Kubectl, api: StandIn) {
     );
 
     // A new image rolls the pods over to a new revision.
-    k.ok(&[
-        "patch",
+    k.patch(
         "statefulset",
         "db",
-        "-n",
         "apps",
-        "--type",
         "json",
-        "-p",
         r#"[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"postgres:17"}]"#,
-    ])
+    )
     .await;
-    k.ok(&[
-        "rollout",
-        "status",
-        "statefulset/db",
-        "-n",
-        "apps",
-        "--timeout=30s",
-    ])
-    .await;
+    k.rollout_status("statefulset/db", "apps", "30s").await;
     let store = api.store();
     eventually("every pod on the new revision", || {
         let sts = store.get("statefulsets", "apps", "db").unwrap();
@@ -439,18 +364,8 @@ async fn statefulset_lifecycle(k: Kubectl, api: StandIn) {
     .await;
 
     // Scale down from the highest ordinal.
-    k.ok(&[
-        "patch",
-        "statefulset",
-        "db",
-        "-n",
-        "apps",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"replicas":1}}"#,
-    ])
-    .await;
+    k.patch("statefulset", "db", "apps", "merge", r#"{"spec":{"replicas":1}}"#)
+        .await;
     eventually("only db-0 left", || {
         let pods = store.list("pods", Some("apps"));
         pods.len() == 1 && name(&pods[0]) == "db-0"
@@ -483,16 +398,7 @@ async fn jobs_complete_for_kubectl_wait_and_kube_rs() {
         let k = Kubectl::new(label, bin, &api);
         let file = k.file("job.json", JOB);
         k.ok(&["create", "-f", file.to_str().unwrap()]).await;
-        let waited = k
-            .ok(&[
-                "wait",
-                "--for=condition=complete",
-                "job/migrate",
-                "-n",
-                "apps",
-                "--timeout=30s",
-            ])
-            .await;
+        let waited = k.wait_for("complete", "job/migrate", "apps", "30s").await;
         assert!(waited.contains("condition met"), "{label}: {waited}");
         let job = json_of(&k, &["get", "job", "migrate", "-n", "apps", "-o", "json"]).await;
         let s = &job["status"];
@@ -560,7 +466,7 @@ async fn garbage_collection_background_foreground_orphan() {
 
         // Orphan: the ReplicaSet and pods stay, without their owner reference.
         k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
-        k.ok(&["rollout", "status", "deployment/web", "-n", "apps", "--timeout=30s"]).await;
+        k.rollout_status("deployment/web", "apps", "30s").await;
         k.ok(&["delete", "deployment", "web", "-n", "apps", "--cascade=orphan"]).await;
         assert!(store.get("deployments", "apps", "web").is_none(), "{label}");
         let rs = store.list("replicasets", Some("apps"));
@@ -569,7 +475,7 @@ async fn garbage_collection_background_foreground_orphan() {
         assert_eq!(store.list("pods", Some("apps")).len(), 2);
         // The same Deployment again adopts the orphaned ReplicaSet instead of making another.
         k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
-        k.ok(&["rollout", "status", "deployment/web", "-n", "apps", "--timeout=30s"]).await;
+        k.rollout_status("deployment/web", "apps", "30s").await;
         let new_uid = store.get("deployments", "apps", "web").unwrap()["metadata"]["uid"].clone();
         eventually("the orphan adopted", || {
             let now = store.list("replicasets", Some("apps"));
@@ -601,7 +507,7 @@ async fn garbage_collection_background_foreground_orphan() {
         let owner = json_of(&k, &["get", "configmap", "owner", "-n", "apps", "-o", "json"]).await;
         assert!(owner["metadata"]["deletionTimestamp"].is_string(), "{label}: {owner}");
         assert_eq!(owner["metadata"]["finalizers"], json!(["foregroundDeletion"]), "{label}");
-        k.ok(&["patch", "configmap", "dependent", "-n", "apps", "--type", "merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).await;
+        k.patch("configmap", "dependent", "apps", "merge", r#"{"metadata":{"finalizers":null}}"#).await;
         k.ok(&["wait", "--for=delete", "configmap/owner", "-n", "apps", "--timeout=10s"]).await;
         assert!(store.get("configmaps", "apps", "dependent").is_none());
     });
@@ -676,7 +582,7 @@ async fn namespace_deletion_terminates_then_removes() {
         k.ok(&["create", "-f", plain.to_str().unwrap()]).await;
         let deploy = k.file("deploy.json", &DEPLOYMENT.replace("\"apps\"", "\"team\""));
         k.ok(&["apply", "-f", deploy.to_str().unwrap()]).await;
-        k.ok(&["rollout", "status", "deployment/web", "-n", "team", "--timeout=30s"]).await;
+        k.rollout_status("deployment/web", "team", "30s").await;
 
         k.ok(&["delete", "namespace", "team", "--wait=false"]).await;
         eventually("only the held ConfigMap left", || {
@@ -699,7 +605,7 @@ async fn namespace_deletion_terminates_then_removes() {
         let refused = k.fails(&["create", "-f", late.to_str().unwrap()]).await;
         assert!(refused.contains("because it is being terminated"), "{label}: {refused}");
 
-        k.ok(&["patch", "configmap", "held", "-n", "team", "--type", "merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).await;
+        k.patch("configmap", "held", "team", "merge", r#"{"metadata":{"finalizers":null}}"#).await;
         k.ok(&["wait", "--for=delete", "namespace/team", "--timeout=10s"]).await;
         assert!(store.get("namespaces", "", "team").is_none());
 

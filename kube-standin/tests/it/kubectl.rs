@@ -155,16 +155,7 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
 
     // Apply for real, then wait for the simulated operator.
     k.ok(&["apply", "--server-side", "-f", c]).await;
-    let waited = k
-        .ok(&[
-            "wait",
-            "--for=condition=Ready",
-            "cluster/database",
-            "-n",
-            "staging",
-            "--timeout=20s",
-        ])
-        .await;
+    let waited = k.wait_for("Ready", "cluster/database", "staging", "20s").await;
     assert!(waited.contains("condition met"), "{label}: {waited}");
     let phase = k
         .ok(&[
@@ -183,27 +174,9 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
     let workloads = k.file("workloads.yaml", WORKLOADS);
     k.ok(&["apply", "--server-side", "-f", workloads.to_str().unwrap()])
         .await;
-    let rolled = k
-        .ok(&[
-            "-n",
-            "staging",
-            "rollout",
-            "status",
-            "deployment/web",
-            "--timeout=20s",
-        ])
-        .await;
+    let rolled = k.rollout_status("deployment/web", "staging", "20s").await;
     assert!(rolled.contains("successfully rolled out"), "{label}: {rolled}");
-    let rolled = k
-        .ok(&[
-            "-n",
-            "staging",
-            "rollout",
-            "status",
-            "statefulset/db",
-            "--timeout=20s",
-        ])
-        .await;
+    let rolled = k.rollout_status("statefulset/db", "staging", "20s").await;
     assert!(
         rolled.contains("roll out complete") || rolled.contains("rolled out"),
         "{label}: {rolled}"
@@ -361,28 +334,16 @@ apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: team}}\ndata: {
         let k = Kubectl::new(label, bin, &api);
         let cm = |field: &str| api.store().get("configmaps", "team", "c").unwrap()["data"][field].clone();
 
-        k.ok(&[
-            "-n",
-            "team",
-            "patch",
-            "configmap",
-            "c",
-            "--type=merge",
-            "-p",
-            r#"{"data":{"b":"2"}}"#,
-        ])
-        .await;
+        k.patch("configmap", "c", "team", "merge", r#"{"data":{"b":"2"}}"#)
+            .await;
         assert_eq!(cm("b"), "2", "{label}");
-        k.ok(&[
-            "-n",
-            "team",
-            "patch",
+        k.patch(
             "configmap",
             "c",
-            "--type=json",
-            "-p",
+            "team",
+            "json",
             r#"[{"op":"remove","path":"/data/a"}]"#,
-        ])
+        )
         .await;
         assert!(cm("a").is_null(), "{label}");
         k.ok(&["-n", "team", "label", "configmap", "c", "tier=db"]).await;
@@ -418,16 +379,13 @@ apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: team}}\ndata: {
             ),
             (Some("Setting up primary"), Some(1))
         );
-        k.ok(&[
-            "-n",
-            "staging",
-            "patch",
+        k.patch(
             "cluster",
             "database",
-            "--type=merge",
-            "-p",
+            "staging",
+            "merge",
             r#"{"status":{"phase":"x"},"spec":{"instances":2}}"#,
-        ])
+        )
         .await;
         let cluster = api.store().get("clusters", "staging", "database").unwrap();
         assert_eq!(
@@ -440,32 +398,26 @@ apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: team}}\ndata: {
         assert_eq!(cluster["metadata"]["generation"], 2);
 
         // A finalizer holds deletion until it is removed.
-        k.ok(&[
-            "-n",
-            "team",
-            "patch",
+        k.patch(
             "configmap",
             "c",
-            "--type=merge",
-            "-p",
+            "team",
+            "merge",
             r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
-        ])
+        )
         .await;
         k.ok(&["-n", "team", "delete", "configmap", "c", "--wait=false"])
             .await;
         assert!(
             api.store().get("configmaps", "team", "c").unwrap()["metadata"]["deletionTimestamp"].is_string()
         );
-        k.ok(&[
-            "-n",
-            "team",
-            "patch",
+        k.patch(
             "configmap",
             "c",
-            "--type=merge",
-            "-p",
+            "team",
+            "merge",
             r#"{"metadata":{"finalizers":null}}"#,
-        ])
+        )
         .await;
         assert!(api.store().get("configmaps", "team", "c").is_none(), "{label}");
 

@@ -71,16 +71,7 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
     // Client-side apply, an out-of-band change, then apply with one container changed and one removed.
     let v1 = k.file("v1.yaml", V1);
     k.ok(&["apply", "-f", v1.to_str().unwrap()]).await;
-    k.ok(&[
-        "-n",
-        "staging",
-        "patch",
-        "deployment",
-        "api",
-        "--type=json",
-        "-p",
-        r#"[{"op":"add","path":"/spec/template/spec/containers/0/env/-","value":{"name":"B","value":"kept"}}]"#,
-    ])
+    k.patch("deployment", "api", "staging", "json", r#"[{"op":"add","path":"/spec/template/spec/containers/0/env/-","value":{"name":"B","value":"kept"}}]"#)
     .await;
     let v2_text = V1
         .replace("image: app:1", "image: app:2")

@@ -86,15 +86,7 @@ async fn get_columns(label: &'static str, k: &Kubectl) {
     assert_eq!(header(&out), strs(&["NAME", "STATUS", "AGE"]), "{label}: {out}");
     assert_eq!(row(&out, "staging").unwrap()[1], "Active", "{label}: {out}");
 
-    k.ok(&[
-        "-n",
-        "staging",
-        "rollout",
-        "status",
-        "deployment/web",
-        "--timeout=20s",
-    ])
-    .await;
+    k.rollout_status("deployment/web", "staging", "20s").await;
     let out = k.ok(&["get", "deploy", "-n", "staging"]).await;
     assert_eq!(
         header(&out),
@@ -139,15 +131,7 @@ async fn get_columns(label: &'static str, k: &Kubectl) {
     // A CRD's additionalPrinterColumns, in the CRD's order, after NAME.
     let cluster = k.file("cluster.yaml", CNPG_CLUSTER);
     k.ok(&["apply", "-f", cluster.to_str().unwrap()]).await;
-    k.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "cluster/database",
-        "-n",
-        "staging",
-        "--timeout=20s",
-    ])
-    .await;
+    k.wait_for("Ready", "cluster/database", "staging", "20s").await;
     let out = k
         .ok(&["get", "clusters.postgresql.cnpg.io", "-n", "staging"])
         .await;
