@@ -154,6 +154,19 @@ spec:
     size: 1Gi
 ";
 
+/// A one-replica StatefulSet `db` in `staging`, for the workload checks.
+pub const STATEFULSET_DB: &str = "apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: staging}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: pg, image: postgres}]}
+";
+
 impl Kubectl {
     /// A kubectl command against this server to drive by hand (streaming output, e.g. `get -w`).
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use kube_standin::StandIn;
 use serde_json::Value;
 
-use crate::common::{CNPG_CLUSTER, Kubectl, crds, kubectls};
+use crate::common::{CNPG_CLUSTER, Kubectl, STATEFULSET_DB, crds, kubectls};
 
 const MANIFEST: &str = "apiVersion: v1
 kind: Namespace
@@ -33,7 +33,8 @@ data:
   extra: gone-later
 ";
 
-const WORKLOADS: &str = "apiVersion: apps/v1
+/// Deployed beside [`STATEFULSET_DB`].
+const DEPLOYMENT_WEB: &str = "apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: staging}
 spec:
@@ -42,17 +43,6 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: c, image: nginx}]}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db, namespace: staging}
-spec:
-  replicas: 1
-  serviceName: db
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec: {containers: [{name: c, image: postgres}]}
 ";
 
 async fn start() -> StandIn {
@@ -171,7 +161,10 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
     assert_eq!(phase, "Cluster in healthy state", "{label}");
 
     // Workload rollouts complete through the simulated controllers.
-    let workloads = k.file("workloads.yaml", WORKLOADS);
+    let workloads = k.file(
+        "workloads.yaml",
+        &format!("{DEPLOYMENT_WEB}---\n{STATEFULSET_DB}"),
+    );
     k.ok(&["apply", "--server-side", "-f", workloads.to_str().unwrap()])
         .await;
     let rolled = k.rollout_status("deployment/web", "staging", "20s").await;

@@ -11,7 +11,7 @@ use kube_standin::StandIn;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::common::{CNPG_CLUSTER, Kubectl, crds, header, kubectls, row};
+use crate::common::{CNPG_CLUSTER, Kubectl, STATEFULSET_DB, crds, header, kubectls, row};
 
 const SEED: &str = "apiVersion: v1
 kind: Namespace
@@ -37,23 +37,12 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: c, image: nginx}, {name: side, image: envoy}]}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db, namespace: staging}
-spec:
-  replicas: 1
-  serviceName: db
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec: {containers: [{name: pg, image: postgres}]}
 ";
 
 async fn start() -> StandIn {
     StandIn::builder()
         .crd_dir(crds("cloudnative-pg"))
-        .seed_yaml(SEED)
+        .seed_yaml(&format!("{SEED}---\n{STATEFULSET_DB}"))
         .simulate_ready(Duration::from_millis(200))
         .start()
         .await
