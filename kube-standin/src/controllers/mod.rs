@@ -177,6 +177,25 @@ pub fn key_if(event: &Event, group: &str, plural: &str) -> Option<ObjKey> {
     (event.key.group == group && event.key.plural == plural).then(|| event.key.clone())
 }
 
+/// What a workload controller reconciles for `event`: the workload (`group`, `plural`) when it changed
+/// itself, or the `kind` that controls a changed child (`child`); `None` for any other event.
+pub fn workload_or_controller(
+    st: &State,
+    event: &Event,
+    (group, plural): (&str, &str),
+    child: (&str, &str),
+    kind: &str,
+) -> Option<Vec<ObjKey>> {
+    if let Some(k) = key_if(event, group, plural) {
+        return Some(vec![k]);
+    }
+    (event.key.group == child.0 && event.key.plural == child.1).then(|| {
+        controller_key(st, &event.object, &event.key.namespace, kind)
+            .into_iter()
+            .collect()
+    })
+}
+
 /// The served type of a key.
 pub fn type_of(st: &State, group: &str, plural: &str) -> Option<ResourceType> {
     st.registry
