@@ -27,6 +27,16 @@ async fn start() -> StandIn {
         .expect("stand-in starts")
 }
 
+/// Runs `check` once per kubectl build, each against a fresh stand-in of its own, concurrently.
+async fn on_each_kubectl(check: impl AsyncFn(Kubectl, StandIn)) {
+    let check = &check;
+    let runs = kubectls().into_iter().map(|(label, bin)| async move {
+        let api = start().await;
+        check(Kubectl::new(label, bin, &api), api).await;
+    });
+    futures::future::join_all(runs).await;
+}
+
 /// Runs kubectl and parses its JSON output.
 async fn json_of(k: &Kubectl, args: &[&str]) -> Value {
     let out = k.ok(args).await;
@@ -270,11 +280,7 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deployments_roll_out_undo_and_scale() {
-    let runs = kubectls().into_iter().map(|(label, bin)| async move {
-        let api = start().await;
-        deployment_lifecycle(Kubectl::new(label, bin, &api), api).await;
-    });
-    futures::future::join_all(runs).await;
+    on_each_kubectl(deployment_lifecycle).await;
 }
 
 const STATEFULSET: &str = r#"{"apiVersion": "apps/v1", "kind": "StatefulSet",
@@ -381,11 +387,7 @@ async fn statefulset_lifecycle(k: Kubectl, api: StandIn) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn statefulsets_make_ordinal_pods() {
-    let runs = kubectls().into_iter().map(|(label, bin)| async move {
-        let api = start().await;
-        statefulset_lifecycle(Kubectl::new(label, bin, &api), api).await;
-    });
-    futures::future::join_all(runs).await;
+    on_each_kubectl(statefulset_lifecycle).await;
 }
 
 const JOB: &str = r#"{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": "apps"},
@@ -393,9 +395,8 @@ const JOB: &str = r#"{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"nam
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn jobs_complete_for_kubectl_wait_and_kube_rs() {
-    let runs = kubectls().into_iter().map(|(label, bin)| async move {
-        let api = start().await;
-        let k = Kubectl::new(label, bin, &api);
+    on_each_kubectl(async |k, _api| {
+        let label = k.label;
         let file = k.file("job.json", JOB);
         k.ok(&["create", "-f", file.to_str().unwrap()]).await;
         let waited = k.wait_for("complete", "job/migrate", "apps", "30s").await;
@@ -438,8 +439,8 @@ async fn jobs_complete_for_kubectl_wait_and_kube_rs() {
             pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
             "Completed"
         );
-    });
-    futures::future::join_all(runs).await;
+    })
+    .await;
 
     // kube-rs: a typed Job through to its completion condition.
     let api = start().await;
@@ -458,10 +459,9 @@ async fn jobs_complete_for_kubectl_wait_and_kube_rs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn garbage_collection_background_foreground_orphan() {
-    let runs = kubectls().into_iter().map(|(label, bin)| async move {
-        let api = start().await;
+    on_each_kubectl(async |k, api| {
+        let label = k.label;
         let store = api.store();
-        let k = Kubectl::new(label, bin, &api);
         let file = k.file("deploy.json", DEPLOYMENT);
 
         // Orphan: the ReplicaSet and pods stay, without their owner reference.
@@ -510,8 +510,8 @@ async fn garbage_collection_background_foreground_orphan() {
         k.patch("configmap", "dependent", "apps", "merge", r#"{"metadata":{"finalizers":null}}"#).await;
         k.ok(&["wait", "--for=delete", "configmap/owner", "-n", "apps", "--timeout=10s"]).await;
         assert!(store.get("configmaps", "apps", "dependent").is_none());
-    });
-    futures::future::join_all(runs).await;
+    })
+    .await;
 
     // kube-rs: DeleteParams::foreground on a typed Deployment.
     let api = start().await;
@@ -566,10 +566,9 @@ async fn garbage_collection_background_foreground_orphan() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn namespace_deletion_terminates_then_removes() {
-    let runs = kubectls().into_iter().map(|(label, bin)| async move {
-        let api = start().await;
+    on_each_kubectl(async |k, api| {
+        let label = k.label;
         let store = api.store();
-        let k = Kubectl::new(label, bin, &api);
         // JSON bodies: `kubectl create namespace|configmap` send protobuf, which is another change's work.
         let team = k.file("team.json", r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}"#);
         k.ok(&["create", "-f", team.to_str().unwrap()]).await;
@@ -620,8 +619,8 @@ async fn namespace_deletion_terminates_then_removes() {
         let finalized = k.file("finalized.json", &finalized.to_string());
         k.ok(&["replace", "--raw", "/api/v1/namespaces/team/finalize", "-f", finalized.to_str().unwrap()]).await;
         k.ok(&["wait", "--for=delete", "namespace/team", "--timeout=10s"]).await;
-    });
-    futures::future::join_all(runs).await;
+    })
+    .await;
 }
 
 fn application(name: &str, finalizer: &str) -> String {
@@ -635,10 +634,9 @@ fn application(name: &str, finalizer: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn argocd_applications_sync_and_cascade_on_deletion() {
-    let runs = kubectls().into_iter().map(|(label, bin)| async move {
-        let api = start().await;
+    on_each_kubectl(async |k, api| {
+        let label = k.label;
         let store = api.store();
-        let k = Kubectl::new(label, bin, &api);
         // What the Application manages (by tracking label and by tracking annotation), and what it does not.
         let mut deployment: Value = serde_json::from_str(DEPLOYMENT).unwrap();
         deployment["metadata"]["labels"] = json!({"app.kubernetes.io/instance": "web"});
@@ -688,8 +686,8 @@ async fn argocd_applications_sync_and_cascade_on_deletion() {
         assert!(store.get("configmaps", "apps", "someone-else").is_some(), "{label}: an untracked object was deleted");
         eventually("the Deployment's pods collected", || store.list("pods", Some("apps")).is_empty()).await;
         k.ok(&["wait", "--for=delete", "appproject/team", "-n", "argocd", "--timeout=10s"]).await;
-    });
-    futures::future::join_all(runs).await;
+    })
+    .await;
 
     // kube-rs: the background variant, and an Application without the finalizer leaving its resources.
     let api = start().await;
