@@ -36,6 +36,25 @@ pub fn kubectls() -> Vec<(&'static str, PathBuf)> {
     vec![("1.32", k132), ("1.35", k135)]
 }
 
+/// Runs `scenario` once per kubectl build, each on a task of its own so they run at once; a scenario's
+/// panic fails the test with its own message.
+pub async fn spawn_per_kubectl<F>(scenario: impl Fn(&'static str, PathBuf) -> F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let runs = kubectls()
+        .into_iter()
+        .map(|(label, bin)| tokio::spawn(scenario(label, bin)));
+    for run in futures::future::join_all(runs).await {
+        if let Err(e) = run {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+            panic!("a kubectl scenario did not finish: {e}");
+        }
+    }
+}
+
 /// Runs kubectl against a stand-in, with its own cache dir so no discovery cache leaks between calls.
 pub struct Kubectl {
     /// Which build ("1.32" / "1.35").

@@ -6,7 +6,7 @@ use std::time::Duration;
 use kube_standin::StandIn;
 use serde_json::Value;
 
-use crate::common::{CNPG_CLUSTER, Kubectl, STATEFULSET_DB, crds, kubectls};
+use crate::common::{CNPG_CLUSTER, Kubectl, STATEFULSET_DB, crds, kubectls, spawn_per_kubectl};
 
 const MANIFEST: &str = "apiVersion: v1
 kind: Namespace
@@ -278,14 +278,7 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_132_and_135_against_the_stand_in() {
-    let runs = kubectls()
-        .into_iter()
-        .map(|(label, bin)| tokio::spawn(scenario(label, bin)));
-    for r in futures::future::join_all(runs).await {
-        if let Err(e) = r {
-            std::panic::resume_unwind(e.into_panic());
-        }
-    }
+    spawn_per_kubectl(scenario).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use kube_standin::StandIn;
 use kube_standin::openapi::{Upstream, shared_openapi_file};
 use serde_json::Value;
 
-use crate::common::{Kubectl, crds, kubectls};
+use crate::common::{Kubectl, crds, spawn_per_kubectl};
 
 const V1: &str = "apiVersion: v1
 kind: Namespace
@@ -176,12 +176,7 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_explain_apply_and_diff_use_openapi() {
-    let runs = kubectls()
-        .into_iter()
-        .map(|(label, bin)| tokio::spawn(scenario(label, bin)));
-    for r in futures::future::join_all(runs).await {
-        r.expect("scenario");
-    }
+    spawn_per_kubectl(scenario).await;
 }
 
 async fn get_json(api: &StandIn, path: &str) -> Value {

@@ -11,7 +11,7 @@ use kube_standin::StandIn;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::common::{CNPG_CLUSTER, Kubectl, STATEFULSET_DB, crds, header, kubectls, row};
+use crate::common::{CNPG_CLUSTER, Kubectl, STATEFULSET_DB, crds, header, row, spawn_per_kubectl};
 
 const SEED: &str = "apiVersion: v1
 kind: Namespace
@@ -264,12 +264,7 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_prints_server_columns_and_scales() {
-    let runs = kubectls()
-        .into_iter()
-        .map(|(label, bin)| tokio::spawn(scenario(label, bin)));
-    for r in futures::future::join_all(runs).await {
-        r.expect("scenario");
-    }
+    spawn_per_kubectl(scenario).await;
 }
 
 async fn raw(api: &StandIn, method: &str, path: &str, accept: &str, body: Option<Value>) -> (u16, Value) {
