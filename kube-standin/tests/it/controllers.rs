@@ -61,6 +61,11 @@ fn name(o: &Value) -> &str {
     o["metadata"]["name"].as_str().unwrap_or("")
 }
 
+/// The Deployment revision a Deployment or ReplicaSet is annotated with.
+fn revision(o: &Value) -> &Value {
+    &o["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+}
+
 fn condition<'a>(o: &'a Value, ty: &str) -> &'a Value {
     o["status"]["conditions"]
         .as_array()
@@ -88,10 +93,7 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
         .unwrap()
         .to_string();
     assert_eq!(name(&first), format!("web-{hash}"));
-    assert_eq!(
-        first["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-        "1"
-    );
+    assert_eq!(revision(&first), "1");
     assert_eq!(
         first["metadata"]["annotations"]["kubernetes.io/change-cause"],
         "first"
@@ -139,10 +141,7 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
         condition(&dep, "Progressing")["message"],
         format!("ReplicaSet \"web-{hash}\" has successfully progressed.")
     );
-    assert_eq!(
-        dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-        "1"
-    );
+    assert_eq!(revision(&dep), "1");
     // The controllers' events, as `kubectl describe` lists them.
     let described = k.ok(&["describe", "deployment", "web", "-n", "apps"]).await;
     assert!(
@@ -176,10 +175,7 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
     let rs = items(&json_of(&k, &["get", "replicasets", "-n", "apps", "-o", "json"]).await);
     assert_eq!(rs.len(), 2, "{}", k.label);
     let second = rs.iter().find(|r| name(r) != name(&first)).unwrap().clone();
-    assert_eq!(
-        second["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-        "2"
-    );
+    assert_eq!(revision(&second), "2");
     assert_eq!(
         second["spec"]["template"]["spec"]["containers"][0]["image"],
         "nginx:1.28"
@@ -220,10 +216,7 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
         &["get", "replicaset", name(&first), "-n", "apps", "-o", "json"],
     )
     .await;
-    assert_eq!(
-        back["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-        "3"
-    );
+    assert_eq!(revision(&back), "3");
     assert_eq!(
         back["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"],
         "1"
@@ -234,10 +227,7 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
         dep["spec"]["template"]["spec"]["containers"][0]["image"],
         "nginx:1.27"
     );
-    assert_eq!(
-        dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-        "3"
-    );
+    assert_eq!(revision(&dep), "3");
     let history = k
         .ok(&["rollout", "history", "deployment/web", "-n", "apps"])
         .await;
