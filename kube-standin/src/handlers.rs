@@ -525,12 +525,7 @@ async fn dispatch_inner(app: Arc<AppState>, req: Request) -> Result<Response, Ap
             Ok(json_ok(updated))
         }
         (Method::PATCH, Some(name)) => {
-            let ct = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let kind =
-                PatchKind::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            let (kind, ct) = PatchKind::of_request(&headers)?;
             // Custom resources have no patch strategies: the real server refuses strategic merge.
             if kind == PatchKind::Strategic && rt.crd_name.is_some() {
                 return Err(ApiError::unsupported_media_type(ct));

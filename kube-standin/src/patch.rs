@@ -1,6 +1,7 @@
 //! The non-apply patch types: JSON merge patch (RFC 7386), JSON patch (RFC 6902) and an approximation of
 //! strategic merge patch (directives stripped, lists of objects merged by `name`, other lists replaced).
 
+use axum::http::{HeaderMap, header};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -29,6 +30,16 @@ impl PatchKind {
             "application/apply-patch+yaml" | "application/apply-patch+cbor" => Some(PatchKind::Apply),
             _ => None,
         }
+    }
+
+    /// The patch kind a request's `Content-Type` names, with that header; any other body type is a 415.
+    pub fn of_request(headers: &HeaderMap) -> Result<(Self, &str), ApiError> {
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let kind = Self::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+        Ok((kind, ct))
     }
 }
 

@@ -1113,6 +1113,12 @@ mod captured {
             Some((951_782_400, 500_000_000))
         );
         assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(parse_rfc3339("2000-02-29T01:00:00"), None, "no offset");
+        assert_eq!(
+            parse_rfc3339("1969-12-31T23:59:59.25Z"),
+            Some((-1, 250_000_000)),
+            "nanoseconds stay positive before the epoch"
+        );
     }
 
     #[test]

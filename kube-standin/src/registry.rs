@@ -185,196 +185,52 @@ impl Registry {
     /// access reviews and CRDs themselves.
     pub fn builtin() -> Self {
         let scale = |_kind: &str| sub("scale", "Scale", "autoscaling", "v1", &["get", "patch", "update"]);
+        let proxy = |kind: &str| {
+            sub(
+                "proxy",
+                kind,
+                "",
+                "v1",
+                &["create", "delete", "get", "patch", "update"],
+            )
+        };
+        let create_only = |mut review: ResourceType| {
+            review.verbs = vec!["create".into()];
+            review
+        };
+        let rbac = "rbac.authorization.k8s.io";
+        // One line a type: group, version, kind, plural, namespaced, short names, status subresource, others.
+        #[rustfmt::skip]
         let mut types = vec![
             builtin("", "v1", "Namespace", "namespaces", false, &["ns"], true, vec![]),
             builtin("", "v1", "Secret", "secrets", true, &[], false, vec![]),
             builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, vec![]),
-            builtin(
-                "",
-                "v1",
-                "Service",
-                "services",
-                true,
-                &["svc"],
-                true,
-                vec![sub(
-                    "proxy",
-                    "ServiceProxyOptions",
-                    "",
-                    "v1",
-                    &["create", "delete", "get", "patch", "update"],
-                )],
-            ),
+            builtin("", "v1", "Service", "services", true, &["svc"], true, vec![proxy("ServiceProxyOptions")]),
             builtin("", "v1", "Endpoints", "endpoints", true, &["ep"], false, vec![]),
-            builtin(
-                "",
-                "v1",
-                "Pod",
-                "pods",
-                true,
-                &["po"],
-                true,
-                vec![
-                    sub(
-                        "portforward",
-                        "PodPortForwardOptions",
-                        "",
-                        "v1",
-                        &["create", "get"],
-                    ),
-                    sub(
-                        "proxy",
-                        "PodProxyOptions",
-                        "",
-                        "v1",
-                        &["create", "delete", "get", "patch", "update"],
-                    ),
-                ],
-            ),
-            builtin(
-                "",
-                "v1",
-                "PersistentVolumeClaim",
-                "persistentvolumeclaims",
-                true,
-                &["pvc"],
-                true,
-                vec![],
-            ),
-            builtin(
-                "",
-                "v1",
-                "ServiceAccount",
-                "serviceaccounts",
-                true,
-                &["sa"],
-                false,
-                vec![],
-            ),
+            builtin("", "v1", "Pod", "pods", true, &["po"], true, vec![
+                sub("portforward", "PodPortForwardOptions", "", "v1", &["create", "get"]),
+                proxy("PodProxyOptions"),
+            ]),
+            builtin("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, &["pvc"], true, vec![]),
+            builtin("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false, vec![]),
             builtin("", "v1", "Event", "events", true, &["ev"], false, vec![]),
-            builtin(
-                "apps",
-                "v1",
-                "Deployment",
-                "deployments",
-                true,
-                &["deploy"],
-                true,
-                vec![scale("Deployment")],
-            ),
-            builtin(
-                "apps",
-                "v1",
-                "StatefulSet",
-                "statefulsets",
-                true,
-                &["sts"],
-                true,
-                vec![scale("StatefulSet")],
-            ),
+            builtin("apps", "v1", "Deployment", "deployments", true, &["deploy"], true, vec![scale("Deployment")]),
+            builtin("apps", "v1", "StatefulSet", "statefulsets", true, &["sts"], true, vec![scale("StatefulSet")]),
             // Workload kinds the controllers write (see crate::controllers).
-            builtin(
-                "apps",
-                "v1",
-                "ReplicaSet",
-                "replicasets",
-                true,
-                &["rs"],
-                true,
-                vec![scale("ReplicaSet")],
-            ),
-            builtin(
-                "apps",
-                "v1",
-                "ControllerRevision",
-                "controllerrevisions",
-                true,
-                &[],
-                false,
-                vec![],
-            ),
+            builtin("apps", "v1", "ReplicaSet", "replicasets", true, &["rs"], true, vec![scale("ReplicaSet")]),
+            builtin("apps", "v1", "ControllerRevision", "controllerrevisions", true, &[], false, vec![]),
             builtin("batch", "v1", "Job", "jobs", true, &[], true, vec![]),
-            builtin(
-                "storage.k8s.io",
-                "v1",
-                "StorageClass",
-                "storageclasses",
-                false,
-                &["sc"],
-                false,
-                vec![],
-            ),
-            builtin(
-                "apiextensions.k8s.io",
-                "v1",
-                "CustomResourceDefinition",
-                "customresourcedefinitions",
-                false,
-                &["crd", "crds"],
-                true,
-                vec![],
-            ),
-        ];
-        let mut ssar = builtin(
-            "authorization.k8s.io",
-            "v1",
-            "SelfSubjectAccessReview",
-            "selfsubjectaccessreviews",
-            false,
-            &[],
-            false,
-            vec![],
-        );
-        ssar.verbs = vec!["create".into()];
-        types.push(ssar);
-        let mut ssrr = builtin(
-            "authorization.k8s.io",
-            "v1",
-            "SelfSubjectRulesReview",
-            "selfsubjectrulesreviews",
-            false,
-            &[],
-            false,
-            vec![],
-        );
-        ssrr.verbs = vec!["create".into()];
-        types.push(ssrr);
-        // What `kubectl create role|rolebinding|clusterrole|clusterrolebinding` writes (ReplicaSets, which
-        // helm 4's `--wait` lists for a Deployment's status, and Jobs are registered with the workloads).
-        let rbac = "rbac.authorization.k8s.io";
-        types.extend([
+            builtin("storage.k8s.io", "v1", "StorageClass", "storageclasses", false, &["sc"], false, vec![]),
+            builtin("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false, &["crd", "crds"], true, vec![]),
+            create_only(builtin("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", false, &[], false, vec![])),
+            create_only(builtin("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", false, &[], false, vec![])),
+            // What `kubectl create role|rolebinding|clusterrole|clusterrolebinding` writes (ReplicaSets, which
+            // helm 4's `--wait` lists for a Deployment's status, and Jobs are registered with the workloads).
             builtin(rbac, "v1", "Role", "roles", true, &[], false, vec![]),
-            builtin(
-                rbac,
-                "v1",
-                "RoleBinding",
-                "rolebindings",
-                true,
-                &[],
-                false,
-                vec![],
-            ),
-            builtin(
-                rbac,
-                "v1",
-                "ClusterRole",
-                "clusterroles",
-                false,
-                &[],
-                false,
-                vec![],
-            ),
-            builtin(
-                rbac,
-                "v1",
-                "ClusterRoleBinding",
-                "clusterrolebindings",
-                false,
-                &[],
-                false,
-                vec![],
-            ),
-        ]);
+            builtin(rbac, "v1", "RoleBinding", "rolebindings", true, &[], false, vec![]),
+            builtin(rbac, "v1", "ClusterRole", "clusterroles", false, &[], false, vec![]),
+            builtin(rbac, "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], false, vec![]),
+        ];
         for t in &mut types {
             if [
                 "pods",

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::Request;
-use axum::http::{Method, header};
+use axum::http::Method;
 use axum::response::Response;
 use serde_json::{Value, json};
 
@@ -171,12 +171,7 @@ pub async fn handle(
         Method::PUT => serde_json::from_slice::<Value>(&body)
             .map_err(|e| ApiError::bad_request(format!("invalid Scale body: {e}")))?,
         Method::PATCH => {
-            let ct = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let kind =
-                PatchKind::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            let (kind, _) = PatchKind::of_request(&headers)?;
             let mut doc = current.clone();
             if kind == PatchKind::Apply {
                 let config: Value = serde_json::from_slice(&body)

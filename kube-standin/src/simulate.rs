@@ -54,16 +54,7 @@ pub fn set_unready(
         .registry
         .lookup(resource)
         .ok_or_else(|| Error::UnknownResource(resource.into()))?;
-    let key = ObjKey {
-        group: rt.group.clone(),
-        plural: rt.plural.clone(),
-        namespace: if rt.namespaced {
-            namespace.to_string()
-        } else {
-            String::new()
-        },
-        name: name.to_string(),
-    };
+    let key = ObjKey::new(&rt, namespace, name);
     match message {
         Some(m) => st.overrides.unready.insert(key.clone(), m),
         None => st.overrides.unready.remove(&key),
@@ -384,21 +375,13 @@ fn desired_status(key: &ObjKey, obj: &Value, unready: Option<&str>) -> Option<Va
         }),
         ("", "pods") if ready && run_to_completion(obj) => {
             // A Job's pod: its containers run and exit 0.
-            let containers: Vec<Value> = obj
-                .pointer("/spec/containers")
-                .and_then(Value::as_array)
-                .map(|cs| {
-                    cs.iter()
-                        .map(|c| {
-                            json!({
-                                "name": c["name"], "image": c["image"], "imageID": "", "ready": false, "started": false,
-                                "restartCount": 0,
-                                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}
-                            })
-                        })
-                        .collect()
+            let containers = container_statuses(obj, |c| {
+                json!({
+                    "name": c["name"], "image": c["image"], "imageID": "", "ready": false, "started": false,
+                    "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}
                 })
-                .unwrap_or_default();
+            });
             let cond = |t: &str, ok: bool| {
                 let mut c = json!({"type": t, "status": if ok { "True" } else { "False" }, "lastTransitionTime": now});
                 if t != "PodScheduled" {
@@ -415,21 +398,13 @@ fn desired_status(key: &ObjKey, obj: &Value, unready: Option<&str>) -> Option<Va
             })
         }
         ("", "pods") => {
-            let containers: Vec<Value> = obj
-                .pointer("/spec/containers")
-                .and_then(Value::as_array)
-                .map(|cs| {
-                    cs.iter()
-                        .map(|c| {
-                            json!({
-                                "name": c["name"], "image": c["image"], "imageID": "", "ready": ready, "started": ready,
-                                "restartCount": 0,
-                                "state": if ready { json!({"running": {"startedAt": now}}) } else { json!({"waiting": {"reason": "ContainerCreating", "message": msg}}) }
-                            })
-                        })
-                        .collect()
+            let containers = container_statuses(obj, |c| {
+                json!({
+                    "name": c["name"], "image": c["image"], "imageID": "", "ready": ready, "started": ready,
+                    "restartCount": 0,
+                    "state": if ready { json!({"running": {"startedAt": now}}) } else { json!({"waiting": {"reason": "ContainerCreating", "message": msg}}) }
                 })
-                .unwrap_or_default();
+            });
             let cond = |t: &str, ok: bool| {
                 let mut c = json!({"type": t, "status": if ok { "True" } else { "False" }, "lastTransitionTime": now});
                 if !ok {
@@ -460,6 +435,14 @@ fn desired_status(key: &ObjKey, obj: &Value, unready: Option<&str>) -> Option<Va
         _ => return None,
     };
     Some(status)
+}
+
+/// One status per container of the pod's spec, each built by `status`.
+fn container_statuses(pod: &Value, status: impl Fn(&Value) -> Value) -> Vec<Value> {
+    pod.pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| cs.iter().map(status).collect())
+        .unwrap_or_default()
 }
 
 /// Whether a pod runs to completion instead of serving: a Job's pod.

@@ -39,7 +39,8 @@ pub struct ObjKey {
 }
 
 impl ObjKey {
-    fn new(rt: &ResourceType, namespace: &str, name: &str) -> Self {
+    /// The key of `name` in `namespace` (dropped for cluster-scoped types).
+    pub(crate) fn new(rt: &ResourceType, namespace: &str, name: &str) -> Self {
         ObjKey {
             group: rt.group.clone(),
             plural: rt.plural.clone(),
@@ -687,18 +688,24 @@ impl State {
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
-        let key = ObjKey::new(rt, namespace, name);
-        let old = self
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(rt, name))?;
+        let (key, old) = self.existing(rt, namespace, name)?;
         if let Some(want) = get_str(&body, &["metadata", "resourceVersion"]).filter(|s| !s.is_empty())
             && want != get_str(&old, &["metadata", "resourceVersion"]).unwrap_or("")
         {
             return Err(ApiError::conflict(rt, name));
         }
         self.write_update(rt, key, old, body, None, ctx)
+    }
+
+    /// The key and a copy of a stored object, or the API's 404 for it.
+    fn existing(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<(ObjKey, Value), ApiError> {
+        let key = ObjKey::new(rt, namespace, name);
+        let old = self
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(rt, name))?;
+        Ok((key, old))
     }
 
     /// Patches an object with a merge, JSON or strategic patch.
@@ -711,12 +718,7 @@ impl State {
         body: &[u8],
         ctx: &WriteCtx,
     ) -> Result<Value, ApiError> {
-        let key = ObjKey::new(rt, namespace, name);
-        let old = self
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(rt, name))?;
+        let (key, old) = self.existing(rt, namespace, name)?;
         let mut doc = present(rt, &old);
         let schema = self.openapi.as_deref().and_then(|u| u.schema_for(rt));
         patch::apply_patch_with_schema(kind, &mut doc, body, schema)?;
@@ -1056,12 +1058,7 @@ impl State {
         ctx: &WriteCtx,
         options: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        let key = ObjKey::new(rt, namespace, name);
-        let old = self
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(rt, name))?;
+        let (key, old) = self.existing(rt, namespace, name)?;
         if let Some(pre) = options.and_then(|o| o.get("preconditions")) {
             let stale_rv = pre
                 .get("resourceVersion")
@@ -1292,18 +1289,17 @@ mod tests {
             "status is dropped on create through the API"
         );
         let rv1 = rv_of(&created);
+        let merge = |st: &mut State, body: &[u8], ctx: &WriteCtx| {
+            st.patch(&rt, "default", "w", PatchKind::Merge, body, ctx)
+        };
 
         // A label change: new RV, same generation.
-        let labelled = st
-            .patch(
-                &rt,
-                "default",
-                "w",
-                PatchKind::Merge,
-                br#"{"metadata":{"labels":{"a":"b"}},"status":{"ready":true}}"#,
-                &ctx("t"),
-            )
-            .unwrap();
+        let labelled = merge(
+            &mut st,
+            br#"{"metadata":{"labels":{"a":"b"}},"status":{"ready":true}}"#,
+            &ctx("t"),
+        )
+        .unwrap();
         assert!(rv_of(&labelled) > rv1);
         assert_eq!(labelled["metadata"]["generation"], 1);
         assert!(
@@ -1316,43 +1312,21 @@ mod tests {
             subresource: "status".into(),
             ..ctx("op")
         };
-        let with_status = st
-            .patch(
-                &rt,
-                "default",
-                "w",
-                PatchKind::Merge,
-                br#"{"status":{"ready":true},"spec":{"size":9}}"#,
-                &status_ctx,
-            )
-            .unwrap();
+        let with_status = merge(
+            &mut st,
+            br#"{"status":{"ready":true},"spec":{"size":9}}"#,
+            &status_ctx,
+        )
+        .unwrap();
         assert_eq!(with_status["status"]["ready"], true);
         assert_eq!(with_status["spec"]["size"], 1);
         assert_eq!(with_status["metadata"]["generation"], 1);
 
         // A spec change bumps generation.
-        let resized = st
-            .patch(
-                &rt,
-                "default",
-                "w",
-                PatchKind::Merge,
-                br#"{"spec":{"size":2}}"#,
-                &ctx("t"),
-            )
-            .unwrap();
+        let resized = merge(&mut st, br#"{"spec":{"size":2}}"#, &ctx("t")).unwrap();
         assert_eq!(resized["metadata"]["generation"], 2);
         // No-op writes keep the RV.
-        let same = st
-            .patch(
-                &rt,
-                "default",
-                "w",
-                PatchKind::Merge,
-                br#"{"spec":{"size":2}}"#,
-                &ctx("t"),
-            )
-            .unwrap();
+        let same = merge(&mut st, br#"{"spec":{"size":2}}"#, &ctx("t")).unwrap();
         assert_eq!(rv_of(&same), rv_of(&resized));
         // Stale PUT conflicts.
         let mut stale = resized.clone();
@@ -1364,16 +1338,7 @@ mod tests {
             409
         );
         // Invalid spec is rejected.
-        let bad = st
-            .patch(
-                &rt,
-                "default",
-                "w",
-                PatchKind::Merge,
-                br#"{"spec":{"size":"big"}}"#,
-                &ctx("t"),
-            )
-            .unwrap_err();
+        let bad = merge(&mut st, br#"{"spec":{"size":"big"}}"#, &ctx("t")).unwrap_err();
         assert_eq!(bad.code, 422);
     }
 

@@ -1,42 +1,30 @@
 //! Small helpers shared by the modules: timestamps, random names, durations, URL decoding and JSON paths.
 //!
-//! Kept dependency-free on purpose: the stand-in needs only RFC 3339 "now", lowercase random suffixes
-//! and the few query-string rules the Kubernetes clients actually use.
+//! Dates go through `jiff`; the rest is small on purpose: the stand-in needs only RFC 3339 "now",
+//! lowercase random suffixes and the few query-string rules the Kubernetes clients actually use.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use jiff::Timestamp;
 use rand::Rng;
 use serde_json::{Map, Value};
 
 /// The current time as RFC 3339 with a `Z` suffix and whole seconds, like the API server writes it.
 pub fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format_rfc3339(secs)
+    whole_seconds(Timestamp::now().as_second())
 }
 
 /// Formats seconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn format_rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    whole_seconds(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
+/// `jiff` prints a whole-second instant in UTC exactly as the API server does; instants past its range
+/// (late 9999) fall back to the epoch rather than panic.
+fn whole_seconds(secs: i64) -> String {
+    Timestamp::from_second(secs)
+        .unwrap_or(Timestamp::UNIX_EPOCH)
+        .to_string()
 }
 
 /// `n` characters from the alphabet the API server uses for `generateName` suffixes.
@@ -202,6 +190,13 @@ mod tests {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(format_rfc3339(1_767_225_599), "2025-12-31T23:59:59Z");
+        assert_eq!(format_rfc3339(253_402_207_200), "9999-12-30T22:00:00Z");
+        assert_eq!(format_rfc3339(u64::MAX), "1970-01-01T00:00:00Z");
+        let now = now_rfc3339();
+        assert!(
+            now.len() == 20 && now.ends_with('Z') && now.starts_with("20"),
+            "{now}"
+        );
     }
 
     #[test]

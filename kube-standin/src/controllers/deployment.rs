@@ -9,8 +9,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    Controller, Requeue, SeededGenerations, condition, controller_key, controller_ref, create, delete,
-    deleting, int_at, key_if, owned, read, template_hash, update, warn, write_status,
+    Controller, Requeue, SeededGenerations, condition, controller_ref, create, delete, deleting, int_at,
+    owned, read, template_hash, update, warn, workload_or_controller, write_status,
 };
 use crate::store::{Event, ObjKey, State};
 use crate::util::{get_str, now_rfc3339};
@@ -159,15 +159,14 @@ impl Controller for DeploymentController {
     }
 
     fn watches(&mut self, st: &State, event: &Event) -> Vec<ObjKey> {
-        if let Some(k) = key_if(event, "apps", "deployments") {
-            return vec![k];
-        }
-        if event.key.group == "apps" && event.key.plural == "replicasets" {
-            return controller_key(st, &event.object, &event.key.namespace, "Deployment")
-                .into_iter()
-                .collect();
-        }
-        Vec::new()
+        workload_or_controller(
+            st,
+            event,
+            ("apps", "deployments"),
+            ("apps", "replicasets"),
+            "Deployment",
+        )
+        .unwrap_or_default()
     }
 
     fn reconcile(&mut self, st: &mut State, key: &ObjKey, queue: &Requeue) {

@@ -49,16 +49,7 @@ fn dependents_of(st: &State, uid: &str) -> Vec<ObjKey> {
 /// The key an owner reference points at, when its type is served.
 fn owner_key(st: &State, dependent: &ObjKey, r: &Value) -> Option<ObjKey> {
     let rt = st.type_for(r["apiVersion"].as_str()?, r["kind"].as_str()?)?;
-    Some(ObjKey {
-        group: rt.group.clone(),
-        plural: rt.plural.clone(),
-        namespace: if rt.namespaced {
-            dependent.namespace.clone()
-        } else {
-            String::new()
-        },
-        name: r["name"].as_str()?.to_string(),
-    })
+    Some(ObjKey::new(&rt, &dependent.namespace, r["name"].as_str()?))
 }
 
 impl Controller for GarbageCollector {

@@ -9,8 +9,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    Controller, Requeue, SeededGenerations, controller_key, controller_ref, create, deleting, int_at, key_if,
-    owned, pod_ready, read, record_event, warn, write_status,
+    Controller, Requeue, SeededGenerations, controller_ref, create, deleting, int_at, owned, pod_ready, read,
+    record_event, warn, workload_or_controller, write_status,
 };
 use crate::store::{Event, ObjKey, State};
 use crate::util::{get_str, now_rfc3339};
@@ -43,15 +43,7 @@ impl Controller for JobController {
     }
 
     fn watches(&mut self, st: &State, event: &Event) -> Vec<ObjKey> {
-        if let Some(k) = key_if(event, "batch", "jobs") {
-            return vec![k];
-        }
-        if event.key.group.is_empty() && event.key.plural == "pods" {
-            return controller_key(st, &event.object, &event.key.namespace, "Job")
-                .into_iter()
-                .collect();
-        }
-        Vec::new()
+        workload_or_controller(st, event, ("batch", "jobs"), ("", "pods"), "Job").unwrap_or_default()
     }
 
     fn reconcile(&mut self, st: &mut State, job_key: &ObjKey, _queue: &Requeue) {

@@ -177,6 +177,25 @@ pub fn key_if(event: &Event, group: &str, plural: &str) -> Option<ObjKey> {
     (event.key.group == group && event.key.plural == plural).then(|| event.key.clone())
 }
 
+/// What a workload controller reconciles for `event`: the workload (`group`, `plural`) when it changed
+/// itself, or the `kind` that controls a changed child (`child`); `None` for any other event.
+pub fn workload_or_controller(
+    st: &State,
+    event: &Event,
+    (group, plural): (&str, &str),
+    child: (&str, &str),
+    kind: &str,
+) -> Option<Vec<ObjKey>> {
+    if let Some(k) = key_if(event, group, plural) {
+        return Some(vec![k]);
+    }
+    (event.key.group == child.0 && event.key.plural == child.1).then(|| {
+        controller_key(st, &event.object, &event.key.namespace, kind)
+            .into_iter()
+            .collect()
+    })
+}
+
 /// The served type of a key.
 pub fn type_of(st: &State, group: &str, plural: &str) -> Option<ResourceType> {
     st.registry
@@ -223,16 +242,7 @@ pub fn controller_key(st: &State, obj: &Value, namespace: &str, kind: &str) -> O
         .into_iter()
         .find(|r| r["controller"] == json!(true) && r["kind"] == json!(kind))?;
     let rt = st.type_for(r["apiVersion"].as_str()?, kind)?;
-    Some(ObjKey {
-        group: rt.group.clone(),
-        plural: rt.plural.clone(),
-        namespace: if rt.namespaced {
-            namespace.to_string()
-        } else {
-            String::new()
-        },
-        name: r["name"].as_str()?.to_string(),
-    })
+    Some(ObjKey::new(&rt, namespace, r["name"].as_str()?))
 }
 
 /// The owner reference a controller puts on what it creates.

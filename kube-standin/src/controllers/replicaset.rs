@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Controller, Requeue, SeededGenerations, controlled_by, controller_key, controller_ref, create, delete,
-    deleting, int_at, key, key_if, owned, pod_ready, read, record_event, sync_pod_unready, unready_message,
-    warn, write_status,
+    deleting, int_at, key, owned, pod_ready, read, record_event, sync_pod_unready, unready_message, warn,
+    workload_or_controller, write_status,
 };
 use crate::store::{Event, ObjKey, State};
 use crate::util::get_str;
@@ -27,15 +27,12 @@ impl Controller for ReplicaSetController {
     }
 
     fn watches(&mut self, st: &State, event: &Event) -> Vec<ObjKey> {
-        if let Some(k) = key_if(event, "apps", "replicasets") {
-            return vec![k];
+        if let Some(keys) =
+            workload_or_controller(st, event, ("apps", "replicasets"), ("", "pods"), "ReplicaSet")
+        {
+            return keys;
         }
         let ns = event.key.namespace.as_str();
-        if event.key.group.is_empty() && event.key.plural == "pods" {
-            return controller_key(st, &event.object, ns, "ReplicaSet")
-                .into_iter()
-                .collect();
-        }
         // A Deployment's unready override reaches its ReplicaSets' pods.
         if event.key.group == "apps" && event.key.plural == "deployments" {
             let uid = get_str(&event.object, &["metadata", "uid"]).unwrap_or("");

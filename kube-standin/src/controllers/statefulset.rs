@@ -9,9 +9,9 @@ use serde_json::{Map, Value, json};
 
 use super::deployment::semantic;
 use super::{
-    Controller, Requeue, SeededGenerations, controller_key, controller_ref, create, delete, deleting, int_at,
-    key, key_if, owned, pod_ready, read, record_event, sync_pod_unready, template_hash, unready_message,
-    update, warn, write_status,
+    Controller, Requeue, SeededGenerations, controller_ref, create, delete, deleting, int_at, key, owned,
+    pod_ready, read, record_event, sync_pod_unready, template_hash, unready_message, update, warn,
+    workload_or_controller, write_status,
 };
 use crate::store::{Event, ObjKey, State};
 use crate::util::get_str;
@@ -45,15 +45,8 @@ impl Controller for StatefulSetController {
     }
 
     fn watches(&mut self, st: &State, event: &Event) -> Vec<ObjKey> {
-        if let Some(k) = key_if(event, "apps", "statefulsets") {
-            return vec![k];
-        }
-        if event.key.group.is_empty() && event.key.plural == "pods" {
-            return controller_key(st, &event.object, &event.key.namespace, "StatefulSet")
-                .into_iter()
-                .collect();
-        }
-        Vec::new()
+        workload_or_controller(st, event, ("apps", "statefulsets"), ("", "pods"), "StatefulSet")
+            .unwrap_or_default()
     }
 
     fn reconcile(&mut self, st: &mut State, sts_key: &ObjKey, _queue: &Requeue) {

@@ -39,6 +39,26 @@ const fn col(name: &'static str, ty: &'static str, priority: u8, description: &'
     }
 }
 
+/// A `string` column shown in every table.
+const fn text(name: &'static str, description: &'static str) -> Col {
+    col(name, "string", 0, description)
+}
+
+/// A `string` column shown only with `-o wide`.
+const fn wide(name: &'static str, description: &'static str) -> Col {
+    col(name, "string", 1, description)
+}
+
+/// An `integer` column shown in every table.
+const fn int(name: &'static str, description: &'static str) -> Col {
+    col(name, "integer", 0, description)
+}
+
+/// A `boolean` column shown in every table.
+const fn boolean(name: &'static str, description: &'static str) -> Col {
+    col(name, "boolean", 0, description)
+}
+
 pub(super) const NAME: Col = Col {
     name: "Name",
     ty: "string",
@@ -46,549 +66,185 @@ pub(super) const NAME: Col = Col {
     priority: 0,
     description: NAME_DOC,
 };
-const AGE: Col = col("Age", "string", 0, AGE_DOC);
-const CONTAINERS: Col = col(
-    "Containers",
-    "string",
-    1,
-    "Names of each container in the template.",
-);
-const IMAGES: Col = col(
-    "Images",
-    "string",
-    1,
-    "Images referenced by each container in the template.",
-);
-const SELECTOR: Col = col("Selector", "string", 1, "A label query over pods.");
+const AGE: Col = text("Age", AGE_DOC);
+const CONTAINERS: Col = wide("Containers", "Names of each container in the template.");
+const IMAGES: Col = wide("Images", "Images referenced by each container in the template.");
+const SELECTOR: Col = wide("Selector", "A label query over pods.");
+
+/// One built-in kind's printer, as the real server registers it.
+struct Printer {
+    group: &'static str,
+    kinds: &'static [&'static str],
+    row: RowFn,
+    cols: &'static [Col],
+}
+
+/// Every built-in kind the real server prints as a table: its group, kind(s), row builder and columns.
+#[rustfmt::skip]
+const PRINTERS: &[Printer] = &[
+    Printer { group: "", kinds: &["Namespace"], row: namespace, cols: &[
+        NAME,
+        text("Status", "The status of the namespace"),
+        AGE,
+    ] },
+    Printer { group: "", kinds: &["ConfigMap"], row: config_map, cols: &[
+        NAME,
+        text("Data", "Data contains the configuration data."),
+        AGE,
+    ] },
+    Printer { group: "", kinds: &["Secret"], row: secret, cols: &[
+        NAME,
+        text("Type", "Used to facilitate programmatic handling of secret data."),
+        text("Data", "Data contains the secret data."),
+        AGE,
+    ] },
+    Printer { group: "", kinds: &["ServiceAccount"], row: service_account, cols: &[
+        NAME,
+        text("Secrets", "Secrets of this service account."),
+        AGE,
+    ] },
+    Printer { group: "", kinds: &["Service"], row: service, cols: &[
+        NAME,
+        text("Type", "type determines how the Service is exposed."),
+        text("Cluster-IP", "clusterIP is the IP address of the service."),
+        text("External-IP", "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."),
+        text("Port(s)", "The list of ports that are exposed by this service."),
+        AGE,
+        wide("Selector", "Route service traffic to pods with label keys and values matching this selector."),
+    ] },
+    Printer { group: "", kinds: &["Endpoints"], row: endpoints, cols: &[
+        NAME,
+        text("Endpoints", "The set of all endpoints is the union of all subsets."),
+        AGE,
+    ] },
+    Printer { group: "", kinds: &["Pod"], row: pod, cols: &[
+        NAME,
+        text("Ready", "The aggregate readiness state of this pod for accepting traffic."),
+        text("Status", "The aggregate status of the containers in this pod."),
+        text("Restarts", "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+        AGE,
+        wide("IP", "podIP address allocated to the pod."),
+        wide("Node", "NodeName indicates in which node this pod is scheduled."),
+        wide("Nominated Node", "nominatedNodeName is set only when this pod preempts other pods on the node."),
+        wide("Readiness Gates", "If specified, all readiness gates will be evaluated for pod readiness."),
+    ] },
+    Printer { group: "", kinds: &["PersistentVolumeClaim"], row: pvc, cols: &[
+        NAME,
+        text("Status", "phase represents the current phase of PersistentVolumeClaim."),
+        text("Volume", "volumeName is the binding reference to the PersistentVolume backing this claim."),
+        text("Capacity", "capacity represents the actual resources of the underlying volume."),
+        text("Access Modes", "accessModes contains the actual access modes the volume backing the PVC has."),
+        text("StorageClass", "StorageClass of the pvc"),
+        text("VolumeAttributesClass", "VolumeAttributesClass of the pvc"),
+        AGE,
+        wide("VolumeMode", "volumeMode defines what type of volume is required by the claim."),
+    ] },
+    Printer { group: "", kinds: &["Event"], row: event, cols: &[
+        text("Last Seen", "The time at which the most recent occurrence of this event was recorded."),
+        text("Type", "Type of this event (Normal, Warning), new types could be added in the future"),
+        text("Reason", "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
+        text("Object", "The object that this event is about."),
+        wide("Subobject", "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement."),
+        wide("Source", "The component reporting this event."),
+        text("Message", "A human-readable description of the status of this operation."),
+        wide("First Seen", "The time at which the event was first recorded."),
+        wide("Count", "The number of times this event has occurred."),
+        Col { priority: 1, ..NAME },
+    ] },
+    Printer { group: "apps", kinds: &["Deployment"], row: deployment, cols: &[
+        NAME,
+        text("Ready", "Number of the pod with ready state"),
+        text("Up-to-date", "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
+        text("Available", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+        AGE, CONTAINERS, IMAGES, SELECTOR,
+    ] },
+    Printer { group: "apps", kinds: &["StatefulSet"], row: stateful_set, cols: &[
+        NAME,
+        text("Ready", "Number of the pod with ready state"),
+        AGE, CONTAINERS, IMAGES,
+    ] },
+    Printer { group: "apps", kinds: &["ReplicaSet"], row: replica_set, cols: &[
+        NAME,
+        int("Desired", "Replicas is the number of desired replicas."),
+        int("Current", "Replicas is the most recently observed number of replicas."),
+        int("Ready", "The number of ready replicas for this replica set."),
+        AGE, CONTAINERS, IMAGES, SELECTOR,
+    ] },
+    Printer { group: "apps", kinds: &["DaemonSet"], row: daemon_set, cols: &[
+        NAME,
+        int("Desired", "The total number of nodes that should be running the daemon pod."),
+        int("Current", "The number of nodes that are running at least 1 daemon pod."),
+        int("Ready", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
+        int("Up-to-date", "The total number of nodes that are running updated daemon pod"),
+        int("Available", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available."),
+        text("Node Selector", "NodeSelector is a selector which must be true for the pod to fit on a node."),
+        AGE, CONTAINERS, IMAGES, SELECTOR,
+    ] },
+    Printer { group: "batch", kinds: &["Job"], row: job, cols: &[
+        NAME,
+        text("Status", "Status of the job."),
+        text("Completions", "The number of pods which reached phase Succeeded."),
+        text("Duration", "Time required to complete the job."),
+        AGE, CONTAINERS, IMAGES, SELECTOR,
+    ] },
+    Printer { group: "batch", kinds: &["CronJob"], row: cron_job, cols: &[
+        NAME,
+        text("Schedule", "The schedule in Cron format."),
+        text("Timezone", "The time zone name for the given schedule."),
+        boolean("Suspend", "This flag tells the controller to suspend subsequent executions."),
+        int("Active", "A list of pointers to currently running jobs."),
+        text("Last Schedule", "Information when was the last time the job was successfully scheduled."),
+        AGE, CONTAINERS, IMAGES, SELECTOR,
+    ] },
+    Printer { group: "networking.k8s.io", kinds: &["Ingress"], row: ingress, cols: &[
+        NAME,
+        text("Class", "The name of the IngressClass resource that should be used for additional configuration"),
+        text("Hosts", "Hosts that incoming requests are matched against before the ingress rule"),
+        text("Address", "Address is a list containing ingress points for the load-balancer"),
+        text("Ports", "Ports of TLS configurations that open"),
+        AGE,
+    ] },
+    Printer { group: "policy", kinds: &["PodDisruptionBudget"], row: pdb, cols: &[
+        NAME,
+        text("Min Available", "The minimum number of pods that must be available."),
+        text("Max Unavailable", "The maximum number of pods that may be unavailable."),
+        int("Allowed Disruptions", "Calculated number of pods that may be disrupted at this time."),
+        AGE,
+    ] },
+    Printer { group: "autoscaling", kinds: &["HorizontalPodAutoscaler"], row: hpa, cols: &[
+        NAME,
+        text("Reference", "reference to scaled resource; horizontal pod autoscaler will learn the current resource consumption and will set the desired number of pods by using its Scale subresource."),
+        text("Targets", "metrics contains the specifications for which to use to calculate the desired replica count."),
+        text("MinPods", "minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down."),
+        text("MaxPods", "maxReplicas is the upper limit for the number of pods that can be set by the autoscaler."),
+        text("Replicas", "current number of replicas of pods managed by this autoscaler."),
+        AGE,
+    ] },
+    Printer { group: "rbac.authorization.k8s.io", kinds: &["RoleBinding", "ClusterRoleBinding"], row: role_binding, cols: &[
+        NAME,
+        text("Role", "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace."),
+        AGE,
+        wide("Users", "Users in the roleBinding"),
+        wide("Groups", "Groups in the roleBinding"),
+        wide("ServiceAccounts", "ServiceAccounts in the roleBinding"),
+    ] },
+    Printer { group: "storage.k8s.io", kinds: &["StorageClass"], row: storage_class, cols: &[
+        NAME,
+        text("Provisioner", "provisioner indicates the type of the provisioner."),
+        text("ReclaimPolicy", "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class."),
+        text("VolumeBindingMode", "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound."),
+        text("AllowVolumeExpansion", "allowVolumeExpansion shows whether the storage class allow volume expand."),
+        AGE,
+    ] },
+];
 
 /// The columns and row builder of a built-in kind, `None` when the real server has no printer for it
 /// (then the default `Name`/`Created At` table applies).
 pub fn for_kind(group: &str, kind: &str) -> Option<(Vec<Col>, RowFn)> {
-    let cols = |c: &[Col]| c.to_vec();
-    Some(match (group, kind) {
-        ("", "Namespace") => (
-            cols(&[
-                NAME,
-                col("Status", "string", 0, "The status of the namespace"),
-                AGE,
-            ]),
-            namespace,
-        ),
-        ("", "ConfigMap") => (
-            cols(&[
-                NAME,
-                col("Data", "string", 0, "Data contains the configuration data."),
-                AGE,
-            ]),
-            config_map,
-        ),
-        ("", "Secret") => (
-            cols(&[
-                NAME,
-                col(
-                    "Type",
-                    "string",
-                    0,
-                    "Used to facilitate programmatic handling of secret data.",
-                ),
-                col("Data", "string", 0, "Data contains the secret data."),
-                AGE,
-            ]),
-            secret,
-        ),
-        ("", "ServiceAccount") => (
-            cols(&[
-                NAME,
-                col("Secrets", "string", 0, "Secrets of this service account."),
-                AGE,
-            ]),
-            service_account,
-        ),
-        ("", "Service") => (
-            cols(&[
-                NAME,
-                col("Type", "string", 0, "type determines how the Service is exposed."),
-                col(
-                    "Cluster-IP",
-                    "string",
-                    0,
-                    "clusterIP is the IP address of the service.",
-                ),
-                col(
-                    "External-IP",
-                    "string",
-                    0,
-                    "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.",
-                ),
-                col(
-                    "Port(s)",
-                    "string",
-                    0,
-                    "The list of ports that are exposed by this service.",
-                ),
-                AGE,
-                col(
-                    "Selector",
-                    "string",
-                    1,
-                    "Route service traffic to pods with label keys and values matching this selector.",
-                ),
-            ]),
-            service,
-        ),
-        ("", "Endpoints") => (
-            cols(&[
-                NAME,
-                col(
-                    "Endpoints",
-                    "string",
-                    0,
-                    "The set of all endpoints is the union of all subsets.",
-                ),
-                AGE,
-            ]),
-            endpoints,
-        ),
-        ("", "Pod") => (
-            cols(&[
-                NAME,
-                col(
-                    "Ready",
-                    "string",
-                    0,
-                    "The aggregate readiness state of this pod for accepting traffic.",
-                ),
-                col(
-                    "Status",
-                    "string",
-                    0,
-                    "The aggregate status of the containers in this pod.",
-                ),
-                col(
-                    "Restarts",
-                    "string",
-                    0,
-                    "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
-                ),
-                AGE,
-                col("IP", "string", 1, "podIP address allocated to the pod."),
-                col(
-                    "Node",
-                    "string",
-                    1,
-                    "NodeName indicates in which node this pod is scheduled.",
-                ),
-                col(
-                    "Nominated Node",
-                    "string",
-                    1,
-                    "nominatedNodeName is set only when this pod preempts other pods on the node.",
-                ),
-                col(
-                    "Readiness Gates",
-                    "string",
-                    1,
-                    "If specified, all readiness gates will be evaluated for pod readiness.",
-                ),
-            ]),
-            pod,
-        ),
-        ("", "PersistentVolumeClaim") => (
-            cols(&[
-                NAME,
-                col(
-                    "Status",
-                    "string",
-                    0,
-                    "phase represents the current phase of PersistentVolumeClaim.",
-                ),
-                col(
-                    "Volume",
-                    "string",
-                    0,
-                    "volumeName is the binding reference to the PersistentVolume backing this claim.",
-                ),
-                col(
-                    "Capacity",
-                    "string",
-                    0,
-                    "capacity represents the actual resources of the underlying volume.",
-                ),
-                col(
-                    "Access Modes",
-                    "string",
-                    0,
-                    "accessModes contains the actual access modes the volume backing the PVC has.",
-                ),
-                col("StorageClass", "string", 0, "StorageClass of the pvc"),
-                col(
-                    "VolumeAttributesClass",
-                    "string",
-                    0,
-                    "VolumeAttributesClass of the pvc",
-                ),
-                AGE,
-                col(
-                    "VolumeMode",
-                    "string",
-                    1,
-                    "volumeMode defines what type of volume is required by the claim.",
-                ),
-            ]),
-            pvc,
-        ),
-        ("", "Event") => (
-            cols(&[
-                col(
-                    "Last Seen",
-                    "string",
-                    0,
-                    "The time at which the most recent occurrence of this event was recorded.",
-                ),
-                col(
-                    "Type",
-                    "string",
-                    0,
-                    "Type of this event (Normal, Warning), new types could be added in the future",
-                ),
-                col(
-                    "Reason",
-                    "string",
-                    0,
-                    "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
-                ),
-                col("Object", "string", 0, "The object that this event is about."),
-                col(
-                    "Subobject",
-                    "string",
-                    1,
-                    "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement.",
-                ),
-                col("Source", "string", 1, "The component reporting this event."),
-                col(
-                    "Message",
-                    "string",
-                    0,
-                    "A human-readable description of the status of this operation.",
-                ),
-                col(
-                    "First Seen",
-                    "string",
-                    1,
-                    "The time at which the event was first recorded.",
-                ),
-                col(
-                    "Count",
-                    "string",
-                    1,
-                    "The number of times this event has occurred.",
-                ),
-                Col { priority: 1, ..NAME },
-            ]),
-            event,
-        ),
-        ("apps", "Deployment") => (
-            cols(&[
-                NAME,
-                col("Ready", "string", 0, "Number of the pod with ready state"),
-                col(
-                    "Up-to-date",
-                    "string",
-                    0,
-                    "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
-                ),
-                col(
-                    "Available",
-                    "string",
-                    0,
-                    "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
-                ),
-                AGE,
-                CONTAINERS,
-                IMAGES,
-                SELECTOR,
-            ]),
-            deployment,
-        ),
-        ("apps", "StatefulSet") => (
-            cols(&[
-                NAME,
-                col("Ready", "string", 0, "Number of the pod with ready state"),
-                AGE,
-                CONTAINERS,
-                IMAGES,
-            ]),
-            stateful_set,
-        ),
-        ("apps", "ReplicaSet") => (
-            cols(&[
-                NAME,
-                col(
-                    "Desired",
-                    "integer",
-                    0,
-                    "Replicas is the number of desired replicas.",
-                ),
-                col(
-                    "Current",
-                    "integer",
-                    0,
-                    "Replicas is the most recently observed number of replicas.",
-                ),
-                col(
-                    "Ready",
-                    "integer",
-                    0,
-                    "The number of ready replicas for this replica set.",
-                ),
-                AGE,
-                CONTAINERS,
-                IMAGES,
-                SELECTOR,
-            ]),
-            replica_set,
-        ),
-        ("apps", "DaemonSet") => (
-            cols(&[
-                NAME,
-                col(
-                    "Desired",
-                    "integer",
-                    0,
-                    "The total number of nodes that should be running the daemon pod.",
-                ),
-                col(
-                    "Current",
-                    "integer",
-                    0,
-                    "The number of nodes that are running at least 1 daemon pod.",
-                ),
-                col(
-                    "Ready",
-                    "integer",
-                    0,
-                    "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready.",
-                ),
-                col(
-                    "Up-to-date",
-                    "integer",
-                    0,
-                    "The total number of nodes that are running updated daemon pod",
-                ),
-                col(
-                    "Available",
-                    "integer",
-                    0,
-                    "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available.",
-                ),
-                col(
-                    "Node Selector",
-                    "string",
-                    0,
-                    "NodeSelector is a selector which must be true for the pod to fit on a node.",
-                ),
-                AGE,
-                CONTAINERS,
-                IMAGES,
-                SELECTOR,
-            ]),
-            daemon_set,
-        ),
-        ("batch", "Job") => (
-            cols(&[
-                NAME,
-                col("Status", "string", 0, "Status of the job."),
-                col(
-                    "Completions",
-                    "string",
-                    0,
-                    "The number of pods which reached phase Succeeded.",
-                ),
-                col("Duration", "string", 0, "Time required to complete the job."),
-                AGE,
-                CONTAINERS,
-                IMAGES,
-                SELECTOR,
-            ]),
-            job,
-        ),
-        ("batch", "CronJob") => (
-            cols(&[
-                NAME,
-                col("Schedule", "string", 0, "The schedule in Cron format."),
-                col(
-                    "Timezone",
-                    "string",
-                    0,
-                    "The time zone name for the given schedule.",
-                ),
-                col(
-                    "Suspend",
-                    "boolean",
-                    0,
-                    "This flag tells the controller to suspend subsequent executions.",
-                ),
-                col(
-                    "Active",
-                    "integer",
-                    0,
-                    "A list of pointers to currently running jobs.",
-                ),
-                col(
-                    "Last Schedule",
-                    "string",
-                    0,
-                    "Information when was the last time the job was successfully scheduled.",
-                ),
-                AGE,
-                CONTAINERS,
-                IMAGES,
-                SELECTOR,
-            ]),
-            cron_job,
-        ),
-        ("networking.k8s.io", "Ingress") => (
-            cols(&[
-                NAME,
-                col(
-                    "Class",
-                    "string",
-                    0,
-                    "The name of the IngressClass resource that should be used for additional configuration",
-                ),
-                col(
-                    "Hosts",
-                    "string",
-                    0,
-                    "Hosts that incoming requests are matched against before the ingress rule",
-                ),
-                col(
-                    "Address",
-                    "string",
-                    0,
-                    "Address is a list containing ingress points for the load-balancer",
-                ),
-                col("Ports", "string", 0, "Ports of TLS configurations that open"),
-                AGE,
-            ]),
-            ingress,
-        ),
-        ("policy", "PodDisruptionBudget") => (
-            cols(&[
-                NAME,
-                col(
-                    "Min Available",
-                    "string",
-                    0,
-                    "The minimum number of pods that must be available.",
-                ),
-                col(
-                    "Max Unavailable",
-                    "string",
-                    0,
-                    "The maximum number of pods that may be unavailable.",
-                ),
-                col(
-                    "Allowed Disruptions",
-                    "integer",
-                    0,
-                    "Calculated number of pods that may be disrupted at this time.",
-                ),
-                AGE,
-            ]),
-            pdb,
-        ),
-        ("autoscaling", "HorizontalPodAutoscaler") => (
-            cols(&[
-                NAME,
-                col(
-                    "Reference",
-                    "string",
-                    0,
-                    "reference to scaled resource; horizontal pod autoscaler will learn the current resource consumption and will set the desired number of pods by using its Scale subresource.",
-                ),
-                col(
-                    "Targets",
-                    "string",
-                    0,
-                    "metrics contains the specifications for which to use to calculate the desired replica count.",
-                ),
-                col(
-                    "MinPods",
-                    "string",
-                    0,
-                    "minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down.",
-                ),
-                col(
-                    "MaxPods",
-                    "string",
-                    0,
-                    "maxReplicas is the upper limit for the number of pods that can be set by the autoscaler.",
-                ),
-                col(
-                    "Replicas",
-                    "string",
-                    0,
-                    "current number of replicas of pods managed by this autoscaler.",
-                ),
-                AGE,
-            ]),
-            hpa,
-        ),
-        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => (
-            cols(&[
-                NAME,
-                col(
-                    "Role",
-                    "string",
-                    0,
-                    "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace.",
-                ),
-                AGE,
-                col("Users", "string", 1, "Users in the roleBinding"),
-                col("Groups", "string", 1, "Groups in the roleBinding"),
-                col(
-                    "ServiceAccounts",
-                    "string",
-                    1,
-                    "ServiceAccounts in the roleBinding",
-                ),
-            ]),
-            role_binding,
-        ),
-        ("storage.k8s.io", "StorageClass") => (
-            cols(&[
-                NAME,
-                col(
-                    "Provisioner",
-                    "string",
-                    0,
-                    "provisioner indicates the type of the provisioner.",
-                ),
-                col(
-                    "ReclaimPolicy",
-                    "string",
-                    0,
-                    "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class.",
-                ),
-                col(
-                    "VolumeBindingMode",
-                    "string",
-                    0,
-                    "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound.",
-                ),
-                col(
-                    "AllowVolumeExpansion",
-                    "string",
-                    0,
-                    "allowVolumeExpansion shows whether the storage class allow volume expand.",
-                ),
-                AGE,
-            ]),
-            storage_class,
-        ),
-        _ => return None,
-    })
+    PRINTERS
+        .iter()
+        .find(|p| p.group == group && p.kinds.contains(&kind))
+        .map(|p| (p.cols.to_vec(), p.row))
 }
 
 fn s<'a>(o: &'a Value, path: &str) -> &'a str {
@@ -1128,15 +784,20 @@ fn event(o: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
+/// The `Ready` cell of a workload: ready replicas over wanted ones (`1/2`).
+fn ready_of_wanted(o: &Value) -> Value {
+    json!(format!(
+        "{}/{}",
+        i(o, "/status/readyReplicas"),
+        i(o, "/spec/replicas")
+    ))
+}
+
 fn deployment(o: &Value, now: Timestamp) -> Vec<Value> {
     let [names, images] = containers(o, "/spec/template/spec");
     vec![
         name(o),
-        json!(format!(
-            "{}/{}",
-            i(o, "/status/readyReplicas"),
-            i(o, "/spec/replicas")
-        )),
+        ready_of_wanted(o),
         json!(i(o, "/status/updatedReplicas")),
         json!(i(o, "/status/availableReplicas")),
         age(o, now),
@@ -1148,17 +809,7 @@ fn deployment(o: &Value, now: Timestamp) -> Vec<Value> {
 
 fn stateful_set(o: &Value, now: Timestamp) -> Vec<Value> {
     let [names, images] = containers(o, "/spec/template/spec");
-    vec![
-        name(o),
-        json!(format!(
-            "{}/{}",
-            i(o, "/status/readyReplicas"),
-            i(o, "/spec/replicas")
-        )),
-        age(o, now),
-        names,
-        images,
-    ]
+    vec![name(o), ready_of_wanted(o), age(o, now), names, images]
 }
 
 fn replica_set(o: &Value, now: Timestamp) -> Vec<Value> {

@@ -36,6 +36,25 @@ pub fn kubectls() -> Vec<(&'static str, PathBuf)> {
     vec![("1.32", k132), ("1.35", k135)]
 }
 
+/// Runs `scenario` once per kubectl build, each on a task of its own so they run at once; a scenario's
+/// panic fails the test with its own message.
+pub async fn spawn_per_kubectl<F>(scenario: impl Fn(&'static str, PathBuf) -> F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let runs = kubectls()
+        .into_iter()
+        .map(|(label, bin)| tokio::spawn(scenario(label, bin)));
+    for run in futures::future::join_all(runs).await {
+        if let Err(e) = run {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+            panic!("a kubectl scenario did not finish: {e}");
+        }
+    }
+}
+
 /// Runs kubectl against a stand-in, with its own cache dir so no discovery cache leaks between calls.
 pub struct Kubectl {
     /// Which build ("1.32" / "1.35").
@@ -106,6 +125,30 @@ impl Kubectl {
         r.stdout
     }
 
+    /// `kubectl rollout status TARGET -n NAMESPACE --timeout=TIMEOUT`, asserting success; its stdout.
+    pub async fn rollout_status(&self, target: &str, namespace: &str, timeout: &str) -> String {
+        let timeout = format!("--timeout={timeout}");
+        self.ok(&["rollout", "status", target, "-n", namespace, &timeout])
+            .await
+    }
+
+    /// `kubectl wait --for=condition=CONDITION TARGET -n NAMESPACE --timeout=TIMEOUT`, asserting success.
+    pub async fn wait_for(&self, condition: &str, target: &str, namespace: &str, timeout: &str) -> String {
+        let (condition, timeout) = (
+            format!("--for=condition={condition}"),
+            format!("--timeout={timeout}"),
+        );
+        self.ok(&["wait", &condition, target, "-n", namespace, &timeout])
+            .await
+    }
+
+    /// `kubectl patch RESOURCE NAME -n NAMESPACE --type=TYPE -p PATCH`, asserting success.
+    pub async fn patch(&self, resource: &str, name: &str, namespace: &str, ty: &str, patch: &str) -> String {
+        let ty = format!("--type={ty}");
+        self.ok(&["patch", resource, name, "-n", namespace, &ty, "-p", patch])
+            .await
+    }
+
     /// Runs and asserts failure, returning stderr.
     pub async fn fails(&self, args: &[&str]) -> String {
         let r = self.run(args).await;
@@ -128,6 +171,19 @@ spec:
   instances: 1
   storage:
     size: 1Gi
+";
+
+/// A one-replica StatefulSet `db` in `staging`, for the workload checks.
+pub const STATEFULSET_DB: &str = "apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: staging}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: pg, image: postgres}]}
 ";
 
 impl Kubectl {

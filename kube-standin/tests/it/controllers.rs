@@ -27,6 +27,16 @@ async fn start() -> StandIn {
         .expect("stand-in starts")
 }
 
+/// Runs `check` once per kubectl build, each against a fresh stand-in of its own, concurrently.
+async fn on_each_kubectl(check: impl AsyncFn(Kubectl, StandIn)) {
+    let check = &check;
+    let runs = kubectls().into_iter().map(|(label, bin)| async move {
+        let api = start().await;
+        check(Kubectl::new(label, bin, &api), api).await;
+    });
+    futures::future::join_all(runs).await;
+}
+
 /// Runs kubectl and parses its JSON output.
 async fn json_of(k: &Kubectl, args: &[&str]) -> Value {
     let out = k.ok(args).await;
@@ -51,6 +61,11 @@ fn name(o: &Value) -> &str {
     o["metadata"]["name"].as_str().unwrap_or("")
 }
 
+/// The Deployment revision a Deployment or ReplicaSet is annotated with.
+fn revision(o: &Value) -> &Value {
+    &o["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+}
+
 fn condition<'a>(o: &'a Value, ty: &str) -> &'a Value {
     o["status"]["conditions"]
         .as_array()
@@ -67,16 +82,7 @@ const DEPLOYMENT: &str = r#"{"apiVersion": "apps/v1", "kind": "Deployment",
 async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
     let file = k.file("deploy.json", DEPLOYMENT);
     k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
-    let done = k
-        .ok(&[
-            "rollout",
-            "status",
-            "deployment/web",
-            "-n",
-            "apps",
-            "--timeout=30s",
-        ])
-        .await;
+    let done = k.rollout_status("deployment/web", "apps", "30s").await;
     assert!(done.contains("successfully rolled out"), "{}: {done}", k.label);
 
     let rs = items(&json_of(&k, &["get", "replicasets", "-n", "apps", "-o", "json"]).await);
@@ -87,10 +93,7 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
         .unwrap()
         .to_string();
     assert_eq!(name(&first), format!("web-{hash}"));
-    assert_eq!(
-        first["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-        "1"
-    );
+    assert_eq!(revision(&first), "1");
     assert_eq!(
         first["metadata"]["annotations"]["kubernetes.io/change-cause"],
         "first"
@@ -138,10 +141,7 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
         condition(&dep, "Progressing")["message"],
         format!("ReplicaSet \"web-{hash}\" has successfully progressed.")
     );
-    assert_eq!(
-        dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-        "1"
-    );
+    assert_eq!(revision(&dep), "1");
     // The controllers' events, as `kubectl describe` lists them.
     let described = k.ok(&["describe", "deployment", "web", "-n", "apps"]).await;
     assert!(
@@ -170,24 +170,12 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
         "kubernetes.io/change-cause=second",
     ])
     .await;
-    let done = k
-        .ok(&[
-            "rollout",
-            "status",
-            "deployment/web",
-            "-n",
-            "apps",
-            "--timeout=30s",
-        ])
-        .await;
+    let done = k.rollout_status("deployment/web", "apps", "30s").await;
     assert!(done.contains("successfully rolled out"), "{}: {done}", k.label);
     let rs = items(&json_of(&k, &["get", "replicasets", "-n", "apps", "-o", "json"]).await);
     assert_eq!(rs.len(), 2, "{}", k.label);
     let second = rs.iter().find(|r| name(r) != name(&first)).unwrap().clone();
-    assert_eq!(
-        second["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-        "2"
-    );
+    assert_eq!(revision(&second), "2");
     assert_eq!(
         second["spec"]["template"]["spec"]["containers"][0]["image"],
         "nginx:1.28"
@@ -222,24 +210,13 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
     // Undo: the first ReplicaSet comes back as revision 3.
     let undo = k.ok(&["rollout", "undo", "deployment/web", "-n", "apps"]).await;
     assert!(undo.contains("rolled back"), "{}: {undo}", k.label);
-    k.ok(&[
-        "rollout",
-        "status",
-        "deployment/web",
-        "-n",
-        "apps",
-        "--timeout=30s",
-    ])
-    .await;
+    k.rollout_status("deployment/web", "apps", "30s").await;
     let back = json_of(
         &k,
         &["get", "replicaset", name(&first), "-n", "apps", "-o", "json"],
     )
     .await;
-    assert_eq!(
-        back["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-        "3"
-    );
+    assert_eq!(revision(&back), "3");
     assert_eq!(
         back["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"],
         "1"
@@ -250,10 +227,7 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
         dep["spec"]["template"]["spec"]["containers"][0]["image"],
         "nginx:1.27"
     );
-    assert_eq!(
-        dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
-        "3"
-    );
+    assert_eq!(revision(&dep), "3");
     let history = k
         .ok(&["rollout", "history", "deployment/web", "-n", "apps"])
         .await;
@@ -269,41 +243,13 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
     );
 
     // Scaling through spec.replicas.
-    k.ok(&[
-        "patch",
-        "deployment",
-        "web",
-        "-n",
-        "apps",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"replicas":3}}"#,
-    ])
-    .await;
-    k.ok(&[
-        "rollout",
-        "status",
-        "deployment/web",
-        "-n",
-        "apps",
-        "--timeout=30s",
-    ])
-    .await;
+    k.patch("deployment", "web", "apps", "merge", r#"{"spec":{"replicas":3}}"#)
+        .await;
+    k.rollout_status("deployment/web", "apps", "30s").await;
     let store = api.store();
     eventually("3 pods", || store.list("pods", Some("apps")).len() == 3).await;
-    k.ok(&[
-        "patch",
-        "deployment",
-        "web",
-        "-n",
-        "apps",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"replicas":1}}"#,
-    ])
-    .await;
+    k.patch("deployment", "web", "apps", "merge", r#"{"spec":{"replicas":1}}"#)
+        .await;
     eventually("1 pod", || store.list("pods", Some("apps")).len() == 1).await;
     eventually("status of 1 replica", || {
         store.get("deployments", "apps", "web").is_some_and(|d| {
@@ -324,11 +270,7 @@ async fn deployment_lifecycle(k: Kubectl, api: StandIn) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deployments_roll_out_undo_and_scale() {
-    let runs = kubectls().into_iter().map(|(label, bin)| async move {
-        let api = start().await;
-        deployment_lifecycle(Kubectl::new(label, bin, &api), api).await;
-    });
-    futures::future::join_all(runs).await;
+    on_each_kubectl(deployment_lifecycle).await;
 }
 
 const STATEFULSET: &str = r#"{"apiVersion": "apps/v1", "kind": "StatefulSet",
@@ -340,16 +282,7 @@ const STATEFULSET: &str = r#"{"apiVersion": "apps/v1", "kind": "StatefulSet",
 async fn statefulset_lifecycle(k: Kubectl, api: StandIn) {
     let file = k.file("sts.json", STATEFULSET);
     k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
-    let done = k
-        .ok(&[
-            "rollout",
-            "status",
-            "statefulset/db",
-            "-n",
-            "apps",
-            "--timeout=30s",
-        ])
-        .await;
+    let done = k.rollout_status("statefulset/db", "apps", "30s").await;
     assert!(
         done.contains("roll out complete") || done.contains("rolling update complete"),
         "{}: {done}",
@@ -404,27 +337,15 @@ async fn statefulset_lifecycle(k: Kubectl, api: StandIn) {
     );
 
     // A new image rolls the pods over to a new revision.
-    k.ok(&[
-        "patch",
+    k.patch(
         "statefulset",
         "db",
-        "-n",
         "apps",
-        "--type",
         "json",
-        "-p",
         r#"[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"postgres:17"}]"#,
-    ])
+    )
     .await;
-    k.ok(&[
-        "rollout",
-        "status",
-        "statefulset/db",
-        "-n",
-        "apps",
-        "--timeout=30s",
-    ])
-    .await;
+    k.rollout_status("statefulset/db", "apps", "30s").await;
     let store = api.store();
     eventually("every pod on the new revision", || {
         let sts = store.get("statefulsets", "apps", "db").unwrap();
@@ -439,18 +360,8 @@ async fn statefulset_lifecycle(k: Kubectl, api: StandIn) {
     .await;
 
     // Scale down from the highest ordinal.
-    k.ok(&[
-        "patch",
-        "statefulset",
-        "db",
-        "-n",
-        "apps",
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"replicas":1}}"#,
-    ])
-    .await;
+    k.patch("statefulset", "db", "apps", "merge", r#"{"spec":{"replicas":1}}"#)
+        .await;
     eventually("only db-0 left", || {
         let pods = store.list("pods", Some("apps"));
         pods.len() == 1 && name(&pods[0]) == "db-0"
@@ -466,11 +377,7 @@ async fn statefulset_lifecycle(k: Kubectl, api: StandIn) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn statefulsets_make_ordinal_pods() {
-    let runs = kubectls().into_iter().map(|(label, bin)| async move {
-        let api = start().await;
-        statefulset_lifecycle(Kubectl::new(label, bin, &api), api).await;
-    });
-    futures::future::join_all(runs).await;
+    on_each_kubectl(statefulset_lifecycle).await;
 }
 
 const JOB: &str = r#"{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": "apps"},
@@ -478,21 +385,11 @@ const JOB: &str = r#"{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"nam
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn jobs_complete_for_kubectl_wait_and_kube_rs() {
-    let runs = kubectls().into_iter().map(|(label, bin)| async move {
-        let api = start().await;
-        let k = Kubectl::new(label, bin, &api);
+    on_each_kubectl(async |k, _api| {
+        let label = k.label;
         let file = k.file("job.json", JOB);
         k.ok(&["create", "-f", file.to_str().unwrap()]).await;
-        let waited = k
-            .ok(&[
-                "wait",
-                "--for=condition=complete",
-                "job/migrate",
-                "-n",
-                "apps",
-                "--timeout=30s",
-            ])
-            .await;
+        let waited = k.wait_for("complete", "job/migrate", "apps", "30s").await;
         assert!(waited.contains("condition met"), "{label}: {waited}");
         let job = json_of(&k, &["get", "job", "migrate", "-n", "apps", "-o", "json"]).await;
         let s = &job["status"];
@@ -532,8 +429,8 @@ async fn jobs_complete_for_kubectl_wait_and_kube_rs() {
             pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]["reason"],
             "Completed"
         );
-    });
-    futures::future::join_all(runs).await;
+    })
+    .await;
 
     // kube-rs: a typed Job through to its completion condition.
     let api = start().await;
@@ -552,15 +449,14 @@ async fn jobs_complete_for_kubectl_wait_and_kube_rs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn garbage_collection_background_foreground_orphan() {
-    let runs = kubectls().into_iter().map(|(label, bin)| async move {
-        let api = start().await;
+    on_each_kubectl(async |k, api| {
+        let label = k.label;
         let store = api.store();
-        let k = Kubectl::new(label, bin, &api);
         let file = k.file("deploy.json", DEPLOYMENT);
 
         // Orphan: the ReplicaSet and pods stay, without their owner reference.
         k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
-        k.ok(&["rollout", "status", "deployment/web", "-n", "apps", "--timeout=30s"]).await;
+        k.rollout_status("deployment/web", "apps", "30s").await;
         k.ok(&["delete", "deployment", "web", "-n", "apps", "--cascade=orphan"]).await;
         assert!(store.get("deployments", "apps", "web").is_none(), "{label}");
         let rs = store.list("replicasets", Some("apps"));
@@ -569,7 +465,7 @@ async fn garbage_collection_background_foreground_orphan() {
         assert_eq!(store.list("pods", Some("apps")).len(), 2);
         // The same Deployment again adopts the orphaned ReplicaSet instead of making another.
         k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
-        k.ok(&["rollout", "status", "deployment/web", "-n", "apps", "--timeout=30s"]).await;
+        k.rollout_status("deployment/web", "apps", "30s").await;
         let new_uid = store.get("deployments", "apps", "web").unwrap()["metadata"]["uid"].clone();
         eventually("the orphan adopted", || {
             let now = store.list("replicasets", Some("apps"));
@@ -601,11 +497,11 @@ async fn garbage_collection_background_foreground_orphan() {
         let owner = json_of(&k, &["get", "configmap", "owner", "-n", "apps", "-o", "json"]).await;
         assert!(owner["metadata"]["deletionTimestamp"].is_string(), "{label}: {owner}");
         assert_eq!(owner["metadata"]["finalizers"], json!(["foregroundDeletion"]), "{label}");
-        k.ok(&["patch", "configmap", "dependent", "-n", "apps", "--type", "merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).await;
+        k.patch("configmap", "dependent", "apps", "merge", r#"{"metadata":{"finalizers":null}}"#).await;
         k.ok(&["wait", "--for=delete", "configmap/owner", "-n", "apps", "--timeout=10s"]).await;
         assert!(store.get("configmaps", "apps", "dependent").is_none());
-    });
-    futures::future::join_all(runs).await;
+    })
+    .await;
 
     // kube-rs: DeleteParams::foreground on a typed Deployment.
     let api = start().await;
@@ -660,10 +556,9 @@ async fn garbage_collection_background_foreground_orphan() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn namespace_deletion_terminates_then_removes() {
-    let runs = kubectls().into_iter().map(|(label, bin)| async move {
-        let api = start().await;
+    on_each_kubectl(async |k, api| {
+        let label = k.label;
         let store = api.store();
-        let k = Kubectl::new(label, bin, &api);
         // JSON bodies: `kubectl create namespace|configmap` send protobuf, which is another change's work.
         let team = k.file("team.json", r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}"#);
         k.ok(&["create", "-f", team.to_str().unwrap()]).await;
@@ -676,7 +571,7 @@ async fn namespace_deletion_terminates_then_removes() {
         k.ok(&["create", "-f", plain.to_str().unwrap()]).await;
         let deploy = k.file("deploy.json", &DEPLOYMENT.replace("\"apps\"", "\"team\""));
         k.ok(&["apply", "-f", deploy.to_str().unwrap()]).await;
-        k.ok(&["rollout", "status", "deployment/web", "-n", "team", "--timeout=30s"]).await;
+        k.rollout_status("deployment/web", "team", "30s").await;
 
         k.ok(&["delete", "namespace", "team", "--wait=false"]).await;
         eventually("only the held ConfigMap left", || {
@@ -699,7 +594,7 @@ async fn namespace_deletion_terminates_then_removes() {
         let refused = k.fails(&["create", "-f", late.to_str().unwrap()]).await;
         assert!(refused.contains("because it is being terminated"), "{label}: {refused}");
 
-        k.ok(&["patch", "configmap", "held", "-n", "team", "--type", "merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).await;
+        k.patch("configmap", "held", "team", "merge", r#"{"metadata":{"finalizers":null}}"#).await;
         k.ok(&["wait", "--for=delete", "namespace/team", "--timeout=10s"]).await;
         assert!(store.get("namespaces", "", "team").is_none());
 
@@ -714,8 +609,8 @@ async fn namespace_deletion_terminates_then_removes() {
         let finalized = k.file("finalized.json", &finalized.to_string());
         k.ok(&["replace", "--raw", "/api/v1/namespaces/team/finalize", "-f", finalized.to_str().unwrap()]).await;
         k.ok(&["wait", "--for=delete", "namespace/team", "--timeout=10s"]).await;
-    });
-    futures::future::join_all(runs).await;
+    })
+    .await;
 }
 
 fn application(name: &str, finalizer: &str) -> String {
@@ -729,10 +624,9 @@ fn application(name: &str, finalizer: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn argocd_applications_sync_and_cascade_on_deletion() {
-    let runs = kubectls().into_iter().map(|(label, bin)| async move {
-        let api = start().await;
+    on_each_kubectl(async |k, api| {
+        let label = k.label;
         let store = api.store();
-        let k = Kubectl::new(label, bin, &api);
         // What the Application manages (by tracking label and by tracking annotation), and what it does not.
         let mut deployment: Value = serde_json::from_str(DEPLOYMENT).unwrap();
         deployment["metadata"]["labels"] = json!({"app.kubernetes.io/instance": "web"});
@@ -782,8 +676,8 @@ async fn argocd_applications_sync_and_cascade_on_deletion() {
         assert!(store.get("configmaps", "apps", "someone-else").is_some(), "{label}: an untracked object was deleted");
         eventually("the Deployment's pods collected", || store.list("pods", Some("apps")).is_empty()).await;
         k.ok(&["wait", "--for=delete", "appproject/team", "-n", "argocd", "--timeout=10s"]).await;
-    });
-    futures::future::join_all(runs).await;
+    })
+    .await;
 
     // kube-rs: the background variant, and an Application without the finalizer leaving its resources.
     let api = start().await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use kube_standin::StandIn;
 use serde_json::Value;
 
-use crate::common::{CNPG_CLUSTER, Kubectl, crds, kubectls};
+use crate::common::{CNPG_CLUSTER, Kubectl, STATEFULSET_DB, crds, kubectls, spawn_per_kubectl};
 
 const MANIFEST: &str = "apiVersion: v1
 kind: Namespace
@@ -33,7 +33,8 @@ data:
   extra: gone-later
 ";
 
-const WORKLOADS: &str = "apiVersion: apps/v1
+/// Deployed beside [`STATEFULSET_DB`].
+const DEPLOYMENT_WEB: &str = "apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: staging}
 spec:
@@ -42,17 +43,6 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: c, image: nginx}]}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db, namespace: staging}
-spec:
-  replicas: 1
-  serviceName: db
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec: {containers: [{name: c, image: postgres}]}
 ";
 
 async fn start() -> StandIn {
@@ -155,16 +145,7 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
 
     // Apply for real, then wait for the simulated operator.
     k.ok(&["apply", "--server-side", "-f", c]).await;
-    let waited = k
-        .ok(&[
-            "wait",
-            "--for=condition=Ready",
-            "cluster/database",
-            "-n",
-            "staging",
-            "--timeout=20s",
-        ])
-        .await;
+    let waited = k.wait_for("Ready", "cluster/database", "staging", "20s").await;
     assert!(waited.contains("condition met"), "{label}: {waited}");
     let phase = k
         .ok(&[
@@ -180,30 +161,15 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
     assert_eq!(phase, "Cluster in healthy state", "{label}");
 
     // Workload rollouts complete through the simulated controllers.
-    let workloads = k.file("workloads.yaml", WORKLOADS);
+    let workloads = k.file(
+        "workloads.yaml",
+        &format!("{DEPLOYMENT_WEB}---\n{STATEFULSET_DB}"),
+    );
     k.ok(&["apply", "--server-side", "-f", workloads.to_str().unwrap()])
         .await;
-    let rolled = k
-        .ok(&[
-            "-n",
-            "staging",
-            "rollout",
-            "status",
-            "deployment/web",
-            "--timeout=20s",
-        ])
-        .await;
+    let rolled = k.rollout_status("deployment/web", "staging", "20s").await;
     assert!(rolled.contains("successfully rolled out"), "{label}: {rolled}");
-    let rolled = k
-        .ok(&[
-            "-n",
-            "staging",
-            "rollout",
-            "status",
-            "statefulset/db",
-            "--timeout=20s",
-        ])
-        .await;
+    let rolled = k.rollout_status("statefulset/db", "staging", "20s").await;
     assert!(
         rolled.contains("roll out complete") || rolled.contains("rolled out"),
         "{label}: {rolled}"
@@ -312,14 +278,7 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_132_and_135_against_the_stand_in() {
-    let runs = kubectls()
-        .into_iter()
-        .map(|(label, bin)| tokio::spawn(scenario(label, bin)));
-    for r in futures::future::join_all(runs).await {
-        if let Err(e) = r {
-            std::panic::resume_unwind(e.into_panic());
-        }
-    }
+    spawn_per_kubectl(scenario).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -361,28 +320,16 @@ apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: team}}\ndata: {
         let k = Kubectl::new(label, bin, &api);
         let cm = |field: &str| api.store().get("configmaps", "team", "c").unwrap()["data"][field].clone();
 
-        k.ok(&[
-            "-n",
-            "team",
-            "patch",
-            "configmap",
-            "c",
-            "--type=merge",
-            "-p",
-            r#"{"data":{"b":"2"}}"#,
-        ])
-        .await;
+        k.patch("configmap", "c", "team", "merge", r#"{"data":{"b":"2"}}"#)
+            .await;
         assert_eq!(cm("b"), "2", "{label}");
-        k.ok(&[
-            "-n",
-            "team",
-            "patch",
+        k.patch(
             "configmap",
             "c",
-            "--type=json",
-            "-p",
+            "team",
+            "json",
             r#"[{"op":"remove","path":"/data/a"}]"#,
-        ])
+        )
         .await;
         assert!(cm("a").is_null(), "{label}");
         k.ok(&["-n", "team", "label", "configmap", "c", "tier=db"]).await;
@@ -418,16 +365,13 @@ apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: team}}\ndata: {
             ),
             (Some("Setting up primary"), Some(1))
         );
-        k.ok(&[
-            "-n",
-            "staging",
-            "patch",
+        k.patch(
             "cluster",
             "database",
-            "--type=merge",
-            "-p",
+            "staging",
+            "merge",
             r#"{"status":{"phase":"x"},"spec":{"instances":2}}"#,
-        ])
+        )
         .await;
         let cluster = api.store().get("clusters", "staging", "database").unwrap();
         assert_eq!(
@@ -440,32 +384,26 @@ apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: team}}\ndata: {
         assert_eq!(cluster["metadata"]["generation"], 2);
 
         // A finalizer holds deletion until it is removed.
-        k.ok(&[
-            "-n",
-            "team",
-            "patch",
+        k.patch(
             "configmap",
             "c",
-            "--type=merge",
-            "-p",
+            "team",
+            "merge",
             r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
-        ])
+        )
         .await;
         k.ok(&["-n", "team", "delete", "configmap", "c", "--wait=false"])
             .await;
         assert!(
             api.store().get("configmaps", "team", "c").unwrap()["metadata"]["deletionTimestamp"].is_string()
         );
-        k.ok(&[
-            "-n",
-            "team",
-            "patch",
+        k.patch(
             "configmap",
             "c",
-            "--type=merge",
-            "-p",
+            "team",
+            "merge",
             r#"{"metadata":{"finalizers":null}}"#,
-        ])
+        )
         .await;
         assert!(api.store().get("configmaps", "team", "c").is_none(), "{label}");
 

@@ -11,7 +11,7 @@ use kube_standin::StandIn;
 use kube_standin::openapi::{Upstream, shared_openapi_file};
 use serde_json::Value;
 
-use crate::common::{Kubectl, crds, kubectls};
+use crate::common::{Kubectl, crds, spawn_per_kubectl};
 
 const V1: &str = "apiVersion: v1
 kind: Namespace
@@ -71,16 +71,7 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
     // Client-side apply, an out-of-band change, then apply with one container changed and one removed.
     let v1 = k.file("v1.yaml", V1);
     k.ok(&["apply", "-f", v1.to_str().unwrap()]).await;
-    k.ok(&[
-        "-n",
-        "staging",
-        "patch",
-        "deployment",
-        "api",
-        "--type=json",
-        "-p",
-        r#"[{"op":"add","path":"/spec/template/spec/containers/0/env/-","value":{"name":"B","value":"kept"}}]"#,
-    ])
+    k.patch("deployment", "api", "staging", "json", r#"[{"op":"add","path":"/spec/template/spec/containers/0/env/-","value":{"name":"B","value":"kept"}}]"#)
     .await;
     let v2_text = V1
         .replace("image: app:1", "image: app:2")
@@ -185,12 +176,7 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_explain_apply_and_diff_use_openapi() {
-    let runs = kubectls()
-        .into_iter()
-        .map(|(label, bin)| tokio::spawn(scenario(label, bin)));
-    for r in futures::future::join_all(runs).await {
-        r.expect("scenario");
-    }
+    spawn_per_kubectl(scenario).await;
 }
 
 async fn get_json(api: &StandIn, path: &str) -> Value {

@@ -11,7 +11,7 @@ use kube_standin::StandIn;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::common::{CNPG_CLUSTER, Kubectl, crds, header, kubectls, row};
+use crate::common::{CNPG_CLUSTER, Kubectl, STATEFULSET_DB, crds, header, row, spawn_per_kubectl};
 
 const SEED: &str = "apiVersion: v1
 kind: Namespace
@@ -37,23 +37,12 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: c, image: nginx}, {name: side, image: envoy}]}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db, namespace: staging}
-spec:
-  replicas: 1
-  serviceName: db
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec: {containers: [{name: pg, image: postgres}]}
 ";
 
 async fn start() -> StandIn {
     StandIn::builder()
         .crd_dir(crds("cloudnative-pg"))
-        .seed_yaml(SEED)
+        .seed_yaml(&format!("{SEED}---\n{STATEFULSET_DB}"))
         .simulate_ready(Duration::from_millis(200))
         .start()
         .await
@@ -86,15 +75,7 @@ async fn get_columns(label: &'static str, k: &Kubectl) {
     assert_eq!(header(&out), strs(&["NAME", "STATUS", "AGE"]), "{label}: {out}");
     assert_eq!(row(&out, "staging").unwrap()[1], "Active", "{label}: {out}");
 
-    k.ok(&[
-        "-n",
-        "staging",
-        "rollout",
-        "status",
-        "deployment/web",
-        "--timeout=20s",
-    ])
-    .await;
+    k.rollout_status("deployment/web", "staging", "20s").await;
     let out = k.ok(&["get", "deploy", "-n", "staging"]).await;
     assert_eq!(
         header(&out),
@@ -139,15 +120,7 @@ async fn get_columns(label: &'static str, k: &Kubectl) {
     // A CRD's additionalPrinterColumns, in the CRD's order, after NAME.
     let cluster = k.file("cluster.yaml", CNPG_CLUSTER);
     k.ok(&["apply", "-f", cluster.to_str().unwrap()]).await;
-    k.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "cluster/database",
-        "-n",
-        "staging",
-        "--timeout=20s",
-    ])
-    .await;
+    k.wait_for("Ready", "cluster/database", "staging", "20s").await;
     let out = k
         .ok(&["get", "clusters.postgresql.cnpg.io", "-n", "staging"])
         .await;
@@ -291,12 +264,7 @@ async fn scenario(label: &'static str, bin: std::path::PathBuf) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_prints_server_columns_and_scales() {
-    let runs = kubectls()
-        .into_iter()
-        .map(|(label, bin)| tokio::spawn(scenario(label, bin)));
-    for r in futures::future::join_all(runs).await {
-        r.expect("scenario");
-    }
+    spawn_per_kubectl(scenario).await;
 }
 
 async fn raw(api: &StandIn, method: &str, path: &str, accept: &str, body: Option<Value>) -> (u16, Value) {

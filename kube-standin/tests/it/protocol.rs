@@ -151,83 +151,24 @@ async fn errors_are_status_objects() {
         assert_eq!(v["reason"], want_reason, "{body}");
         assert!(v["message"].as_str().unwrap().contains(want_msg), "{body}");
     };
-    let (c, b) = raw(a, "GET", "/api/v1/namespaces/default/pods/nope", None).await;
-    check(c, &b, 404, "NotFound", "pods \"nope\" not found");
-    let (c, b) = raw(a, "GET", "/apis/nothing.example.com/v1/widgets", None).await;
-    check(
-        c,
-        &b,
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    );
-    let (c, b) = raw(a, "GET", "/api/v1/namespaces/default/pods/p/log", None).await;
-    check(c, &b, 501, "NotImplemented", "log subresource");
-    let (c, b) = raw(
-        a,
-        "POST",
-        "/api/v1/namespaces/default/pods/p",
-        Some(("application/json", "{}")),
-    )
-    .await;
-    check(c, &b, 405, "MethodNotAllowed", "does not allow");
-    let (c, b) = raw(
-        a,
-        "PATCH",
-        "/api/v1/namespaces/default/pods/p",
-        Some(("text/plain", "{}")),
-    )
-    .await;
-    check(c, &b, 415, "UnsupportedMediaType", "text/plain");
-    let (c, b) = raw(a, "GET", "/api/v1/pods?fieldSelector=spec.containers%3Dx", None).await;
-    check(
-        c,
-        &b,
-        400,
-        "BadRequest",
-        "field label not supported: spec.containers",
-    );
-    let (c, b) = raw(
-        a,
-        "POST",
-        "/api/v1/namespaces/missing/configmaps",
-        Some(("application/json", r#"{"metadata":{"name":"x"}}"#)),
-    )
-    .await;
-    check(c, &b, 404, "NotFound", "namespaces \"missing\" not found");
-    let (c, b) = raw(
-        a,
-        "POST",
-        "/api/v1/namespaces/default/configmaps",
-        Some(("application/json", r#"{"metadata":{"name":"Bad_Name"}}"#)),
-    )
-    .await;
-    check(
-        c,
-        &b,
-        422,
-        "Invalid",
-        "metadata.name: Invalid value: \"Bad_Name\"",
-    );
-    let (c, b) = raw(
-        a,
-        "GET",
-        "/api/v1/namespaces/default/pods/p/portforward?ports=1",
-        None,
-    )
-    .await;
-    check(c, &b, 400, "BadRequest", "WebSocket");
-    let (c, b) = raw(
-        a,
-        "PATCH",
-        "/api/v1/namespaces/default/configmaps/new",
-        Some((
-            "application/apply-patch+yaml",
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: new}\n",
-        )),
-    )
-    .await;
-    check(c, &b, 422, "Invalid", "fieldManager: Required value");
+    // One request a line: method, path, body; then the Status code, reason and a part of the message.
+    #[rustfmt::skip]
+    let cases = [
+        ("GET", "/api/v1/namespaces/default/pods/nope", None, 404, "NotFound", "pods \"nope\" not found"),
+        ("GET", "/apis/nothing.example.com/v1/widgets", None, 404, "NotFound", "the server could not find the requested resource"),
+        ("GET", "/api/v1/namespaces/default/pods/p/log", None, 501, "NotImplemented", "log subresource"),
+        ("POST", "/api/v1/namespaces/default/pods/p", Some(("application/json", "{}")), 405, "MethodNotAllowed", "does not allow"),
+        ("PATCH", "/api/v1/namespaces/default/pods/p", Some(("text/plain", "{}")), 415, "UnsupportedMediaType", "text/plain"),
+        ("GET", "/api/v1/pods?fieldSelector=spec.containers%3Dx", None, 400, "BadRequest", "field label not supported: spec.containers"),
+        ("POST", "/api/v1/namespaces/missing/configmaps", Some(("application/json", r#"{"metadata":{"name":"x"}}"#)), 404, "NotFound", "namespaces \"missing\" not found"),
+        ("POST", "/api/v1/namespaces/default/configmaps", Some(("application/json", r#"{"metadata":{"name":"Bad_Name"}}"#)), 422, "Invalid", "metadata.name: Invalid value: \"Bad_Name\""),
+        ("GET", "/api/v1/namespaces/default/pods/p/portforward?ports=1", None, 400, "BadRequest", "WebSocket"),
+        ("PATCH", "/api/v1/namespaces/default/configmaps/new", Some(("application/apply-patch+yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: new}\n")), 422, "Invalid", "fieldManager: Required value"),
+    ];
+    for (method, path, body, code, reason, message) in cases {
+        let (c, b) = raw(a, method, path, body).await;
+        check(c, &b, code, reason, message);
+    }
     // SSA accepts YAML bodies too and creates with 201.
     let (c, b) = raw(
         a,
@@ -391,15 +332,16 @@ status: {replicas: 2, readyReplicas: 0}\n",
     apply(dynamic(&api, "redis.redis.opstreelabs.in", "v1beta2", "RedisReplication", "redisreplications", "prod"),
         json!({"apiVersion": "redis.redis.opstreelabs.in/v1beta2", "kind": "RedisReplication", "metadata": {"name": "redis"},
                "spec": {"clusterSize": 2, "kubernetesConfig": {"image": "quay.io/opstree/redis:v7.0.15"}}})).await;
+    let apps = dynamic(
+        &api,
+        "argoproj.io",
+        "v1alpha1",
+        "Application",
+        "applications",
+        "prod",
+    );
     apply(
-        dynamic(
-            &api,
-            "argoproj.io",
-            "v1alpha1",
-            "Application",
-            "applications",
-            "prod",
-        ),
+        apps.clone(),
         json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "app",
                "annotations": {"kube-standin/unready": "waiting for sync"}},
                "spec": {"project": "default", "source": {"repoURL": "https://example.com/r.git", "path": "."},
@@ -479,14 +421,6 @@ status: {replicas: 2, readyReplicas: 0}\n",
     assert_eq!(status("deployments", "seeded")["readyReplicas"], 0);
 
     // Removing the unready annotation lets the Application become Synced + Healthy.
-    let apps = dynamic(
-        &api,
-        "argoproj.io",
-        "v1alpha1",
-        "Application",
-        "applications",
-        "prod",
-    );
     apps.patch(
         "app",
         &PatchParams::default(),

@@ -9,7 +9,7 @@ use kube_standin::StandIn;
 use kube_standin::authz::Denial;
 use serde_json::{Value, json};
 
-use crate::common::{Kubectl, kubectls};
+use crate::common::{Kubectl, spawn_per_kubectl};
 
 /// Requests whose body was protobuf, to show the clients really sent it (and nothing converted it).
 fn protobuf_requests(api: &StandIn) -> Vec<String> {
@@ -161,12 +161,7 @@ async fn kubectl_create_family(label: &'static str, bin: PathBuf) {
 
 #[tokio::test]
 async fn kubectl_create_family_sends_protobuf_on_both_versions() {
-    let runs = kubectls()
-        .into_iter()
-        .map(|(label, bin)| tokio::spawn(kubectl_create_family(label, bin)));
-    for run in runs {
-        run.await.expect("scenario passes");
-    }
+    spawn_per_kubectl(kubectl_create_family).await;
 }
 
 async fn auth_can_i(label: &'static str, bin: PathBuf) {
@@ -230,12 +225,7 @@ async fn auth_can_i(label: &'static str, bin: PathBuf) {
 
 #[tokio::test]
 async fn auth_can_i_follows_the_deny_policy() {
-    let runs = kubectls()
-        .into_iter()
-        .map(|(label, bin)| tokio::spawn(auth_can_i(label, bin)));
-    for run in runs {
-        run.await.expect("scenario passes");
-    }
+    spawn_per_kubectl(auth_can_i).await;
 }
 
 /// A helm binary from `env` or the tools cache; missing is a failure, not a skip.
