@@ -24,7 +24,6 @@ use crate::helm::{Helm, HelmError};
 use crate::provider::{ProviderSecret, provider_secret};
 
 /// The platform catalog, relative to the repository root.
-pub const CATALOG_FILE: &str = "gitops/platform.yml";
 
 /// Errors of the platform phase.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +67,7 @@ pub enum PlatformError {
     Apply(#[from] crate::apply::ApplyErrors),
     /// Reading the token Secret failed.
     #[error(transparent)]
-    Api(#[from] crate::api::ApiError),
+    Api(#[from] shared::api::ApiError),
 }
 
 impl From<HelmError> for PlatformError {
@@ -118,7 +117,9 @@ impl PlatformCatalog {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|err| invalid(err.to_string()))?;
+        let text =
+            shared::fsio::read_to_string_bounded(path, shared::fsio::CONFIG_FILE_LIMIT, "platform catalog")
+                .map_err(|err| invalid(err.to_string()))?;
         let mut catalog: PlatformCatalog =
             serde_saphyr::from_str(&text).map_err(|err| invalid(shared::yaml_error::describe(&err)))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -362,8 +363,11 @@ pub async fn provider_secret_exists(
     let Some((api, resource)) = applier.resolver().api(&gvk, Some(secret.namespace)).await? else {
         return Ok(false);
     };
-    let call = crate::api::Call::new("get", &resource, Some(secret.namespace), Some(secret.name));
-    Ok(crate::api::call(&call, || api.get_metadata_opt(secret.name))
+    let call = shared::api::Call::for_resource("get", &resource, Some(secret.namespace), Some(secret.name));
+    Ok(applier
+        .resolver()
+        .api_client()
+        .call(&call, || api.get_metadata_opt(secret.name))
         .await?
         .is_some())
 }
@@ -381,7 +385,11 @@ pub fn provider_secret_source(
     };
     for extension in ["yml", "yaml"] {
         let path = sealed_dir.join(format!("{}.{extension}", secret.name));
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(text) = shared::fsio::read_to_string_bounded(
+            &path,
+            shared::fsio::CONFIG_FILE_LIMIT,
+            "sealed provider secret",
+        ) {
             let object: DynamicObject =
                 serde_saphyr::from_str(&text).map_err(|err| PlatformError::Catalog {
                     path: path.clone(),
@@ -568,7 +576,7 @@ mod tests {
     #[test]
     fn the_repository_catalog_parses_and_filters_by_provider() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let catalog = PlatformCatalog::load(&root.join(CATALOG_FILE)).unwrap();
+        let catalog = PlatformCatalog::load(&root.join(shared::paths::PLATFORM_CATALOG_FILE)).unwrap();
         let digitalocean = catalog.for_provider("digitalocean");
         let other = catalog.for_provider("kind");
         assert!(digitalocean.len() > other.len());

@@ -3,6 +3,9 @@
 //!
 //! Tables go to stdout (or the same data as `-o json|yaml`); the log file's path goes to stderr last.
 
+use std::io::Write;
+
+use crate::write_document;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -97,9 +100,9 @@ impl Summary {
     }
 
     /// Print as tables or as a document.
-    pub fn print(&self, format: OutputFormat) -> anyhow::Result<()> {
+    pub fn print(&self, format: OutputFormat, out: &mut dyn Write) -> anyhow::Result<()> {
         if format != OutputFormat::Table {
-            return output::print_document(self, format);
+            return write_document(out, self, format);
         }
         let mut phases = output::table(["PHASE", "DURATION", "CREATED", "CHANGED", "UNCHANGED", "NOTE"]);
         for phase in &self.phases {
@@ -120,14 +123,16 @@ impl Summary {
             self.totals.unchanged.to_string(),
             String::new(),
         ]);
-        println!(
+        writeln!(
+            out,
             "{} ({}): {}",
             self.environment,
             self.namespace,
             if self.ready { "up" } else { "not ready" }
-        );
-        println!("{phases}");
-        println!("{}", endpoints_table(&self.endpoints));
+        )?;
+        writeln!(out, "{phases}")?;
+        writeln!(out, "{}", endpoints_table(&self.endpoints))?;
+        out.flush()?;
         Ok(())
     }
 }

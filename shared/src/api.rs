@@ -429,7 +429,10 @@ impl ApiClient {
         let deadline = now
             .checked_add(deadline)
             .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400));
-        Self::with_client(cluster.client.clone(), &cluster.server, deadline)
+        let mut client = Self::with_client(cluster.client.clone(), &cluster.server, deadline);
+        // The budget as given (`--timeout 3s`), not what is left a few microseconds later ("2s").
+        client.budget = client.budget.max(deadline.saturating_duration_since(now));
+        client
     }
 
     /// Calls through `client` to `server` (its URL, for messages), ending by `deadline`.
