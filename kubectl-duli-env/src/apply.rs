@@ -272,6 +272,25 @@ impl Resolver {
         })
     }
 
+    /// True when the object `name` of `gvk` exists (in `namespace`, for namespaced kinds); false when the
+    /// kind is not served.
+    pub async fn exists(
+        &self,
+        gvk: &GroupVersionKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<bool, ApiError> {
+        let Some((api, resource)) = self.api(gvk, namespace).await? else {
+            return Ok(false);
+        };
+        let call = Call::for_resource("get", &resource, namespace, Some(name));
+        Ok(self
+            .api
+            .call(&call, || api.get_metadata_opt(name))
+            .await?
+            .is_some())
+    }
+
     /// An `Api<DynamicObject>` for `gvk` in `namespace` (ignored for cluster-scoped kinds), or `None` when
     /// the kind is not served.
     pub async fn api(

@@ -23,8 +23,6 @@ use crate::apply::{Applier, ApplyResult, Counts};
 use crate::helm::{Helm, HelmError};
 use crate::provider::{ProviderSecret, provider_secret};
 
-/// The platform catalog, relative to the repository root.
-
 /// Errors of the platform phase.
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
@@ -360,16 +358,10 @@ pub async fn provider_secret_exists(
     secret: &ProviderSecret,
 ) -> Result<bool, PlatformError> {
     let gvk = kube::api::GroupVersionKind::gvk("", "v1", "Secret");
-    let Some((api, resource)) = applier.resolver().api(&gvk, Some(secret.namespace)).await? else {
-        return Ok(false);
-    };
-    let call = shared::api::Call::for_resource("get", &resource, Some(secret.namespace), Some(secret.name));
     Ok(applier
         .resolver()
-        .api_client()
-        .call(&call, || api.get_metadata_opt(secret.name))
-        .await?
-        .is_some())
+        .exists(&gvk, Some(secret.namespace), secret.name)
+        .await?)
 }
 
 /// Where the token Secret would come from, without a cluster: the sealed file, else the environment variable.

@@ -375,15 +375,7 @@ async fn required_accesses(
 
 async fn storage_class_exists(resolver: &Resolver, name: &str) -> Result<bool, api::ApiError> {
     let gvk = GroupVersionKind::gvk("storage.k8s.io", "v1", "StorageClass");
-    let Some((api, resource)) = resolver.api(&gvk, None).await? else {
-        return Ok(false);
-    };
-    let call = Call::for_resource("get", &resource, None, Some(name));
-    Ok(resolver
-        .api_client()
-        .call(&call, || api.get_metadata_opt(name))
-        .await?
-        .is_some())
+    resolver.exists(&gvk, None, name).await
 }
 
 /// AppProjects named by Applications that neither `gitops/applications` renders nor the cluster has.

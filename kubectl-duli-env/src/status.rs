@@ -205,15 +205,7 @@ pub async fn live_applications(
 /// True when namespace `name` exists.
 pub async fn namespace_exists(resolver: &Resolver, name: &str) -> Result<bool, EnvError> {
     let gvk = kube::api::GroupVersionKind::gvk("", "v1", "Namespace");
-    let Some((api, resource)) = resolver.api(&gvk, None).await? else {
-        return Ok(false);
-    };
-    let call = Call::for_resource("get", &resource, None, Some(name));
-    Ok(resolver
-        .api_client()
-        .call(&call, || api.get_metadata_opt(name))
-        .await?
-        .is_some())
+    Ok(resolver.exists(&gvk, None, name).await?)
 }
 
 impl StatusReport {

@@ -3,7 +3,7 @@
 //! documented one), one `error:` line naming the offending file, field or resource and what to do, nothing
 //! on stdout, and that nothing was applied (the stand-in saw no write request and its objects did not move)
 //! or written (the run's TMPDIR stays empty and the repository copy is unchanged; `up` and `down` may only
-//! add their log file under `DULI_STATE_DIR/logs`).
+//! add their log file and their environment lock under `DULI_STATE_DIR`).
 //!
 //! Cases are tables, one line each; a group shares one world and runs its cases concurrently. The catalogue
 //! of messages prints with `--nocapture`.
@@ -53,7 +53,13 @@ async fn check(world: &World, case: &Case) -> Run {
     std::fs::create_dir_all(&tmp).unwrap();
     let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
     let mut command = world.command(&args);
-    command.env("TMPDIR", &tmp).current_dir(&tmp);
+    // Each case its own state directory: concurrent cases of one environment would otherwise meet at the
+    // environment's lock (tested on its own) instead of reaching the input under test.
+    let state = world.dir.path().join("state").join(case.name.replace(' ', "-"));
+    command
+        .env("TMPDIR", &tmp)
+        .env("DULI_STATE_DIR", &state)
+        .current_dir(&tmp);
     for (name, value) in &case.env {
         command.env(name, value);
     }
@@ -94,15 +100,19 @@ async fn check_all(world: &World, cases: Vec<Case>) {
         before_store,
         "the stand-in's objects changed"
     );
-    // `up` and `down` may add their log file and their environment lock, nothing else.
-    let (logs, locks) = (
-        world.dir.path().join("state/logs"),
-        world.dir.path().join("state/locks"),
-    );
+    // `up` and `down` may add their log file and their environment lock (in each case's state directory),
+    // nothing else.
+    let state = world.dir.path().join("state");
     let after_files = snapshot_files(world.dir.path());
     let changed: Vec<PathBuf> = changed_paths(&before_files, &after_files)
         .into_iter()
-        .filter(|path| !path.starts_with(&logs) && !path.starts_with(&locks))
+        .filter(|path| {
+            !path
+                .strip_prefix(&state)
+                .ok()
+                .and_then(|rest| rest.components().nth(1))
+                .is_some_and(|dir| dir.as_os_str() == "logs" || dir.as_os_str() == "locks")
+        })
         .collect();
     assert!(changed.is_empty(), "files written or changed: {changed:?}");
 }
@@ -199,7 +209,7 @@ async fn corpus_inputs() {
     let malformed = write(
         &inputs,
         "malformed.kubeconfig",
-        &kubeconfig_for(&world.api.url()).replace("user: {}", &format!("user: {{token: \"{token}}}")),
+        kubeconfig_for(&world.api.url()).replace("user: {}", &format!("user: {{token: \"{token}}}")),
     );
     let empty_kubeconfig = write(&inputs, "empty.kubeconfig", "");
     let kubeconfig = world.kubeconfig.display().to_string();
@@ -424,7 +434,7 @@ async fn corpus_inputs() {
             "--timeout that is not a duration (up)",
             &["up", "staging", "--timeout", "soon"],
             2,
-            &["--timeout", "`soon` is not a duration like 90s"],
+            &["--timeout", "`soon` is not a duration: use a number with a unit"],
         ),
         Case::new(
             "--timeout of zero (down)",
@@ -484,14 +494,14 @@ async fn corpus_api_server() {
     let world = World::start(FAST).await;
     let inputs = world.dir.path().join("inputs");
     let refused_url = format!("http://127.0.0.1:{}", closed_port());
-    let refused = write(&inputs, "refused.kubeconfig", &kubeconfig_for(&refused_url));
+    let refused = write(&inputs, "refused.kubeconfig", kubeconfig_for(&refused_url));
     let (_silent, silent_url) = silent_server();
-    let silent = write(&inputs, "silent.kubeconfig", &kubeconfig_for(&silent_url));
+    let silent = write(&inputs, "silent.kubeconfig", kubeconfig_for(&silent_url));
     let (_unauthorized, unauthorized_url) = status_server(401, "Unauthorized").await;
     let unauthorized = write(
         &inputs,
         "unauthorized.kubeconfig",
-        &kubeconfig_for(&unauthorized_url),
+        kubeconfig_for(&unauthorized_url),
     );
     let bare_dir = world.dir.path().join("bare");
     std::fs::create_dir_all(&bare_dir).unwrap();
@@ -502,7 +512,7 @@ async fn corpus_api_server() {
     let hanging_exec = write(
         &inputs,
         "hanging-exec.kubeconfig",
-        &format!(
+        format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: '{}'}}\nusers:\n- name: u\n  \
              user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n      \
              args: ['-c', 'exec sleep 20']\n      interactiveMode: Never\ncontexts:\n- name: one\n  \

@@ -60,20 +60,7 @@ impl Server {
     async fn up_without_platform() -> (Server, Value) {
         let server = Server::start(FAST).await;
         server
-            .run(&[
-                "up",
-                "staging",
-                "--only",
-                "namespaces",
-                "--only",
-                "secrets",
-                "--only",
-                "gitops",
-                "--only",
-                "wait",
-                "--timeout",
-                "2m",
-            ])
+            .run(&without_platform(&["up", "staging", "--timeout", "2m"]))
             .await
             .expect(0);
         let baseline = server
@@ -366,6 +353,22 @@ async fn wait_for_request(server: &Server, fragment: &str) {
 // ---------------------------------------------------------------------------------------------------
 // up
 
+/// `up` ARGS for the phases that need no helm: namespaces, secrets, gitops, wait.
+fn without_platform<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    all.extend([
+        "--only",
+        "namespaces",
+        "--only",
+        "secrets",
+        "--only",
+        "gitops",
+        "--only",
+        "wait",
+    ]);
+    all
+}
+
 /// The phases a summary reports, in order.
 fn phases(summary: &Value) -> Vec<String> {
     summary["phases"]
@@ -419,22 +422,14 @@ async fn up_watches_dropped_after_every_event() {
     server.world.api.add_fault(Fault::drop_watch_after(1));
     server.world.api.add_fault(Fault::expire_watch().times(5));
     let run = server
-        .run(&[
+        .run(&without_platform(&[
             "up",
             "staging",
             "-o",
             "json",
             "--timeout",
             "2m",
-            "--only",
-            "namespaces",
-            "--only",
-            "secrets",
-            "--only",
-            "gitops",
-            "--only",
-            "wait",
-        ])
+        ]))
         .await
         .expect(0);
     assert_eq!(run.json()["ready"], true, "{}", run.stderr);
@@ -572,23 +567,8 @@ async fn up_api_server_lost_for_good_is_reported_as_unreachable() {
         tokio::time::sleep(Duration::from_millis(2500)).await;
         server.kill();
     };
-    let (run, ()) = tokio::join!(
-        server.run(&[
-            "up",
-            "staging",
-            "--timeout",
-            "10s",
-            "--only",
-            "namespaces",
-            "--only",
-            "secrets",
-            "--only",
-            "gitops",
-            "--only",
-            "wait",
-        ]),
-        outage
-    );
+    let args = without_platform(&["up", "staging", "--timeout", "10s"]);
+    let (run, ()) = tokio::join!(server.run(&args), outage);
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     let error = one_line_error(&run);
     assert!(error.contains("is unreachable"), "{error}");
@@ -640,25 +620,8 @@ async fn up_api_server_restart_prints_one_progress_line_and_no_library_errors() 
         tokio::time::sleep(Duration::from_secs(3)).await;
         server.restart().await;
     };
-    let (run, ()) = tokio::join!(
-        server.run(&[
-            "up",
-            "staging",
-            "-o",
-            "json",
-            "--timeout",
-            "2m",
-            "--only",
-            "namespaces",
-            "--only",
-            "secrets",
-            "--only",
-            "gitops",
-            "--only",
-            "wait",
-        ]),
-        outage
-    );
+    let args = without_platform(&["up", "staging", "-o", "json", "--timeout", "2m"]);
+    let (run, ()) = tokio::join!(server.run(&args), outage);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(!run.stderr.contains("ERROR"), "{}", run.stderr);
     assert!(!run.stderr.contains("WARN"), "{}", run.stderr);
