@@ -470,13 +470,16 @@ pub async fn converge(
     Ok(counts)
 }
 
+/// How long the check after a failed helm command may take; `up` keeps this much of `--timeout` for it.
+pub const SERVER_CHECK: Duration = Duration::from_secs(1);
+
 /// A failed helm command whose own reason is a timeout ("context deadline exceeded") does not say that
 /// the API server went away meanwhile: ask it once, and when it does not answer, say so.
 async fn with_server_state(err: PlatformError, client: &kube::Client) -> PlatformError {
     let PlatformError::Helm { command, message } = err else {
         return err;
     };
-    match tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await {
+    match tokio::time::timeout(SERVER_CHECK, client.apiserver_version()).await {
         Ok(Ok(_)) => PlatformError::Helm { command, message },
         Ok(Err(probe)) => PlatformError::Helm {
             command,
@@ -484,7 +487,7 @@ async fn with_server_state(err: PlatformError, client: &kube::Client) -> Platfor
         },
         Err(_) => PlatformError::Helm {
             command,
-            message: server_gone(&message, "it did not answer within 5s"),
+            message: server_gone(&message, "it did not answer within 1s"),
         },
     }
 }

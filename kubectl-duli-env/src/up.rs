@@ -31,7 +31,8 @@ pub struct UpOptions {
     /// Change nothing: print what would change (same as `plan`).
     #[arg(long)]
     pub dry_run: bool,
-    /// How long to wait for components (and each platform chart) to become ready, e.g. 15m, 90s, 1h.
+    /// How long the whole run may take, helm's waits for the platform charts and the wait for components
+    /// included, e.g. 15m, 90s, 1h.
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Take over fields another field manager owns instead of reporting the conflict.
@@ -118,7 +119,11 @@ pub async fn up(
             &desired.platform,
             &env.provider,
             &shared,
-            opts.timeout,
+            // helm waits within what is left of --timeout, keeping time to say why it failed.
+            ctx.api
+                .deadline()
+                .saturating_duration_since(tokio::time::Instant::now())
+                .saturating_sub(platform::SERVER_CHECK),
         )
         .await?;
         // The charts may have brought CRDs (Application, SealedSecret): look again.

@@ -263,7 +263,7 @@ async fn status_500_bursts() {
     let error = one_line_error(&run);
     assert!(
         error.contains("cannot list applications.argoproj.io in namespace argocd")
-            && error.contains("(500 InternalError)"),
+            && error.contains("500 InternalError"),
         "{error}"
     );
     assert_within(&run, Duration::from_secs(90));
