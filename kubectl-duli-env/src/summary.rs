@@ -207,5 +207,14 @@ mod tests {
         );
         let table = endpoints_table(&env.endpoints).to_string();
         assert!(table.contains("queue.staging.svc.cluster.local:15672"), "{table}");
+        // Printed to the writer it is given (a command runs in-process), the same bytes as JSON.
+        let mut out = Vec::new();
+        summary.print(OutputFormat::Json, &mut out).unwrap();
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&out).unwrap(), json);
+        let mut out = Vec::new();
+        summary.print(OutputFormat::Table, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("staging (staging): up\n"), "{text}");
+        assert!(text.contains(&table), "{text}");
     }
 }
