@@ -26,9 +26,7 @@ use shared::repo::Repo;
 fn delays() -> Vec<Duration> {
     let spec = std::env::var("DULI_BENCH_DELAYS").unwrap_or_else(|_| "1s,2s".into());
     spec.split(',')
-        .map(|d| {
-            kubectl_duli_env::duration::parse_duration(d).expect("DULI_BENCH_DELAYS: durations like 1s,2s")
-        })
+        .map(|d| shared::duration::parse_duration(d).expect("DULI_BENCH_DELAYS: durations like 1s,2s"))
         .collect()
 }
 

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-use crate::api::{self, ApiError, Call};
+use shared::api::{ApiClient, ApiError, Call};
 
 /// The field manager of everything `kubectl duli env` applies.
 pub const FIELD_MANAGER: &str = "duli";
@@ -180,6 +180,7 @@ pub struct ApplyErrors {
 /// Resolves kinds to resources with API discovery, refreshed when a kind is missing (a CRD just installed).
 #[derive(Clone)]
 pub struct Resolver {
+    api: ApiClient,
     client: kube::Client,
     discovery: Arc<RwLock<Option<Arc<Discovery>>>>,
 }
@@ -191,12 +192,18 @@ impl fmt::Debug for Resolver {
 }
 
 impl Resolver {
-    /// A resolver for `client`; discovery runs on first use.
-    pub fn new(client: kube::Client) -> Self {
+    /// A resolver whose calls go through `api`; discovery runs on first use.
+    pub fn new(api: ApiClient) -> Self {
         Resolver {
-            client,
+            client: api.client().clone(),
+            api,
             discovery: Arc::new(RwLock::new(None)),
         }
+    }
+
+    /// The API layer every call goes through.
+    pub fn api_client(&self) -> &ApiClient {
+        &self.api
     }
 
     /// The client.
@@ -205,17 +212,17 @@ impl Resolver {
     }
 
     async fn run_discovery(&self) -> Result<Arc<Discovery>, ApiError> {
-        let call = Call {
-            verb: "get",
-            resource: "API discovery (/api, /apis)".into(),
-            namespace: None,
-            name: None,
-        };
+        let call = Call::new("get", "API discovery (/api, /apis)", None, None);
         let client = self.client.clone();
-        let discovery = api::call(&call, || Discovery::new(client.clone()).run_aggregated()).await?;
+        let discovery = self
+            .api
+            .call(&call, || Discovery::new(client.clone()).run_aggregated())
+            .await?;
         // A server without aggregated discovery answers with zero groups instead of an error.
         let discovery = if discovery.groups().next().is_none() {
-            api::call(&call, || Discovery::new(client.clone()).run()).await?
+            self.api
+                .call(&call, || Discovery::new(client.clone()).run())
+                .await?
         } else {
             discovery
         };
@@ -263,6 +270,25 @@ impl Resolver {
             Some((resource, caps)) => (resource, caps.scope == Scope::Namespaced),
             None => (ApiResource::from_gvk(gvk), true),
         })
+    }
+
+    /// True when the object `name` of `gvk` exists (in `namespace`, for namespaced kinds); false when the
+    /// kind is not served.
+    pub async fn exists(
+        &self,
+        gvk: &GroupVersionKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<bool, ApiError> {
+        let Some((api, resource)) = self.api(gvk, namespace).await? else {
+            return Ok(false);
+        };
+        let call = Call::for_resource("get", &resource, namespace, Some(name));
+        Ok(self
+            .api
+            .call(&call, || api.get_metadata_opt(name))
+            .await?
+            .is_some())
     }
 
     /// An `Api<DynamicObject>` for `gvk` in `namespace` (ignored for cluster-scoped kinds), or `None` when
@@ -351,8 +377,12 @@ impl Applier {
             });
         };
         let namespace = id.namespace.as_deref();
-        let get = Call::new("get", &resource, namespace, Some(&id.name));
-        let before = api::call(&get, || api.get_opt(&id.name)).await?;
+        let get = Call::for_resource("get", &resource, namespace, Some(&id.name));
+        let before = self
+            .resolver
+            .api_client()
+            .call(&get, || api.get_opt(&id.name))
+            .await?;
         let mut params = PatchParams::apply(FIELD_MANAGER);
         if self.force {
             params = params.force();
@@ -360,11 +390,25 @@ impl Applier {
         if dry_run {
             params = params.dry_run();
         }
-        let patch = Call::new("patch", &resource, namespace, Some(&id.name));
+        let patch = Call::for_resource("patch", &resource, namespace, Some(&id.name));
         let body = Patch::Apply(obj);
-        let after = match api::call(&patch, || api.patch(&id.name, &params, &body)).await {
+        // The API layer keeps a Status's message only; a conflict's fields and owners are in its details.
+        let conflict = std::sync::Mutex::new(None);
+        let attempt = || async {
+            let result = api.patch(&id.name, &params, &body).await;
+            if let Err(kube::Error::Api(status)) = &result
+                && status.code == 409
+            {
+                *conflict.lock().unwrap_or_else(|e| e.into_inner()) = Some(status.clone());
+            }
+            result
+        };
+        let after = match self.resolver.api_client().call(&patch, attempt).await {
             Ok(after) => after,
-            Err(err) => return Err(conflict_or(id, err)),
+            Err(err) => {
+                let status = conflict.into_inner().unwrap_or_else(|e| e.into_inner());
+                return Err(conflict_or(id, err, status.as_deref()));
+            }
         };
         let before = before.map(|b| serde_json::to_value(b).unwrap_or_default());
         let after = serde_json::to_value(after).unwrap_or_default();
@@ -464,9 +508,9 @@ fn not_served_hint(gvk: &GroupVersionKind) -> String {
 }
 
 /// A 409 from server-side apply is a field conflict: list the fields and who owns them.
-fn conflict_or(id: ObjectId, err: ApiError) -> ApplyError {
-    if let Some(status) = err.status()
-        && status.code == 409
+fn conflict_or(id: ObjectId, err: ApiError, status: Option<&kube::core::Status>) -> ApplyError {
+    if let Some(status) = status
+        && err.code() == Some(409)
         && status.reason == "Conflict"
     {
         let causes: Vec<String> = status
@@ -549,19 +593,15 @@ mod tests {
                 uid: String::new(),
                 retry_after_seconds: 0,
             });
-        let call = Call {
-            verb: "patch",
-            resource: "applications.argoproj.io".into(),
-            namespace: Some("argocd".into()),
-            name: None,
-        };
+        let call = Call::new("patch", "applications.argoproj.io", Some("argocd"), None);
         let id = ObjectId {
             api_version: "argoproj.io/v1alpha1".into(),
             kind: "Application".into(),
             namespace: Some("argocd".into()),
             name: "x".into(),
         };
-        let err = conflict_or(id, ApiError::new(call, kube::Error::Api(status.boxed())));
+        let err = ApiError::from_kube("https://k", &call, &kube::Error::Api(status.clone().boxed()));
+        let err = conflict_or(id, err, Some(&status));
         let message = err.to_string();
         assert!(
             message.contains(".spec.source.targetRevision (conflict with \"kubectl-edit\")"),

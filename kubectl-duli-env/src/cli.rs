@@ -6,7 +6,10 @@
 // Doc comments here are clap's help text, where `<ENV>` is a placeholder people read, not HTML.
 #![allow(rustdoc::invalid_html_tags)]
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -16,9 +19,12 @@ use crate::plan::PlanOptions;
 use crate::status::StatusOptions;
 use crate::up::UpOptions;
 use crate::{Context, EnvError, down, list, log, plan, status, up};
+use shared::api::{ApiClient, Call};
 use shared::cli::{ClusterArgs, CommonArgs, CompletionShell};
 use shared::error::Outcome;
+use shared::fsio::Stdout;
 use shared::output::OutputFormat;
+use shared::runner::{self, Runner};
 
 /// Bootstrap and converge a duli environment (staging, prod).
 #[derive(Debug, Parser)]
@@ -65,14 +71,28 @@ pub enum Command {
     },
 }
 
-/// Run a parsed command line: a completion script, or an env command on its own runtime.
-pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+/// Run a parsed command line to its exit code: a completion script, or an env command through
+/// [`shared::runner::Runner`] (one deadline, SIGINT/SIGTERM/SIGHUP, cleanups), its output on stdout.
+pub fn main(cli: Cli) -> ExitCode {
     if let Command::Completion { shell } = cli.command {
         shared::cli::print_completion(shell, &Cli::command());
-        return Ok(Outcome::Clean);
+        return ExitCode::SUCCESS;
     }
-    tokio::runtime::Runtime::new()?.block_on(dispatch(cli))
+    let title = match cli.command.env() {
+        Some(env) => format!("kubectl duli env {} {env}", cli.command.name()),
+        None => format!("kubectl duli env {}", cli.command.name()),
+    };
+    // The command's own deadline (`--timeout`) comes first and says what it waited for; the runner's, a
+    // little later, is the backstop for what cannot be cancelled cooperatively (an exec credential plugin).
+    Runner::new(title)
+        .logging_by_command()
+        .deadline(cli.command.timeout(), "--timeout")
+        .margin(DEADLINE_MARGIN)
+        .run(async move { run(&cli, &mut Stdout::new()).await })
 }
+
+/// How long after `--timeout` the runner ends a command that did not end itself.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
 impl Command {
     /// The environment the command is about (`None` for `list` and `completion`).
@@ -83,6 +103,18 @@ impl Command {
             Command::Status(opts) => Some(&opts.env),
             Command::Down(opts) => Some(&opts.env),
             Command::List | Command::Completion { .. } => None,
+        }
+    }
+
+    /// The subcommand's name.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Up(_) => "up",
+            Command::Plan(_) => "plan",
+            Command::Status(_) => "status",
+            Command::Down(_) => "down",
+            Command::List => "list",
+            Command::Completion { .. } => "completion",
         }
     }
 
@@ -106,8 +138,9 @@ impl Command {
     }
 }
 
-/// Set up logging, run the command, print the log file's path last.
-async fn dispatch(command: Cli) -> anyhow::Result<Outcome> {
+/// Set up logging, run the command with its output to `out`, print the log file's path last (also when the
+/// command is stopped by a signal or its deadline).
+pub async fn run(command: &Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let mut log_file = command
         .command
         .logged()
@@ -127,44 +160,46 @@ async fn dispatch(command: Cli) -> anyhow::Result<Outcome> {
         tracing::debug!("kubectl duli env {:?}", command.command);
         tracing::debug!("log file {}", path.display());
     }
-    let result = tokio::select! {
-        result = execute(&command, log_file.clone()) => result,
-        () = interrupted() => {
-            // Dropping `execute` kills a running helm (kill_on_drop); what was applied stays applied, and
-            // every phase converges from there.
-            let message = match command.command.logged() {
-                Some((name, env)) => format!(
-                    "interrupted: `kubectl duli env {name} {env}` stopped before it finished; what it changed so \
-                     far stays, run the same command again to converge"
-                ),
-                None => "interrupted".to_string(),
-            };
-            tracing::error!(target: "duli::logfile", "{message}");
-            eprintln!("error: {message}");
-            Ok(Outcome::Child(EXIT_INTERRUPTED))
-        }
-    };
+    if command.command.logged().is_some() {
+        // Dropping the command kills a running helm (kill_on_drop, and its process group on exit); what was
+        // applied stays applied, and every phase converges from there.
+        runner::set_rerun_hint(Some(
+            "what it changed so far stays, run the same command again to converge".into(),
+        ));
+    }
+    // Held outside this future, so that a signal or the deadline (which drop it) still names the log.
+    if let Some(path) = log_file.clone() {
+        *lock(&LOG_LINE) = Some(runner::on_exit(move || {
+            tracing::error!(target: "duli::logfile", "stopped before it finished");
+            eprintln!("log: {}", path.display());
+        }));
+    }
+    let result = execute(command, log_file.clone(), out).await;
     if let Err(err) = &result {
         tracing::error!(target: "duli::logfile", "{err:#}");
     }
-    if let Some(path) = &log_file {
-        eprintln!("log: {}", path.display());
+    if let Some(guard) = lock(&LOG_LINE).take() {
+        drop(guard);
+        if let Some(path) = &log_file {
+            eprintln!("log: {}", path.display());
+        }
     }
     result
 }
 
-/// Exit code after Ctrl-C (SIGINT): 128 + 2, as shells report it.
-pub const EXIT_INTERRUPTED: u8 = 130;
+/// The cleanup that names the log file when the command is stopped before it returns.
+static LOG_LINE: Mutex<Option<runner::Cleanup>> = Mutex::new(None);
 
-/// Resolves on the first Ctrl-C (SIGINT); never, when the handler cannot be installed.
-async fn interrupted() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// How long the first request may take before the API server counts as unreachable (at most `--timeout`).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A command without `--timeout` (plan, list) has no deadline of its own; its calls still end, each
+/// bounded by the API layer's per-request timeout and retries.
+const NO_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 async fn context(command: &Cli) -> Result<Context, EnvError> {
     let repo = command.common.locate_repo()?;
@@ -174,91 +209,65 @@ async fn context(command: &Cli) -> Result<Context, EnvError> {
     }
     let target = command.cluster.target();
     let cluster = target.connect(None).await?;
-    let limit = command
-        .command
-        .timeout()
-        .map_or(PROBE_TIMEOUT, |t| t.min(PROBE_TIMEOUT));
-    probe(&cluster, limit).await?;
+    let timeout = command.command.timeout();
+    // A server that is down or never answers fails here, in one sentence, instead of hanging a later call.
+    let probe_limit = timeout.map_or(PROBE_TIMEOUT, |t| t.min(PROBE_TIMEOUT));
+    let probe = ApiClient::new(&cluster, probe_limit);
+    probe
+        .call(&Call::raw(&http::Method::GET, "/version"), || {
+            cluster.client.apiserver_version()
+        })
+        .await?;
+    let api = ApiClient::new(&cluster, timeout.unwrap_or(NO_TIMEOUT));
     Ok(Context {
         repo,
         target,
         cluster,
+        api,
     })
 }
 
-/// Ask the API server for its version, retrying refused connections and server errors until `limit`: a
-/// server that is down or never answers fails here, in one sentence, instead of hanging a later call.
-async fn probe(cluster: &shared::cluster::Cluster, limit: Duration) -> Result<(), EnvError> {
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut delay = Duration::from_millis(100);
-    let mut last: Option<kube::Error> = None;
-    let unreachable = |what: String| EnvError::Unreachable {
-        server: cluster.server.clone(),
-        context: cluster.context.clone(),
-        what,
-    };
-    loop {
-        match tokio::time::timeout_at(deadline, cluster.client.apiserver_version()).await {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(err)) if crate::api::is_transient(&err) => {
-                tracing::debug!("probing {}: {err}", cluster.server);
-                last = Some(err);
-                if tokio::time::Instant::now() + delay >= deadline {
-                    break;
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
-            }
-            Ok(Err(err)) => return Err(unreachable(shared::cluster::describe_api_error(&err))),
-            Err(_) => break,
-        }
-    }
-    Err(unreachable(match last {
-        Some(err) => shared::cluster::describe_api_error(&err),
-        None => format!(
-            "the API server did not answer within {}; check the cluster is up and reachable (kubectl cluster-info)",
-            humantime(limit)
-        ),
-    }))
-}
-
-fn humantime(duration: Duration) -> String {
-    if duration.subsec_millis() == 0 {
-        format!("{}s", duration.as_secs())
-    } else {
-        format!("{:.1}s", duration.as_secs_f64())
-    }
-}
-
-async fn execute(command: &Cli, log_file: Option<PathBuf>) -> anyhow::Result<Outcome> {
+async fn execute(command: &Cli, log_file: Option<PathBuf>, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let output = command.common.output;
     let ctx = context(command).await?;
+    // Commands that change the environment take its lock (held until they return or the process ends).
+    let _lock = match command.command.logged() {
+        Some((name, env)) => crate::lock::acquire(name, env, &ctx.cluster.context).map_err(EnvError::from)?,
+        None => None,
+    };
     match &command.command {
         Command::Up(opts) if opts.dry_run => {
             let plan_opts = PlanOptions {
                 env: opts.env.clone(),
                 platform_file: opts.platform_file.clone(),
             };
-            print_plan(&ctx, &plan_opts, output).await
+            print_plan(&ctx, &plan_opts, output, out).await
         }
-        Command::Up(opts) => Ok(up::up(&ctx, opts, output, log_file).await?),
-        Command::Plan(opts) => print_plan(&ctx, opts, output).await,
-        Command::Status(opts) => status::status(&ctx, opts).await?.print(output),
+        Command::Up(opts) => Ok(up::up(&ctx, opts, output, log_file, out).await?),
+        Command::Plan(opts) => print_plan(&ctx, opts, output, out).await,
+        Command::Status(opts) => status::status(&ctx, opts).await?.print(output, out),
         Command::Down(opts) => {
-            down::down(&ctx, opts, command.common.yes).await?.print(output)?;
+            down::down(&ctx, opts, command.common.yes)
+                .await?
+                .print(output, out)?;
             Ok(Outcome::Clean)
         }
         Command::List => {
-            list::print(&list::list(&ctx).await?, output)?;
+            list::print(&list::list(&ctx).await?, output, out)?;
             Ok(Outcome::Clean)
         }
         Command::Completion { .. } => unreachable!("`run` prints completions without a cluster"),
     }
 }
 
-async fn print_plan(ctx: &Context, opts: &PlanOptions, output: OutputFormat) -> anyhow::Result<Outcome> {
+async fn print_plan(
+    ctx: &Context,
+    opts: &PlanOptions,
+    output: OutputFormat,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
     let report = plan::plan(ctx, opts).await?;
-    report.print(output)?;
+    report.print(output, out)?;
     Ok(if report.changes {
         Outcome::Findings
     } else {

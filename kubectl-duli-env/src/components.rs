@@ -12,9 +12,9 @@ use kube::api::{DynamicObject, ListParams};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::{self, ApiError, Call};
 use crate::apply::Resolver;
 use crate::desired::Component;
+use shared::api::{ApiError, Call};
 use shared::readiness::{self, Readiness};
 
 /// The kinds whose objects count as a component's own resources: (group, kind).
@@ -161,9 +161,9 @@ async fn list_kind(
     let Some((api, resource)) = resolve_kind(resolver, group, kind, namespace).await? else {
         return Ok(Vec::new());
     };
-    let call = Call::new("list", &resource, Some(namespace), None);
+    let call = Call::for_resource("list", &resource, Some(namespace), None);
     let params = ListParams::default();
-    let list = api::call(&call, || api.list(&params)).await?;
+    let list = resolver.api_client().call(&call, || api.list(&params)).await?;
     Ok(list
         .items
         .into_iter()

@@ -104,7 +104,7 @@ impl Desired {
     pub fn load(repo: &Repo, env: &Environment, platform_file: Option<&Path>) -> Result<Self, DesiredError> {
         let platform_file = platform_file
             .map(Path::to_path_buf)
-            .unwrap_or_else(|| repo.root().join(platform::CATALOG_FILE));
+            .unwrap_or_else(|| repo.platform_catalog_file());
         let catalog = PlatformCatalog::load(&platform_file)?;
         let platform = catalog.for_provider(&env.provider);
         let (projects, components) = render(repo, env)?;

@@ -7,6 +7,9 @@
 //! `--include-platform`, which is refused while another environment still exists. Production asks for the
 //! environment's name to be typed (or `--yes`); without a terminal and without `--yes` it refuses.
 
+use std::io::Write;
+
+use crate::write_document;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,17 +18,18 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::{self, ApiError, Call};
 use crate::apply::{ObjectId, Resolver};
 use crate::components::{self, Snapshot};
 use crate::desired::{self, Desired, Scope};
-use crate::duration::parse_duration;
 use crate::helm::Helm;
 use crate::log::PROGRESS;
 use crate::platform::PlatformError;
-use crate::wait::{human_duration, watch_until};
+use crate::wait::watch_until;
 use crate::{Context, EnvError};
+use shared::api::{ApiError, Call};
 use shared::confirm::{self, Confirmation};
+use shared::duration::human as human_duration;
+use shared::duration::parse_duration;
 use shared::environment::Environment;
 use shared::output::{self, OutputFormat};
 
@@ -113,7 +117,7 @@ pub async fn down(ctx: &Context, opts: &DownOptions, yes: bool) -> Result<DownRe
     tracing_indicatif::suspend_tracing_indicatif(|| {
         confirm::guard(&env, action, yes, Confirmation::TypeName)
     })?;
-    let resolver = Resolver::new(ctx.cluster.client.clone());
+    let resolver = Resolver::new(ctx.api.clone());
     if opts.include_platform {
         let users = other_users(ctx, &env, &resolver).await?;
         if !users.is_empty() {
@@ -416,8 +420,10 @@ async fn get(
     let Some((api, resource)) = resolver.api(&gvk, namespace).await? else {
         return Ok(None);
     };
-    let call = Call::new("get", &resource, namespace, Some(name));
-    Ok(api::call(&call, || api.get_opt(name))
+    let call = Call::for_resource("get", &resource, namespace, Some(name));
+    Ok(resolver
+        .api_client()
+        .call(&call, || api.get_opt(name))
         .await?
         .map(|o| with_type(o, &resource)))
 }
@@ -434,13 +440,13 @@ async fn list(
     let Some((api, resource)) = resolver.api(&gvk, namespace).await? else {
         return Ok(Vec::new());
     };
-    let call = Call::new("list", &resource, namespace, None);
+    let call = Call::for_resource("list", &resource, namespace, None);
     let params = if selector.is_empty() {
         ListParams::default()
     } else {
         ListParams::default().labels(selector)
     };
-    let list = api::call(&call, || api.list(&params)).await?;
+    let list = resolver.api_client().call(&call, || api.list(&params)).await?;
     Ok(list.items.into_iter().map(|o| with_type(o, &resource)).collect())
 }
 
@@ -478,9 +484,14 @@ impl Deleter {
         let Some((api, resource)) = self.resolver.api(&id.gvk(), id.namespace.as_deref()).await? else {
             return Ok(None);
         };
-        let call = Call::new("delete", &resource, id.namespace.as_deref(), Some(&id.name));
+        let call = Call::for_resource("delete", &resource, id.namespace.as_deref(), Some(&id.name));
         let params = DeleteParams::background();
-        match api::call(&call, || api.delete(&id.name, &params)).await {
+        match self
+            .resolver
+            .api_client()
+            .call(&call, || api.delete(&id.name, &params))
+            .await
+        {
             Ok(_) => {}
             Err(err) if err.code() == Some(404) => return Ok(None),
             Err(err) => return Err(err.into()),
@@ -498,7 +509,7 @@ impl Deleter {
         id: &ObjectId,
         uid: Option<&str>,
     ) -> Result<(), EnvError> {
-        let call = Call::new("watch", resource, id.namespace.as_deref(), Some(&id.name));
+        let call = Call::for_resource("watch", resource, id.namespace.as_deref(), Some(&id.name));
         let uid = uid.unwrap_or_default().to_string();
         // Gone, or replaced by a new object of the same name (another uid).
         let gone = move |obj: Option<&DynamicObject>| {
@@ -540,9 +551,9 @@ impl Deleter {
 
 impl DownReport {
     /// Print a table or a document.
-    pub fn print(&self, format: OutputFormat) -> anyhow::Result<()> {
+    pub fn print(&self, format: OutputFormat, out: &mut dyn Write) -> anyhow::Result<()> {
         if format != OutputFormat::Table {
-            return output::print_document(self, format);
+            return write_document(out, self, format);
         }
         let mut table = output::table(["STEP", "DELETED", "DURATION"]);
         for step in &self.steps {
@@ -552,11 +563,15 @@ impl DownReport {
                 format!("{:.1}s", step.seconds),
             ]);
         }
-        println!("{} is down ({:.1}s)", self.environment, self.seconds);
-        println!("{table}");
+        writeln!(out, "{} is down ({:.1}s)", self.environment, self.seconds)?;
+        writeln!(out, "{table}")?;
         for app in &self.skipped {
-            println!("skipped Application {app}: it deploys outside the environment's namespace");
+            writeln!(
+                out,
+                "skipped Application {app}: it deploys outside the environment's namespace"
+            )?;
         }
+        out.flush()?;
         Ok(())
     }
 }

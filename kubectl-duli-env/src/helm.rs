@@ -83,6 +83,9 @@ impl Helm {
             message: format!("cannot run {}: {err}", self.bin.display()),
         };
         let mut process = child.spawn().map_err(failed)?;
+        // helm runs in its own process group: if the runner's watchdog has to end the process, helm and
+        // whatever it started go too (on a normal stop, dropping `process` kills helm).
+        let _group = process.id().map(shared::runner::kill_process_group_on_exit);
         if let (Some(input), Some(mut stdin)) = (input, process.stdin.take()) {
             use tokio::io::AsyncWriteExt;
             stdin.write_all(&input).await.map_err(failed)?;
@@ -103,7 +106,8 @@ impl Helm {
         Ok(stdout)
     }
 
-    /// The helm process for `args`: stdin piped when there is input, output captured, killed when dropped, and
+    /// The helm process for `args`: stdin piped when there is input, output captured, in its own process
+    /// group, killed when dropped, and
     /// without the provider API tokens in its environment — the plugin hands those to the cluster itself (as
     /// the provider Secret); helm has no use for them.
     fn command(&self, args: &[String], input: bool) -> tokio::process::Command {
@@ -113,6 +117,7 @@ impl Helm {
             .stdin(if input { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true);
         for var in token_vars() {
             child.env_remove(var);

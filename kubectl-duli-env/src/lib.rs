@@ -15,27 +15,25 @@
 //! - [`cli`]: the command line (clap) and the one place that runs a command: logging, connection, dispatch.
 //! - [`desired`]: what `up` would apply — namespaces, SealedSecrets, AppProjects, Applications by wave, and
 //!   the platform charts — computed from the repository alone.
-//! - `api`: calls that name verb, resource and namespace in errors, with retries on 429/5xx.
 //! - `apply`: the server-side-apply engine (discovery, conflicts, created/changed/unchanged, concurrency).
 //! - `preflight`, `platform` (running `helm`, with the `provider` token Secret), `namespaces`,
 //!   `secrets`, `wait`: the phases; `up` runs them.
 //! - `plan`, `status`, `down`, `list`: the other subcommands.
 //! - `components`: which live objects belong to which component, and their readiness.
 //! - `summary`, `log`: what the user sees at the end, progress while it runs, and the log file.
-//! - [`duration`]: `--timeout` values.
+//! - `lock`: one `up`/`down` per environment and cluster at a time.
 //!
 //! The binary `kubectl-duli` (the bare `kubectl duli`, listing the slices) lives in this crate too; see
 //! `src/bin/kubectl-duli.rs`.
 
-pub(crate) mod api;
 pub(crate) mod apply;
 pub mod cli;
 pub(crate) mod components;
 pub mod desired;
 pub(crate) mod down;
-pub mod duration;
 pub(crate) mod helm;
 pub(crate) mod list;
+pub(crate) mod lock;
 pub(crate) mod log;
 pub(crate) mod namespaces;
 pub(crate) mod plan;
@@ -128,7 +126,7 @@ pub enum EnvError {
     Desired(#[from] desired::DesiredError),
     /// An API call failed.
     #[error(transparent)]
-    Api(#[from] api::ApiError),
+    Api(#[from] shared::api::ApiError),
     /// Objects failed to apply.
     #[error(transparent)]
     Apply(#[from] apply::ApplyErrors),
@@ -147,22 +145,9 @@ pub enum EnvError {
     /// `down` refused or failed.
     #[error(transparent)]
     Down(#[from] down::DownError),
-    /// The API server could not be reached (or refused the credentials) when the command started.
-    #[error("cannot use the API server {server} (context `{context}`): {what}")]
-    Unreachable {
-        /// The server URL.
-        server: String,
-        /// The context.
-        context: String,
-        /// What happened and what to do.
-        what: String,
-    },
-    /// A command bounded by `--timeout` (status) ran out of it: the API server is slow, throttling or down.
-    #[error(
-        "the API server did not answer within {}: it is unreachable, overloaded or throttling requests (raise --timeout or check the cluster)",
-        wait::human_duration(*.0)
-    )]
-    ApiTimeout(std::time::Duration),
+    /// Another `up` or `down` of the environment is running.
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
     /// The log file could not be created.
     #[error("cannot write the log file {path}: {source}")]
     Log {
@@ -186,9 +171,23 @@ pub struct Context {
     pub target: ClusterTarget,
     /// The connected client.
     pub cluster: Cluster,
+    /// Every API call goes through it: retries on 429/5xx, each call ended by the command's `--timeout`.
+    pub api: shared::api::ApiClient,
 }
 
 /// Load one environment by name from the repository.
 pub fn load_env(repo: &Repo, name: &str) -> Result<Environment, EnvError> {
     Ok(Environment::load(repo, name)?)
+}
+
+/// Write `value` as JSON or YAML (`-o json|yaml`) to `out`.
+pub(crate) fn write_document<T: Serialize>(
+    out: &mut dyn std::io::Write,
+    value: &T,
+    format: shared::output::OutputFormat,
+) -> anyhow::Result<()> {
+    let text = shared::output::to_document(value, format)?;
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }

@@ -4,6 +4,9 @@
 //! Synced + Healthy, `degraded` when some are missing or not ready, `down` when neither its namespace nor
 //! any of its Applications exist.
 
+use std::io::Write;
+
+use crate::write_document;
 use serde::Serialize;
 
 use crate::apply::Resolver;
@@ -44,7 +47,7 @@ pub struct EnvRow {
 
 /// List every environment.
 pub async fn list(ctx: &Context) -> Result<Vec<EnvRow>, EnvError> {
-    let resolver = Resolver::new(ctx.cluster.client.clone());
+    let resolver = Resolver::new(ctx.api.clone());
     let mut rows = Vec::new();
     for env in Environment::load_all(&ctx.repo)? {
         let desired = Desired::load(&ctx.repo, &env, None)?;
@@ -76,9 +79,9 @@ pub async fn list(ctx: &Context) -> Result<Vec<EnvRow>, EnvError> {
 }
 
 /// Print the rows.
-pub fn print(rows: &[EnvRow], format: OutputFormat) -> anyhow::Result<()> {
+pub fn print(rows: &[EnvRow], format: OutputFormat, out: &mut dyn Write) -> anyhow::Result<()> {
     if format != OutputFormat::Table {
-        return output::print_document(&rows, format);
+        return write_document(out, &rows, format);
     }
     let mut table = output::table(["ENVIRONMENT", "NAMESPACE", "TIER", "STATE", "APPLICATIONS READY"]);
     for row in rows {
@@ -95,6 +98,7 @@ pub fn print(rows: &[EnvRow], format: OutputFormat) -> anyhow::Result<()> {
             format!("{}/{}", row.ready, row.applications),
         ]);
     }
-    println!("{table}");
+    writeln!(out, "{table}")?;
+    out.flush()?;
     Ok(())
 }

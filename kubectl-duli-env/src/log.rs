@@ -41,10 +41,7 @@ pub fn is_terminal() -> bool {
 /// Where a command's log file goes: `<state dir>/duli/logs/<command>-<env>-<timestamp>.log`
 /// (`$XDG_STATE_HOME`, else `~/.local/state`; the local data directory on systems without a state dir).
 pub fn log_path(command: &str, env: Option<&str>) -> Option<PathBuf> {
-    let base = std::env::var_os("DULI_STATE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| dirs::state_dir().map(|d| d.join("duli")))
-        .or_else(|| dirs::data_local_dir().map(|d| d.join("duli")))?;
+    let base = state_dir()?;
     let stamp = timestamp();
     let name = match env {
         Some(env) => format!("{command}-{env}-{stamp}-{}.log", std::process::id()),
@@ -53,29 +50,18 @@ pub fn log_path(command: &str, env: Option<&str>) -> Option<PathBuf> {
     Some(base.join("logs").join(name))
 }
 
-/// `YYYYMMDDTHHMMSSZ` in UTC, computed without a date crate.
+/// The user's duli state directory: `$DULI_STATE_DIR`, else `$XDG_STATE_HOME/duli` (`~/.local/state/duli`),
+/// else the local data directory's `duli`.
+pub fn state_dir() -> Option<PathBuf> {
+    std::env::var_os("DULI_STATE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| dirs::state_dir().map(|d| d.join("duli")))
+        .or_else(|| dirs::data_local_dir().map(|d| d.join("duli")))
+}
+
+/// `YYYYMMDDTHHMMSSZ` in UTC.
 fn timestamp() -> String {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rest) = ((seconds / 86_400) as i64, seconds % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
+    jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string()
 }
 
 /// Progress lines print as their bare message; everything else in tracing's usual format.
@@ -112,9 +98,17 @@ pub fn init(verbose: u8, log_file: Option<&Path>) -> Result<(), std::io::Error> 
         _ => "trace",
     };
     let detail = if is_terminal() { "off" } else { "info" };
+    // kube's own lines (`WARN eof in poll: …` while the API server restarts, a watcher's retries) are what
+    // our retries handle: at the default verbosity they go to the log file only, and stderr says once what
+    // the command waits for.
+    let libraries = if verbose == 0 {
+        ",kube_client=off,kube_runtime=off"
+    } else {
+        ""
+    };
     let stderr_filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "{level},hyper=warn,tower=warn,rustls=warn,{KUBE_REQUESTS}=off,{PROGRESS}=info,{PROGRESS}::detail={detail},{FILE_ONLY}=off"
+            "{level},hyper=warn,tower=warn,rustls=warn,{KUBE_REQUESTS}=off{libraries},{PROGRESS}=info,{PROGRESS}::detail={detail},{FILE_ONLY}=off"
         ))
     });
     // One line per task: spinner, its current message, time spent.
@@ -126,7 +120,7 @@ pub fn init(verbose: u8, log_file: Option<&Path>) -> Result<(), std::io::Error> 
         .with_progress_style(style);
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(indicatif.get_stderr_writer())
-        .with_ansi(is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(shared::runner::ansi_on_stderr())
         .event_format(ProgressFormat {
             inner: tracing_subscriber::fmt::format().with_target(false),
         })

@@ -1,13 +1,13 @@
 //! `kubectl duli env`: bring an environment up, plan it, show it, take it down.
 //!
-//! Parse the flags, run the command ([`kubectl_duli_env::cli::run`]), map the outcome to the exit code
-//! (0 fine, 1 findings — something would change or is not ready, 2 error).
+//! Parse the flags and run the command ([`kubectl_duli_env::cli::main`]): exit 0 fine, 1 findings —
+//! something would change or is not ready, 2 error, 130/143/129 stopped by a signal.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use kubectl_duli_env::cli::{Cli, run};
+use kubectl_duli_env::cli::{Cli, main as run};
 
 fn main() -> ExitCode {
-    shared::error::finish(run(Cli::parse()))
+    run(Cli::parse())
 }

@@ -9,6 +9,9 @@
 //! Objects that cannot be dry-run yet are reported as creations with the reason: their namespace does not
 //! exist, or their kind is not served until the platform phase installs its CRD.
 
+use std::io::Write;
+
+use crate::write_document;
 use std::path::PathBuf;
 
 use futures::StreamExt;
@@ -20,7 +23,8 @@ use crate::desired::Desired;
 use crate::helm::Helm;
 use crate::platform::{self, ChartAction, ChartPlan};
 use crate::{Context, EnvError, Phase};
-use shared::output::{self, OutputFormat};
+use shared::api::Call;
+use shared::output::OutputFormat;
 
 /// `plan` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -93,7 +97,7 @@ pub struct PlanReport {
 pub async fn plan(ctx: &Context, opts: &PlanOptions) -> Result<PlanReport, EnvError> {
     let env = crate::load_env(&ctx.repo, &opts.env)?;
     let desired = Desired::load(&ctx.repo, &env, opts.platform_file.as_deref())?;
-    let resolver = Resolver::new(ctx.cluster.client.clone());
+    let resolver = Resolver::new(ctx.api.clone());
     let applier = Applier::new(resolver.clone(), false);
     let mut problems = Vec::new();
 
@@ -179,9 +183,12 @@ async fn live_namespaces(resolver: &Resolver) -> Result<Vec<String>, EnvError> {
     let Some((api, resource)) = resolver.api(&gvk, None).await? else {
         return Ok(Vec::new());
     };
-    let call = crate::api::Call::new("list", &resource, None, None);
+    let call = Call::for_resource("list", &resource, None, None);
     let params = kube::api::ListParams::default();
-    let list = crate::api::call(&call, || api.list_metadata(&params)).await?;
+    let list = resolver
+        .api_client()
+        .call(&call, || api.list_metadata(&params))
+        .await?;
     Ok(list.items.into_iter().filter_map(|n| n.metadata.name).collect())
 }
 
@@ -248,9 +255,9 @@ pub fn diff(before: &serde_json::Value, after: &serde_json::Value) -> String {
 
 impl PlanReport {
     /// Print as text or as a document.
-    pub fn print(&self, format: OutputFormat) -> anyhow::Result<()> {
+    pub fn print(&self, format: OutputFormat, out: &mut dyn Write) -> anyhow::Result<()> {
         if format != OutputFormat::Table {
-            return output::print_document(self, format);
+            return write_document(out, self, format);
         }
         let mut text = format!("plan for {}:\n", self.environment);
         if !self.charts.is_empty() {
@@ -326,10 +333,8 @@ impl PlanReport {
         text.push_str(&format!(
             "\n{create} to create, {change} to change, {unchanged} unchanged; charts: {installs} to install, {upgrades} to upgrade\n"
         ));
-        use std::io::Write;
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(text.as_bytes())?;
-        stdout.flush()?;
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
         Ok(())
     }
 }

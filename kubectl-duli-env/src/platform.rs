@@ -23,9 +23,6 @@ use crate::apply::{Applier, ApplyResult, Counts};
 use crate::helm::{Helm, HelmError};
 use crate::provider::{ProviderSecret, provider_secret};
 
-/// The platform catalog, relative to the repository root.
-pub const CATALOG_FILE: &str = "gitops/platform.yml";
-
 /// Errors of the platform phase.
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
@@ -68,7 +65,7 @@ pub enum PlatformError {
     Apply(#[from] crate::apply::ApplyErrors),
     /// Reading the token Secret failed.
     #[error(transparent)]
-    Api(#[from] crate::api::ApiError),
+    Api(#[from] shared::api::ApiError),
 }
 
 impl From<HelmError> for PlatformError {
@@ -118,7 +115,9 @@ impl PlatformCatalog {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|err| invalid(err.to_string()))?;
+        let text =
+            shared::fsio::read_to_string_bounded(path, shared::fsio::CONFIG_FILE_LIMIT, "platform catalog")
+                .map_err(|err| invalid(err.to_string()))?;
         let mut catalog: PlatformCatalog =
             serde_saphyr::from_str(&text).map_err(|err| invalid(shared::yaml_error::describe(&err)))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -359,13 +358,10 @@ pub async fn provider_secret_exists(
     secret: &ProviderSecret,
 ) -> Result<bool, PlatformError> {
     let gvk = kube::api::GroupVersionKind::gvk("", "v1", "Secret");
-    let Some((api, resource)) = applier.resolver().api(&gvk, Some(secret.namespace)).await? else {
-        return Ok(false);
-    };
-    let call = crate::api::Call::new("get", &resource, Some(secret.namespace), Some(secret.name));
-    Ok(crate::api::call(&call, || api.get_metadata_opt(secret.name))
-        .await?
-        .is_some())
+    Ok(applier
+        .resolver()
+        .exists(&gvk, Some(secret.namespace), secret.name)
+        .await?)
 }
 
 /// Where the token Secret would come from, without a cluster: the sealed file, else the environment variable.
@@ -381,7 +377,11 @@ pub fn provider_secret_source(
     };
     for extension in ["yml", "yaml"] {
         let path = sealed_dir.join(format!("{}.{extension}", secret.name));
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(text) = shared::fsio::read_to_string_bounded(
+            &path,
+            shared::fsio::CONFIG_FILE_LIMIT,
+            "sealed provider secret",
+        ) {
             let object: DynamicObject =
                 serde_saphyr::from_str(&text).map_err(|err| PlatformError::Catalog {
                     path: path.clone(),
@@ -470,13 +470,16 @@ pub async fn converge(
     Ok(counts)
 }
 
+/// How long the check after a failed helm command may take; `up` keeps this much of `--timeout` for it.
+pub const SERVER_CHECK: Duration = Duration::from_secs(1);
+
 /// A failed helm command whose own reason is a timeout ("context deadline exceeded") does not say that
 /// the API server went away meanwhile: ask it once, and when it does not answer, say so.
 async fn with_server_state(err: PlatformError, client: &kube::Client) -> PlatformError {
     let PlatformError::Helm { command, message } = err else {
         return err;
     };
-    match tokio::time::timeout(Duration::from_secs(5), client.apiserver_version()).await {
+    match tokio::time::timeout(SERVER_CHECK, client.apiserver_version()).await {
         Ok(Ok(_)) => PlatformError::Helm { command, message },
         Ok(Err(probe)) => PlatformError::Helm {
             command,
@@ -484,7 +487,7 @@ async fn with_server_state(err: PlatformError, client: &kube::Client) -> Platfor
         },
         Err(_) => PlatformError::Helm {
             command,
-            message: server_gone(&message, "it did not answer within 5s"),
+            message: server_gone(&message, "it did not answer within 1s"),
         },
     }
 }
@@ -568,7 +571,7 @@ mod tests {
     #[test]
     fn the_repository_catalog_parses_and_filters_by_provider() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let catalog = PlatformCatalog::load(&root.join(CATALOG_FILE)).unwrap();
+        let catalog = PlatformCatalog::load(&root.join(shared::paths::PLATFORM_CATALOG_FILE)).unwrap();
         let digitalocean = catalog.for_provider("digitalocean");
         let other = catalog.for_provider("kind");
         assert!(digitalocean.len() > other.len());

@@ -17,7 +17,6 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::{Api, DynamicObject, GroupVersionKind, PostParams};
 use serde::Serialize;
 
-use crate::api::{self, Call};
 use crate::apply::{ObjectId, Resolver};
 use crate::components::INSTANCE_KINDS;
 use crate::desired::Desired;
@@ -25,6 +24,7 @@ use crate::helm::Helm;
 use crate::platform;
 use crate::provider::provider_secret;
 use crate::{Context, Phase};
+use shared::api::{self, Call};
 
 /// Something `up` needs that is missing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,12 +80,7 @@ impl Access {
         } else {
             format!("{}.{}", self.resource, self.group)
         };
-        Call {
-            verb: self.verb,
-            resource,
-            namespace: self.namespace.clone(),
-            name: None,
-        }
+        Call::new(self.verb, &resource, self.namespace.as_deref(), None)
     }
 }
 
@@ -100,13 +95,12 @@ pub async fn run(
     let mut problems = Vec::new();
     let mut notes = Vec::new();
     let client = resolver.client().clone();
-    let version_call = Call {
-        verb: "get",
-        resource: "/version".into(),
-        namespace: None,
-        name: None,
-    };
-    let version = match api::call(&version_call, || client.apiserver_version()).await {
+    let version_call = Call::raw(&http::Method::GET, "/version");
+    let version = match resolver
+        .api_client()
+        .call(&version_call, || client.apiserver_version())
+        .await
+    {
         Ok(info) => info.git_version,
         Err(err) => {
             return Err(PreflightFailed {
@@ -134,12 +128,9 @@ pub async fn run(
     };
     let checked = accesses.len();
     let reviews: Vec<(Access, Result<bool, String>)> = futures::stream::iter(accesses)
-        .map(|access| {
-            let client = client.clone();
-            async move {
-                let allowed = review(&client, &access).await;
-                (access, allowed)
-            }
+        .map(|access| async move {
+            let allowed = review(resolver.api_client(), &access).await;
+            (access, allowed)
         })
         .buffer_unordered(crate::apply::CONCURRENCY)
         .collect()
@@ -212,8 +203,7 @@ pub async fn run(
                 .await
                 .unwrap_or(false);
             if !live
-                && let Err(err) =
-                    platform::provider_secret_source(&secret, &crate::secrets::shared_dir(&ctx.repo))
+                && let Err(err) = platform::provider_secret_source(&secret, &ctx.repo.shared_sealed_dir())
             {
                 problems.push(Problem {
                     what: format!(
@@ -248,7 +238,7 @@ pub async fn run(
     }
 }
 
-async fn review(client: &kube::Client, access: &Access) -> Result<bool, String> {
+async fn review(api: &shared::api::ApiClient, access: &Access) -> Result<bool, String> {
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
@@ -262,15 +252,16 @@ async fn review(client: &kube::Client, access: &Access) -> Result<bool, String> 
         },
         ..Default::default()
     };
-    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    let call = Call {
-        verb: "create",
-        resource: "selfsubjectaccessreviews.authorization.k8s.io".into(),
-        namespace: None,
-        name: None,
-    };
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(api.client().clone());
+    let call = Call::new(
+        "create",
+        "selfsubjectaccessreviews.authorization.k8s.io",
+        None,
+        None,
+    );
     let params = PostParams::default();
-    let answer = api::call(&call, || reviews.create(&params, &review))
+    let answer = api
+        .call(&call, || reviews.create(&params, &review))
         .await
         .map_err(|e| e.to_string())?;
     Ok(answer.status.map(|s| s.allowed).unwrap_or(false))
@@ -384,11 +375,7 @@ async fn required_accesses(
 
 async fn storage_class_exists(resolver: &Resolver, name: &str) -> Result<bool, api::ApiError> {
     let gvk = GroupVersionKind::gvk("storage.k8s.io", "v1", "StorageClass");
-    let Some((api, resource)) = resolver.api(&gvk, None).await? else {
-        return Ok(false);
-    };
-    let call = Call::new("get", &resource, None, Some(name));
-    Ok(api::call(&call, || api.get_metadata_opt(name)).await?.is_some())
+    resolver.exists(&gvk, None, name).await
 }
 
 /// AppProjects named by Applications that neither `gitops/applications` renders nor the cluster has.
@@ -422,8 +409,10 @@ async fn missing_projects(desired: &Desired, resolver: &Resolver) -> Vec<Problem
     for (namespace, project) in wanted {
         let live = match resolver.api(&gvk, Some(&namespace)).await {
             Ok(Some((api, resource))) => {
-                let call = Call::new("get", &resource, Some(&namespace), Some(&project));
-                api::call(&call, || api.get_metadata_opt(&project))
+                let call = Call::for_resource("get", &resource, Some(&namespace), Some(&project));
+                resolver
+                    .api_client()
+                    .call(&call, || api.get_metadata_opt(&project))
                     .await
                     .map(|o| o.is_some())
                     .unwrap_or(false)

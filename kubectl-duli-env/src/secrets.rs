@@ -13,9 +13,6 @@ use kube::api::DynamicObject;
 use shared::environment::Environment;
 use shared::repo::Repo;
 
-/// Where sealed files live, relative to the repository root (`<dir>/<env>/*.yml`, `<dir>/shared/*.yml`).
-pub const SEALED_DIR: &str = "helm/secrets/sealed";
-
 /// Problems with the environment's SealedSecrets.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SecretsError {
@@ -50,14 +47,9 @@ pub struct SealedSecrets {
     pub objects: Result<Vec<DynamicObject>, SecretsError>,
 }
 
-/// The shared sealed directory (`helm/secrets/sealed/shared`), for the provider token.
-pub fn shared_dir(repo: &Repo) -> PathBuf {
-    repo.root().join(SEALED_DIR).join("shared")
-}
-
 /// Read `helm/secrets/sealed/<env>/*.yml`.
 pub fn load(repo: &Repo, env: &Environment) -> SealedSecrets {
-    let dir = repo.root().join(SEALED_DIR).join(&env.name);
+    let dir = repo.sealed_env_dir(&env.name);
     let objects = read_dir(&dir, env);
     SealedSecrets { dir, objects }
 }
@@ -83,7 +75,9 @@ fn read_dir(dir: &Path, env: &Environment) -> Result<Vec<DynamicObject>, Secrets
             path: path.clone(),
             problem,
         };
-        let text = std::fs::read_to_string(&path).map_err(|err| invalid(err.to_string()))?;
+        let text =
+            shared::fsio::read_to_string_bounded(&path, shared::fsio::CONFIG_FILE_LIMIT, "sealed secret")
+                .map_err(|err| invalid(err.to_string()))?;
         let documents: Vec<DynamicObject> = serde_saphyr::from_str_multiple(&text)
             .map_err(|err| invalid(format!("not valid YAML: {}", shared::yaml_error::describe(&err))))?;
         for mut object in documents {

@@ -2,6 +2,9 @@
 //! rule), each with the message and age — in wave order, environment components first, then the shared
 //! ones. Exit code 1 when anything is not ready, so scripts can gate on it.
 
+use std::io::Write;
+
+use crate::write_document;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,12 +13,12 @@ use kube::api::ListParams;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::{self, Call};
 use crate::apply::Resolver;
 use crate::components::{self, Snapshot};
 use crate::desired::{Desired, Scope};
-use crate::duration::parse_duration;
 use crate::{Context, EnvError};
+use shared::api::Call;
+use shared::duration::parse_duration;
 use shared::error::Outcome;
 use shared::output::{self, OutputFormat};
 
@@ -90,27 +93,12 @@ pub fn age_seconds(timestamp: &str) -> Option<i64> {
     Some(k8s_openapi::jiff::Timestamp::now().as_second() - t.as_second())
 }
 
-/// Compute the status of an environment, within `opts.timeout`: the API calls retry throttling, server
-/// errors and refused connections, and a server that keeps doing that (or never answers) ends here, with
-/// one message whatever was in flight.
+/// Compute the status of an environment. Every call goes through `ctx.api`, which retries throttling,
+/// server errors and refused connections until `--timeout` and then says the API server is unreachable.
 pub async fn status(ctx: &Context, opts: &StatusOptions) -> Result<StatusReport, EnvError> {
-    within(opts.timeout, collect(ctx, opts)).await
-}
-
-/// `work`, or [`EnvError::ApiTimeout`] once `timeout` has passed.
-pub async fn within<T>(
-    timeout: Duration,
-    work: impl std::future::Future<Output = Result<T, EnvError>>,
-) -> Result<T, EnvError> {
-    tokio::time::timeout(timeout, work)
-        .await
-        .unwrap_or(Err(EnvError::ApiTimeout(timeout)))
-}
-
-async fn collect(ctx: &Context, opts: &StatusOptions) -> Result<StatusReport, EnvError> {
     let env = crate::load_env(&ctx.repo, &opts.env)?;
     let desired = Desired::load(&ctx.repo, &env, opts.platform_file.as_deref())?;
-    let resolver = Resolver::new(ctx.cluster.client.clone());
+    let resolver = Resolver::new(ctx.api.clone());
     let apps = live_applications(&resolver, &desired).await?;
     let namespace_exists = namespace_exists(&resolver, &env.namespace).await?;
     let mut snapshots: BTreeMap<String, Snapshot> = BTreeMap::new();
@@ -203,9 +191,9 @@ pub async fn live_applications(
         else {
             continue;
         };
-        let call = Call::new("list", &resource, Some(&namespace), None);
+        let call = Call::for_resource("list", &resource, Some(&namespace), None);
         let params = ListParams::default();
-        let list = api::call(&call, || api.list(&params)).await?;
+        let list = resolver.api_client().call(&call, || api.list(&params)).await?;
         for item in list.items {
             let name = item.metadata.name.clone().unwrap_or_default();
             apps.insert(name, serde_json::to_value(item).unwrap_or_default());
@@ -217,18 +205,14 @@ pub async fn live_applications(
 /// True when namespace `name` exists.
 pub async fn namespace_exists(resolver: &Resolver, name: &str) -> Result<bool, EnvError> {
     let gvk = kube::api::GroupVersionKind::gvk("", "v1", "Namespace");
-    let Some((api, resource)) = resolver.api(&gvk, None).await? else {
-        return Ok(false);
-    };
-    let call = Call::new("get", &resource, None, Some(name));
-    Ok(api::call(&call, || api.get_metadata_opt(name)).await?.is_some())
+    Ok(resolver.exists(&gvk, None, name).await?)
 }
 
 impl StatusReport {
     /// Print tables or a document; the outcome is [`Outcome::Findings`] when anything is not ready.
-    pub fn print(&self, format: OutputFormat) -> anyhow::Result<Outcome> {
+    pub fn print(&self, format: OutputFormat, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         if format != OutputFormat::Table {
-            output::print_document(self, format)?;
+            write_document(out, self, format)?;
         } else {
             let mut text = format!(
                 "{} (namespace {}{}): {}\n",
@@ -262,10 +246,8 @@ impl StatusReport {
                 }
                 text.push_str(&format!("{table}\n"));
             }
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(text.as_bytes())?;
-            stdout.flush()?;
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
         }
         Ok(if self.ready {
             Outcome::Clean
@@ -278,24 +260,6 @@ impl StatusReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn status_gives_up_at_its_timeout_with_one_message() {
-        let never = std::future::pending::<Result<(), EnvError>>();
-        let err = within(Duration::from_millis(100), never).await.unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "the API server did not answer within 0.1s: it is unreachable, overloaded or throttling requests \
-             (raise --timeout or check the cluster)"
-        );
-        assert!(
-            EnvError::ApiTimeout(Duration::from_secs(30))
-                .to_string()
-                .contains("within 30s:")
-        );
-        let done = within(Duration::from_secs(1), async { Ok::<_, EnvError>(7) }).await;
-        assert_eq!(done.unwrap(), 7);
-    }
 
     #[test]
     fn ages_from_kubernetes_timestamps() {

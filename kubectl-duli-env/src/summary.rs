@@ -3,6 +3,9 @@
 //!
 //! Tables go to stdout (or the same data as `-o json|yaml`); the log file's path goes to stderr last.
 
+use std::io::Write;
+
+use crate::write_document;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -97,9 +100,9 @@ impl Summary {
     }
 
     /// Print as tables or as a document.
-    pub fn print(&self, format: OutputFormat) -> anyhow::Result<()> {
+    pub fn print(&self, format: OutputFormat, out: &mut dyn Write) -> anyhow::Result<()> {
         if format != OutputFormat::Table {
-            return output::print_document(self, format);
+            return write_document(out, self, format);
         }
         let mut phases = output::table(["PHASE", "DURATION", "CREATED", "CHANGED", "UNCHANGED", "NOTE"]);
         for phase in &self.phases {
@@ -120,14 +123,16 @@ impl Summary {
             self.totals.unchanged.to_string(),
             String::new(),
         ]);
-        println!(
+        writeln!(
+            out,
             "{} ({}): {}",
             self.environment,
             self.namespace,
             if self.ready { "up" } else { "not ready" }
-        );
-        println!("{phases}");
-        println!("{}", endpoints_table(&self.endpoints));
+        )?;
+        writeln!(out, "{phases}")?;
+        writeln!(out, "{}", endpoints_table(&self.endpoints))?;
+        out.flush()?;
         Ok(())
     }
 }
@@ -202,5 +207,14 @@ mod tests {
         );
         let table = endpoints_table(&env.endpoints).to_string();
         assert!(table.contains("queue.staging.svc.cluster.local:15672"), "{table}");
+        // Printed to the writer it is given (a command runs in-process), the same bytes as JSON.
+        let mut out = Vec::new();
+        summary.print(OutputFormat::Json, &mut out).unwrap();
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&out).unwrap(), json);
+        let mut out = Vec::new();
+        summary.print(OutputFormat::Table, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("staging (staging): up\n"), "{text}");
+        assert!(text.contains(&table), "{text}");
     }
 }

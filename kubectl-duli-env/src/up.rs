@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use crate::apply::{self, Applier, Counts, Resolver};
 use crate::desired::Desired;
-use crate::duration::parse_duration;
 use crate::helm::Helm;
 use crate::log::PROGRESS;
 use crate::platform::PlatformError;
 use crate::summary::{PhaseSummary, Summary};
 use crate::wait::{WaitError, Waiter};
-use crate::{Context, EnvError, Phase, platform, preflight, secrets};
+use crate::{Context, EnvError, Phase, platform, preflight};
+use shared::duration::parse_duration;
 use shared::error::Outcome;
 use shared::output::OutputFormat;
 
@@ -31,7 +31,8 @@ pub struct UpOptions {
     /// Change nothing: print what would change (same as `plan`).
     #[arg(long)]
     pub dry_run: bool,
-    /// How long to wait for components (and each platform chart) to become ready, e.g. 15m, 90s, 1h.
+    /// How long the whole run may take, helm's waits for the platform charts and the wait for components
+    /// included, e.g. 15m, 90s, 1h.
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Take over fields another field manager owns instead of reporting the conflict.
@@ -72,20 +73,21 @@ fn done(phase: Phase, elapsed: Duration, counts: Counts, note: Option<String>) -
 }
 
 /// Run `up`. A component that does not become ready prints the summary so far and its report, and ends
-/// with [`Outcome::Findings`]; other failures are errors. The summary is printed as `output` and names
-/// `log_file`.
+/// with [`Outcome::Findings`]; other failures are errors. The summary is written to `out` as `output` and
+/// names `log_file`.
 pub async fn up(
     ctx: &Context,
     opts: &UpOptions,
     output: OutputFormat,
     log_file: Option<PathBuf>,
+    out: &mut dyn std::io::Write,
 ) -> Result<Outcome, EnvError> {
     let started = Instant::now();
     let env = crate::load_env(&ctx.repo, &opts.env)?;
     let desired = Desired::load(&ctx.repo, &env, opts.platform_file.as_deref())?;
     let phases = opts.phases();
     let has = |phase: Phase| phases.contains(&phase);
-    let resolver = Resolver::new(ctx.cluster.client.clone());
+    let resolver = Resolver::new(ctx.api.clone());
     let applier = Applier::new(resolver.clone(), opts.force_conflicts);
     let mut summaries = Vec::new();
     tracing::info!(
@@ -110,14 +112,18 @@ pub async fn up(
     if has(Phase::Platform) {
         let t = Instant::now();
         let helm = Helm::locate(&ctx.target, &ctx.cluster.context).map_err(PlatformError::from)?;
-        let shared = secrets::shared_dir(&ctx.repo);
+        let shared = ctx.repo.shared_sealed_dir();
         let counts = platform::converge(
             &helm,
             &applier,
             &desired.platform,
             &env.provider,
             &shared,
-            opts.timeout,
+            // helm waits within what is left of --timeout, keeping time to say why it failed.
+            ctx.api
+                .deadline()
+                .saturating_duration_since(tokio::time::Instant::now())
+                .saturating_sub(platform::SERVER_CHECK),
         )
         .await?;
         // The charts may have brought CRDs (Application, SealedSecret): look again.
@@ -157,7 +163,8 @@ pub async fn up(
         let waiter = Waiter {
             resolver: resolver.clone(),
             env: env.name.clone(),
-            deadline: tokio::time::Instant::now() + opts.timeout,
+            // The whole command ends at --timeout: so does the wait.
+            deadline: ctx.api.deadline(),
             started: Instant::now(),
         };
         let mut ready_count = 0;
@@ -211,7 +218,7 @@ pub async fn up(
     }
 
     let summary = Summary::new(&env, summaries, started.elapsed(), ready, log_file);
-    summary.print(output).map_err(EnvError::Output)?;
+    summary.print(output, out).map_err(EnvError::Output)?;
     match stuck {
         None => Ok(Outcome::Clean),
         Some(err) => {

@@ -10,6 +10,7 @@
 //! for an Application stuck OutOfSync), its objects' messages, and the commands to look closer.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,11 +19,11 @@ use kube::runtime::wait::{Condition, await_condition};
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::api::{ApiError, Call};
 use crate::apply::Resolver;
 use crate::components::{self, Member, Snapshot};
 use crate::desired::Component;
 use crate::log::{PROGRESS, Task};
+use shared::api::{ApiError, Call};
 use shared::readiness::Readiness;
 
 /// Errors of the wait phase.
@@ -77,7 +78,7 @@ impl fmt::Display for Stuck {
             self.app_namespace,
             self.app,
             self.wave,
-            human_duration(self.waited),
+            shared::duration::human(self.waited),
             self.message
         )?;
         for member in &self.members {
@@ -105,16 +106,19 @@ impl fmt::Display for Stuck {
     }
 }
 
-/// `15m`, `1m30s`, `12s`, `0.4s`.
-pub fn human_duration(duration: Duration) -> String {
-    let seconds = duration.as_secs();
-    match seconds {
-        0 => format!("{:.1}s", duration.as_secs_f64()),
-        s if s < 60 => format!("{s}s"),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{}m{}s", s / 60, s % 60),
-    }
+/// How long the check that the API server is still there may take once the wait's deadline has passed.
+const REACHABLE_PROBE: Duration = Duration::from_secs(1);
+
+/// True when the API server was not reached at all (refused, reset, timed out), as opposed to answering.
+fn is_connection(err: &kube::Error) -> bool {
+    matches!(
+        err,
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_)
+    )
 }
+
+/// Set while watches fail to reach the API server, so that stderr says so once per outage.
+static OUTAGE: AtomicBool = AtomicBool::new(false);
 
 /// What the wait needs to know.
 #[derive(Debug, Clone)]
@@ -150,8 +154,26 @@ impl Waiter {
         if stuck.is_empty() {
             Ok(ready)
         } else {
+            // Components "not ready" because the API server went away are not findings: say it is gone.
+            self.check_reachable().await?;
             Err(WaitError::Stuck { stuck })
         }
+    }
+
+    /// Ask the API server for its version once, briefly (the deadline has passed): unreachable is an error.
+    async fn check_reachable(&self) -> Result<(), ApiError> {
+        let api = self.resolver.api_client();
+        let call = Call::raw(&http::Method::GET, "/version");
+        let cause = match tokio::time::timeout(REACHABLE_PROBE, api.client().apiserver_version()).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(err)) if is_connection(&err) => shared::cluster::innermost_cause(&err),
+            Ok(Err(_)) => return Ok(()),
+            Err(_) => format!("no answer within {}", shared::duration::human(REACHABLE_PROBE)),
+        };
+        Err(ApiError::Unreachable {
+            server: api.server().to_string(),
+            cause: format!("{call}: {cause}; the wait phase could not follow the components"),
+        })
     }
 
     async fn component(&self, component: &Component, task: Task) -> Result<(), NotReady> {
@@ -187,7 +209,7 @@ impl Waiter {
                 ready
             }
         };
-        let call = Call::new("watch", &resource, Some(&app_namespace), Some(&component.app));
+        let call = Call::for_resource("watch", &resource, Some(&app_namespace), Some(&component.app));
         if !watch_until(&api, &component.app, condition, self.deadline, &call)
             .await
             .map_err(|e| NotReady::Failed(e.into()))?
@@ -274,7 +296,7 @@ impl Waiter {
                 verdict.ready
             }
         };
-        let call = Call::new("watch", &resource, Some(&member.namespace), Some(&member.name));
+        let call = Call::for_resource("watch", &resource, Some(&member.namespace), Some(&member.name));
         watch_until(&api, &member.name, condition, self.deadline, &call).await
     }
 
@@ -334,10 +356,22 @@ where
     loop {
         match tokio::time::timeout_at(deadline, await_condition(api.clone(), name, condition.clone())).await {
             Err(_elapsed) => return Ok(false),
-            Ok(Ok(_)) => return Ok(true),
+            Ok(Ok(_)) => {
+                OUTAGE.store(false, Ordering::Relaxed);
+                return Ok(true);
+            }
             Ok(Err(kube::runtime::wait::Error::ProbeFailed(err))) => {
                 if let Some(permanent) = permanent(call, &err) {
                     return Err(permanent);
+                }
+                if let Some(cause) = connection_lost(&err)
+                    && !OUTAGE.swap(true, Ordering::Relaxed)
+                {
+                    // One line on stderr; every retry is in the log file.
+                    tracing::info!(
+                        target: PROGRESS,
+                        "  the API server is not answering ({cause}); retrying until --timeout"
+                    );
                 }
                 tracing::debug!("watch on {name} failed ({err}); watching again in {delay:?}");
                 tokio::time::sleep(
@@ -347,6 +381,19 @@ where
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// The cause, when a watch failed because the API server could not be reached.
+fn connection_lost(err: &kube::runtime::watcher::Error) -> Option<String> {
+    use kube::runtime::watcher::Error as W;
+    match err {
+        W::InitialListFailed(source) | W::WatchStartFailed(source) | W::WatchFailed(source)
+            if is_connection(source) =>
+        {
+            Some(shared::cluster::innermost_cause(source))
+        }
+        _ => None,
     }
 }
 
@@ -366,7 +413,7 @@ fn permanent(call: &Call, err: &kube::runtime::watcher::Error) -> Option<ApiErro
             };
             Some(ApiError::Forbidden {
                 call: Box::new(Call {
-                    verb,
+                    verb: verb.to_string(),
                     name: None,
                     ..call.clone()
                 }),
@@ -380,13 +427,6 @@ fn permanent(call: &Call, err: &kube::runtime::watcher::Error) -> Option<ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_flags() {
-        assert_eq!(human_duration(Duration::from_secs(900)), "15m");
-        assert_eq!(human_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(human_duration(Duration::from_secs(12)), "12s");
-    }
 
     #[test]
     fn stuck_components_name_the_message_and_how_to_look_closer() {

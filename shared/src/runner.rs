@@ -232,6 +232,7 @@ pub struct Runner {
     verbose: u8,
     logging: Logging,
     deadline: Option<(Duration, String)>,
+    margin: Duration,
 }
 
 impl Runner {
@@ -242,6 +243,7 @@ impl Runner {
             verbose: 0,
             logging: Logging::Stderr,
             deadline: None,
+            margin: Duration::ZERO,
         }
     }
 
@@ -261,6 +263,13 @@ impl Runner {
     /// (`--timeout`) in the message.
     pub fn deadline(mut self, deadline: Option<Duration>, flag: &str) -> Self {
         self.deadline = deadline.map(|d| (d, flag.to_string()));
+        self
+    }
+
+    /// Leave the command `margin` after the deadline to end itself with its own, more specific message
+    /// (env's "the API server is unreachable") before the runner stops it; messages still name the deadline.
+    pub fn margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
         self
     }
 
@@ -313,7 +322,7 @@ impl Runner {
         }
         if let Some((deadline, _)) = &self.deadline {
             let message = self.deadline_message();
-            let limit = deadline.saturating_add(GRACE);
+            let limit = deadline.saturating_add(self.margin).saturating_add(GRACE);
             std::thread::Builder::new()
                 .name("duli-watchdog".into())
                 .spawn(move || {
@@ -322,7 +331,7 @@ impl Runner {
                 })
                 .ok();
         }
-        let deadline = self.deadline.as_ref().map(|(d, _)| *d);
+        let deadline = self.deadline.as_ref().map(|(d, _)| d.saturating_add(self.margin));
         let ended = runtime.block_on(async {
             let sleep = async {
                 match deadline {

@@ -43,8 +43,8 @@ fn main() -> ExitCode {
     }
     text.push_str("\nRun `kubectl duli SLICE --help` for a slice's commands.\n");
     if asked_for_help {
-        print!("{text}");
-        ExitCode::SUCCESS
+        // A closed or full stdout is an error (exit 2), a closed pipe is quiet.
+        shared::error::finish(shared::fsio::print_stdout(&text).map(|()| shared::error::Outcome::Clean))
     } else {
         eprintln!("error: unknown slice `{}`\n\n{text}", args[0]);
         ExitCode::from(2)

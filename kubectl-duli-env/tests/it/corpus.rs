@@ -3,121 +3,32 @@
 //! documented one), one `error:` line naming the offending file, field or resource and what to do, nothing
 //! on stdout, and that nothing was applied (the stand-in saw no write request and its objects did not move)
 //! or written (the run's TMPDIR stays empty and the repository copy is unchanged; `up` and `down` may only
-//! add their log file under `DULI_STATE_DIR/logs`).
+//! add their log file and their environment lock under `DULI_STATE_DIR`).
 //!
 //! Cases are tables, one line each; a group shares one world and runs its cases concurrently. The catalogue
 //! of messages prints with `--nocapture`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use kube_standin::StandIn;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use testkit::corpus::{
+    Case, changed_paths, kubeconfig_for, snapshot_files, store_state, write, writes_except,
+};
+use testkit::servers::{closed_port, silent_server, status_server};
 
-use super::support::{Run, World, copy_dir, signal_group, workspace};
+use super::support::{Run, World, copy_dir, workspace};
+use testkit::process::signal_group;
 
 const FAST: Duration = Duration::from_millis(200);
-
-/// One bad input and what the plugin must say about it.
-struct Case {
-    name: &'static str,
-    args: Vec<String>,
-    env: Vec<(&'static str, String)>,
-    code: i32,
-    expect: Vec<String>,
-    forbid: Vec<String>,
-    within: Duration,
-}
-
-impl Case {
-    fn new(name: &'static str, args: &[&str], code: i32, expect: &[&str]) -> Self {
-        Case {
-            name,
-            args: args.iter().map(|a| a.to_string()).collect(),
-            env: Vec::new(),
-            code,
-            expect: expect.iter().map(|e| e.to_string()).collect(),
-            forbid: Vec::new(),
-            within: Duration::from_secs(30),
-        }
-    }
-
-    fn env(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.env.push((name, value.into()));
-        self
-    }
-
-    fn forbid(mut self, text: impl Into<String>) -> Self {
-        self.forbid.push(text.into());
-        self
-    }
-
-    fn within(mut self, bound: Duration) -> Self {
-        self.within = bound;
-        self
-    }
-}
-
-/// The stand-in's global resourceVersion and every object's, by key.
-fn store_state(api: &StandIn) -> (u64, Vec<String>) {
-    let objects = api
-        .store()
-        .lock()
-        .all_objects()
-        .into_iter()
-        .map(|(key, object)| {
-            format!(
-                "{}/{}/{}/{}@{}",
-                key.group,
-                key.plural,
-                key.namespace,
-                key.name,
-                object
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("")
-            )
-        })
-        .collect();
-    (api.store().resource_version(), objects)
-}
 
 /// Requests that could have changed something: anything but GET, except the permission reviews preflight
 /// creates (they store nothing) and server-side dry runs.
 fn writes(api: &StandIn) -> Vec<String> {
-    api.requests()
-        .into_iter()
-        .filter(|r| r.method != "GET")
-        .filter(|r| !r.path.contains("selfsubjectaccessreviews"))
-        .filter(|r| !r.query.contains("dryRun=All"))
-        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
-        .collect()
-}
-
-/// Every file under `dir` with a hash of its bytes and its mode.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, u32)> {
-    use std::hash::{Hash, Hasher};
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.is_dir() {
-                stack.push(path);
-            } else {
-                let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                std::fs::read(&path).unwrap_or_default().hash(&mut hasher);
-                out.insert(path, (hasher.finish(), meta.permissions().mode()));
-            }
-        }
-    }
-    out
+    writes_except(api, |r| {
+        r.path.contains("selfsubjectaccessreviews") || r.query.contains("dryRun=All")
+    })
 }
 
 /// A copy of the world's repository named `name`, changed by `edit`; returns its root.
@@ -136,75 +47,19 @@ fn edit_file(path: &Path, change: impl FnOnce(String) -> String) {
     std::fs::write(path, changed).unwrap();
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
-/// A kubeconfig for `server` with one context `one`.
-fn kubeconfig_for(server: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: '{server}'}}\nusers:\n- name: u\n  user: {{}}\n\
-         contexts:\n- name: one\n  context: {{cluster: c, user: u, namespace: default}}\ncurrent-context: one\n"
-    )
-}
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// A server that accepts connections and never reads or answers.
-fn silent_server() -> (std::net::TcpListener, String) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    (listener, url)
-}
-
-/// A server that answers every request with `code` and a Kubernetes `Status`.
-async fn status_server(code: u16, reason: &'static str) -> (tokio::task::JoinHandle<()>, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    match socket.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-                    }
-                    while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buffer.drain(..end + 4);
-                        let body = format!(
-                            "{{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{{}},\"status\":\"Failure\",\"message\":\"{reason}\",\"reason\":\"{reason}\",\"code\":{code}}}"
-                        );
-                        let response = format!(
-                            "HTTP/1.1 {code} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        if socket.write_all(response.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    (task, url)
-}
-
 /// Run one case and check it.
 async fn check(world: &World, case: &Case) -> Run {
     let tmp = world.dir.path().join("tmp").join(case.name.replace(' ', "-"));
     std::fs::create_dir_all(&tmp).unwrap();
     let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
     let mut command = world.command(&args);
-    command.env("TMPDIR", &tmp).current_dir(&tmp);
+    // Each case its own state directory: concurrent cases of one environment would otherwise meet at the
+    // environment's lock (tested on its own) instead of reaching the input under test.
+    let state = world.dir.path().join("state").join(case.name.replace(' ', "-"));
+    command
+        .env("TMPDIR", &tmp)
+        .env("DULI_STATE_DIR", &state)
+        .current_dir(&tmp);
     for (name, value) in &case.env {
         command.env(name, value);
     }
@@ -214,65 +69,28 @@ async fn check(world: &World, case: &Case) -> Run {
         .await
         .unwrap_or_else(|_| panic!("{}: still running after {:?}", case.name, case.within))
         .unwrap();
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    };
-    let name = case.name;
-    let all = format!("--- stdout\n{}--- stderr\n{}", run.stdout, run.stderr);
-    // Shown with --nocapture: the corpus doubles as a catalogue of the messages.
-    eprintln!(
-        "[{name}] exit {} in {:.1?}: {}",
-        run.code,
-        run.elapsed,
-        run.stderr.trim()
-    );
-    assert_eq!(run.code, case.code, "{name}: {all}");
-    assert!(
-        run.elapsed < case.within,
-        "{name}: took {:?}, bound {:?}: {all}",
-        run.elapsed,
-        case.within
-    );
-    for text in &case.expect {
-        assert!(
-            run.stderr.contains(text.as_str()),
-            "{name}: expected {text:?} in:\n{all}"
-        );
-    }
-    for text in &case.forbid {
-        assert!(
-            !run.stderr.contains(text.as_str()) && !run.stdout.contains(text.as_str()),
-            "{name}: {text:?} must not be printed:\n{all}"
-        );
-    }
-    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    if case.code == 2 {
-        assert_eq!(errors.len(), 1, "{name}: one error line:\n{all}");
-        assert!(
-            !errors[0]["error:".len()..].contains("error:"),
-            "{name}: an error inside the error:\n{all}"
-        );
-        assert_eq!(run.stdout, "", "{name}: nothing on stdout:\n{all}");
-    }
-    for raw in ["ApiError", "Status {", "HyperError", "Error {", "panicked"] {
+    let run = Run::from_output(&output, started.elapsed());
+    case.verify(&run);
+    // Beyond the shared checks: no raw client error text at all, and no panic.
+    for raw in ["HyperError", "Error {", "panicked"] {
         assert!(
             !run.stderr.contains(raw),
-            "{name}: raw error text {raw:?}:\n{all}"
+            "{}: raw error text {raw:?}:\n{}",
+            case.name,
+            run.all()
         );
     }
     assert!(
         std::fs::read_dir(&tmp).unwrap().next().is_none(),
-        "{name}: files left in TMPDIR"
+        "{}: files left in TMPDIR",
+        case.name
     );
     run
 }
 
 /// Run the cases concurrently against one world; nothing may be applied or written but log files.
 async fn check_all(world: &World, cases: Vec<Case>) {
-    let before_files = snapshot(world.dir.path());
+    let before_files = snapshot_files(world.dir.path());
     let before_store = store_state(&world.api);
     world.api.clear_requests();
     join_all(cases.iter().map(|case| check(world, case))).await;
@@ -282,13 +100,19 @@ async fn check_all(world: &World, cases: Vec<Case>) {
         before_store,
         "the stand-in's objects changed"
     );
-    let logs = world.dir.path().join("state/logs");
-    let after_files = snapshot(world.dir.path());
-    let changed: Vec<&PathBuf> = after_files
-        .iter()
-        .filter(|(path, meta)| before_files.get(*path) != Some(*meta) && !path.starts_with(&logs))
-        .map(|(path, _)| path)
-        .chain(before_files.keys().filter(|p| !after_files.contains_key(*p)))
+    // `up` and `down` may add their log file and their environment lock (in each case's state directory),
+    // nothing else.
+    let state = world.dir.path().join("state");
+    let after_files = snapshot_files(world.dir.path());
+    let changed: Vec<PathBuf> = changed_paths(&before_files, &after_files)
+        .into_iter()
+        .filter(|path| {
+            !path
+                .strip_prefix(&state)
+                .ok()
+                .and_then(|rest| rest.components().nth(1))
+                .is_some_and(|dir| dir.as_os_str() == "logs" || dir.as_os_str() == "locks")
+        })
         .collect();
     assert!(changed.is_empty(), "files written or changed: {changed:?}");
 }
@@ -385,7 +209,7 @@ async fn corpus_inputs() {
     let malformed = write(
         &inputs,
         "malformed.kubeconfig",
-        &kubeconfig_for(&world.api.url()).replace("user: {}", &format!("user: {{token: \"{token}}}")),
+        kubeconfig_for(&world.api.url()).replace("user: {}", &format!("user: {{token: \"{token}}}")),
     );
     let empty_kubeconfig = write(&inputs, "empty.kubeconfig", "");
     let kubeconfig = world.kubeconfig.display().to_string();
@@ -399,7 +223,63 @@ async fn corpus_inputs() {
     .unwrap();
     let no_helm_path = format!("{}:/usr/bin:/bin", no_helm.display());
 
+    // Issue #17: files that are not what they claim, read with a bound (it used to read /dev/zero until
+    // memory ran out).
+    // They live outside the world's directory, whose files check_all reads to see that nothing changed.
+    let hostile = tempfile::tempdir().unwrap();
+    let hostile_variant = |name: &str, edit: &dyn Fn(&Path)| {
+        let root = hostile.path().join(name);
+        copy_dir(&world.repo.join("gitops"), &root.join("gitops"));
+        copy_dir(&world.repo.join("helm"), &root.join("helm"));
+        edit(&root);
+        root.display().to_string()
+    };
+    let env_path = |root: &Path| root.join("gitops/environments/staging.yml");
+    let dev_zero = hostile_variant("dev-zero", &|root| {
+        std::fs::remove_file(env_path(root)).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", env_path(root)).unwrap();
+    });
+    let huge = hostile_variant("huge", &|root| {
+        let mut text = std::fs::read_to_string(env_path(root)).unwrap();
+        while text.len() < 2 * 1024 * 1024 {
+            text.push_str("# padding padding padding padding padding padding padding padding padding\n");
+        }
+        std::fs::write(env_path(root), text).unwrap();
+    });
+    let fifo = hostile_variant("fifo", &|root| {
+        std::fs::remove_file(env_path(root)).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(env_path(root))
+            .status()
+            .unwrap();
+        assert!(status.success(), "mkfifo");
+    });
+
     let cases = vec![
+        Case::new(
+            "environment file: a symlink to /dev/zero (plan)",
+            &["plan", "staging"],
+            2,
+            &[&env_file(&dev_zero), "character device", "not a regular file"],
+        )
+        .env("DULI_REPO", &dev_zero)
+        .within(Duration::from_secs(5)),
+        Case::new(
+            "environment file: 2 MiB (up)",
+            &["up", "staging"],
+            2,
+            &[&env_file(&huge), "larger than 1 MiB"],
+        )
+        .env("DULI_REPO", &huge)
+        .within(Duration::from_secs(5)),
+        Case::new(
+            "environment file: a FIFO (status)",
+            &["status", "staging"],
+            2,
+            &[&env_file(&fifo), "a FIFO", "not a regular file"],
+        )
+        .env("DULI_REPO", &fifo)
+        .within(Duration::from_secs(5)),
         Case::new(
             "unknown environment (up)",
             &["up", "qa"],
@@ -554,7 +434,7 @@ async fn corpus_inputs() {
             "--timeout that is not a duration (up)",
             &["up", "staging", "--timeout", "soon"],
             2,
-            &["--timeout", "`soon` is not a duration like 90s"],
+            &["--timeout", "`soon` is not a duration: use a number with a unit"],
         ),
         Case::new(
             "--timeout of zero (down)",
@@ -614,27 +494,48 @@ async fn corpus_api_server() {
     let world = World::start(FAST).await;
     let inputs = world.dir.path().join("inputs");
     let refused_url = format!("http://127.0.0.1:{}", closed_port());
-    let refused = write(&inputs, "refused.kubeconfig", &kubeconfig_for(&refused_url));
+    let refused = write(&inputs, "refused.kubeconfig", kubeconfig_for(&refused_url));
     let (_silent, silent_url) = silent_server();
-    let silent = write(&inputs, "silent.kubeconfig", &kubeconfig_for(&silent_url));
+    let silent = write(&inputs, "silent.kubeconfig", kubeconfig_for(&silent_url));
     let (_unauthorized, unauthorized_url) = status_server(401, "Unauthorized").await;
     let unauthorized = write(
         &inputs,
         "unauthorized.kubeconfig",
-        &kubeconfig_for(&unauthorized_url),
+        kubeconfig_for(&unauthorized_url),
     );
     let bare_dir = world.dir.path().join("bare");
     std::fs::create_dir_all(&bare_dir).unwrap();
     let (bare, bare_kubeconfig) = without_argo_cd(&bare_dir).await;
     let bare_before = store_state(&bare);
 
+    // An exec credential plugin that never answers (issue #17: `status` used to run for ever).
+    let hanging_exec = write(
+        &inputs,
+        "hanging-exec.kubeconfig",
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: '{}'}}\nusers:\n- name: u\n  \
+             user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n      \
+             args: ['-c', 'exec sleep 20']\n      interactiveMode: Never\ncontexts:\n- name: one\n  \
+             context: {{cluster: c, user: u, namespace: default}}\ncurrent-context: one\n",
+            world.api.url()
+        ),
+    );
+
     let cases = vec![
+        Case::new(
+            "exec credential plugin hangs (status --timeout 3s)",
+            &["status", "staging", "--timeout", "3s"],
+            2,
+            &["within 3s"],
+        )
+        .env("KUBECONFIG", &hanging_exec)
+        .within(Duration::from_secs(9)),
         Case::new(
             "API server refuses connections (up)",
             &["up", "staging", "--timeout", "3s"],
             2,
             &[
-                "cannot reach the API server",
+                "is unreachable",
                 "Connection refused",
                 &refused_url,
                 "kubectl cluster-info",
@@ -646,7 +547,7 @@ async fn corpus_api_server() {
             "API server refuses connections (status)",
             &["status", "staging"],
             2,
-            &["cannot reach the API server", "Connection refused", &refused_url],
+            &["is unreachable", "Connection refused", &refused_url],
         )
         .env("KUBECONFIG", &refused)
         .within(Duration::from_secs(25)),
@@ -654,7 +555,7 @@ async fn corpus_api_server() {
             "API server accepts and never answers (up --timeout 3s)",
             &["up", "staging", "--timeout", "3s"],
             2,
-            &["did not answer", &silent_url, "check the cluster"],
+            &["no answer within", &silent_url, "check that the cluster is up"],
         )
         .env("KUBECONFIG", &silent)
         .within(Duration::from_secs(10)),
@@ -662,7 +563,7 @@ async fn corpus_api_server() {
             "API server accepts and never answers (down --timeout 3s)",
             &["down", "staging", "--timeout", "3s"],
             2,
-            &["did not answer", &silent_url],
+            &["no answer within", &silent_url],
         )
         .env("KUBECONFIG", &silent)
         .within(Duration::from_secs(10)),
@@ -670,7 +571,7 @@ async fn corpus_api_server() {
             "API server accepts and never answers (plan)",
             &["plan", "staging"],
             2,
-            &["did not answer", &silent_url],
+            &["no answer within", &silent_url],
         )
         .env("KUBECONFIG", &silent)
         .within(Duration::from_secs(25)),
@@ -842,6 +743,32 @@ async fn corpus_platform_chart_template_error() {
 /// left running; the rerun converges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn corpus_ctrl_c_during_up_then_rerun_converges() {
+    // SIGINT, as Ctrl-C on a terminal sends it to the whole process group (kubectl → plugin).
+    stopped_during_up_then_rerun_converges(Stop::Group("INT"), 130, "SIGINT").await;
+}
+
+/// SIGTERM (`kill PID`, a CI job cancelled) during `up` is handled like Ctrl-C (issue #17): exit 143, what
+/// to re-run, the log named, no helm left running; the rerun converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn corpus_sigterm_during_up_then_rerun_converges() {
+    stopped_during_up_then_rerun_converges(Stop::Process("TERM"), 143, "SIGTERM").await;
+}
+
+/// SIGHUP (the terminal closed) during `up`: exit 129, the same message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn corpus_sighup_during_up_then_rerun_converges() {
+    stopped_during_up_then_rerun_converges(Stop::Process("HUP"), 129, "SIGHUP").await;
+}
+
+/// Where a stopping signal is sent.
+enum Stop {
+    /// To the whole process group, as a terminal's Ctrl-C.
+    Group(&'static str),
+    /// To the plugin's process alone, as `kill`.
+    Process(&'static str),
+}
+
+async fn stopped_during_up_then_rerun_converges(stop: Stop, code: i32, name: &str) {
     // Slow readiness keeps helm waiting on the fixture Deployment, with its release pending-install.
     let world = World::start(Duration::from_secs(3)).await;
     let child = world
@@ -851,36 +778,125 @@ async fn corpus_ctrl_c_during_up_then_rerun_converges() {
         .unwrap();
     let pid = child.id().unwrap() as i32;
     world.wait_for_pending_install().await;
-    // SIGINT, as Ctrl-C on a terminal sends it to the whole process group (kubectl → plugin → helm).
-    signal_group("INT", pid);
+    assert!(
+        !processes_of(&world).is_empty(),
+        "helm runs while its release is pending"
+    );
+    match stop {
+        Stop::Group(signal) => signal_group(signal, pid),
+        Stop::Process(signal) => testkit::process::signal(signal, pid as u32),
+    }
     let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
         .await
-        .expect("Ctrl-C ends up promptly")
+        .expect("the signal ends up promptly")
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "{stderr}");
     assert!(
-        errors[0].contains("interrupted: `kubectl duli env up staging` stopped before it finished")
-            && errors[0].contains("run the same command again"),
+        errors[0].contains(&format!(
+            "interrupted ({name}): `kubectl duli env up staging` stopped before it finished"
+        )) && errors[0].contains("run the same command again"),
         "{stderr}"
     );
     assert!(stderr.contains("log: "), "the log file is named:\n{stderr}");
-    // Nothing of this run is left behind: no helm in the process group.
-    let left = std::process::Command::new("ps")
-        .args(["-o", "pid=,stat=,args=", "-g", &pid.to_string()])
-        .output()
-        .unwrap();
-    let left = String::from_utf8_lossy(&left.stdout);
-    let running: Vec<&str> = left
-        .lines()
-        .filter(|l| !l.split_whitespace().nth(1).is_some_and(|s| s.starts_with('Z')))
-        .collect();
-    assert!(running.is_empty(), "processes left in the group:\n{left}");
+    // Nothing of this run is left behind: no helm (it runs in its own process group).
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !processes_of(&world).is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left = processes_of(&world);
+    assert!(left.is_empty(), "processes of this run left: {left:?}");
     let rerun = world
         .run(&["up", "staging", "-o", "json", "--timeout", "2m"])
         .await
         .expect(0);
     assert_eq!(rerun.json()["ready"], true);
+}
+
+/// Live processes started for `world` (their environment names its state directory): the plugin, helm.
+fn processes_of(world: &World) -> Vec<String> {
+    let marker = format!("DULI_STATE_DIR={}", world.dir.path().join("state").display());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'));
+        if !zombie && environ.split(|b| *b == 0).any(|var| var == marker.as_bytes()) {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            found.push(String::from_utf8_lossy(&cmdline).replace('\0', " "));
+        }
+    }
+    found
+}
+
+/// Two concurrent `up` of one environment (issue #17: they interleaved and both counted the same objects
+/// as created): while one runs, a second `up` (and a `down`) stops at once with exit 2, saying which
+/// process holds the environment's lock and touching nothing; the first finishes as if alone, and the lock
+/// is free again afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn corpus_concurrent_up_of_one_environment_is_refused() {
+    let world = World::start(Duration::from_secs(3)).await;
+    let first = world
+        .command(&["up", "staging", "-o", "json", "--timeout", "2m"])
+        .spawn()
+        .unwrap();
+    // kubectl execs the plugin: its pid is the plugin's.
+    let pid = first.id().unwrap();
+    world.wait_for_pending_install().await;
+    for args in [
+        &["up", "staging", "--timeout", "2m"][..],
+        &["down", "staging", "--yes"][..],
+    ] {
+        world.api.clear_requests();
+        let second = world.run(args).await.expect(2);
+        let errors: Vec<&str> = second
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{}", second.stderr);
+        assert!(
+            errors[0].contains(&format!(
+                "another `kubectl duli env {} staging` is running",
+                args[0]
+            )) && errors[0].contains(&format!("held by pid {pid} (`kubectl duli env up staging`)"))
+                && errors[0].contains("wait for it to finish"),
+            "{}",
+            second.stderr
+        );
+        assert!(second.elapsed < Duration::from_secs(10), "{:?}", second.elapsed);
+        assert_eq!(second.stdout, "", "nothing printed on stdout");
+        // The first run's helm keeps writing meanwhile; the second run's applies and deletes would show as
+        // duli's field manager or a DELETE.
+        let ours: Vec<String> = writes(&world.api)
+            .into_iter()
+            .filter(|w| w.contains("fieldManager=duli") || w.starts_with("DELETE"))
+            .collect();
+        assert_eq!(ours, Vec::<String>::new(), "the second run wrote nothing");
+    }
+    let output = tokio::time::timeout(Duration::from_secs(150), first.wait_with_output())
+        .await
+        .expect("the first up finishes")
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["ready"], true);
+    // Free again: the next run converges without creating anything.
+    let rerun = world
+        .run(&["up", "staging", "-o", "json", "--timeout", "2m"])
+        .await
+        .expect(0);
+    assert_eq!(rerun.json()["totals"]["created"], 0, "{}", rerun.stdout);
 }

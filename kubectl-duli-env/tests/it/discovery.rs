@@ -5,31 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The kubectl builds every discovery test runs against.
+/// The kubectl builds every discovery test runs against: the machine's 1.32 dispatcher and 1.35.
 fn kubectls() -> Vec<PathBuf> {
-    let dispatcher = which_kubectl_132();
-    let kubectl_135 = std::env::var_os("DULI_KUBECTL135_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dirs_home().join(".cache/duli/tools/kubectl-1.35.2/kubectl"));
-    assert!(
-        kubectl_135.is_file(),
-        "kubectl 1.35 not found at {}: run `bash .ci/install-tools` first",
-        kubectl_135.display()
-    );
-    vec![dispatcher, kubectl_135]
-}
-
-fn dirs_home() -> PathBuf {
-    PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-}
-
-fn which_kubectl_132() -> PathBuf {
-    let path = Path::new("/usr/bin/kubectl");
-    assert!(
-        path.exists(),
-        "the machine's kubectl 1.32 is expected at /usr/bin/kubectl"
-    );
-    path.to_path_buf()
+    testkit::tools::kubectls()
+        .into_iter()
+        .map(|(_, path)| path)
+        .collect()
 }
 
 /// A directory holding links to our plugin binaries (siblings of this crate's binary in target/).

@@ -60,20 +60,7 @@ impl Server {
     async fn up_without_platform() -> (Server, Value) {
         let server = Server::start(FAST).await;
         server
-            .run(&[
-                "up",
-                "staging",
-                "--only",
-                "namespaces",
-                "--only",
-                "secrets",
-                "--only",
-                "gitops",
-                "--only",
-                "wait",
-                "--timeout",
-                "2m",
-            ])
+            .run(&without_platform(&["up", "staging", "--timeout", "2m"]))
             .await
             .expect(0);
         let baseline = server
@@ -105,7 +92,7 @@ impl Server {
 
     /// Run to completion; more than 3 minutes is a hang and fails the test.
     async fn run(&self, args: &[&str]) -> Run {
-        run_to_end(self.command(args), args).await
+        run_to_end(self.command(args)).await
     }
 
     fn served(&self, status: u16) -> usize {
@@ -179,7 +166,7 @@ fn assert_same_verdict(run: &Run, baseline: &Value, what: &str) {
 
 /// 1 s per request: every request, so the run is slow (well over 1 s) but right. 3 s per request against
 /// `--timeout 2s` stops at the deadline, in one sentence (the start-up probe or the reads, whichever was
-/// waiting: both say "did not answer within 2s").
+/// waiting: both say "no answer within the 2s deadline").
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_latency_of_one_second_per_request() {
     let (server, baseline) = Server::up_without_platform().await;
@@ -207,7 +194,10 @@ async fn status_latency_of_one_second_per_request() {
             .await
             .expect(2);
         let error = one_line_error(&run);
-        assert!(error.contains("did not answer within 2s"), "{path}: {error}");
+        assert!(
+            error.contains("is unreachable") && error.contains("no answer within the 2s deadline"),
+            "{path}: {error}"
+        );
         assert_within(&run, Duration::from_secs(10));
     }
 }
@@ -236,10 +226,9 @@ async fn status_429_with_retry_after() {
         .await
         .expect(2);
     let error = one_line_error(&run);
+    // kube's client waits out the 429s inside one attempt, so the give-up names the deadline.
     assert!(
-        error.contains("did not answer within 5s")
-            && error.contains("throttling")
-            && error.contains("raise --timeout"),
+        error.contains("no answer within the 5s deadline") && error.contains("applications"),
         "{error}"
     );
     assert_within(&run, Duration::from_secs(15));
@@ -274,7 +263,7 @@ async fn status_500_bursts() {
     let error = one_line_error(&run);
     assert!(
         error.contains("cannot list applications.argoproj.io in namespace argocd")
-            && error.contains("(500 InternalError)"),
+            && error.contains("500 InternalError"),
         "{error}"
     );
     assert_within(&run, Duration::from_secs(90));
@@ -332,7 +321,10 @@ async fn status_api_server_killed_mid_run_and_restarted() {
     let (run, ()) = tokio::join!(server.run(&["status", "staging", "--timeout", "5s"]), outage);
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     let error = one_line_error(&run);
-    assert!(error.contains("did not answer within 5s"), "{error}");
+    assert!(
+        error.contains("is unreachable") && error.contains("Connection refused"),
+        "{error}"
+    );
     assert_within(&run, Duration::from_secs(10));
 
     server.restart().await;
@@ -360,6 +352,22 @@ async fn wait_for_request(server: &Server, fragment: &str) {
 
 // ---------------------------------------------------------------------------------------------------
 // up
+
+/// `up` ARGS for the phases that need no helm: namespaces, secrets, gitops, wait.
+fn without_platform<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    all.extend([
+        "--only",
+        "namespaces",
+        "--only",
+        "secrets",
+        "--only",
+        "gitops",
+        "--only",
+        "wait",
+    ]);
+    all
+}
 
 /// The phases a summary reports, in order.
 fn phases(summary: &Value) -> Vec<String> {
@@ -414,22 +422,14 @@ async fn up_watches_dropped_after_every_event() {
     server.world.api.add_fault(Fault::drop_watch_after(1));
     server.world.api.add_fault(Fault::expire_watch().times(5));
     let run = server
-        .run(&[
+        .run(&without_platform(&[
             "up",
             "staging",
             "-o",
             "json",
             "--timeout",
             "2m",
-            "--only",
-            "namespaces",
-            "--only",
-            "secrets",
-            "--only",
-            "gitops",
-            "--only",
-            "wait",
-        ])
+        ]))
         .await
         .expect(0);
     assert_eq!(run.json()["ready"], true, "{}", run.stderr);
@@ -554,4 +554,81 @@ async fn up_api_server_killed_mid_run_and_restarted() {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.json()["ready"], true, "{}", run.stderr);
     assert_within(&run, Duration::from_secs(120));
+}
+
+/// The API server dies 2.5 s into `up --timeout 10s` (gitops and wait, components slow to become ready) and
+/// does not come back (issue #17: it used to end after ~40 s with exit 1, "✓ wait", and no word about the
+/// cluster): the run ends within the timeout (+ the runner's margin and grace), exit 2, one line saying
+/// the API server is unreachable, no ✓ for the phase it was in, and no library ERROR lines on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_api_server_lost_for_good_is_reported_as_unreachable() {
+    let server = Server::start(Duration::from_secs(30)).await;
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        server.kill();
+    };
+    let args = without_platform(&["up", "staging", "--timeout", "10s"]);
+    let (run, ()) = tokio::join!(server.run(&args), outage);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let error = one_line_error(&run);
+    assert!(error.contains("is unreachable"), "{error}");
+    assert!(!run.stderr.contains("✓ wait"), "{}", run.stderr);
+    assert!(!run.stderr.contains("✓ gitops"), "{}", run.stderr);
+    assert!(!run.stderr.contains("ERROR"), "{}", run.stderr);
+    assert_within(&run, Duration::from_secs(15));
+
+    // Back: a rerun converges.
+    server.restart().await;
+    let rerun = server
+        .run(&[
+            "up",
+            "staging",
+            "-o",
+            "json",
+            "--timeout",
+            "2m",
+            "--only",
+            "namespaces",
+            "--only",
+            "secrets",
+            "--only",
+            "gitops",
+        ])
+        .await
+        .expect(0);
+    assert_eq!(phases(&rerun.json()), ["namespaces", "secrets", "gitops"]);
+}
+
+/// The API server restarts during the wait phase (down 3 s): stderr gets one progress line saying what it
+/// waits for, never a library's ERROR line (issue #17); the retries go to the log file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_api_server_restart_prints_one_progress_line_and_no_library_errors() {
+    let server = Server::start(Duration::from_secs(6)).await;
+    let outage = async {
+        // A wait has begun: an Application is being watched.
+        while !server
+            .world
+            .api
+            .requests()
+            .iter()
+            .any(|r| r.query.contains("watch"))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server.kill();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        server.restart().await;
+    };
+    let args = without_platform(&["up", "staging", "-o", "json", "--timeout", "2m"]);
+    let (run, ()) = tokio::join!(server.run(&args), outage);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(!run.stderr.contains("ERROR"), "{}", run.stderr);
+    assert!(!run.stderr.contains("WARN"), "{}", run.stderr);
+    let lines = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("the API server is not answering"))
+        .count();
+    assert_eq!(lines, 1, "{}", run.stderr);
 }

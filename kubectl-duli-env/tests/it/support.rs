@@ -4,85 +4,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt;
-use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::runtime::watcher;
+pub use testkit::paths::{copy_dir, workspace};
+pub use testkit::process::Run;
+use testkit::tools::helm4;
+
 use kube_standin::StandIn;
 
 use super::helm_proxy::{self, HelmProxy};
 
-/// The workspace root (the repository under test).
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-/// Real helm 4: `$DULI_HELM4_BIN`, else where `.ci/install-tools` puts it. Missing is a failure.
-pub fn helm4() -> PathBuf {
-    let path = std::env::var_os("DULI_HELM4_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/duli/tools/helm-4.1.4/helm")
-        });
-    assert!(
-        path.is_file(),
-        "helm 4 not found at {}: run `bash .ci/install-tools` first (or set DULI_HELM4_BIN)",
-        path.display()
-    );
-    path
-}
-
-/// Copy a directory tree.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// What one command printed and how it ended.
-#[derive(Debug)]
-pub struct Run {
-    /// Exit code (-1 when killed by a signal).
-    pub code: i32,
-    /// stdout.
-    pub stdout: String,
-    /// stderr.
-    pub stderr: String,
-    /// Wall time.
-    pub elapsed: Duration,
-}
-
-impl Run {
-    /// Panic with both streams unless the exit code is `code`.
-    pub fn expect(self, code: i32) -> Self {
-        assert_eq!(
-            self.code, code,
-            "exit code {} (wanted {code}) after {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.elapsed, self.stdout, self.stderr
-        );
-        self
-    }
-
-    /// stdout parsed as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
-    }
 }
 
 /// One isolated world.
@@ -98,13 +31,6 @@ pub struct World {
     plugins: PathBuf,
     helm: PathBuf,
     proxy: HelmProxy,
-    argocd: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        self.argocd.abort();
-    }
 }
 
 impl World {
@@ -143,7 +69,6 @@ impl World {
         .unwrap();
         std::os::unix::fs::symlink(&helm, plugins.join("helm")).unwrap();
         let proxy = helm_proxy::start(api.addr()).await;
-        let argocd = tokio::spawn(argocd_finalizers(api.client()));
         World {
             api,
             dir,
@@ -152,7 +77,6 @@ impl World {
             plugins,
             helm,
             proxy,
-            argocd,
         }
     }
 
@@ -185,7 +109,7 @@ impl World {
 
     /// Run `kubectl duli env ARGS` to completion (at most 3 minutes).
     pub async fn run(&self, args: &[&str]) -> Run {
-        run_to_end(self.command(args), args).await
+        run_to_end(self.command(args)).await
     }
 
     /// Wait (at most a minute) until helm has recorded the argocd release as pending-install: the moment
@@ -211,66 +135,6 @@ impl World {
 }
 
 /// Run a prepared `kubectl duli env ARGS` to completion; more than 3 minutes is a hang and fails the test.
-pub async fn run_to_end(mut command: tokio::process::Command, args: &[&str]) -> Run {
-    let started = Instant::now();
-    let child = command.spawn().expect("kubectl runs");
-    let output = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("kubectl duli env {} hung (3 minutes)", args.join(" ")))
-        .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    }
-}
-
-/// Send `signal` (`INT` for Ctrl-C, `KILL`) to a whole process group (kubectl, the plugin it runs, and helm),
-/// as a terminal's Ctrl-C reaches all of them.
-pub fn signal_group(signal: &str, pgid: i32) {
-    let status = std::process::Command::new("kill")
-        .args(["-s", signal, "--", &format!("-{pgid}")])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -s {signal} -- -{pgid} failed");
-}
-
-/// Argo CD's application controller, as far as deletion goes: it removes its cascade finalizer from
-/// Applications and AppProjects being deleted. (Workaround until the stand-in simulates it.)
-async fn argocd_finalizers(client: kube::Client) {
-    let kinds = ["Application", "AppProject"];
-    let streams = kinds.map(|kind| {
-        let resource =
-            kube::api::ApiResource::from_gvk(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", kind));
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        let resource = resource.clone();
-        let client = client.clone();
-        watcher(api, watcher::Config::default()).for_each(move |event| {
-            let client = client.clone();
-            let resource = resource.clone();
-            async move {
-                let Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) = event else {
-                    return;
-                };
-                let deleting = obj.metadata.deletion_timestamp.is_some();
-                let has = obj
-                    .metadata
-                    .finalizers
-                    .as_ref()
-                    .is_some_and(|f| f.iter().any(|f| f == "resources-finalizer.argocd.argoproj.io"));
-                if deleting && has {
-                    let namespace = obj.metadata.namespace.clone().unwrap_or_default();
-                    let name = obj.metadata.name.clone().unwrap_or_default();
-                    let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
-                    let patch = serde_json::json!({"metadata": {"finalizers": null}});
-                    let _ = api
-                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await;
-                }
-            }
-        })
-    });
-    let [a, b] = streams;
-    futures::future::join(a, b).await;
+pub async fn run_to_end(command: tokio::process::Command) -> Run {
+    testkit::process::output_within(command, Duration::from_secs(180)).await
 }

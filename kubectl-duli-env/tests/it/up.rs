@@ -6,7 +6,8 @@ use std::time::Duration;
 use kube_standin::Fault;
 use serde_json::json;
 
-use super::support::{World, signal_group};
+use super::support::World;
+use testkit::process::signal_group;
 
 const FAST: Duration = Duration::from_millis(200);
 
