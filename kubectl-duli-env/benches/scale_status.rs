@@ -16,8 +16,6 @@
 //! Run: `cargo bench -p kubectl-duli-env --bench scale_status` (or `bash kubectl-duli-env/benches/scale.sh`).
 //! Exit code 1 when `CHECK=1` and the target (scaled per object ≤ 2.0× small per object) is missed.
 
-#[path = "../tests/it/helm_proxy.rs"]
-mod helm_proxy;
 #[path = "../tests/it/support.rs"]
 #[allow(dead_code)]
 mod support;

@@ -11,8 +11,6 @@
 //! Run: `cargo bench -p kubectl-duli-env --bench up_waves` (or `bash kubectl-duli-env/benches/up-waves.sh`);
 //! `DULI_BENCH_DELAYS=1s,2s` picks the per-stage delays. Exit code 1 when a run misses the target.
 
-#[path = "../tests/it/helm_proxy.rs"]
-mod helm_proxy;
 #[path = "../tests/it/support.rs"]
 #[allow(dead_code)]
 mod support;

@@ -2,10 +2,9 @@
 //! fault injection: 1 s of latency per request, 429 with Retry-After, bursts of 500, dropped and expired
 //! watches, and the API server killed mid-run and restarted on the same address.
 //!
-//! Everything goes through something that can die: the plugin's kubeconfig points at a TCP relay in front
-//! of the stand-in, and helm's `HELM_KUBEAPISERVER` at a second relay in front of the protobuf-to-JSON
-//! helm proxy; [`Server::kill`] cuts both at once, like the API server process dying, and
-//! [`Server::restart`] brings both back on their ports.
+//! Everything goes through something that can die: the kubeconfig the plugin and the helm it runs use points
+//! at a TCP relay in front of the stand-in; [`Server::kill`] cuts it, like the API server process dying, and
+//! [`Server::restart`] brings it back on its port.
 //!
 //! Each run either finishes correctly (the same verdict as without the fault) or stops with a clear
 //! one-line message; a failed `up` says which phase and object failed and a rerun with the faults cleared
@@ -13,7 +12,6 @@
 
 use testkit::relay;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,38 +19,27 @@ use kube_standin::Fault;
 use relay::Relay;
 use serde_json::Value;
 
-use super::helm_proxy::{self, HelmProxy};
 use super::support::{Run, World, run_to_end};
 
 const FAST: Duration = Duration::from_millis(200);
 
-/// The API server as the plugin and helm see it: two relays that die and come back together.
+/// The API server as the plugin and helm see it: a relay that dies and comes back.
 struct Server {
     world: World,
     api: Relay,
-    helm: Relay,
     kubeconfig: PathBuf,
-    _proxy: HelmProxy,
-}
-
-fn addr(url: &str) -> SocketAddr {
-    url.trim_start_matches("http://").parse().unwrap()
 }
 
 impl Server {
     async fn start(ready_after: Duration) -> Server {
         let world = World::start(ready_after).await;
         let api = Relay::start(world.api.addr()).await;
-        let proxy = helm_proxy::start(world.api.addr()).await;
-        let helm = Relay::start(addr(&proxy.url)).await;
         let kubeconfig = world.dir.path().join("relay.kubeconfig");
         std::fs::write(&kubeconfig, kube_standin::kubeconfig_yaml(&api.url())).unwrap();
         Server {
             world,
             api,
-            helm,
             kubeconfig,
-            _proxy: proxy,
         }
     }
 
@@ -74,19 +61,15 @@ impl Server {
 
     fn kill(&self) {
         self.api.kill();
-        self.helm.kill();
     }
 
     async fn restart(&self) {
         self.api.restart().await;
-        self.helm.restart().await;
     }
 
     fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut command = self.world.command(args);
-        command
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("HELM_KUBEAPISERVER", self.helm.url());
+        command.env("KUBECONFIG", &self.kubeconfig);
         command
     }
 

@@ -6,8 +6,8 @@
 //! `/usr/bin/kubectl duli env …`, KUBECONFIG from kube-standin with its operator simulation, and real
 //! helm 4 installing fixture charts in the platform phase.
 //!
-//! - `support`: the world each test gets (stand-in, repository copy, PATH, helm); `helm_proxy`: the
-//!   protobuf-to-JSON shim helm needs in front of the stand-in.
+//! - `support`: the world each test gets (stand-in, repository copy, PATH, helm). helm talks to the
+//!   stand-in directly, protobuf bodies and all.
 //! - `up`: from empty to ready, idempotence, resume after a kill, faults, stuck components.
 //! - `plan`, `status`, `down`: the other subcommands against an environment that `up` built.
 //! - `corpus`: the bad-input corpus of issue #9 — every case exits 2 (or the documented code) with one
@@ -21,7 +21,6 @@ mod corpus;
 mod discovery;
 mod down;
 mod faults;
-mod helm_proxy;
 mod leaks;
 mod plan;
 mod status;

@@ -12,8 +12,6 @@ use testkit::tools::helm4;
 
 use kube_standin::StandIn;
 
-use super::helm_proxy::{self, HelmProxy};
-
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -30,7 +28,6 @@ pub struct World {
     pub kubeconfig: PathBuf,
     plugins: PathBuf,
     helm: PathBuf,
-    proxy: HelmProxy,
 }
 
 impl World {
@@ -68,7 +65,6 @@ impl World {
         )
         .unwrap();
         std::os::unix::fs::symlink(&helm, plugins.join("helm")).unwrap();
-        let proxy = helm_proxy::start(api.addr()).await;
         World {
             api,
             dir,
@@ -76,7 +72,6 @@ impl World {
             kubeconfig,
             plugins,
             helm,
-            proxy,
         }
     }
 
@@ -93,7 +88,6 @@ impl World {
             .env("DULI_REPO", &self.repo)
             .env("DULI_STATE_DIR", self.dir.path().join("state"))
             .env("HOME", &home)
-            .env("HELM_KUBEAPISERVER", &self.proxy.url)
             .env("HELM_CACHE_HOME", home.join(".cache/helm"))
             .env("HELM_CONFIG_HOME", home.join(".config/helm"))
             .env("HELM_DATA_HOME", home.join(".local/share/helm"))
