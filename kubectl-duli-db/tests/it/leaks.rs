@@ -91,12 +91,7 @@ async fn audit(
     assert!(run.stderr.contains("DEBUG"), "{what}: -vv logs: {}", run.all());
     let private = assert_no_leak(&what, &run.stdout, &run.stderr, &seen, secrets, allowed);
     assert!(seen.polls > 2, "{what}: scanned {} times", seen.polls);
-    let programs: Vec<&str> = seen
-        .processes
-        .values()
-        .flatten()
-        .map(|p| p.program.as_str())
-        .collect();
+    let programs = seen.programs();
     assert!(
         programs.contains(&"kubectl-duli-db"),
         "{what}: the plugin was seen: {programs:?}"

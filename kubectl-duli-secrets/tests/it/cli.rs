@@ -264,9 +264,12 @@ fn offline_uses_the_certificate_cached_for_the_context() {
     std::fs::create_dir_all(&cache).unwrap();
     std::fs::copy(&keys().cert, cache.join("kind-dev.pem")).unwrap();
     let input = "kind: Secret\nmetadata: {name: db}\nstringData: {a: b}\n";
-    let mut command = plugin(home.path());
-    command.env("KUBECONFIG", &config).args(["seal", "--offline"]);
-    let output = run_with_stdin(command, input.as_bytes());
+    let seal = |config: &Path, args: &[&str]| {
+        let mut command = plugin(home.path());
+        command.env("KUBECONFIG", config).args(args);
+        run_with_stdin(command, input.as_bytes())
+    };
+    let output = seal(&config, &["seal", "--offline"]);
     assert_code(&output, 0);
     assert!(
         stdout(&output).contains("namespace: staging"),
@@ -274,9 +277,7 @@ fn offline_uses_the_certificate_cached_for_the_context() {
         stdout(&output)
     );
     // The API server (127.0.0.1:9) is unreachable: without --offline the cache is the fallback, with a warning.
-    let mut command = plugin(home.path());
-    command.env("KUBECONFIG", &config).arg("seal");
-    let output = run_with_stdin(command, input.as_bytes());
+    let output = seal(&config, &["seal"]);
     assert_code(&output, 0);
     assert!(
         stderr(&output).contains("using the certificate cached for context `kind-dev`"),
@@ -284,11 +285,7 @@ fn offline_uses_the_certificate_cached_for_the_context() {
         stderr(&output)
     );
     // Another context has no cache.
-    let mut command = plugin(home.path());
-    command
-        .env("KUBECONFIG", kubeconfig(home.path(), "prod"))
-        .args(["seal", "--offline"]);
-    let output = run_with_stdin(command, input.as_bytes());
+    let output = seal(&kubeconfig(home.path(), "prod"), &["seal", "--offline"]);
     assert_error(&output, "no cached certificate for context `prod`");
 }
 
