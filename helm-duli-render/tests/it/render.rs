@@ -6,7 +6,7 @@ use crate::common;
 
 use std::collections::BTreeSet;
 
-use crate::common::{FixtureRepo, findings, read_json, run};
+use crate::common::{FixtureRepo, assert_exit_2, findings, read_json, run};
 
 const VALIDATION_RULES: &[&str] = &["schema", "crd-missing", "core-type", "api-unknown"];
 
@@ -203,24 +203,14 @@ fn unvendored_upstream_charts_are_external_unless_strict() {
     assert_eq!(report["charts"][0]["upstream"][0]["version"], "6.16.0");
     assert_eq!(report["totals"]["external"], 1);
     let (code, _, stderr) = run(repo.cmd("staging").args(["--chart", "upstream", "--strict-deps"]));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("chart `upstream` depends on loki 6.16.0"),
-        "{stderr}"
-    );
+    assert_exit_2(code, &stderr, &["chart `upstream` depends on loki 6.16.0"]);
 }
 
 /// Seed `out/staging` with an earlier render, run `args`, and check: exit 2, the message, and the earlier
 /// render untouched.
 fn assert_bad_input(repo: &FixtureRepo, env: &str, args: &[&str], expected: &[&str]) {
-    let out = repo.path("out");
-    let _ = std::fs::remove_dir_all(&out);
-    let (code, _, stderr) = run(repo
-        .cmd("staging")
-        .args(["--chart", "good"])
-        .arg("--out")
-        .arg(&out));
-    assert_eq!(code, 0, "{stderr}");
+    let _ = std::fs::remove_dir_all(repo.path("out"));
+    let out = repo.earlier_render();
     let before = snapshot(&out);
     let (code, stdout, stderr) = run(repo.cmd(env).args(args).arg("--out").arg(&out));
     assert_eq!(code, 2, "{args:?}: {stderr}");
@@ -317,27 +307,17 @@ fn bad_input_exits_2_names_the_problem_and_writes_nothing() {
         .arg("--out")
         .arg(&out)
         .env("HELM_BIN", "/nonexistent/helm"));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("/nonexistent/helm")
-            && stderr.contains("not found")
-            && stderr.contains("install-tools"),
-        "{stderr}"
+    assert_exit_2(
+        code,
+        &stderr,
+        &["/nonexistent/helm", "not found", "install-tools"],
     );
     assert_eq!(snapshot(&out), before);
 
     // --out that cannot be written: its parent is a file.
     std::fs::write(repo.path("a-file"), "x").unwrap();
-    let (code, _, stderr) = run(repo
-        .cmd("staging")
-        .args(["--chart", "good"])
-        .arg("--out")
-        .arg(repo.path("a-file/out")));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("cannot write --out") && stderr.contains("a-file/out"),
-        "{stderr}"
-    );
+    let (code, _, stderr) = repo.render_good("--out", &repo.path("a-file/out"));
+    assert_exit_2(code, &stderr, &["cannot write --out", "a-file/out"]);
 }
 
 #[test]
@@ -513,17 +493,9 @@ fn every_cached_input_invalidates_the_cache_when_changed() {
 fn diff_shows_a_changed_replica_count() {
     let repo = FixtureRepo::new();
     let out = repo.path("out");
-    let (code, _, stderr) = run(repo
-        .cmd("staging")
-        .args(["--chart", "good"])
-        .arg("--out")
-        .arg(&out));
+    let (code, _, stderr) = repo.render_good("--out", &out);
     assert_eq!(code, 0, "{stderr}");
-    let (code, stdout, stderr) = run(repo
-        .cmd("staging")
-        .args(["--chart", "good"])
-        .arg("--diff")
-        .arg(&out));
+    let (code, stdout, stderr) = repo.render_good("--diff", &out);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout, "");
     let (code, stdout, stderr) = run(repo
@@ -542,16 +514,8 @@ fn diff_shows_a_changed_replica_count() {
         "only the changed object: {stdout}"
     );
     assert!(stderr.contains("diff: 1 changed, 0 added, 0 removed"), "{stderr}");
-    let (code, _, stderr) = run(repo
-        .cmd("staging")
-        .args(["--chart", "good"])
-        .arg("--diff")
-        .arg(repo.path("nothing-here")));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("cannot read the earlier render") && stderr.contains("nothing-here"),
-        "{stderr}"
-    );
+    let (code, _, stderr) = repo.render_good("--diff", &repo.path("nothing-here"));
+    assert_exit_2(code, &stderr, &["cannot read the earlier render", "nothing-here"]);
 }
 
 #[test]
@@ -683,7 +647,6 @@ fn several_environments_render_in_one_run_and_fail_together() {
         .args(["qa", "--chart", "good", "--set", "replicas=5"])
         .arg("--out")
         .arg(&out));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("unknown environment `qa`"), "{stderr}");
+    assert_exit_2(code, &stderr, &["unknown environment `qa`"]);
     assert_eq!(snapshot(&out), before);
 }
