@@ -340,8 +340,7 @@ async fn a_secret_value_that_is_not_base64_is_named_not_logged() {
     assert!(run.stderr.contains(expected), "{}", run.all());
     assert!(!run.stderr.contains("%%%"), "{}", run.all());
 
-    let run = cluster.run(&["creds", "staging", "postgres"]).await;
-    assert_eq!(run.code, 2, "{}", run.all());
+    let run = cluster.run_expecting(2, &["creds", "staging", "postgres"]).await;
     assert_eq!(
         run.stderr.trim_end(),
         expected,
