@@ -693,28 +693,27 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
         let fifo = dir.path().join("fifo");
         assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-        let err = write_atomically(&fifo, b"x", Mode::Normal, "manifest")
-            .unwrap_err()
-            .to_string();
+        let err = refused_manifest(&fifo);
         assert!(err.contains("a FIFO"), "{err}");
-        let err = write_atomically(Path::new("/dev/null"), b"x", Mode::Normal, "manifest")
-            .unwrap_err()
-            .to_string();
+        let err = refused_manifest(Path::new("/dev/null"));
         assert!(err.contains("a character device"), "{err}");
-        let err = write_atomically(dir.path(), b"x", Mode::Normal, "manifest")
-            .unwrap_err()
-            .to_string();
+        let err = refused_manifest(dir.path());
         assert!(err.contains("a directory"), "{err}");
         assert!(temporaries(dir.path()).is_empty());
+    }
+
+    /// The error of writing `x` to `path` as a manifest, which must fail.
+    fn refused_manifest(path: &Path) -> String {
+        write_atomically(path, b"x", Mode::Normal, "manifest")
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn a_failed_write_leaves_no_temporary() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("no/such/dir/out.yml");
-        let err = write_atomically(&missing, b"x", Mode::Normal, "manifest")
-            .unwrap_err()
-            .to_string();
+        let err = refused_manifest(&missing);
         assert!(err.contains("cannot write manifest"), "{err}");
         assert!(temporaries(dir.path()).is_empty());
     }
