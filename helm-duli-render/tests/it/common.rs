@@ -139,3 +139,10 @@ pub fn assert_exit_2(code: i32, stderr: &str, needles: &[&str]) {
         assert!(stderr.contains(needle), "expected `{needle}` in: {stderr}");
     }
 }
+
+/// Checks the findings of a report hold (rule, chart, object).
+#[track_caller]
+pub fn assert_finding(found: &[(String, String, String)], rule: &str, chart: &str, object: &str) {
+    let wanted = (rule.to_string(), chart.to_string(), object.to_string());
+    assert!(found.contains(&wanted), "{wanted:?} not in {found:?}");
+}

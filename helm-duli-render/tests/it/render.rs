@@ -6,7 +6,20 @@ use crate::common;
 
 use std::collections::BTreeSet;
 
-use crate::common::{FixtureRepo, assert_exit_2, findings, read_json, run};
+use crate::common::{FixtureRepo, assert_exit_2, assert_finding, findings, read_json, run};
+
+/// One failing chart per validation rule: a misspelled CNPG field, a wrong RabbitMQ type, a core-type typo,
+/// an unknown CRD.
+const VALIDATION_FIXTURES: [&str; 8] = [
+    "--chart",
+    "cnpg-typo",
+    "--chart",
+    "rabbitmq-type",
+    "--chart",
+    "core-typo",
+    "--chart",
+    "unknown-crd",
+];
 
 const VALIDATION_RULES: &[&str] = &["schema", "crd-missing", "core-type", "api-unknown"];
 
@@ -16,16 +29,7 @@ fn validation_catches_misspelled_cnpg_field_wrong_rabbitmq_type_core_typo_and_un
     let report = repo.path("report.json");
     let (code, stdout, stderr) = run(repo
         .cmd("staging")
-        .args([
-            "--chart",
-            "cnpg-typo",
-            "--chart",
-            "rabbitmq-type",
-            "--chart",
-            "core-typo",
-            "--chart",
-            "unknown-crd",
-        ])
+        .args(VALIDATION_FIXTURES)
         .arg("--report")
         .arg(&report));
     assert_eq!(code, 1, "{stderr}");
@@ -41,10 +45,7 @@ fn validation_catches_misspelled_cnpg_field_wrong_rabbitmq_type_core_typo_and_un
         .iter()
         .map(|f| f["message"].as_str().unwrap().to_string())
         .collect();
-    assert!(
-        found.contains(&("schema".into(), "cnpg-typo".into(), "Cluster/database".into())),
-        "{found:?}"
-    );
+    assert_finding(&found, "schema", "cnpg-typo", "Cluster/database");
     assert!(
         messages
             .iter()
@@ -52,38 +53,21 @@ fn validation_catches_misspelled_cnpg_field_wrong_rabbitmq_type_core_typo_and_un
         "{messages:?}"
     );
     assert!(stderr.contains("did you mean `instances`"), "{stderr}");
-    assert!(
-        found.contains(&(
-            "schema".into(),
-            "rabbitmq-type".into(),
-            "RabbitmqCluster/queue".into()
-        )),
-        "{found:?}"
-    );
+    assert_finding(&found, "schema", "rabbitmq-type", "RabbitmqCluster/queue");
     assert!(
         messages
             .iter()
             .any(|m| m.contains("spec.replicas") && m.contains("\"three\" is not of type \"integer\"")),
         "{messages:?}"
     );
-    assert!(
-        found.contains(&(
-            "core-type".into(),
-            "core-typo".into(),
-            "Deployment/core-typo".into()
-        )),
-        "{found:?}"
-    );
+    assert_finding(&found, "core-type", "core-typo", "Deployment/core-typo");
     assert!(
         messages
             .iter()
             .any(|m| m.contains("spec.template.spec.containers[0].imagePullPolicyy")),
         "{messages:?}"
     );
-    assert!(
-        found.contains(&("crd-missing".into(), "unknown-crd".into(), "Widget/gadget".into())),
-        "{found:?}"
-    );
+    assert_finding(&found, "crd-missing", "unknown-crd", "Widget/gadget");
     let files: BTreeSet<&str> = report["findings"]
         .as_array()
         .unwrap()
@@ -93,19 +77,7 @@ fn validation_catches_misspelled_cnpg_field_wrong_rabbitmq_type_core_typo_and_un
     assert!(files.contains("cnpg-typo/templates/custom.yaml"), "{files:?}");
 
     // The same charts are clean without validation: the findings above come from it.
-    let (code, _, stderr) = run(repo
-        .cmd("staging")
-        .args([
-            "--chart",
-            "cnpg-typo",
-            "--chart",
-            "rabbitmq-type",
-            "--chart",
-            "core-typo",
-            "--chart",
-            "unknown-crd",
-        ])
-        .arg("--no-validate"));
+    let (code, _, stderr) = run(repo.cmd("staging").args(VALIDATION_FIXTURES).arg("--no-validate"));
     assert_eq!(code, 0, "{stderr}");
 }
 
