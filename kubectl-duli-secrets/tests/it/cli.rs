@@ -335,31 +335,16 @@ fn no_plaintext_in_any_written_file_or_output() {
         outputs.push((args, output));
     };
     let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // `seal --cert CERT` and then `rest`.
+    let seal = |rest: &[&str]| s(&[&["seal", "--cert", &cert][..], rest].concat());
+    run(seal(&["-f", &manifest.display().to_string()]), "");
+    run(seal(&["--out", &yaml.display().to_string()]), SECRET);
     run(
-        s(&["seal", "--cert", &cert, "-f", &manifest.display().to_string()]),
-        "",
-    );
-    run(
-        s(&["seal", "--cert", &cert, "--out", &yaml.display().to_string()]),
+        seal(&["-o", "json", "--out", &json.display().to_string()]),
         SECRET,
     );
     run(
-        s(&[
-            "seal",
-            "--cert",
-            &cert,
-            "-o",
-            "json",
-            "--out",
-            &json.display().to_string(),
-        ]),
-        SECRET,
-    );
-    run(
-        s(&[
-            "seal",
-            "--cert",
-            &cert,
+        seal(&[
             "--merge-into",
             &yaml.display().to_string(),
             "--from-literal",
@@ -368,10 +353,7 @@ fn no_plaintext_in_any_written_file_or_output() {
         "",
     );
     run(
-        s(&[
-            "seal",
-            "--cert",
-            &cert,
+        seal(&[
             "--merge-into",
             &json.display().to_string(),
             "--from-env-file",
@@ -385,11 +367,11 @@ fn no_plaintext_in_any_written_file_or_output() {
     );
     // Failures with secrets in the input.
     run(
-        s(&["seal", "--cert", &cert]),
+        seal(&[]),
         "kind: Secret\nmetadata: {name: a, namespace: b}\nstringData:\n  a: hunter2-PLAINTEXT-9Zk\n   b: [\n",
     );
     run(
-        s(&["seal", "--cert", &cert]),
+        seal(&[]),
         "kind: Secret\nmetadata: {name: a, namespace: b}\nstringData:\n  'bad key': hunter2-PLAINTEXT-9Zk\n",
     );
     run(
@@ -397,10 +379,7 @@ fn no_plaintext_in_any_written_file_or_output() {
         SECRET,
     );
     run(
-        s(&[
-            "seal",
-            "--cert",
-            &cert,
+        seal(&[
             "--name",
             "a",
             "-n",
