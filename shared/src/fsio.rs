@@ -202,6 +202,25 @@ fn next_read_until(idle: Duration, deadline: Option<Instant>) -> Instant {
     deadline.map_or(idle_until, |deadline| deadline.min(idle_until))
 }
 
+/// The error of a read that got nothing by `until`: stalled for the whole run when the deadline was the
+/// bound, else for `idle`.
+fn stalled(
+    what: &str,
+    started: Instant,
+    idle: Duration,
+    deadline: Option<Instant>,
+    until: Instant,
+) -> BodyError {
+    BodyError::Stalled {
+        what: what.to_string(),
+        after: if deadline.is_some_and(|d| d <= until) {
+            started.elapsed()
+        } else {
+            idle
+        },
+    }
+}
+
 /// Read an HTTP body of at most `limit` bytes, each frame within `idle`, the whole before `deadline`.
 pub async fn read_body_bounded<B>(
     body: B,
@@ -238,14 +257,7 @@ where
         let until = next_read_until(idle, deadline);
         let frame = match tokio::time::timeout_at(until, body.frame()).await {
             Err(_) => {
-                return Err(BodyError::Stalled {
-                    what: what.to_string(),
-                    after: if deadline.is_some_and(|d| d <= until) {
-                        started.elapsed()
-                    } else {
-                        idle
-                    },
-                });
+                return Err(stalled(what, started, idle, deadline, until));
             }
             Ok(None) => return Ok(bytes),
             Ok(Some(Err(err))) => {
@@ -289,14 +301,7 @@ pub async fn read_stream_bounded<R: tokio::io::AsyncRead + Unpin>(
         let until = next_read_until(idle, deadline);
         let n = match tokio::time::timeout_at(until, reader.read(&mut buffer)).await {
             Err(_) => {
-                return Err(BodyError::Stalled {
-                    what: what.to_string(),
-                    after: if deadline.is_some_and(|d| d <= until) {
-                        started.elapsed()
-                    } else {
-                        idle
-                    },
-                });
+                return Err(stalled(what, started, idle, deadline, until));
             }
             Ok(Err(err)) => {
                 return Err(BodyError::Broken {
