@@ -15,27 +15,13 @@
 # Set CHECK=1 to exit 1 when a target is missed.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-helm=${DULI_HELM4_BIN:-$HOME/.cache/duli/tools/helm-4.1.4/helm}
-[ -x "$helm" ] || { echo "helm not found at $helm: run bash .ci/install-tools" >&2; exit 2; }
-crds=${DULI_CRDS:-$repo/../shared/crds}
 runs=${RUNS:-5}
-bin=$repo/target/release/helm-duli-render
-if [ -z "${DULI_RENDER_BIN:-}" ]; then
-  (cd "$repo" && cargo build --release -q -p helm-duli-render)
-else
-  bin=$DULI_RENDER_BIN
-fi
+# shellcheck source=helm-duli-render/benches/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Other work on the machine skews wall-clock ratios (a parallel run suffers more than a sequential one):
 # when allowed (root), run everything measured here, baseline and ours alike, at a higher priority.
 renice -n -10 $$ >/dev/null 2>&1 || true
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export HELM_BIN=$helm
-unset HELM_NAMESPACE HELM_KUBECONTEXT HELM_DEBUG HELM_PLUGIN_DIR
 
 # The charts duli-render renders (external ones excluded) and each environment's namespace, from its report.
 declare -A charts namespace
@@ -45,16 +31,10 @@ for env in staging prod; do
   namespace[$env]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["namespace"])' "$work/$env.json")
 done
 
-now() { date +%s%N; }
 baseline() {
   for env in staging prod; do
-    for chart in ${charts[$env]}; do
-      values=()
-      for f in "$repo/helm/$chart/values-$env.yml" "$repo/helm/$chart/values-$env.yaml"; do
-        [ -f "$f" ] && values=(-f "$f") && break
-      done
-      "$helm" template "$chart" "$repo/helm/$chart" --namespace "${namespace[$env]}" "${values[@]}" >/dev/null
-    done
+    # shellcheck disable=SC2086 # the chart list is space-separated
+    helm_template "$repo" "${namespace[$env]}" "$env" ${charts[$env]}
   done
 }
 ours() {
@@ -78,7 +58,6 @@ for ((i = 0; i < runs; i++)); do
   tc2+=($(( (t4 - t3) / 1000 ))); tw2+=($(( (t5 - t4) / 1000 )))
 done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 mb=$(median "${tb[@]}"); mc=$(median "${tc[@]}"); mw=$(median "${tw[@]}")
 mc2=$(median "${tc2[@]}"); mw2=$(median "${tw2[@]}")
 n=0; for env in staging prod; do for c in ${charts[$env]}; do n=$((n + 1)); done; done

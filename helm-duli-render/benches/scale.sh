@@ -16,25 +16,11 @@
 #   bash helm-duli-render/benches/scale.sh [RUNS]     (RUNS default 5; CHECK=1 exits 1 on a missed target)
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-helm=${DULI_HELM4_BIN:-$HOME/.cache/duli/tools/helm-4.1.4/helm}
-[ -x "$helm" ] || { echo "helm not found at $helm: run bash .ci/install-tools" >&2; exit 2; }
-crds=${DULI_CRDS:-$repo/../shared/crds}
 runs=${1:-${RUNS:-5}}
 total=${CHARTS:-60}
 anchor=${ANCHOR:-1}
-bin=$repo/target/release/helm-duli-render
-if [ -z "${DULI_RENDER_BIN:-}" ]; then
-  (cd "$repo" && cargo build --release -q -p helm-duli-render)
-else
-  bin=$DULI_RENDER_BIN
-fi
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-export HELM_BIN=$helm
-unset HELM_NAMESPACE HELM_KUBECONTEXT HELM_DEBUG HELM_PLUGIN_DIR
+# shellcheck source=helm-duli-render/benches/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 for c in small scaled; do
   mkdir -p "$work/$c"
@@ -64,20 +50,14 @@ for c in small scaled; do
   done
 done
 
-now() { date +%s%N; }
 ours() {
   "$bin" staging prod --repo "$work/$1" --crds "$crds" --no-cache >/dev/null 2>"$work/summary.$1" || [ $? -eq 1 ]
 }
 baseline() {
-  local env chart values f
+  local env
   for env in staging prod; do
-    for chart in ${charts[$1.$env]}; do
-      values=()
-      for f in "$work/$1/helm/$chart/values-$env.yml" "$work/$1/helm/$chart/values-$env.yaml"; do
-        [ -f "$f" ] && values=(-f "$f") && break
-      done
-      "$helm" template "$chart" "$work/$1/helm/$chart" --namespace "${namespace[$env]}" "${values[@]}" >/dev/null
-    done
+    # shellcheck disable=SC2086 # the chart list is space-separated
+    helm_template "$work/$1" "${namespace[$env]}" "$env" ${charts[$1.$env]}
   done
 }
 
@@ -95,7 +75,6 @@ for ((i = 0; i < runs; i++)); do
   done
 done
 
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "helm duli-render staging prod --no-cache: small = this repository's charts, scaled = + copies of backend up to $total"
 for c in small scaled; do sed "s/^/  $c: /" "$work/summary.$c"; done
 echo "helm: $("$helm" version --short)  median of $runs interleaved rounds; $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)"

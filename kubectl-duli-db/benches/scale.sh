@@ -20,22 +20,8 @@ set -euo pipefail
 runs="${1:-${RUNS:-7}}"
 extra="${EXTRA:-50}"
 live="${LIVE:-1}"
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-crds="$root/../shared/crds"
-cd "$root"
-cargo build --quiet -p kube-standin -p kubectl-duli-db
-bin="$root/target/debug"
-
-work="$(mktemp -d)"
-pids=()
-# shellcheck disable=SC2329 # invoked by the EXIT trap
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-mkdir -p "$work/bin" "$work/home"
-ln -s "$bin/kubectl-duli-db" "$work/bin/kubectl-duli-db"
+# shellcheck source=kubectl-duli-db/benches/common.sh
+source "$(dirname "$0")/common.sh"
 
 # EXTRA objects per namespace: 30% StatefulSets, 20% RedisSentinels (of other replications, so the verdict
 # is unchanged), 30% Pods (labels the redis selector does not match), 10% Services, the rest Secrets.
@@ -137,23 +123,6 @@ seed="$root/kubectl-duli-db/benches/seed.yaml"
 objects_small=$(count "$seed")
 objects_scaled=$(count "$seed" "$work/extra.yaml")
 
-# start NAME SEED...: a kube-standin for case NAME; its URL goes to $work/NAME.url.
-start() {
-    local name="$1" seeds=() s
-    shift
-    for s in "$@"; do seeds+=(--seed "$s"); done
-    "$bin/kube-standin" serve --crds "$crds/cloudnative-pg" --crds "$crds/redis-operator" \
-        --crds "$crds/rabbitmq-cluster-operator" "${seeds[@]}" \
-        --kubeconfig-out "$work/$name.kubeconfig" >"$work/$name.out" 2>"$work/$name.log" &
-    pids+=($!)
-    # Up to 60 s: the debug build parsing the CRDs is slow on a loaded machine.
-    for _ in $(seq 1 600); do
-        { [ -s "$work/$name.out" ] || ! kill -0 "${pids[-1]}" 2>/dev/null; } && break
-        sleep 0.1
-    done
-    [ -s "$work/$name.out" ] || { echo "kube-standin ($name) did not start:" >&2; cat "$work/$name.log" >&2; exit 2; }
-    head -1 "$work/$name.out" >"$work/$name.url"
-}
 start small "$seed"
 start scaled "$seed" "$work/extra.yaml"
 
@@ -173,8 +142,6 @@ status() {
         exit 2
     fi
 }
-now() { date +%s%N; }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 requests() { curl -s "$(cat "$work/$1.url")/_standin/requests" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 clear_requests() { curl -s -X DELETE "$(cat "$work/$1.url")/_standin/requests" >/dev/null; }
 

@@ -8,26 +8,13 @@ set -euo pipefail
 
 runs="${1:-5}"
 latency="${LATENCY_MS:-50}"
-root="$(cd "$(dirname "$0")/../.." && pwd)"
-crds="$root/../shared/crds"
-cd "$root"
-cargo build --quiet -p kube-standin -p kubectl-duli-db
-bin="$root/target/debug"
+# shellcheck source=kubectl-duli-db/benches/common.sh
+source "$(dirname "$0")/common.sh"
 
-work="$(mktemp -d)"
-cleanup() { [ -n "${standin_pid:-}" ] && kill "$standin_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-mkdir -p "$work/bin" "$work/home"
-ln -s "$bin/kubectl-duli-db" "$work/bin/kubectl-duli-db"
+start main "$root/kubectl-duli-db/benches/seed.yaml"
+url="$(cat "$work/main.url")"
 
-"$bin/kube-standin" serve --crds "$crds/cloudnative-pg" --crds "$crds/redis-operator" \
-    --crds "$crds/rabbitmq-cluster-operator" --seed "$root/kubectl-duli-db/benches/seed.yaml" \
-    --kubeconfig-out "$work/kubeconfig" >"$work/url" 2>"$work/standin.log" &
-standin_pid=$!
-for _ in $(seq 1 100); do [ -s "$work/url" ] && break; sleep 0.1; done
-url="$(head -1 "$work/url")"
-
-export KUBECONFIG="$work/kubeconfig" HOME="$work/home" DULI_REPO="$root" PATH="$work/bin:$PATH"
+export KUBECONFIG="$work/main.kubeconfig" HOME="$work/home" DULI_REPO="$root" PATH="$work/bin:$PATH"
 kubectl="/usr/bin/kubectl"
 cache="--cache-dir=$work/home/cache"
 
@@ -49,13 +36,13 @@ measure() {
     local times=() start end
     for _ in $(seq 1 "$runs"); do
         curl -s -X DELETE "$url/_standin/requests" >/dev/null
-        start=$(date +%s%N)
+        start=$(now)
         "$1"
-        end=$(date +%s%N)
+        end=$(now)
         times+=($(( (end - start) / 1000000 )))
     done
     curl -s "$url/_standin/requests" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' >"$work/requests"
-    printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+    median "${times[@]}"
 }
 
 anchor; plugin  # warm kubectl's discovery cache and the page cache

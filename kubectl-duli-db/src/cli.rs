@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use shared::cli::{ClusterArgs, CommonArgs, CompletionShell};
+use shared::cli::{CompletionShell, GlobalArgs};
 use shared::duration::parse_duration;
 use shared::output::OutputFormat;
 
@@ -24,12 +24,9 @@ pub const DEADLINE_SLACK: Duration = Duration::from_millis(500);
 #[derive(Debug, Parser)]
 #[command(name = "kubectl-duli-db", bin_name = "kubectl duli db", version, about)]
 pub struct Cli {
-    /// `--kubeconfig`, `--context`.
+    /// `--kubeconfig`, `--context`, `-o`, `-v`, `--yes`, `--repo`.
     #[command(flatten)]
-    pub cluster: ClusterArgs,
-    /// `-o`, `-v`, `--yes`, `--repo`.
-    #[command(flatten)]
-    pub common: CommonArgs,
+    pub global: GlobalArgs,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,

@@ -386,10 +386,12 @@ pub async fn run(
     let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, options.local_port.unwrap_or(0)));
     let forward = PortForward::start(pods.clone(), &backend.pod, backend.port, bind).await?;
     let local = forward.local_addr();
-    tracing::info!(
-        "forwarding {local} -> {} (Service {service_name}, namespace {namespace})",
+    // Said in the log always, and to the user when the forward is what the command leaves running.
+    let forwarding = format!(
+        "{local} -> {} (Service {service_name}, namespace {namespace})",
         forward.target()
     );
+    tracing::info!("forwarding {forwarding}");
 
     if service == Service::Rabbitmq {
         let ctrl_c = CtrlC::listen()?;
@@ -400,13 +402,7 @@ pub async fn run(
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         )
         .await?;
-        print_line(
-            out,
-            &format!(
-                "Forwarding {local} -> {} (Service {service_name}, namespace {namespace})",
-                forward.target()
-            ),
-        )?;
+        print_line(out, &format!("Forwarding {forwarding}"))?;
         print_line(out, &format!("AMQP: amqp://{local}/"))?;
         print_line(
             out,
@@ -424,13 +420,7 @@ pub async fn run(
     }
     if options.port_forward_only {
         let ctrl_c = CtrlC::listen()?;
-        print_line(
-            out,
-            &format!(
-                "Forwarding {local} -> {} (Service {service_name}, namespace {namespace})",
-                forward.target()
-            ),
-        )?;
+        print_line(out, &format!("Forwarding {forwarding}"))?;
         print_line(
             out,
             &format!(

@@ -57,30 +57,30 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<Outc
             Ok(Outcome::Clean)
         }
         Command::Status(options) => {
-            let repo = cli.common.locate_repo()?;
+            let repo = cli.global.common.locate_repo()?;
             let environments = match &options.env {
                 Some(name) => vec![Environment::load(&repo, name)?],
                 None => Environment::load_all(&repo)?,
             };
-            let cluster = cli.cluster.target().connect(Some(options.timeout)).await?;
+            let cluster = cli.global.cluster.target().connect(Some(options.timeout)).await?;
             let api = ApiClient::new(&cluster, options.timeout);
-            status::run(&api, &environments, &options, cli.common.output, out).await
+            status::run(&api, &environments, &options, cli.global.common.output, out).await
         }
         Command::Connect(options) => {
-            let env = Environment::load(&cli.common.locate_repo()?, &options.env)?;
+            let env = Environment::load(&cli.global.common.locate_repo()?, &options.env)?;
             options.validate()?;
             // No read timeout on this client: it carries the port-forward for an interactive session. The
             // API reads before the client starts are bounded by --timeout all the same.
-            let cluster = cli.cluster.target().connect(None).await?;
+            let cluster = cli.global.cluster.target().connect(None).await?;
             let api = ApiClient::new(&cluster, options.timeout);
-            Ok(connect::run(&api, &env, &options, cli.common.yes, out).await?)
+            Ok(connect::run(&api, &env, &options, cli.global.common.yes, out).await?)
         }
         Command::Creds(options) => {
-            let env = Environment::load(&cli.common.locate_repo()?, &options.env)?;
-            let cluster = cli.cluster.target().connect(Some(options.timeout)).await?;
+            let env = Environment::load(&cli.global.common.locate_repo()?, &options.env)?;
+            let cluster = cli.global.cluster.target().connect(Some(options.timeout)).await?;
             let api = ApiClient::new(&cluster, options.timeout);
-            let report = creds::run(&api, &env, &options, cli.common.yes).await?;
-            let format = match (cli.env_output, cli.common.output) {
+            let report = creds::run(&api, &env, &options, cli.global.common.yes).await?;
+            let format = match (cli.env_output, cli.global.common.output) {
                 (true, _) => CredsFormat::Env,
                 (false, OutputFormat::Table) => CredsFormat::Table,
                 (false, other) => CredsFormat::Document(other),

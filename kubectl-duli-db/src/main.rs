@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse_args();
     let (name, deadline) = cli.name_and_deadline();
     Runner::new(name)
-        .verbose(cli.common.verbose)
+        .verbose(cli.global.common.verbose)
         .deadline(deadline, "--timeout")
         .run(async move { kubectl_duli_db::run(cli, &mut shared::fsio::Stdout::new()).await })
 }

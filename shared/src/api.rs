@@ -685,6 +685,14 @@ mod tests {
         }
     }
 
+    /// `get_namespace` fails, and within `bound`: its error.
+    async fn get_namespace_fails_within(api: &ApiClient, bound: Duration) -> ApiError {
+        let started = std::time::Instant::now();
+        let err = get_namespace(api).await.unwrap_err();
+        assert!(started.elapsed() < bound, "{:?}", started.elapsed());
+        err
+    }
+
     #[test]
     fn forbidden_names_verb_resource_and_namespace() {
         let resource = kube::api::ApiResource {
@@ -814,13 +822,7 @@ mod tests {
         let server = standin().await;
         server.add_fault(Fault::error(503).on_path("/namespaces/staging"));
         let api = fast(&server, Duration::from_millis(1500), Duration::from_millis(500));
-        let started = std::time::Instant::now();
-        let err = get_namespace(&api).await.unwrap_err();
-        assert!(
-            started.elapsed() < Duration::from_millis(2500),
-            "{:?}",
-            started.elapsed()
-        );
+        let err = get_namespace_fails_within(&api, Duration::from_millis(2500)).await;
         let message = err.to_string();
         assert!(
             message.contains("get namespaces staging") && (message.contains("503") || err.is_unreachable()),
@@ -833,13 +835,7 @@ mod tests {
         let server = standin().await;
         server.add_fault(Fault::latency(Duration::from_secs(30)).on_path("/namespaces/staging"));
         let api = fast(&server, Duration::from_millis(1200), Duration::from_millis(400));
-        let started = std::time::Instant::now();
-        let err = get_namespace(&api).await.unwrap_err();
-        assert!(
-            started.elapsed() < Duration::from_millis(2000),
-            "{:?}",
-            started.elapsed()
-        );
+        let err = get_namespace_fails_within(&api, Duration::from_millis(2000)).await;
         assert!(err.is_unreachable(), "{err}");
         let message = err.to_string();
         assert!(
@@ -855,13 +851,7 @@ mod tests {
         let api = fast(&server, Duration::from_millis(1500), Duration::from_millis(500));
         server.shutdown();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let started = std::time::Instant::now();
-        let err = get_namespace(&api).await.unwrap_err();
-        assert!(
-            started.elapsed() < Duration::from_millis(2500),
-            "{:?}",
-            started.elapsed()
-        );
+        let err = get_namespace_fails_within(&api, Duration::from_millis(2500)).await;
         assert!(err.is_unreachable(), "{err}");
         let message = err.to_string();
         assert!(

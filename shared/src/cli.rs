@@ -11,6 +11,18 @@ use clap::{Args, ValueEnum};
 use crate::cluster::ClusterTarget;
 use crate::output::OutputFormat;
 
+/// The flags every plugin takes beside its subcommand: cluster selection and the common ones, flattened
+/// into the plugin's parser as one field.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// `--kubeconfig`, `--context`.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// `-o`, `-v`, `--yes`, `--repo`.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
 /// kubectl's cluster-selection flags.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ClusterArgs {

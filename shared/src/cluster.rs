@@ -292,17 +292,22 @@ current-context: one
         assert!(err.contains(&path.display().to_string()), "{err}");
     }
 
-    #[tokio::test]
-    async fn a_malformed_kubeconfig_is_reported_without_its_contents() {
-        let (_dir, path) = write(&KUBECONFIG.replace("user: {}", "user: {token: \"tok-PLAINTEXT-1}"));
-        let err = ClusterTarget {
-            kubeconfig: Some(path.clone()),
+    /// The error of connecting with the kubeconfig at `path`, which must fail.
+    async fn kubeconfig_error(path: &std::path::Path) -> String {
+        ClusterTarget {
+            kubeconfig: Some(path.to_path_buf()),
             context: None,
         }
         .connect(None)
         .await
-        .unwrap_err();
-        let err = err.to_string();
+        .unwrap_err()
+        .to_string()
+    }
+
+    #[tokio::test]
+    async fn a_malformed_kubeconfig_is_reported_without_its_contents() {
+        let (_dir, path) = write(&KUBECONFIG.replace("user: {}", "user: {token: \"tok-PLAINTEXT-1}"));
+        let err = kubeconfig_error(&path).await;
         assert!(
             err.contains(&path.display().to_string()) && err.contains("line "),
             "{err}"
@@ -327,14 +332,7 @@ current-context: one
     async fn malformed_and_empty_kubeconfig_name_the_file() {
         for text in ["clusters: [oops", ""] {
             let (_dir, path) = write(text);
-            let err = ClusterTarget {
-                kubeconfig: Some(path.clone()),
-                context: None,
-            }
-            .connect(None)
-            .await
-            .unwrap_err();
-            let err = err.to_string();
+            let err = kubeconfig_error(&path).await;
             assert!(err.contains("cannot load kubeconfig"), "{err}");
             assert!(err.contains(&path.display().to_string()), "{err}");
         }

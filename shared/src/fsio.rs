@@ -202,6 +202,25 @@ fn next_read_until(idle: Duration, deadline: Option<Instant>) -> Instant {
     deadline.map_or(idle_until, |deadline| deadline.min(idle_until))
 }
 
+/// The error of a read that got nothing by `until`: stalled for the whole run when the deadline was the
+/// bound, else for `idle`.
+fn stalled(
+    what: &str,
+    started: Instant,
+    idle: Duration,
+    deadline: Option<Instant>,
+    until: Instant,
+) -> BodyError {
+    BodyError::Stalled {
+        what: what.to_string(),
+        after: if deadline.is_some_and(|d| d <= until) {
+            started.elapsed()
+        } else {
+            idle
+        },
+    }
+}
+
 /// Read an HTTP body of at most `limit` bytes, each frame within `idle`, the whole before `deadline`.
 pub async fn read_body_bounded<B>(
     body: B,
@@ -238,14 +257,7 @@ where
         let until = next_read_until(idle, deadline);
         let frame = match tokio::time::timeout_at(until, body.frame()).await {
             Err(_) => {
-                return Err(BodyError::Stalled {
-                    what: what.to_string(),
-                    after: if deadline.is_some_and(|d| d <= until) {
-                        started.elapsed()
-                    } else {
-                        idle
-                    },
-                });
+                return Err(stalled(what, started, idle, deadline, until));
             }
             Ok(None) => return Ok(bytes),
             Ok(Some(Err(err))) => {
@@ -289,14 +301,7 @@ pub async fn read_stream_bounded<R: tokio::io::AsyncRead + Unpin>(
         let until = next_read_until(idle, deadline);
         let n = match tokio::time::timeout_at(until, reader.read(&mut buffer)).await {
             Err(_) => {
-                return Err(BodyError::Stalled {
-                    what: what.to_string(),
-                    after: if deadline.is_some_and(|d| d <= until) {
-                        started.elapsed()
-                    } else {
-                        idle
-                    },
-                });
+                return Err(stalled(what, started, idle, deadline, until));
             }
             Ok(Err(err)) => {
                 return Err(BodyError::Broken {
@@ -693,28 +698,27 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
         let fifo = dir.path().join("fifo");
         assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-        let err = write_atomically(&fifo, b"x", Mode::Normal, "manifest")
-            .unwrap_err()
-            .to_string();
+        let err = refused_manifest(&fifo);
         assert!(err.contains("a FIFO"), "{err}");
-        let err = write_atomically(Path::new("/dev/null"), b"x", Mode::Normal, "manifest")
-            .unwrap_err()
-            .to_string();
+        let err = refused_manifest(Path::new("/dev/null"));
         assert!(err.contains("a character device"), "{err}");
-        let err = write_atomically(dir.path(), b"x", Mode::Normal, "manifest")
-            .unwrap_err()
-            .to_string();
+        let err = refused_manifest(dir.path());
         assert!(err.contains("a directory"), "{err}");
         assert!(temporaries(dir.path()).is_empty());
+    }
+
+    /// The error of writing `x` to `path` as a manifest, which must fail.
+    fn refused_manifest(path: &Path) -> String {
+        write_atomically(path, b"x", Mode::Normal, "manifest")
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn a_failed_write_leaves_no_temporary() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("no/such/dir/out.yml");
-        let err = write_atomically(&missing, b"x", Mode::Normal, "manifest")
-            .unwrap_err()
-            .to_string();
+        let err = refused_manifest(&missing);
         assert!(err.contains("cannot write manifest"), "{err}");
         assert!(temporaries(dir.path()).is_empty());
     }

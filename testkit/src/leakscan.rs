@@ -44,6 +44,17 @@ pub struct Observed {
     pub polls: usize,
 }
 
+impl Observed {
+    /// The program of every process variant seen (one entry per variant, in pid order).
+    pub fn programs(&self) -> Vec<&str> {
+        self.processes
+            .values()
+            .flatten()
+            .map(|p| p.program.as_str())
+            .collect()
+    }
+}
+
 /// A running scan.
 pub struct Scan {
     stop: Arc<AtomicBool>,

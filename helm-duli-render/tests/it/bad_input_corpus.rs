@@ -34,17 +34,6 @@ fn bomb() -> String {
     text
 }
 
-/// Render `--chart good` into `out`: the earlier render every failing run must leave alone.
-pub(crate) fn earlier_render(repo: &FixtureRepo) {
-    let out = repo.path("out");
-    let (code, _, stderr) = run(repo
-        .cmd("staging")
-        .args(["--chart", "good"])
-        .arg("--out")
-        .arg(&out));
-    assert_eq!(code, 0, "{stderr}");
-}
-
 /// Run `args` with `--out out` and check exit 2, the message, and nothing written.
 pub(crate) fn check(repo: &FixtureRepo, name: &str, args: &[&str], helm: Option<&Path>, expected: &[&str]) {
     let out = repo.path("out");
@@ -85,7 +74,7 @@ pub(crate) fn check(repo: &FixtureRepo, name: &str, args: &[&str], helm: Option<
 #[test]
 fn values_environment_templates_and_tools() {
     let repo = FixtureRepo::new();
-    earlier_render(&repo);
+    repo.earlier_render();
     let good_values = repo.read("helm/good/values-staging.yml");
     let bombed = format!("{good_values}{}", bomb());
     let extra = repo.path("extra");
@@ -228,7 +217,7 @@ fn an_explicit_crds_file_without_a_crd_is_an_error() {
     )
     .unwrap();
     let arg = not_a_crd.display().to_string();
-    earlier_render(&repo);
+    repo.earlier_render();
     check(
         &repo,
         "--crds file that is not a CRD",
@@ -253,13 +242,7 @@ fn sigterm_during_out_leaves_the_earlier_output() {
 
 fn interrupt_during_out(signal: &str, exit_code: i32) {
     let repo = FixtureRepo::new();
-    let out = repo.path("out");
-    let (code, _, stderr) = run(repo
-        .cmd("staging")
-        .args(["--chart", "good"])
-        .arg("--out")
-        .arg(&out));
-    assert_eq!(code, 0, "{stderr}");
+    let out = repo.earlier_render();
     let before = snapshot(repo.tmp.path());
     // A helm that takes its time, so the interrupt lands while charts render.
     let slow = repo.path("slow-helm");

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use crate::common::{FixtureRepo, findings, read_json, run};
+use crate::common::{FixtureRepo, assert_finding, findings, read_json, run};
 
 #[test]
 fn crds_are_read_from_the_current_cluster() {
@@ -41,18 +41,8 @@ fn crds_are_read_from_the_current_cluster() {
     let (code, _, stderr) = run(&mut cmd);
     assert_eq!(code, 1, "{stderr}");
     let found = findings(&read_json(&report));
-    assert!(
-        found.contains(&("schema".into(), "cnpg-typo".into(), "Cluster/database".into())),
-        "{found:?}"
-    );
-    assert!(
-        found.contains(&(
-            "schema".into(),
-            "rabbitmq-type".into(),
-            "RabbitmqCluster/queue".into()
-        )),
-        "{found:?}"
-    );
+    assert_finding(&found, "schema", "cnpg-typo", "Cluster/database");
+    assert_finding(&found, "schema", "rabbitmq-type", "RabbitmqCluster/queue");
     assert!(stderr.contains("spec.instancez"), "{stderr}");
 
     // An unknown context is an error naming it, with the known ones.

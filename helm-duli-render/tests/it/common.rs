@@ -66,6 +66,19 @@ impl FixtureRepo {
         cmd
     }
 
+    /// `staging --chart good FLAG DIR` (`--out` or `--diff`): exit code, stdout, stderr.
+    pub fn render_good(&self, flag: &str, dir: &Path) -> (i32, String, String) {
+        run(self.cmd("staging").args(["--chart", "good"]).arg(flag).arg(dir))
+    }
+
+    /// Renders `--chart good` into `out`: the earlier render every failing run must leave alone.
+    pub fn earlier_render(&self) -> PathBuf {
+        let out = self.path("out");
+        let (code, _, stderr) = self.render_good("--out", &out);
+        assert_eq!(code, 0, "{stderr}");
+        out
+    }
+
     /// Write a file relative to the repository root.
     pub fn write(&self, relative: &str, text: &str) {
         let path = self.root().join(relative);
@@ -116,4 +129,20 @@ pub fn findings(report: &serde_json::Value) -> Vec<(String, String, String)> {
 /// Read a JSON file.
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Checks a run stopped on bad input: exit 2, with every one of `needles` in its stderr.
+#[track_caller]
+pub fn assert_exit_2(code: i32, stderr: &str, needles: &[&str]) {
+    assert_eq!(code, 2, "{stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "expected `{needle}` in: {stderr}");
+    }
+}
+
+/// Checks the findings of a report hold (rule, chart, object).
+#[track_caller]
+pub fn assert_finding(found: &[(String, String, String)], rule: &str, chart: &str, object: &str) {
+    let wanted = (rule.to_string(), chart.to_string(), object.to_string());
+    assert!(found.contains(&wanted), "{wanted:?} not in {found:?}");
 }

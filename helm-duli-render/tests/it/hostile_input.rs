@@ -6,7 +6,7 @@
 use std::os::unix::fs::symlink;
 use std::process::{Command, Stdio};
 
-use crate::bad_input_corpus::{check, earlier_render};
+use crate::bad_input_corpus::check;
 use crate::common::*;
 
 /// A ConfigMap template named `name` (YAML-quoted), with the fixture's labels.
@@ -113,7 +113,7 @@ fn a_closed_or_full_stdout_is_exit_2_naming_stdout_and_a_broken_pipe_is_quiet() 
 #[test]
 fn out_refuses_to_delete_files_it_did_not_write() {
     let repo = FixtureRepo::new();
-    earlier_render(&repo);
+    repo.earlier_render();
     // A user's file beside the charts' directories, and one inside a chart's: each refused, each kept.
     for (file, expected) in [
         (
@@ -136,13 +136,13 @@ fn out_refuses_to_delete_files_it_did_not_write() {
         std::fs::remove_file(&path).unwrap();
     }
     // Its own earlier output is replaced as before.
-    earlier_render(&repo);
+    repo.earlier_render();
 }
 
 #[test]
 fn symlinks_out_of_the_repository_and_loops_are_refused_naming_the_file() {
     let repo = FixtureRepo::new();
-    earlier_render(&repo);
+    repo.earlier_render();
     let outside = repo.path("outside.yaml");
     std::fs::write(
         &outside,

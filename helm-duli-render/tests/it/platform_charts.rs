@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 use std::thread;
 
 use helm_duli_render::crds::{self, CrdStore};
+use helm_duli_render::policy::STANDARD_LABELS;
 use helm_duli_render::{APPLICATIONS, Finding, charts, manifests, output};
 use serde_json::{Value, json};
 
@@ -59,19 +60,6 @@ const SHARED_LOCAL_CHARTS: [(&str, &str); 3] = [
 ];
 
 const APPS: [&str; 3] = ["backend", "ai-service", "scheduler"];
-
-/// Labels every object carries: the charts' objects, their pod templates, Applications and AppProjects.
-const STANDARD_LABELS: [&str; 9] = [
-    "app.kubernetes.io/name",
-    "app.kubernetes.io/instance",
-    "app.kubernetes.io/version",
-    "app.kubernetes.io/component",
-    "app.kubernetes.io/part-of",
-    "app.kubernetes.io/managed-by",
-    "environment",
-    "team",
-    "tier",
-];
 
 const SYSTEM_NAMESPACES: [&str; 4] = [
     "cnpg-system",
@@ -1097,6 +1085,13 @@ struct CatalogEntry {
 }
 
 fn secret_catalog() -> BTreeMap<String, CatalogEntry> {
+    // Each name once, across the plugin-managed and the operator-created lists.
+    let add = |entries: &mut BTreeMap<String, CatalogEntry>, item: &Value, keys: BTreeSet<String>| {
+        let name = s(item, "/name").to_string();
+        assert!(!entries.contains_key(&name), "secret {name} listed twice");
+        let namespace = s(item, "/namespace").into();
+        entries.insert(name, CatalogEntry { namespace, keys });
+    };
     let catalog = yaml_file(&repo_root().join("gitops/secrets.yml"));
     let mut entries = BTreeMap::new();
     for item in catalog["secrets"].as_array().expect("secrets list") {
@@ -1116,15 +1111,7 @@ fn secret_catalog() -> BTreeMap<String, CatalogEntry> {
                 assert!(n(source, "/length") >= 24, "generated secrets are long");
             }
         }
-        let name = s(item, "/name").to_string();
-        assert!(!entries.contains_key(&name), "secret {name} listed twice");
-        entries.insert(
-            name,
-            CatalogEntry {
-                namespace: s(item, "/namespace").into(),
-                keys: keys.keys().cloned().collect(),
-            },
-        );
+        add(&mut entries, item, keys.keys().cloned().collect());
     }
     for item in catalog["operator_created"]
         .as_array()
@@ -1137,15 +1124,7 @@ fn secret_catalog() -> BTreeMap<String, CatalogEntry> {
             .iter()
             .map(|k| k.as_str().expect("key").to_string())
             .collect();
-        let name = s(item, "/name").to_string();
-        assert!(!entries.contains_key(&name), "secret {name} listed twice");
-        entries.insert(
-            name,
-            CatalogEntry {
-                namespace: s(item, "/namespace").into(),
-                keys,
-            },
-        );
+        add(&mut entries, item, keys);
     }
     entries
 }

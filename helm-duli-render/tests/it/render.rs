@@ -6,7 +6,20 @@ use crate::common;
 
 use std::collections::BTreeSet;
 
-use crate::common::{FixtureRepo, findings, read_json, run};
+use crate::common::{FixtureRepo, assert_exit_2, assert_finding, findings, read_json, run};
+
+/// One failing chart per validation rule: a misspelled CNPG field, a wrong RabbitMQ type, a core-type typo,
+/// an unknown CRD.
+const VALIDATION_FIXTURES: [&str; 8] = [
+    "--chart",
+    "cnpg-typo",
+    "--chart",
+    "rabbitmq-type",
+    "--chart",
+    "core-typo",
+    "--chart",
+    "unknown-crd",
+];
 
 const VALIDATION_RULES: &[&str] = &["schema", "crd-missing", "core-type", "api-unknown"];
 
@@ -16,16 +29,7 @@ fn validation_catches_misspelled_cnpg_field_wrong_rabbitmq_type_core_typo_and_un
     let report = repo.path("report.json");
     let (code, stdout, stderr) = run(repo
         .cmd("staging")
-        .args([
-            "--chart",
-            "cnpg-typo",
-            "--chart",
-            "rabbitmq-type",
-            "--chart",
-            "core-typo",
-            "--chart",
-            "unknown-crd",
-        ])
+        .args(VALIDATION_FIXTURES)
         .arg("--report")
         .arg(&report));
     assert_eq!(code, 1, "{stderr}");
@@ -41,10 +45,7 @@ fn validation_catches_misspelled_cnpg_field_wrong_rabbitmq_type_core_typo_and_un
         .iter()
         .map(|f| f["message"].as_str().unwrap().to_string())
         .collect();
-    assert!(
-        found.contains(&("schema".into(), "cnpg-typo".into(), "Cluster/database".into())),
-        "{found:?}"
-    );
+    assert_finding(&found, "schema", "cnpg-typo", "Cluster/database");
     assert!(
         messages
             .iter()
@@ -52,38 +53,21 @@ fn validation_catches_misspelled_cnpg_field_wrong_rabbitmq_type_core_typo_and_un
         "{messages:?}"
     );
     assert!(stderr.contains("did you mean `instances`"), "{stderr}");
-    assert!(
-        found.contains(&(
-            "schema".into(),
-            "rabbitmq-type".into(),
-            "RabbitmqCluster/queue".into()
-        )),
-        "{found:?}"
-    );
+    assert_finding(&found, "schema", "rabbitmq-type", "RabbitmqCluster/queue");
     assert!(
         messages
             .iter()
             .any(|m| m.contains("spec.replicas") && m.contains("\"three\" is not of type \"integer\"")),
         "{messages:?}"
     );
-    assert!(
-        found.contains(&(
-            "core-type".into(),
-            "core-typo".into(),
-            "Deployment/core-typo".into()
-        )),
-        "{found:?}"
-    );
+    assert_finding(&found, "core-type", "core-typo", "Deployment/core-typo");
     assert!(
         messages
             .iter()
             .any(|m| m.contains("spec.template.spec.containers[0].imagePullPolicyy")),
         "{messages:?}"
     );
-    assert!(
-        found.contains(&("crd-missing".into(), "unknown-crd".into(), "Widget/gadget".into())),
-        "{found:?}"
-    );
+    assert_finding(&found, "crd-missing", "unknown-crd", "Widget/gadget");
     let files: BTreeSet<&str> = report["findings"]
         .as_array()
         .unwrap()
@@ -93,19 +77,7 @@ fn validation_catches_misspelled_cnpg_field_wrong_rabbitmq_type_core_typo_and_un
     assert!(files.contains("cnpg-typo/templates/custom.yaml"), "{files:?}");
 
     // The same charts are clean without validation: the findings above come from it.
-    let (code, _, stderr) = run(repo
-        .cmd("staging")
-        .args([
-            "--chart",
-            "cnpg-typo",
-            "--chart",
-            "rabbitmq-type",
-            "--chart",
-            "core-typo",
-            "--chart",
-            "unknown-crd",
-        ])
-        .arg("--no-validate"));
+    let (code, _, stderr) = run(repo.cmd("staging").args(VALIDATION_FIXTURES).arg("--no-validate"));
     assert_eq!(code, 0, "{stderr}");
 }
 
@@ -203,24 +175,14 @@ fn unvendored_upstream_charts_are_external_unless_strict() {
     assert_eq!(report["charts"][0]["upstream"][0]["version"], "6.16.0");
     assert_eq!(report["totals"]["external"], 1);
     let (code, _, stderr) = run(repo.cmd("staging").args(["--chart", "upstream", "--strict-deps"]));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("chart `upstream` depends on loki 6.16.0"),
-        "{stderr}"
-    );
+    assert_exit_2(code, &stderr, &["chart `upstream` depends on loki 6.16.0"]);
 }
 
 /// Seed `out/staging` with an earlier render, run `args`, and check: exit 2, the message, and the earlier
 /// render untouched.
 fn assert_bad_input(repo: &FixtureRepo, env: &str, args: &[&str], expected: &[&str]) {
-    let out = repo.path("out");
-    let _ = std::fs::remove_dir_all(&out);
-    let (code, _, stderr) = run(repo
-        .cmd("staging")
-        .args(["--chart", "good"])
-        .arg("--out")
-        .arg(&out));
-    assert_eq!(code, 0, "{stderr}");
+    let _ = std::fs::remove_dir_all(repo.path("out"));
+    let out = repo.earlier_render();
     let before = snapshot(&out);
     let (code, stdout, stderr) = run(repo.cmd(env).args(args).arg("--out").arg(&out));
     assert_eq!(code, 2, "{args:?}: {stderr}");
@@ -317,27 +279,17 @@ fn bad_input_exits_2_names_the_problem_and_writes_nothing() {
         .arg("--out")
         .arg(&out)
         .env("HELM_BIN", "/nonexistent/helm"));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("/nonexistent/helm")
-            && stderr.contains("not found")
-            && stderr.contains("install-tools"),
-        "{stderr}"
+    assert_exit_2(
+        code,
+        &stderr,
+        &["/nonexistent/helm", "not found", "install-tools"],
     );
     assert_eq!(snapshot(&out), before);
 
     // --out that cannot be written: its parent is a file.
     std::fs::write(repo.path("a-file"), "x").unwrap();
-    let (code, _, stderr) = run(repo
-        .cmd("staging")
-        .args(["--chart", "good"])
-        .arg("--out")
-        .arg(repo.path("a-file/out")));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("cannot write --out") && stderr.contains("a-file/out"),
-        "{stderr}"
-    );
+    let (code, _, stderr) = repo.render_good("--out", &repo.path("a-file/out"));
+    assert_exit_2(code, &stderr, &["cannot write --out", "a-file/out"]);
 }
 
 #[test]
@@ -513,17 +465,9 @@ fn every_cached_input_invalidates_the_cache_when_changed() {
 fn diff_shows_a_changed_replica_count() {
     let repo = FixtureRepo::new();
     let out = repo.path("out");
-    let (code, _, stderr) = run(repo
-        .cmd("staging")
-        .args(["--chart", "good"])
-        .arg("--out")
-        .arg(&out));
+    let (code, _, stderr) = repo.render_good("--out", &out);
     assert_eq!(code, 0, "{stderr}");
-    let (code, stdout, stderr) = run(repo
-        .cmd("staging")
-        .args(["--chart", "good"])
-        .arg("--diff")
-        .arg(&out));
+    let (code, stdout, stderr) = repo.render_good("--diff", &out);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout, "");
     let (code, stdout, stderr) = run(repo
@@ -542,16 +486,8 @@ fn diff_shows_a_changed_replica_count() {
         "only the changed object: {stdout}"
     );
     assert!(stderr.contains("diff: 1 changed, 0 added, 0 removed"), "{stderr}");
-    let (code, _, stderr) = run(repo
-        .cmd("staging")
-        .args(["--chart", "good"])
-        .arg("--diff")
-        .arg(repo.path("nothing-here")));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("cannot read the earlier render") && stderr.contains("nothing-here"),
-        "{stderr}"
-    );
+    let (code, _, stderr) = repo.render_good("--diff", &repo.path("nothing-here"));
+    assert_exit_2(code, &stderr, &["cannot read the earlier render", "nothing-here"]);
 }
 
 #[test]
@@ -683,7 +619,6 @@ fn several_environments_render_in_one_run_and_fail_together() {
         .args(["qa", "--chart", "good", "--set", "replicas=5"])
         .arg("--out")
         .arg(&out));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("unknown environment `qa`"), "{stderr}");
+    assert_exit_2(code, &stderr, &["unknown environment `qa`"]);
     assert_eq!(snapshot(&out), before);
 }

@@ -11,51 +11,58 @@ use crate::support::{Cluster, healthy_seed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_runs_a_real_query_on_the_primary_and_on_a_replica() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     let run = cluster
-        .run(&[
-            "connect",
-            "staging",
-            "--",
-            "-Atc",
-            "select current_user, current_database(), pg_is_in_recovery()",
-        ])
+        .run_expecting(
+            0,
+            &[
+                "connect",
+                "staging",
+                "--",
+                "-Atc",
+                "select current_user, current_database(), pg_is_in_recovery()",
+            ],
+        )
         .await;
-    assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(run.stdout, "app|app|f\n", "{}", run.all());
     let run = cluster
-        .run(&[
-            "connect",
-            "staging",
-            "postgres",
-            "--read-only",
-            "--",
-            "-Atc",
-            "select pg_is_in_recovery()",
-        ])
+        .run_expecting(
+            0,
+            &[
+                "connect",
+                "staging",
+                "postgres",
+                "--read-only",
+                "--",
+                "-Atc",
+                "select pg_is_in_recovery()",
+            ],
+        )
         .await;
-    assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(run.stdout, "t\n", "{}", run.all());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_clients_exit_code_is_the_plugins() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     let run = cluster
-        .run(&[
-            "connect",
-            "staging",
-            "--",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            "select 1/0",
-        ])
+        .run_expecting(
+            1,
+            &[
+                "connect",
+                "staging",
+                "--",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                "select 1/0",
+            ],
+        )
         .await;
-    assert_eq!(run.code, 1, "{}", run.all());
     assert!(run.stderr.contains("division by zero"), "{}", run.all());
-    let run = cluster.run(&["connect", "staging", "redis", "--", "PING"]).await;
-    assert_eq!(run.code, 0, "{}", run.all());
+    let run = cluster
+        .run_expecting(0, &["connect", "staging", "redis", "--", "PING"])
+        .await;
     assert_eq!(run.stdout.trim(), "PONG", "{}", run.all());
     let run = cluster
         .run(&["connect", "staging", "redis", "--", "INFO", "replication"])
@@ -114,16 +121,18 @@ async fn a_missing_secret_says_which_and_where() {
     let mut seed = healthy_seed("staging");
     seed.skip_secrets = vec!["database-app", "redis-secret"];
     let cluster = Cluster::start(&seed.yaml()).await;
-    let run = cluster.run(&["connect", "staging", "--", "-c", "select 1"]).await;
-    assert_eq!(run.code, 2, "{}", run.all());
+    let run = cluster
+        .run_expecting(2, &["connect", "staging", "--", "-c", "select 1"])
+        .await;
     assert!(
         run.stderr
             .contains("Secret `database-app` not found in namespace `staging`: CloudNativePG creates it"),
         "{}",
         run.all()
     );
-    let run = cluster.run(&["connect", "staging", "redis", "--", "PING"]).await;
-    assert_eq!(run.code, 2, "{}", run.all());
+    let run = cluster
+        .run_expecting(2, &["connect", "staging", "redis", "--", "PING"])
+        .await;
     assert!(
         run.stderr
             .contains("Secret `redis-secret` not found in namespace `staging`"),
@@ -134,7 +143,7 @@ async fn a_missing_secret_says_which_and_where() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_client_says_how_to_install_it() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     // Only the plugin's own directory on PATH: kubectl is run by absolute path, psql is nowhere.
     let run =
         output(cluster.command_with_path(&["connect", "staging", "--", "-c", "select 1"], "/nonexistent"))
@@ -151,8 +160,9 @@ async fn a_missing_client_says_how_to_install_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prod_needs_yes_without_a_terminal() {
     let cluster = Cluster::start(&healthy_seed("prod").yaml()).await;
-    let run = cluster.run(&["connect", "prod", "--", "-Atc", "select 1"]).await;
-    assert_eq!(run.code, 2, "{}", run.all());
+    let run = cluster
+        .run_expecting(2, &["connect", "prod", "--", "-Atc", "select 1"])
+        .await;
     assert!(
         run.stderr.contains("refusing to connect to PostgreSQL in production environment `prod` without confirmation: no terminal to ask on; pass --yes"),
         "{}",
@@ -160,9 +170,8 @@ async fn prod_needs_yes_without_a_terminal() {
     );
     assert_eq!(run.stdout, "");
     let run = cluster
-        .run(&["connect", "prod", "--yes", "--", "-Atc", "select 1"])
+        .run_expecting(0, &["connect", "prod", "--yes", "--", "-Atc", "select 1"])
         .await;
-    assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(run.stdout, "1\n");
 }
 
@@ -212,7 +221,7 @@ fn local_port(line: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_forward_only_serves_gui_tools_until_ctrl_c() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     let (child, lines) = start_forward(&cluster, &["connect", "staging", "--port-forward-only"]).await;
     assert!(lines[0].starts_with("Forwarding 127.0.0.1:"), "{lines:?}");
     assert!(
@@ -259,7 +268,7 @@ async fn port_forward_only_serves_gui_tools_until_ctrl_c() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_forwards_amqp_and_management_and_hides_credentials() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     let (child, lines) = start_forward(&cluster, &["connect", "staging", "rabbitmq"]).await;
     let text = lines.join("\n");
     assert!(
@@ -316,7 +325,7 @@ async fn bad_option_combinations_are_usage_errors() {
 /// Ctrl-C while the client runs belongs to the client: the plugin stays, and exits with the client's code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_does_not_stop_the_plugin_while_the_client_runs() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     let mut command = cluster.command(&[
         "connect",
         "staging",

@@ -647,7 +647,7 @@ async fn corpus_connect_inputs() {
 /// A local port that is already taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_local_port_taken() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let cases = vec![
@@ -686,7 +686,7 @@ async fn corpus_local_port_taken() {
 /// and Ctrl-C while the API reads are still under way (a slow API server) ends the run too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corpus_ctrl_c_during_connect() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     let work = sandbox(&cluster);
     let before = snapshot(cluster.dir.path());
     let port = std::net::TcpListener::bind("127.0.0.1:0")

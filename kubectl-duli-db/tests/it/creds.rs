@@ -6,7 +6,7 @@ use crate::support::{Cluster, healthy_seed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn table_json_and_export_lines() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     let s = servers();
     let table = cluster.run(&["creds", "staging"]).await;
     assert_eq!(table.code, 0, "{}", table.all());
@@ -69,8 +69,7 @@ async fn table_json_and_export_lines() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn showing_prod_passwords_needs_yes_and_env_output_is_for_creds_only() {
     let cluster = Cluster::start(&healthy_seed("prod").yaml()).await;
-    let run = cluster.run(&["creds", "prod", "--show"]).await;
-    assert_eq!(run.code, 2, "{}", run.all());
+    let run = cluster.run_expecting(2, &["creds", "prod", "--show"]).await;
     assert!(
         run.stderr
             .contains("refusing to show the data service passwords in production environment `prod`"),

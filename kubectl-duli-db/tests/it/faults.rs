@@ -11,7 +11,7 @@ use testkit::corpus::{store_state, writes};
 use testkit::process::{Run, output};
 use testkit::relay::Relay;
 
-use crate::support::{Cluster, healthy_seed, service};
+use crate::support::{Cluster, service};
 
 /// `status ARGS` through the relay (when given), with its wall time.
 async fn status(cluster: &Cluster, relay: Option<&Relay>, args: &[&str]) -> (Run, Duration) {
@@ -51,7 +51,7 @@ fn assert_within(elapsed: Duration, bound: Duration, run: &Run) {
 /// makes two or three requests); 3 s per request with `--timeout 2s` stops at the deadline and says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_of_one_second_per_request() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     let before = store_state(&cluster.api);
     cluster.api.add_fault(Fault::latency(Duration::from_secs(1)));
     let (run, elapsed) = status(&cluster, None, &["-o", "json", "--timeout", "6s"]).await;
@@ -83,7 +83,7 @@ async fn latency_of_one_second_per_request() {
 /// right; a server that never stops throttling is given up on at the deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_requests_with_retry_after() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     cluster
         .api
         .add_fault(Fault::too_many_requests(1).on_method("GET").times(3));
@@ -112,7 +112,7 @@ async fn too_many_requests_with_retry_after() {
 /// the deadline with the server's reason; once they are over the next run is right. 503s too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bursts_of_server_errors() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     cluster.api.add_fault(Fault::error(500).on_method("GET").times(3));
     let (run, _) = status(&cluster, None, &["-o", "json", "--timeout", "6s"]).await;
     assert_healthy(&run, "a burst of three 500s");
@@ -161,7 +161,7 @@ async fn bursts_of_server_errors() {
 /// `status` does not watch: dropped and expired watches cannot touch it (the request log proves it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_watches_do_not_apply() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     cluster.api.add_fault(Fault::drop_watch_after(0));
     cluster.api.add_fault(Fault::expire_watch());
     let (run, _) = status(&cluster, None, &["-o", "json", "--timeout", "6s"]).await;
@@ -177,7 +177,7 @@ async fn dropped_watches_do_not_apply() {
 /// after a restart on the same address the next run is right.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_server_killed_mid_run_and_restarted() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     let relay = Relay::start(cluster.api.addr()).await;
 
     // Killed during the reads.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use testkit::process::{Run, output_within, signal};
 
 use crate::corpus::sandbox;
-use crate::support::{Cluster, healthy_seed};
+use crate::support::Cluster;
 use testkit::paths::workspace;
 
 const PGPASS_PREFIX: &str = "duli-pgpass-";
@@ -27,7 +27,7 @@ fn pgpass_files(dir: &std::path::Path) -> Vec<String> {
 /// line saying what was interrupted and what to re-run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_connect_removes_the_password_file() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     let work = sandbox(&cluster);
     let tmp = work.join("tmp");
     let mut command = cluster.command(&["connect", "staging", "postgres", "--", "-c", "select pg_sleep(6)"]);
@@ -75,7 +75,7 @@ async fn sigterm_during_connect_removes_the_password_file() {
 /// runner's watchdog, a little after the deadline), with one sentence and exit 2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_exec_credential_plugin_is_bounded_by_the_timeout() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     let dir = cluster.dir.path();
     let plugin = dir.join("hanging-credential-plugin");
     std::fs::write(&plugin, "#!/bin/sh\nexec sleep 30 >/dev/null 2>&1\n").unwrap();
@@ -135,7 +135,7 @@ async fn status_through_shell(cluster: &Cluster, redirection: &str) -> Run {
 /// goes away (broken pipe) stays quiet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_stdout_is_an_error_and_a_broken_pipe_is_quiet() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     let run = status_through_shell(&cluster, ">&-").await;
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("cannot write to stdout"), "{}", run.all());

@@ -4,12 +4,12 @@
 use kubectl_duli_db::cli::Cli;
 use shared::error::Outcome;
 
-use crate::support::{Cluster, healthy_seed};
+use crate::support::Cluster;
 use testkit::paths::workspace;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creds_in_process_prints_what_the_binary_prints() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
+    let cluster = Cluster::healthy_staging().await;
     let kubeconfig = cluster.kubeconfig.display().to_string();
     let repo = workspace().display().to_string();
     for format in ["table", "json", "yaml", "env"] {

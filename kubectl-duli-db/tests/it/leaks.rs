@@ -91,12 +91,7 @@ async fn audit(
     assert!(run.stderr.contains("DEBUG"), "{what}: -vv logs: {}", run.all());
     let private = assert_no_leak(&what, &run.stdout, &run.stderr, &seen, secrets, allowed);
     assert!(seen.polls > 2, "{what}: scanned {} times", seen.polls);
-    let programs: Vec<&str> = seen
-        .processes
-        .values()
-        .flatten()
-        .map(|p| p.program.as_str())
-        .collect();
+    let programs = seen.programs();
     assert!(
         programs.contains(&"kubectl-duli-db"),
         "{what}: the plugin was seen: {programs:?}"
@@ -345,8 +340,7 @@ async fn a_secret_value_that_is_not_base64_is_named_not_logged() {
     assert!(run.stderr.contains(expected), "{}", run.all());
     assert!(!run.stderr.contains("%%%"), "{}", run.all());
 
-    let run = cluster.run(&["creds", "staging", "postgres"]).await;
-    assert_eq!(run.code, 2, "{}", run.all());
+    let run = cluster.run_expecting(2, &["creds", "staging", "postgres"]).await;
     assert_eq!(
         run.stderr.trim_end(),
         expected,

@@ -9,9 +9,10 @@ use crate::support::{Cluster, healthy_seed, service};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_healthy_with_streaming_replica_redis_replica_and_sentinel() {
-    let cluster = Cluster::start(&healthy_seed("staging").yaml()).await;
-    let run = cluster.run(&["status", "staging", "-o", "json"]).await;
-    assert_eq!(run.code, 0, "{}", run.all());
+    let cluster = Cluster::healthy_staging().await;
+    let run = cluster
+        .run_expecting(0, &["status", "staging", "-o", "json"])
+        .await;
     let doc = run.json();
     assert_eq!(doc["environments"][0]["healthy"], true, "{doc:#}");
 
@@ -85,8 +86,9 @@ async fn all_environments_without_live_checks() {
         healthy_seed("prod").yaml()
     );
     let cluster = Cluster::start(&yaml).await;
-    let run = cluster.run(&["status", "--all", "--no-live", "-o", "yaml"]).await;
-    assert_eq!(run.code, 0, "{}", run.all());
+    let run = cluster
+        .run_expecting(0, &["status", "--all", "--no-live", "-o", "yaml"])
+        .await;
     let doc: serde_json::Value = serde_saphyr::from_str(&run.stdout).unwrap();
     let names: Vec<_> = doc["environments"]
         .as_array()
@@ -206,9 +208,8 @@ async fn a_custom_resource_not_ready_shows_its_message() {
         .replace("masterNode: redis-0", "masterNode: \"\"");
     let cluster = Cluster::start(&yaml).await;
     let run = cluster
-        .run(&["status", "staging", "--no-live", "-o", "json"])
+        .run_expecting(1, &["status", "staging", "--no-live", "-o", "json"])
         .await;
-    assert_eq!(run.code, 1, "{}", run.all());
     let doc = run.json();
     let pg = service(&doc, "staging", "postgres");
     assert_eq!(pg["ready"], false);
@@ -238,8 +239,9 @@ async fn a_custom_resource_not_ready_shows_its_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_instances_and_unknown_environment() {
     let cluster = Cluster::start("apiVersion: v1\nkind: Namespace\nmetadata: {name: staging}\n").await;
-    let run = cluster.run(&["status", "staging", "-o", "json"]).await;
-    assert_eq!(run.code, 1, "{}", run.all());
+    let run = cluster
+        .run_expecting(1, &["status", "staging", "-o", "json"])
+        .await;
     let doc = run.json();
     let pg = service(&doc, "staging", "postgres");
     assert!(
@@ -265,8 +267,9 @@ async fn an_unreachable_api_server_is_an_error() {
     cluster
         .api
         .add_fault(kube_standin::Fault::error(500).on_path("/apis/postgresql.cnpg.io"));
-    let run = cluster.run(&["status", "staging", "--timeout", "3s"]).await;
-    assert_eq!(run.code, 2, "{}", run.all());
+    let run = cluster
+        .run_expecting(2, &["status", "staging", "--timeout", "3s"])
+        .await;
     assert!(
         run.stderr
             .contains("error: cannot get clusters.postgresql.cnpg.io database in namespace staging"),

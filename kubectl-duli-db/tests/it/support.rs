@@ -70,6 +70,11 @@ impl Cluster {
         }
     }
 
+    /// A stand-in seeded with a healthy `staging`, where most tests start.
+    pub async fn healthy_staging() -> Cluster {
+        Cluster::start(&healthy_seed("staging").yaml()).await
+    }
+
     /// `kubectl duli db ARGS` with PATH = the plugin's dir + `path_tail`.
     pub fn command_with_path(&self, args: &[&str], path_tail: &str) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(testkit::tools::kubectl());
@@ -97,6 +102,13 @@ impl Cluster {
     /// Run `kubectl duli db ARGS` to completion (60 s at most).
     pub async fn run(&self, args: &[&str]) -> Run {
         output(self.command(args)).await
+    }
+
+    /// [`Self::run`], checking the exit code is `code`.
+    pub async fn run_expecting(&self, code: i32, args: &[&str]) -> Run {
+        let run = self.run(args).await;
+        assert_eq!(run.code, code, "{args:?}: {}", run.all());
+        run
     }
 }
 

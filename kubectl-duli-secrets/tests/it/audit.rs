@@ -3,8 +3,6 @@
 //!
 //! Needs helm: `DULI_HELM4_BIN`, `HELM_BIN` or `helm` on PATH (CI installs it with .ci/install-tools).
 
-use std::path::Path;
-
 use crate::support::*;
 use kube_standin::StandIn;
 use serde_json::Value;
@@ -17,18 +15,9 @@ template:\n    metadata: {labels: {app: api}}\n    spec:\n      containers:\n   
 env:\n        - {name: API_TOKEN, value: tok-PLAINTEXT-3Ed}\n        - name: FROM_SECRET\n          valueFrom: {secretKeyRef: {name: s, key: k}}\n";
 
 fn repo(with_secrets: bool) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = repo_with_environments();
     let root = dir.path();
-    std::fs::create_dir_all(root.join("gitops/environments")).unwrap();
     std::fs::create_dir_all(root.join("gitops/applications")).unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gitops/environments");
-    for env in ["staging", "prod"] {
-        std::fs::copy(
-            source.join(format!("{env}.yml")),
-            root.join(format!("gitops/environments/{env}.yml")),
-        )
-        .unwrap();
-    }
     let chart = root.join("helm/app");
     std::fs::create_dir_all(chart.join("templates")).unwrap();
     std::fs::write(

@@ -264,9 +264,12 @@ fn offline_uses_the_certificate_cached_for_the_context() {
     std::fs::create_dir_all(&cache).unwrap();
     std::fs::copy(&keys().cert, cache.join("kind-dev.pem")).unwrap();
     let input = "kind: Secret\nmetadata: {name: db}\nstringData: {a: b}\n";
-    let mut command = plugin(home.path());
-    command.env("KUBECONFIG", &config).args(["seal", "--offline"]);
-    let output = run_with_stdin(command, input.as_bytes());
+    let seal = |config: &Path, args: &[&str]| {
+        let mut command = plugin(home.path());
+        command.env("KUBECONFIG", config).args(args);
+        run_with_stdin(command, input.as_bytes())
+    };
+    let output = seal(&config, &["seal", "--offline"]);
     assert_code(&output, 0);
     assert!(
         stdout(&output).contains("namespace: staging"),
@@ -274,9 +277,7 @@ fn offline_uses_the_certificate_cached_for_the_context() {
         stdout(&output)
     );
     // The API server (127.0.0.1:9) is unreachable: without --offline the cache is the fallback, with a warning.
-    let mut command = plugin(home.path());
-    command.env("KUBECONFIG", &config).arg("seal");
-    let output = run_with_stdin(command, input.as_bytes());
+    let output = seal(&config, &["seal"]);
     assert_code(&output, 0);
     assert!(
         stderr(&output).contains("using the certificate cached for context `kind-dev`"),
@@ -284,11 +285,7 @@ fn offline_uses_the_certificate_cached_for_the_context() {
         stderr(&output)
     );
     // Another context has no cache.
-    let mut command = plugin(home.path());
-    command
-        .env("KUBECONFIG", kubeconfig(home.path(), "prod"))
-        .args(["seal", "--offline"]);
-    let output = run_with_stdin(command, input.as_bytes());
+    let output = seal(&kubeconfig(home.path(), "prod"), &["seal", "--offline"]);
     assert_error(&output, "no cached certificate for context `prod`");
 }
 
@@ -338,31 +335,16 @@ fn no_plaintext_in_any_written_file_or_output() {
         outputs.push((args, output));
     };
     let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // `seal --cert CERT` and then `rest`.
+    let seal = |rest: &[&str]| s(&[&["seal", "--cert", &cert][..], rest].concat());
+    run(seal(&["-f", &manifest.display().to_string()]), "");
+    run(seal(&["--out", &yaml.display().to_string()]), SECRET);
     run(
-        s(&["seal", "--cert", &cert, "-f", &manifest.display().to_string()]),
-        "",
-    );
-    run(
-        s(&["seal", "--cert", &cert, "--out", &yaml.display().to_string()]),
+        seal(&["-o", "json", "--out", &json.display().to_string()]),
         SECRET,
     );
     run(
-        s(&[
-            "seal",
-            "--cert",
-            &cert,
-            "-o",
-            "json",
-            "--out",
-            &json.display().to_string(),
-        ]),
-        SECRET,
-    );
-    run(
-        s(&[
-            "seal",
-            "--cert",
-            &cert,
+        seal(&[
             "--merge-into",
             &yaml.display().to_string(),
             "--from-literal",
@@ -371,10 +353,7 @@ fn no_plaintext_in_any_written_file_or_output() {
         "",
     );
     run(
-        s(&[
-            "seal",
-            "--cert",
-            &cert,
+        seal(&[
             "--merge-into",
             &json.display().to_string(),
             "--from-env-file",
@@ -388,11 +367,11 @@ fn no_plaintext_in_any_written_file_or_output() {
     );
     // Failures with secrets in the input.
     run(
-        s(&["seal", "--cert", &cert]),
+        seal(&[]),
         "kind: Secret\nmetadata: {name: a, namespace: b}\nstringData:\n  a: hunter2-PLAINTEXT-9Zk\n   b: [\n",
     );
     run(
-        s(&["seal", "--cert", &cert]),
+        seal(&[]),
         "kind: Secret\nmetadata: {name: a, namespace: b}\nstringData:\n  'bad key': hunter2-PLAINTEXT-9Zk\n",
     );
     run(
@@ -400,10 +379,7 @@ fn no_plaintext_in_any_written_file_or_output() {
         SECRET,
     );
     run(
-        s(&[
-            "seal",
-            "--cert",
-            &cert,
+        seal(&[
             "--name",
             "a",
             "-n",

@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 
 use crate::relay::Relay;
 use crate::support::*;
-use axum::Router;
-use axum::routing::get;
 use kube_standin::{Fault, StandIn};
 use kubectl_duli_secrets::format::{Scope, open_base64};
 use rsa::pkcs8::DecodePrivateKey;
@@ -30,15 +28,7 @@ struct Env {
 }
 
 async fn setup() -> Env {
-    let cert = std::fs::read_to_string(&keys().cert).unwrap();
-    let app = Router::new().route("/v1/cert.pem", get(move || async move { cert }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let service = format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: sealed-secrets-controller\n  namespace: kube-system\n  \
-         annotations: {{kube-standin/proxy: \"{url}\"}}\nspec:\n  ports:\n  - {{name: http, port: 8080, targetPort: 8080}}\n"
-    );
+    let service = certificate_serving_service().await;
     let api = StandIn::builder().seed_yaml(&service).start().await.unwrap();
     let relay = Relay::start(api.addr()).await;
     let home = tempfile::tempdir().unwrap();
@@ -76,6 +66,25 @@ fn assert_sealed(output: &Output) {
     let value = doc["spec"]["encryptedData"]["password"].as_str().unwrap();
     let plain = open_base64(&key, &Scope::Strict.label("staging", "db"), value).unwrap();
     assert_eq!(plain, b"fault-PLAINTEXT-5Ty");
+}
+
+/// The run stopped (exit 2) with a message holding every one of `needles`.
+#[track_caller]
+fn assert_stops_with(output: &Output, needles: &[&str]) {
+    assert_code(output, 2);
+    let err = stderr(output);
+    assert!(needles.iter().all(|needle| err.contains(needle)), "{err}");
+}
+
+/// Sealed with the cached certificate, and the run said so.
+#[track_caller]
+fn assert_sealed_from_cache(output: &Output) {
+    assert_sealed(output);
+    assert!(
+        stderr(output).contains("using the certificate cached for context `standin`"),
+        "{}",
+        stderr(output)
+    );
 }
 
 #[track_caller]
@@ -128,14 +137,14 @@ async fn too_many_requests_with_retry_after() {
     std::fs::remove_file(cache(&env)).unwrap();
     env.api.add_fault(Fault::too_many_requests(1).on_path(PROXY));
     let (output, elapsed) = run(&env, &["fetch-cert", "--timeout", "3s"], "").await;
-    assert_code(&output, 2);
-    let err = stderr(&output);
-    assert!(
-        // The API layer ends the exchange by --timeout and names the server and the call.
-        err.contains("cannot fetch certificate: the API server at")
-            && err.contains("/proxy/v1/cert.pem")
-            && err.contains("no cached certificate for context `standin` either"),
-        "{err}"
+    // The API layer ends the exchange by --timeout and names the server and the call.
+    assert_stops_with(
+        &output,
+        &[
+            "cannot fetch certificate: the API server at",
+            "/proxy/v1/cert.pem",
+            "no cached certificate for context `standin` either",
+        ],
     );
     assert_within(elapsed, Duration::from_secs(6), &output);
     assert!(!cache(&env).exists());
@@ -152,13 +161,13 @@ async fn bursts_of_server_errors() {
     std::fs::remove_file(cache(&env)).unwrap();
     env.api.add_fault(Fault::error(500).on_path(PROXY));
     let (output, elapsed) = run(&env, &["seal"], SECRET).await;
-    assert_code(&output, 2);
-    let err = stderr(&output);
-    assert!(
-        err.contains("cannot fetch certificate: cannot GET")
-            && err.contains("the API server failed (500")
-            && err.contains("no cached certificate for context `standin` either — pass --cert FILE|URL"),
-        "{err}"
+    assert_stops_with(
+        &output,
+        &[
+            "cannot fetch certificate: cannot GET",
+            "the API server failed (500",
+            "no cached certificate for context `standin` either — pass --cert FILE|URL",
+        ],
     );
     assert!(stdout(&output).is_empty());
     assert_within(elapsed, Duration::from_secs(10), &output);
@@ -170,12 +179,7 @@ async fn bursts_of_server_errors() {
     assert!(cache(&env).exists());
     env.api.add_fault(Fault::error(500).on_path(PROXY).times(20));
     let (output, elapsed) = run(&env, &["seal"], SECRET).await;
-    assert_sealed(&output);
-    assert!(
-        stderr(&output).contains("using the certificate cached for context `standin`"),
-        "{}",
-        stderr(&output)
-    );
+    assert_sealed_from_cache(&output);
     assert_within(elapsed, Duration::from_secs(10), &output);
 
     env.api.clear_faults();
@@ -211,13 +215,13 @@ async fn api_server_killed_mid_run_and_restarted() {
         relay.kill();
     };
     let ((output, elapsed), ()) = tokio::join!(run(&env, &["seal"], SECRET), kill_after(700));
-    assert_code(&output, 2);
-    let err = stderr(&output);
-    assert!(
-        err.contains("cannot fetch certificate: the API server at")
-            && err.contains("is unreachable")
-            && err.contains("no cached certificate for context `standin` either"),
-        "{err}"
+    assert_stops_with(
+        &output,
+        &[
+            "cannot fetch certificate: the API server at",
+            "is unreachable",
+            "no cached certificate for context `standin` either",
+        ],
     );
     assert_within(elapsed, Duration::from_secs(10), &output);
     assert!(!cache(&env).exists());
@@ -229,12 +233,7 @@ async fn api_server_killed_mid_run_and_restarted() {
 
     // Killed again mid-fetch, now with a cached certificate: seal goes on with it.
     let ((output, elapsed), ()) = tokio::join!(run(&env, &["seal"], SECRET), kill_after(700));
-    assert_sealed(&output);
-    assert!(
-        stderr(&output).contains("using the certificate cached for context `standin`"),
-        "{}",
-        stderr(&output)
-    );
+    assert_sealed_from_cache(&output);
     assert_within(elapsed, Duration::from_secs(10), &output);
     // Down: refused at once, the cache again.
     let (output, elapsed) = run(&env, &["seal"], SECRET).await;

@@ -16,18 +16,9 @@ const CATALOG: &str = "# test catalog\nsecrets:\n\
 operator_created:\n- database-app\n";
 
 fn repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = repo_with_environments();
     let root = dir.path();
     std::fs::create_dir_all(root.join("helm")).unwrap();
-    std::fs::create_dir_all(root.join("gitops/environments")).unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gitops/environments");
-    for env in ["staging", "prod"] {
-        std::fs::copy(
-            source.join(format!("{env}.yml")),
-            root.join(format!("gitops/environments/{env}.yml")),
-        )
-        .unwrap();
-    }
     std::fs::write(root.join("gitops/secrets.yml"), CATALOG).unwrap();
     dir
 }

@@ -73,12 +73,7 @@ fn audited(
 
 fn check(what: &str, output: &Output, seen: &leakscan::Observed, secrets: &[&str], allowed: &Allowed) {
     assert_no_leak(what, &stdout(output), &stderr(output), seen, secrets, allowed);
-    let programs: Vec<&str> = seen
-        .processes
-        .values()
-        .flatten()
-        .map(|p| p.program.as_str())
-        .collect();
+    let programs = seen.programs();
     assert!(
         programs.iter().all(|p| *p == "kubectl-duli-secrets"),
         "{what}: no child processes expected: {programs:?}"
@@ -232,17 +227,7 @@ fn init_leaks_nothing() {
 /// Sealing through the cluster at -vv: the client's debug logs of the certificate fetch hold no value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealing_through_the_cluster_leaks_nothing() {
-    use axum::Router;
-    use axum::routing::get;
-    let cert = std::fs::read_to_string(&keys().cert).unwrap();
-    let app = Router::new().route("/v1/cert.pem", get(move || async move { cert }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let service = format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: sealed-secrets-controller\n  namespace: kube-system\n  \
-         annotations: {{kube-standin/proxy: \"{url}\"}}\nspec:\n  ports:\n  - {{name: http, port: 8080, targetPort: 8080}}\n"
-    );
+    let service = certificate_serving_service().await;
     let api = kube_standin::StandIn::builder()
         .seed_yaml(&service)
         .start()

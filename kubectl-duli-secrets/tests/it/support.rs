@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use testkit::certs;
+
 /// The controller's test key pair and certificates, in one temp dir that lives for the test process.
 pub struct Keys {
     pub dir: PathBuf,
@@ -24,19 +26,6 @@ pub struct Keys {
     pub other_cert: PathBuf,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("these tests need the `openssl` command-line tool on PATH");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// Keys made once per day and shared by the test processes (nextest runs each test in its own): made in a
 /// temp dir, then renamed into place, so a reader never sees half a set.
 pub fn keys() -> &'static Keys {
@@ -52,88 +41,14 @@ pub fn keys() -> &'static Keys {
         if !dir.join("other.pem").is_file() {
             std::fs::create_dir_all(base).unwrap();
             let work = tempfile::tempdir_in(base).unwrap();
-            let run = |args: &[&str]| openssl(work.path(), args);
-            run(&[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:4096",
-                "-out",
-                "key.pem",
-            ]);
-            run(&[
-                "req",
-                "-x509",
-                "-key",
-                "key.pem",
-                "-subj",
-                "/CN=sealed-secret",
-                "-days",
-                "3650",
-                "-out",
-                "cert.pem",
-            ]);
-            run(&[
-                "req", "-new", "-key", "key.pem", "-subj", "/CN=old", "-out", "old.csr",
-            ]);
-            run(&[
-                "x509",
-                "-req",
-                "-in",
-                "old.csr",
-                "-signkey",
-                "key.pem",
-                "-days",
-                "-1",
-                "-out",
-                "expired.pem",
-            ]);
-            run(&[
-                "req", "-x509", "-key", "key.pem", "-subj", "/CN=soon", "-days", "10", "-out", "soon.pem",
-            ]);
-            run(&[
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-                "ec-key.pem",
-            ]);
-            run(&[
-                "req",
-                "-x509",
-                "-key",
-                "ec-key.pem",
-                "-subj",
-                "/CN=ec",
-                "-days",
-                "30",
-                "-out",
-                "ec.pem",
-            ]);
-            run(&[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-                "other-key.pem",
-            ]);
-            run(&[
-                "req",
-                "-x509",
-                "-key",
-                "other-key.pem",
-                "-subj",
-                "/CN=other",
-                "-days",
-                "365",
-                "-out",
-                "other.pem",
-            ]);
+            let at = work.path();
+            certs::rsa_key(at, 4096, "key.pem");
+            certs::self_signed(at, "key.pem", "sealed-secret", 3650, "cert.pem");
+            certs::expired(at, "key.pem", "expired.pem");
+            certs::self_signed(at, "key.pem", "soon", 10, "soon.pem");
+            certs::ec_self_signed(at, "ec-key.pem", "ec.pem");
+            certs::rsa_key(at, 2048, "other-key.pem");
+            certs::self_signed(at, "other-key.pem", "other", 365, "other.pem");
             // Another process may have won the race: then its set is used and ours dropped.
             let work = work.keep();
             if std::fs::rename(&work, &dir).is_err() {
@@ -254,4 +169,38 @@ pub fn oracle(args: &[&str]) -> Result<String, String> {
 pub fn b64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A scratch repository with this repository's `gitops/environments/{staging,prod}.yml` copied in; the
+/// caller adds the rest (catalog, charts).
+pub fn repo_with_environments() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("gitops/environments")).unwrap();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gitops/environments");
+    for env in ["staging", "prod"] {
+        std::fs::copy(
+            source.join(format!("{env}.yml")),
+            root.join(format!("gitops/environments/{env}.yml")),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// Serves the test certificate ([`keys`]) at `/v1/cert.pem` on a local port, as the sealed-secrets
+/// controller does, and returns the seed YAML of a `kube-system/sealed-secrets-controller` Service that
+/// kube-standin proxies to it.
+pub async fn certificate_serving_service() -> String {
+    use axum::Router;
+    use axum::routing::get;
+    let cert = std::fs::read_to_string(&keys().cert).unwrap();
+    let app = Router::new().route("/v1/cert.pem", get(move || async move { cert }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: sealed-secrets-controller\n  namespace: kube-system\n  \
+         annotations: {{kube-standin/proxy: \"{url}\"}}\nspec:\n  ports:\n  - {{name: http, port: 8080, targetPort: 8080}}\n"
+    )
 }
