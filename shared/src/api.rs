@@ -337,6 +337,14 @@ fn is_transport(err: &kube::Error) -> bool {
     )
 }
 
+/// A connection that timed out inside the client (its read or connect timeout), not an answer.
+fn is_timeout(err: &kube::Error) -> bool {
+    is_transport(err)
+        && crate::cluster::innermost_cause(err)
+            .to_ascii_lowercase()
+            .contains("timed out")
+}
+
 /// True for failures worth retrying: throttling, server errors, broken connections.
 pub fn is_transient(err: &kube::Error) -> bool {
     match err {
@@ -477,6 +485,9 @@ impl ApiClient {
         loop {
             let failure = match self.attempt(request()).await {
                 Some(Ok(value)) => return Ok(value),
+                // The client's own read timeout and ours race when they are about as long: either way
+                // the server gave no answer, and the message must not depend on which timer won.
+                Some(Err(err)) if is_timeout(&err) => Failure::TimedOut,
                 Some(Err(err)) if is_transient(&err) => Failure::Kube(err),
                 Some(Err(err)) => return Err(ApiError::from_kube(&self.server, call, &err)),
                 None => Failure::TimedOut,
