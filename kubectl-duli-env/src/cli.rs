@@ -1,7 +1,7 @@
 //! The command line: the flags of every subcommand, and the one place that runs a parsed command.
 //!
 //! The option structs the subcommands take (`UpOptions`, `PlanOptions`, `StatusOptions`,
-//! `DownOptions`) derive clap's `Args` themselves, next to the shared [`ClusterArgs`]/[`CommonArgs`], so
+//! `DownOptions`) derive clap's `Args` themselves, next to the shared [`GlobalArgs`], so
 //! `kubectl duli env` takes kubectl's flags like every duli plugin.
 // Doc comments here are clap's help text, where `<ENV>` is a placeholder people read, not HTML.
 #![allow(rustdoc::invalid_html_tags)]
@@ -20,7 +20,7 @@ use crate::status::StatusOptions;
 use crate::up::UpOptions;
 use crate::{Context, EnvError, down, list, log, plan, status, up};
 use shared::api::{ApiClient, Call};
-use shared::cli::{ClusterArgs, CommonArgs, CompletionShell};
+use shared::cli::{CompletionShell, GlobalArgs};
 use shared::error::Outcome;
 use shared::fsio::Stdout;
 use shared::output::OutputFormat;
@@ -30,12 +30,9 @@ use shared::runner::{self, Runner};
 #[derive(Debug, Parser)]
 #[command(name = "kubectl-duli-env", bin_name = "kubectl duli env", version, about)]
 pub struct Cli {
-    /// `--kubeconfig`, `--context`.
+    /// `--kubeconfig`, `--context`, `-o`, `-v`, `--yes`, `--repo`.
     #[command(flatten)]
-    pub cluster: ClusterArgs,
-    /// `-o`, `-v`, `--yes`, `--repo`.
-    #[command(flatten)]
-    pub common: CommonArgs,
+    pub global: GlobalArgs,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
@@ -145,7 +142,7 @@ pub async fn run(command: &Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> 
         .command
         .logged()
         .and_then(|(name, env)| log::log_path(name, Some(env)));
-    if let Err(err) = log::init(command.common.verbose, log_file.as_deref()) {
+    if let Err(err) = log::init(command.global.common.verbose, log_file.as_deref()) {
         eprintln!(
             "warning: no log file ({}): {err}",
             log_file
@@ -154,7 +151,7 @@ pub async fn run(command: &Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> 
                 .unwrap_or_default()
         );
         log_file = None;
-        let _ = log::init(command.common.verbose, None);
+        let _ = log::init(command.global.common.verbose, None);
     }
     if let Some(path) = &log_file {
         tracing::debug!("kubectl duli env {:?}", command.command);
@@ -202,12 +199,12 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 const NO_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 async fn context(command: &Cli) -> Result<Context, EnvError> {
-    let repo = command.common.locate_repo()?;
+    let repo = command.global.common.locate_repo()?;
     // Bad input is reported before the cluster is asked anything.
     if let Some(env) = command.command.env() {
         crate::load_env(&repo, env)?;
     }
-    let target = command.cluster.target();
+    let target = command.global.cluster.target();
     let cluster = target.connect(None).await?;
     let timeout = command.command.timeout();
     // A server that is down or never answers fails here, in one sentence, instead of hanging a later call.
@@ -228,7 +225,7 @@ async fn context(command: &Cli) -> Result<Context, EnvError> {
 }
 
 async fn execute(command: &Cli, log_file: Option<PathBuf>, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let output = command.common.output;
+    let output = command.global.common.output;
     let ctx = context(command).await?;
     // Commands that change the environment take its lock (held until they return or the process ends).
     let _lock = match command.command.logged() {
@@ -247,7 +244,7 @@ async fn execute(command: &Cli, log_file: Option<PathBuf>, out: &mut dyn Write) 
         Command::Plan(opts) => print_plan(&ctx, opts, output, out).await,
         Command::Status(opts) => status::status(&ctx, opts).await?.print(output, out),
         Command::Down(opts) => {
-            down::down(&ctx, opts, command.common.yes)
+            down::down(&ctx, opts, command.global.common.yes)
                 .await?
                 .print(output, out)?;
             Ok(Outcome::Clean)

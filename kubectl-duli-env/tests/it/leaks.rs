@@ -82,12 +82,7 @@ fn check(what: &str, run: &Run, seen: &Observed, helm_expected: bool) {
         &[DO_TOKEN, KUBE_TOKEN],
         &allowed(),
     );
-    let programs: Vec<&str> = seen
-        .processes
-        .values()
-        .flatten()
-        .map(|p| p.program.as_str())
-        .collect();
+    let programs = seen.programs();
     eprintln!(
         "[{what}] exit {}, {} polls, processes {programs:?}",
         run.code, seen.polls
