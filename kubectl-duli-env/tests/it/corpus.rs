@@ -771,12 +771,7 @@ enum Stop {
 async fn stopped_during_up_then_rerun_converges(stop: Stop, code: i32, name: &str) {
     // Slow readiness keeps helm waiting on the fixture Deployment, with its release pending-install.
     let world = World::start(Duration::from_secs(3)).await;
-    let child = world
-        .command(&["up", "staging", "--timeout", "2m"])
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap() as i32;
+    let (child, pid) = world.spawn_up_in_own_group();
     world.wait_for_pending_install().await;
     assert!(
         !processes_of(&world).is_empty(),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::support::World;
+use super::support::{World, assert_contains};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn down_staging_leaves_prod_and_the_operators_untouched() {
@@ -22,11 +22,7 @@ async fn down_staging_leaves_prod_and_the_operators_untouched() {
         .run(&["down", "staging", "--include-platform"])
         .await
         .expect(2);
-    assert!(
-        refused.stderr.contains("refusing --include-platform: prod"),
-        "{}",
-        refused.stderr
-    );
+    assert_contains(&refused.stderr, "refusing --include-platform: prod");
     assert!(
         world.get("namespaces", "", "staging").is_some(),
         "a refusal changes nothing"
@@ -89,11 +85,7 @@ async fn prod_down_without_a_terminal_or_yes_is_refused() {
         .await
         .expect(0);
     let refused = world.run(&["down", "prod"]).await.expect(2);
-    assert!(
-        refused.stderr.contains("no terminal to ask on; pass --yes"),
-        "{}",
-        refused.stderr
-    );
+    assert_contains(&refused.stderr, "no terminal to ask on; pass --yes");
     assert!(
         world.get("namespaces", "", "prod").is_some(),
         "nothing was deleted"

@@ -19,7 +19,7 @@ use kube_standin::Fault;
 use relay::Relay;
 use serde_json::Value;
 
-use super::support::{Run, World, run_to_end};
+use super::support::{Run, World, assert_contains, run_to_end};
 
 const FAST: Duration = Duration::from_millis(200);
 
@@ -76,6 +76,18 @@ impl Server {
     /// Run to completion; more than 3 minutes is a hang and fails the test.
     async fn run(&self, args: &[&str]) -> Run {
         run_to_end(self.command(args)).await
+    }
+
+    /// `status staging --timeout TIMEOUT` that must give up: exit 2 within `bound` (no hang), stopping with
+    /// one error line, which is returned.
+    async fn status_gives_up(&self, timeout: &str, bound: Duration) -> String {
+        let run = self
+            .run(&["status", "staging", "--timeout", timeout])
+            .await
+            .expect(2);
+        let error = one_line_error(&run);
+        assert_within(&run, bound);
+        error
     }
 
     fn served(&self, status: u16) -> usize {
@@ -172,16 +184,11 @@ async fn status_latency_of_one_second_per_request() {
             .world
             .api
             .add_fault(Fault::latency(Duration::from_secs(3)).on_path(path));
-        let run = server
-            .run(&["status", "staging", "--timeout", "2s"])
-            .await
-            .expect(2);
-        let error = one_line_error(&run);
+        let error = server.status_gives_up("2s", Duration::from_secs(10)).await;
         assert!(
             error.contains("is unreachable") && error.contains("no answer within the 2s deadline"),
             "{path}: {error}"
         );
-        assert_within(&run, Duration::from_secs(10));
     }
 }
 
@@ -204,17 +211,12 @@ async fn status_429_with_retry_after() {
         .world
         .api
         .add_fault(Fault::too_many_requests(1).on_path("/applications"));
-    let run = server
-        .run(&["status", "staging", "--timeout", "5s"])
-        .await
-        .expect(2);
-    let error = one_line_error(&run);
+    let error = server.status_gives_up("5s", Duration::from_secs(15)).await;
     // kube's client waits out the 429s inside one attempt, so the give-up names the deadline.
     assert!(
         error.contains("no answer within the 5s deadline") && error.contains("applications"),
         "{error}"
     );
-    assert_within(&run, Duration::from_secs(15));
 }
 
 /// Bursts of 500: retried through, same verdict, and nothing printed about them. A resource that keeps
@@ -239,17 +241,12 @@ async fn status_500_bursts() {
         .world
         .api
         .add_fault(Fault::error(500).on_path("/applications"));
-    let run = server
-        .run(&["status", "staging", "--timeout", "2m"])
-        .await
-        .expect(2);
-    let error = one_line_error(&run);
+    let error = server.status_gives_up("2m", Duration::from_secs(90)).await;
     assert!(
         error.contains("cannot list applications.argoproj.io in namespace argocd")
             && error.contains("500 InternalError"),
         "{error}"
     );
-    assert_within(&run, Duration::from_secs(90));
 }
 
 /// `status` does not watch: dropped and expired watches cannot touch it (the request log proves it).
@@ -453,7 +450,7 @@ async fn up_throttled_then_failed_by_500s_in_the_platform_phase_then_rerun_conve
         error.contains("500") || error.contains("an error on the server"),
         "{error}"
     );
-    assert!(run.stderr.contains("✓ preflight"), "{}", run.stderr);
+    assert_contains(&run.stderr, "✓ preflight");
     assert!(!run.stderr.contains("✓ platform"), "{}", run.stderr);
     assert!(
         server.world.get("namespaces", "", "staging").is_none(),
@@ -495,7 +492,7 @@ async fn up_api_server_killed_mid_run_and_restarted() {
         error.contains("the API server is not answering now") && error.contains("run the same command again"),
         "{error}"
     );
-    assert!(run.stderr.contains("✓ preflight"), "{}", run.stderr);
+    assert_contains(&run.stderr, "✓ preflight");
     assert!(server.world.get("namespaces", "", "staging").is_none());
     assert_within(&run, Duration::from_secs(60));
 
@@ -505,7 +502,7 @@ async fn up_api_server_killed_mid_run_and_restarted() {
         .await
         .expect(0);
     assert_eq!(rerun.json()["ready"], true, "{}", rerun.stderr);
-    assert!(rerun.stderr.contains("recovering argocd"), "{}", rerun.stderr);
+    assert_contains(&rerun.stderr, "recovering argocd");
 
     // Dies during the waves of an `up` that has Applications to change, back 3 s later.
     server.world.api.clear_requests();

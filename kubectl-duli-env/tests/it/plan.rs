@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::support::World;
+use super::support::{World, assert_contains};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn plan_shows_nothing_after_up_and_a_diff_after_a_values_change() {
@@ -14,20 +14,12 @@ async fn plan_shows_nothing_after_up_and_a_diff_after_a_values_change() {
         "charts to install on an empty cluster:\n{}",
         empty.stdout
     );
-    assert!(empty.stdout.contains("+ Namespace staging"), "{}", empty.stdout);
+    assert_contains(&empty.stdout, "+ Namespace staging");
     world.run(&["up", "staging", "--timeout", "2m"]).await.expect(0);
 
     let clean = world.run(&["plan", "staging"]).await.expect(0);
-    assert!(
-        clean.stdout.contains("0 to create, 0 to change"),
-        "{}",
-        clean.stdout
-    );
-    assert!(
-        clean.stdout.contains("charts: 0 to install, 0 to upgrade"),
-        "{}",
-        clean.stdout
-    );
+    assert_contains(&clean.stdout, "0 to create, 0 to change");
+    assert_contains(&clean.stdout, "charts: 0 to install, 0 to upgrade");
     assert!(
         world.run(&["up", "staging", "--dry-run"]).await.code == 0,
         "up --dry-run is plan"

@@ -2,24 +2,16 @@
 
 use std::time::Duration;
 
-use super::support::World;
+use super::support::{World, assert_contains};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_reflects_a_component_made_unready() {
     let world = World::start(Duration::from_millis(200)).await;
     world.run(&["up", "staging", "--timeout", "2m"]).await.expect(0);
     let ready = world.run(&["status", "staging"]).await.expect(0);
-    assert!(
-        ready.stdout.contains("staging (namespace staging): ready"),
-        "{}",
-        ready.stdout
-    );
-    assert!(
-        ready.stdout.contains("Application/staging-backend"),
-        "{}",
-        ready.stdout
-    );
-    assert!(ready.stdout.contains("Synced/Healthy"), "{}", ready.stdout);
+    assert_contains(&ready.stdout, "staging (namespace staging): ready");
+    assert_contains(&ready.stdout, "Application/staging-backend");
+    assert_contains(&ready.stdout, "Synced/Healthy");
 
     world
         .api
@@ -62,14 +54,6 @@ async fn status_reflects_a_component_made_unready() {
         .all(|c| c["ready"] == true);
     assert!(others_ready, "{report}");
     let table = world.run(&["status", "staging"]).await.expect(1);
-    assert!(
-        table.stdout.contains("backend (wave 5): not ready"),
-        "{}",
-        table.stdout
-    );
-    assert!(
-        table.stdout.contains("0/1 replicas available"),
-        "{}",
-        table.stdout
-    );
+    assert_contains(&table.stdout, "backend (wave 5): not ready");
+    assert_contains(&table.stdout, "0/1 replicas available");
 }

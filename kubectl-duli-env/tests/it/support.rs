@@ -122,6 +122,18 @@ impl World {
         assert!(pending.is_ok(), "helm never recorded a pending install");
     }
 
+    /// Start `up staging --timeout 2m` in a process group of its own, so that a signal to the group reaches
+    /// the whole tree (kubectl → plugin → helm) like Ctrl-C on a terminal; with its pid (the group's id).
+    pub fn spawn_up_in_own_group(&self) -> (tokio::process::Child, i32) {
+        let child = self
+            .command(&["up", "staging", "--timeout", "2m"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id().unwrap() as i32;
+        (child, pid)
+    }
+
     /// A live object as JSON, from the stand-in's store.
     pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
         self.api.store().get(resource, namespace, name)
@@ -131,4 +143,10 @@ impl World {
 /// Run a prepared `kubectl duli env ARGS` to completion; more than 3 minutes is a hang and fails the test.
 pub async fn run_to_end(command: tokio::process::Command) -> Run {
     testkit::process::output_within(command, Duration::from_secs(180)).await
+}
+
+/// `text` contains `needle`; otherwise fail showing the whole text.
+#[track_caller]
+pub fn assert_contains(text: &str, needle: &str) {
+    assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
 }

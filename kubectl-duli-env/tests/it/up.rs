@@ -6,7 +6,7 @@ use std::time::Duration;
 use kube_standin::Fault;
 use serde_json::json;
 
-use super::support::World;
+use super::support::{World, assert_contains};
 use testkit::process::signal_group;
 
 const FAST: Duration = Duration::from_millis(200);
@@ -84,23 +84,14 @@ async fn up_from_empty_to_ready_then_a_second_up_changes_nothing() {
     assert_eq!(summary["totals"]["created"], 0, "{summary}");
     assert_eq!(summary["totals"]["changed"], 0, "{summary}");
     assert!(summary["totals"]["unchanged"].as_u64().unwrap() > 20, "{summary}");
-    assert!(
-        second.stderr.contains("platform: argocd 0.1.0 up to date"),
-        "{}",
-        second.stderr
-    );
+    assert_contains(&second.stderr, "platform: argocd 0.1.0 up to date");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_killed_in_the_platform_phase_then_rerun_converges() {
     // Slow readiness keeps helm waiting on the fixture Deployment, with its release pending-install.
     let world = World::start(Duration::from_secs(3)).await;
-    let mut child = world
-        .command(&["up", "staging", "--timeout", "2m"])
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap() as i32;
+    let (mut child, pid) = world.spawn_up_in_own_group();
     world.wait_for_pending_install().await;
     // Like Ctrl-C on a terminal: the whole process group (kubectl → plugin → helm) goes.
     signal_group("KILL", pid);
@@ -118,18 +109,13 @@ async fn up_killed_in_the_platform_phase_then_rerun_converges() {
         .await
         .expect(0);
     assert_eq!(rerun.json()["ready"], true);
-    assert!(rerun.stderr.contains("recovering argocd"), "{}", rerun.stderr);
+    assert_contains(&rerun.stderr, "recovering argocd");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_killed_between_waves_then_rerun_converges() {
     let world = World::start(Duration::from_millis(700)).await;
-    let mut child = world
-        .command(&["up", "staging", "--timeout", "2m"])
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap() as i32;
+    let (mut child, pid) = world.spawn_up_in_own_group();
     // Kill once the data instances' wave is applied, before the applications' wave.
     let reached = tokio::time::timeout(Duration::from_secs(90), async {
         while world
@@ -248,22 +234,9 @@ async fn a_stuck_component_fails_with_its_message_and_how_to_look_closer() {
         )
         .unwrap();
     let run = world.run(&["up", "staging", "--timeout", "12s"]).await.expect(1);
-    assert!(
-        run.stderr.contains("component `postgres-instance`"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("waiting for PVC database-1 to be bound"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("look closer: kubectl duli env status staging"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "component `postgres-instance`");
+    assert_contains(&run.stderr, "waiting for PVC database-1 to be bound");
+    assert_contains(&run.stderr, "look closer: kubectl duli env status staging");
     assert!(
         run.stdout.contains("not ready"),
         "the summary still prints:\n{}",
@@ -284,18 +257,9 @@ async fn an_application_stuck_out_of_sync_shows_argo_cds_message() {
         )
         .unwrap();
     let run = world.run(&["up", "staging", "--timeout", "12s"]).await.expect(1);
-    assert!(
-        run.stderr.contains("Application argocd/staging-backend, wave 5"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("sync OutOfSync"), "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("ComparisonError: values-staging.yml: no such file"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "Application argocd/staging-backend, wave 5");
+    assert_contains(&run.stderr, "sync OutOfSync");
+    assert_contains(&run.stderr, "ComparisonError: values-staging.yml: no such file");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -307,24 +271,14 @@ async fn forbidden_names_verb_resource_and_namespace() {
     )
     .await;
     let preflight = world.run(&["up", "staging"]).await.expect(2);
-    assert!(
-        preflight.stderr.contains("preflight found"),
-        "{}",
-        preflight.stderr
+    assert_contains(&preflight.stderr, "preflight found");
+    assert_contains(
+        &preflight.stderr,
+        "patch applications.argoproj.io in namespace argocd",
     );
-    assert!(
-        preflight
-            .stderr
-            .contains("patch applications.argoproj.io in namespace argocd"),
-        "{}",
-        preflight.stderr
-    );
-    assert!(
-        preflight
-            .stderr
-            .contains("kubectl auth can-i patch applications.argoproj.io -n argocd"),
-        "{}",
-        preflight.stderr
+    assert_contains(
+        &preflight.stderr,
+        "kubectl auth can-i patch applications.argoproj.io -n argocd",
     );
     // Without preflight the API server's 403 is reported the same way.
     world
@@ -332,18 +286,11 @@ async fn forbidden_names_verb_resource_and_namespace() {
         .await
         .expect(0);
     let applied = world.run(&["up", "staging", "--only", "gitops"]).await.expect(2);
-    assert!(
-        applied
-            .stderr
-            .contains("forbidden: you may not patch applications.argoproj.io"),
-        "{}",
-        applied.stderr
+    assert_contains(
+        &applied.stderr,
+        "forbidden: you may not patch applications.argoproj.io",
     );
-    assert!(
-        applied.stderr.contains("in namespace argocd"),
-        "{}",
-        applied.stderr
-    );
+    assert_contains(&applied.stderr, "in namespace argocd");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -351,11 +298,7 @@ async fn missing_sealed_secrets_point_at_secrets_init() {
     let world = World::start(FAST).await;
     std::fs::remove_dir_all(world.repo.join("helm/secrets/sealed/staging")).unwrap();
     let run = world.run(&["up", "staging"]).await.expect(2);
-    assert!(
-        run.stderr.contains("kubectl duli secrets init staging"),
-        "{}",
-        run.stderr
-    );
+    assert_contains(&run.stderr, "kubectl duli secrets init staging");
     assert!(
         world.get("namespaces", "", "staging").is_none(),
         "preflight changed nothing"
