@@ -473,6 +473,11 @@ pub async fn converge(
 /// How long the check after a failed helm command may take; `up` keeps this much of `--timeout` for it.
 pub const SERVER_CHECK: Duration = Duration::from_secs(1);
 
+/// What `up` keeps of `--timeout` after helm's own `--timeout` for helm to record a failed release and exit
+/// (against a server that just went away that takes seconds on a loaded machine), so helm's reason, not
+/// the command's deadline, is what the user reads.
+pub const HELM_EXIT: Duration = Duration::from_secs(3);
+
 /// A failed helm command whose own reason is a timeout ("context deadline exceeded") does not say that
 /// the API server went away meanwhile: ask it once, and when it does not answer, say so.
 async fn with_server_state(err: PlatformError, client: &kube::Client) -> PlatformError {

@@ -123,7 +123,7 @@ pub async fn up(
             ctx.api
                 .deadline()
                 .saturating_duration_since(tokio::time::Instant::now())
-                .saturating_sub(platform::SERVER_CHECK),
+                .saturating_sub(platform::SERVER_CHECK + platform::HELM_EXIT),
         )
         .await?;
         // The charts may have brought CRDs (Application, SealedSecret): look again.

@@ -53,6 +53,18 @@ impl Observed {
             .map(|p| p.program.as_str())
             .collect()
     }
+
+    /// The programs of the plugin's children only. A read of the plugin's own `/proc/PID/cmdline` can
+    /// catch it mid-exec or mid-exit (seen as a torn `kube…` on a loaded machine); that is the plugin, not
+    /// a child it started.
+    pub fn child_programs(&self) -> Vec<&str> {
+        self.processes
+            .values()
+            .flatten()
+            .filter(|p| !p.root)
+            .map(|p| p.program.as_str())
+            .collect()
+    }
 }
 
 /// A running scan.

@@ -73,10 +73,15 @@ fn audited(
 
 fn check(what: &str, output: &Output, seen: &leakscan::Observed, secrets: &[&str], allowed: &Allowed) {
     assert_no_leak(what, &stdout(output), &stderr(output), seen, secrets, allowed);
-    let programs = seen.programs();
     assert!(
-        programs.iter().all(|p| *p == "kubectl-duli-secrets"),
-        "{what}: no child processes expected: {programs:?}"
+        seen.programs().contains(&"kubectl-duli-secrets"),
+        "{what}: the plugin was seen: {:?}",
+        seen.programs()
+    );
+    let children = seen.child_programs();
+    assert!(
+        children.is_empty(),
+        "{what}: no child processes expected: {children:?}"
     );
 }
 
