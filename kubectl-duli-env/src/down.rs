@@ -213,7 +213,8 @@ pub async fn down(ctx: &Context, opts: &DownOptions, yes: bool) -> Result<DownRe
         }
         let t = Instant::now();
         let helm = Helm::locate(&ctx.target, &ctx.cluster.context)
-            .map_err(|err| DownError::from(PlatformError::from(err)))?;
+            .map_err(|err| DownError::from(PlatformError::from(err)))?
+            .until(ctx.api.deadline());
         let mut removed = Vec::new();
         for chart in desired.platform.iter().rev() {
             helm.run(&[

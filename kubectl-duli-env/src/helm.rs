@@ -46,6 +46,9 @@ pub struct Helm {
     bin: PathBuf,
     target: ClusterTarget,
     context: String,
+    /// When every helm command must have ended (helm's own `--timeout` bounds only its wait, not the
+    /// work before it nor its exit).
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl Helm {
@@ -55,7 +58,15 @@ impl Helm {
             bin: shared::tools::helm()?,
             target: target.clone(),
             context: context.to_string(),
+            deadline: None,
         })
+    }
+
+    /// The same helm, stopped at `deadline` if a command is still running then: the caller keeps the time
+    /// after it to say why, before the command's own deadline speaks instead.
+    pub fn until(mut self, deadline: tokio::time::Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// The helm binary.
@@ -92,7 +103,21 @@ impl Helm {
             // Closing stdin is helm's end of the values document.
             drop(stdin);
         }
-        let output = process.wait_with_output().await.map_err(failed)?;
+        let output = match self.deadline {
+            // Dropping the unfinished wait kills helm (`kill_on_drop`).
+            Some(deadline) => match tokio::time::timeout_at(deadline, process.wait_with_output()).await {
+                Ok(output) => output.map_err(failed)?,
+                Err(_) => {
+                    return Err(HelmError::Failed {
+                        command,
+                        message: "it was still running when the time --timeout leaves it ran out, and was \
+                                  stopped"
+                            .into(),
+                    });
+                }
+            },
+            None => process.wait_with_output().await.map_err(failed)?,
+        };
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
         if !stderr.is_empty() {
@@ -192,12 +217,32 @@ mod tests {
         assert_eq!(one_line("plain failure"), "plain failure");
     }
 
+    /// helm's own `--timeout` does not bound its whole run: the plugin stops it at the deadline it was given.
+    #[tokio::test]
+    async fn a_command_still_running_at_the_deadline_is_stopped_with_a_reason() {
+        let helm = Helm {
+            bin: PathBuf::from("/bin/sh"),
+            target: ClusterTarget::default(),
+            context: "c".into(),
+            deadline: None,
+        }
+        .until(tokio::time::Instant::now() + std::time::Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        // `sh -c 'sleep 30' --kube-context c`: the appended cluster flags become the script's $0 and $1.
+        let err = helm.run(&["-c".into(), "sleep 30".into()]).await.unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "not stopped");
+        let message = err.to_string();
+        assert!(message.starts_with("`helm -c sleep 30` failed: "), "{message}");
+        assert!(message.contains("--timeout"), "{message}");
+    }
+
     #[test]
     fn helm_does_not_inherit_provider_tokens() {
         let helm = Helm {
             bin: PathBuf::from("/bin/true"),
             target: ClusterTarget::default(),
             context: "c".into(),
+            deadline: None,
         };
         let command = helm.command(&["version".into()], false);
         let removed: Vec<_> = command

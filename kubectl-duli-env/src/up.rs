@@ -111,7 +111,15 @@ pub async fn up(
 
     if has(Phase::Platform) {
         let t = Instant::now();
-        let helm = Helm::locate(&ctx.target, &ctx.cluster.context).map_err(PlatformError::from)?;
+        // helm is stopped in time for the check that says why it failed to end before the deadline.
+        let helm = Helm::locate(&ctx.target, &ctx.cluster.context)
+            .map_err(PlatformError::from)?
+            .until(
+                ctx.api
+                    .deadline()
+                    .checked_sub(platform::SERVER_CHECK)
+                    .unwrap_or_else(tokio::time::Instant::now),
+            );
         let shared = ctx.repo.shared_sealed_dir();
         let counts = platform::converge(
             &helm,

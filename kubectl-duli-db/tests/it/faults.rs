@@ -38,6 +38,8 @@ fn assert_healthy(run: &Run, what: &str) {
     }
 }
 
+/// A no-hang check: bounds are the run's `--timeout` plus 3 s (process start and the runner's margin on a
+/// loaded machine). They catch a run that ignores its deadline, not slowness.
 #[track_caller]
 fn assert_within(elapsed: Duration, bound: Duration, run: &Run) {
     assert!(
@@ -195,12 +197,13 @@ async fn api_server_killed_mid_run_and_restarted() {
         "{}",
         run.all()
     );
-    assert_within(elapsed, Duration::from_secs(5), &run);
-    // While it is down.
+    assert_within(elapsed, Duration::from_secs(8), &run);
+    // While it is down: refused connections are retried (a restarting server comes back) until the next
+    // pause would pass the deadline, so the run ends somewhere before the 5 s, never after.
     let (run, elapsed) = status(&cluster, Some(&relay), &["--timeout", "5s"]).await;
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("Connection refused"), "{}", run.all());
-    assert_within(elapsed, Duration::from_secs(3), &run);
+    assert_within(elapsed, Duration::from_secs(8), &run);
 
     // Killed while the live checks open their port-forwards.
     relay.restart().await;
