@@ -385,3 +385,84 @@ async fn verify_and_rotate_through_the_controller() {
         "{posts:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_every_document_of_a_multi_document_file_by_name() {
+    let env = setup().await;
+    let dir = env.home.path();
+    let cert = keys().cert.display().to_string();
+    let seal = |secret: String| {
+        let env = &env;
+        let cert = cert.clone();
+        async move {
+            let output = run(env, &["seal", "--cert", &cert], &secret).await;
+            assert_code(&output, 0);
+            stdout(&output)
+        }
+    };
+    let db = seal(SECRET.to_string()).await;
+    let cache = seal(SECRET.replace("name: db", "name: cache")).await;
+    // Moved after sealing: the controller cannot open it.
+    let moved = seal(SECRET.replace("name: db", "name: queue"))
+        .await
+        .replace("namespace: staging", "namespace: prod");
+    let stream = dir.join("all.yaml");
+    std::fs::write(&stream, format!("{db}{moved}{cache}")).unwrap();
+    let ssc = ["--controller-name", "sealed-secrets"];
+
+    let output = run(
+        &env,
+        &[&["verify", stream.to_str().unwrap()][..], &ssc].concat(),
+        "",
+    )
+    .await;
+    assert_code(&output, 1);
+    let table = stdout(&output);
+    for (document, secret, verdict) in [
+        (1, "staging/db", "yes"),
+        (2, "prod/queue", "NO"),
+        (3, "staging/cache", "yes"),
+    ] {
+        assert!(
+            table.lines().any(|line| line.contains(&format!("(document {document})"))
+                && line.contains(secret)
+                && line.contains(verdict)),
+            "document {document}:\n{table}"
+        );
+    }
+
+    // kubeseal's --validate, on stdin; and -o json names each document.
+    let output = run(&env, &[&["--validate"][..], &ssc].concat(), &db).await;
+    assert_code(&output, 0);
+    let output = run(
+        &env,
+        &[&["verify", "-o", "json", stream.to_str().unwrap()][..], &ssc].concat(),
+        "",
+    )
+    .await;
+    assert_code(&output, 1);
+    let verdicts: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let summary: Vec<(u64, &str, bool)> = verdicts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["document"].as_u64().unwrap(),
+                v["secret"].as_str().unwrap(),
+                v["decrypts"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [(1, "staging/db", true), (2, "prod/queue", false), (3, "staging/cache", true)]
+    );
+    let verify_posts = env
+        .standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/proxy/v1/verify"))
+        .count();
+    assert_eq!(verify_posts, 7, "one request per document");
+}
