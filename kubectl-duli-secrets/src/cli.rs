@@ -590,3 +590,69 @@ pub fn first_non_utf8_argument(args: impl IntoIterator<Item = std::ffi::OsString
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(args: &[&str]) -> Cli {
+        let argv = std::iter::once("kubectl-duli-secrets").chain(args.iter().copied());
+        let mut cli = Cli::try_parse_args(argv).unwrap();
+        cli.resolve().unwrap();
+        cli
+    }
+
+    #[test]
+    fn the_parser_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn kubeseal_flags_choose_the_command_as_kubeseal_does() {
+        let cli = resolved(&["--re-encrypt", "-f", "db.yaml"]);
+        let Some(Command::Rotate(options)) = cli.chosen() else {
+            panic!("{cli:?}")
+        };
+        assert!(options.in_place && options.out.is_none());
+        assert_eq!(cli.doc_format(), Some(DocFormat::Yaml));
+
+        let cli = resolved(&["--re-encrypt", "-f", "db.yaml", "-w", "new.json"]);
+        let Some(Command::Rotate(options)) = cli.chosen() else {
+            panic!("{cli:?}")
+        };
+        assert!(!options.in_place);
+        assert_eq!(cli.doc_format(), Some(DocFormat::Json));
+
+        let cli = resolved(&["-w", "out.yml"]);
+        assert!(matches!(cli.chosen(), Some(Command::Seal(_))));
+        assert_eq!(cli.doc_format(), Some(DocFormat::Yaml));
+        assert_eq!(
+            resolved(&["-w", "out.yml", "--format", "json"]).doc_format(),
+            Some(DocFormat::Json)
+        );
+
+        let cli = resolved(&["--validate"]);
+        let Some(Command::Verify(options)) = cli.chosen() else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(options.files, [PathBuf::from("-")]);
+
+        // kubeseal's order: unseal wins over validate, validate over re-encrypt, fetch-cert over raw.
+        let cli = resolved(&["--validate", "--recovery-unseal", "--recovery-private-key", "a,b"]);
+        let Some(Command::Unseal(options)) = cli.chosen() else {
+            panic!("{cli:?}")
+        };
+        assert_eq!(options.private_keys, [PathBuf::from("a"), PathBuf::from("b")]);
+        assert!(matches!(
+            resolved(&["--raw", "--fetch-cert"]).chosen(),
+            Some(Command::FetchCert)
+        ));
+
+        // A subcommand keeps its own default format.
+        assert_eq!(resolved(&["seal"]).doc_format(), None);
+
+        let argv = ["kubectl-duli-secrets", "--recovery-unseal"];
+        let err = Cli::try_parse_args(argv).unwrap().resolve().unwrap_err();
+        assert!(err.contains("--recovery-private-key"), "{err}");
+    }
+}

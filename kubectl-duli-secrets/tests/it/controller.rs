@@ -424,9 +424,11 @@ async fn verify_reports_every_document_of_a_multi_document_file_by_name() {
         (3, "staging/cache", "yes"),
     ] {
         assert!(
-            table.lines().any(|line| line.contains(&format!("(document {document})"))
-                && line.contains(secret)
-                && line.contains(verdict)),
+            table
+                .lines()
+                .any(|line| line.contains(&format!("(document {document})"))
+                    && line.contains(secret)
+                    && line.contains(verdict)),
             "document {document}:\n{table}"
         );
     }
@@ -456,7 +458,11 @@ async fn verify_reports_every_document_of_a_multi_document_file_by_name() {
         .collect();
     assert_eq!(
         summary,
-        [(1, "staging/db", true), (2, "prod/queue", false), (3, "staging/cache", true)]
+        [
+            (1, "staging/db", true),
+            (2, "prod/queue", false),
+            (3, "staging/cache", true)
+        ]
     );
     let verify_posts = env
         .standin
