@@ -214,7 +214,6 @@ fn print_audit(
 mod tests {
     use std::path::Path;
 
-    use clap::Parser;
     use serde_json::Value;
 
     use super::*;
