@@ -472,3 +472,42 @@ async fn verify_reports_every_document_of_a_multi_document_file_by_name() {
         .count();
     assert_eq!(verify_posts, 7, "one request per document");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeseal_mode_talks_to_the_controller_named_by_its_variables() {
+    let env = setup().await;
+    let dir = env.home.path();
+    // kubeseal's variables name the controller; nothing on the command line does.
+    let vars = [
+        ("SEALED_SECRETS_CONTROLLER_NAME", "sealed-secrets"),
+        ("SEALED_SECRETS_CONTROLLER_NAMESPACE", "kube-system"),
+    ];
+    let run_with = |args: &'static [&'static str], stdin: String| {
+        let mut command = plugin(dir);
+        command.env("KUBECONFIG", &env.kubeconfig).args(args);
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        tokio::task::spawn_blocking(move || run_with_stdin(command, stdin.as_bytes()))
+    };
+    let output = run_with(&["--fetch-cert"], String::new()).await.unwrap();
+    assert_code(&output, 0);
+    assert_eq!(stdout(&output), std::fs::read_to_string(&keys().cert).unwrap());
+
+    // Sealed with the certificate from the cluster, JSON by default.
+    let output = run_with(&[], SECRET.to_string()).await.unwrap();
+    assert_code(&output, 0);
+    let sealed = stdout(&output);
+    let doc: Value = serde_json::from_str(&sealed).unwrap();
+    assert!(open_all(&doc, &[&env.key]).is_some());
+
+    let output = run_with(&["--validate"], sealed.clone()).await.unwrap();
+    assert_code(&output, 0);
+
+    // --re-encrypt on stdin: kubeseal prints the re-encrypted SealedSecret (JSON).
+    let output = run_with(&["--re-encrypt"], sealed).await.unwrap();
+    assert_code(&output, 0);
+    let rotated: Value = serde_json::from_str(&stdout(&output)).expect("JSON out");
+    let values = open_all(&rotated, &[&env.new_key]).expect("re-encrypted with the new key");
+    assert_eq!(values[0], ("password".to_string(), b"s3cret".to_vec()));
+}
