@@ -406,3 +406,24 @@ pub fn unseal(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkeys;
+
+    #[test]
+    fn pem_keys_take_rsa_keys_skip_certificates_and_explain_the_rest() {
+        let key = testkeys::rsa_2048();
+        let both = format!("{}{}", key.cert_pem, key.key_pem);
+        assert_eq!(pem_keys(&both).unwrap().len(), 1);
+        let err = pem_keys(&key.cert_pem).unwrap_err();
+        assert!(err.contains("no PEM private key"), "{err}");
+        let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert!(pem_keys(encrypted).unwrap_err().contains("decrypt it first"));
+        let ec = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        assert!(pem_keys(ec).unwrap_err().contains("not RSA"));
+        let cut = key.key_pem.replace("-----END PRIVATE KEY-----", "");
+        assert!(pem_keys(&cut).unwrap_err().contains("no END line"));
+    }
+}
