@@ -1,5 +1,6 @@
 //! `kubectl duli secrets`: seal Secrets into SealedSecrets exactly as kubeseal does, and manage them:
-//! `seal`, `raw`, `fetch-cert`, `verify`, `rotate`, `init ENV` and `audit [ENV]`.
+//! `seal`, `raw`, `fetch-cert`, `verify`, `rotate`, `unseal`, `init ENV` and `audit [ENV]` — and, without a
+//! subcommand, kubeseal's own flags (see [`cli::KubesealArgs`]).
 //!
 //! Start at [`cli`] (every flag, on the option structs the commands take) and [`run()`] (runs a parsed
 //! command line and prints its report: the one place this crate prints). The binary only parses and calls
@@ -15,6 +16,7 @@
 //! - [`manifest`]: Secret manifests in, SealedSecret documents out, merging into existing files.
 //! - `seal`: the `seal`, `raw` and `fetch-cert` commands.
 //! - `remote`: the `verify` and `rotate` commands.
+//! - `recovery`: `unseal` and offline `rotate --private-key`, with backed-up controller keys.
 //! - `init`: `init ENV`, the environment's credentials from `gitops/secrets.yml`.
 //! - `audit`: `audit [ENV]`, secret-looking values in the rendered environment and live ConfigMaps.
 //! - [`yaml`]: the deterministic YAML writer and the in-place `encryptedData` edit.
@@ -34,6 +36,7 @@ pub(crate) mod controller;
 pub(crate) mod files;
 pub(crate) mod init;
 pub(crate) mod input;
+pub(crate) mod recovery;
 pub(crate) mod remote;
 mod run;
 pub(crate) mod seal;
@@ -42,4 +45,5 @@ pub(crate) mod source;
 #[cfg(test)]
 mod testkeys;
 
+pub use remote::count_documents;
 pub use run::run;

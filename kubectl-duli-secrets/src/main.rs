@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use kubectl_duli_secrets::cli::{Cli, Command};
 use shared::runner::Runner;
 
@@ -12,25 +11,35 @@ use shared::runner::Runner;
 const BACKSTOP_MARGIN: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(err) => kubectl_duli_secrets::cli::exit_on_parse_error(err),
     };
-    let name = format!("kubectl duli secrets {}", cli.command.name());
+    // No subcommand: kubeseal's flags choose one.
+    if let Err(message) = cli.resolve() {
+        eprintln!("error: {message}");
+        return ExitCode::from(shared::error::EXIT_ERROR);
+    }
+    let Some(command) = cli.chosen() else {
+        unreachable!("resolve() chose a command")
+    };
+    let name = format!("kubectl duli secrets {}", command.name());
     // `--timeout` bounds each exchange with the controller (the API layer ends it and names the call, so
     // a failed fetch can still fall back to the cached certificate); the runner's deadline is the backstop
     // for what the API layer cannot bound (a hanging exec credential plugin), a moment later. verify and
     // rotate make one exchange per file. Interactive commands (a hidden prompt, init's confirmations)
     // wait on the user, not on the cluster.
     let timeout = cli.cert.controller.timeout;
-    let exchanges = match &cli.command {
-        Command::Verify(options) => options.files.len(),
+    // verify makes one exchange per SealedSecret document.
+    let exchanges = match command {
+        Command::Verify(options) => kubectl_duli_secrets::count_documents(&options.files),
         Command::Rotate(options) => options.files.len(),
         _ => 1,
     };
-    let deadline = match &cli.command {
+    let deadline = match command {
         Command::Seal(options) if !options.prompts.is_empty() => None,
-        Command::Init(_) | Command::Completion { .. } => None,
+        // unseal never contacts the cluster and may ask the prod question.
+        Command::Init(_) | Command::Unseal(_) | Command::Completion { .. } => None,
         _ => Some(
             timeout
                 .saturating_mul(u32::try_from(exchanges).unwrap_or(u32::MAX))
@@ -38,7 +47,7 @@ fn main() -> ExitCode {
         ),
     };
     Runner::new(name)
-        .verbose(cli.common.verbose)
+        .verbose(cli.global.common.verbose)
         .deadline(deadline, "--timeout")
         .run(async move {
             let mut stdout = shared::fsio::Stdout::new();

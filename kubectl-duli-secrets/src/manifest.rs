@@ -83,6 +83,16 @@ pub enum ManifestError {
         /// What was found.
         problem: String,
     },
+    /// A document of a file read for verify/unseal is not a SealedSecret.
+    #[error(
+        "{source_desc} is not a SealedSecret ({problem}); pass SealedSecret files (bitnami.com/v1alpha1)"
+    )]
+    NoSealedSecret {
+        /// The file (and document).
+        source_desc: String,
+        /// What was found.
+        problem: String,
+    },
     /// Input and target disagree.
     #[error("{what} mismatch: {source_desc} has {existing} but the input has {input}; {hint}")]
     Mismatch {
@@ -107,8 +117,8 @@ pub enum ManifestError {
     },
 }
 
-/// Document format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Document format (`--format json|yaml`, kubeseal's flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DocFormat {
     /// YAML.
     Yaml,
@@ -189,7 +199,7 @@ pub fn parse_secrets(text: &str, source_desc: &str) -> Result<Vec<SecretInput>, 
 }
 
 /// The non-empty documents of a YAML or JSON text.
-fn parse_documents(text: &str, source_desc: &str) -> Result<Vec<Value>, ManifestError> {
+pub(crate) fn parse_documents(text: &str, source_desc: &str) -> Result<Vec<Value>, ManifestError> {
     if text.trim().is_empty() {
         return Err(ManifestError::Empty {
             source_desc: source_desc.to_string(),
@@ -635,7 +645,65 @@ impl SealedFile {
         if docs.len() != 1 {
             return Err(not_sealed(format!("it holds {} documents", docs.len())));
         }
-        let doc = docs.remove(0);
+        Self::from_doc(docs.remove(0), text, source_desc)
+    }
+
+    /// Every SealedSecret of a file of one or more documents (a YAML stream, concatenated JSON, or a
+    /// `List`), in order; `source_desc` of each names the document when there are several.
+    pub fn parse_all(text: &str, source_desc: &str) -> Result<Vec<Self>, ManifestError> {
+        let docs = match parse_documents(text, source_desc) {
+            Ok(docs) => docs,
+            Err(ManifestError::Empty { .. }) => {
+                return Err(ManifestError::NoSealedSecret {
+                    source_desc: source_desc.to_string(),
+                    problem: "it is empty".into(),
+                });
+            }
+            Err(err) => return Err(err),
+        };
+        let mut items = Vec::new();
+        for doc in docs {
+            if doc.get("kind").and_then(Value::as_str) == Some("List") {
+                items.extend(
+                    doc.get("items")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                );
+            } else {
+                items.push(doc);
+            }
+        }
+        let several = items.len() > 1;
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(index, doc)| {
+                let desc = if several {
+                    format!("{source_desc} (document {})", index + 1)
+                } else {
+                    source_desc.to_string()
+                };
+                let text = match DocFormat::detect(text) {
+                    DocFormat::Json => go_json(&doc),
+                    DocFormat::Yaml => yaml::document(&doc),
+                };
+                Self::from_doc(doc, &text, &desc).map_err(|err| match err {
+                    ManifestError::NotSealedSecret { source_desc, problem } => {
+                        ManifestError::NoSealedSecret { source_desc, problem }
+                    }
+                    other => other,
+                })
+            })
+            .collect()
+    }
+
+    fn from_doc(doc: Value, text: &str, source_desc: &str) -> Result<Self, ManifestError> {
+        let not_sealed = |problem: String| ManifestError::NotSealedSecret {
+            source_desc: source_desc.to_string(),
+            problem,
+        };
         if doc.get("kind").and_then(Value::as_str) != Some(KIND)
             || doc.get("apiVersion").and_then(Value::as_str) != Some(API_VERSION)
         {

@@ -11,7 +11,7 @@ use shared::output::{OutputFormat, to_document};
 use crate::audit::{self, AuditReport};
 use crate::cli::{Cli, Command};
 use crate::init::{self, InitReport};
-use crate::manifest::DocFormat;
+use crate::recovery;
 use crate::remote::{self, Rotated, VerifyResult};
 use crate::seal::{self, SealOutcome};
 
@@ -19,13 +19,19 @@ use crate::seal::{self, SealOutcome};
 ///
 /// Interactive prompts (`seal --prompt`, `init` confirmations) and `completion` use the terminal and
 /// stdout themselves.
-pub async fn run(cli: Cli, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<Outcome> {
-    let target = cli.cluster.target();
+pub async fn run(mut cli: Cli, out: &mut impl Write, err: &mut impl Write) -> anyhow::Result<Outcome> {
+    cli.resolve().map_err(anyhow::Error::msg)?;
+    let target = cli.global.cluster.target();
     let certs = &cli.cert;
-    let output = cli.common.output;
-    match cli.command {
+    let output = cli.global.common.output;
+    let format = cli.doc_format();
+    let common = &cli.global.common;
+    let Some(command) = cli.command.clone() else {
+        unreachable!("resolve() chose a command")
+    };
+    match command {
         Command::Seal(options) => {
-            let outcome = seal::seal(&options, doc_format(output), certs, &target).await?;
+            let outcome = seal::seal(&options, format, certs, &target).await?;
             print_sealed(&outcome, out, err)?;
             Ok(Outcome::Clean)
         }
@@ -38,24 +44,45 @@ pub async fn run(cli: Cli, out: &mut impl Write, err: &mut impl Write) -> anyhow
             Ok(Outcome::Clean)
         }
         Command::Verify(options) => {
-            let results = remote::verify(&options, &certs.controller, &target).await?;
+            let results = remote::verify(&options, certs, &target).await?;
             print_verified(&results, output, out)?;
             let failed = results.iter().any(|result| !result.decrypts);
             Ok(if failed { Outcome::Findings } else { Outcome::Clean })
         }
         Command::Rotate(options) => {
-            let rotated = remote::rotate(&options, &certs.controller, &target).await?;
+            let rotated = remote::rotate(&options, format, certs, &target).await?;
             print_rotated(&rotated, out, err)?;
             Ok(Outcome::Clean)
         }
+        Command::Unseal(options) => {
+            // The prod guard knows production namespaces from the repository's environments: the one
+            // `--repo`/DULI_REPO names (it must be one), else the one around the current directory, if any.
+            let repo = match &common.repo {
+                Some(_) => Some(common.locate_repo()?),
+                None => common.locate_repo().ok(),
+            };
+            let unsealed = recovery::unseal(&options, format, repo.as_ref(), common.yes)?;
+            if let Some(text) = &unsealed.stdout {
+                emit(out, text)?;
+            }
+            if let Some(path) = &unsealed.written {
+                writeln!(
+                    err,
+                    "unsealed {} Secret(s) into {}",
+                    unsealed.secrets,
+                    path.display()
+                )?;
+            }
+            Ok(Outcome::Clean)
+        }
         Command::Init(options) => {
-            let repo = cli.common.locate_repo()?;
-            let report = init::run(&repo, &options, cli.common.yes, certs, &target).await?;
+            let repo = common.locate_repo()?;
+            let report = init::run(&repo, &options, common.yes, certs, &target).await?;
             print_init(&report, output, out)?;
             Ok(Outcome::Clean)
         }
         Command::Audit(options) => {
-            let repo = cli.common.locate_repo()?;
+            let repo = common.locate_repo()?;
             let report = audit::run(&repo, &options, &target).await?;
             print_audit(&report, output, out, err)?;
             Ok(if report.findings.is_empty() {
@@ -69,15 +96,6 @@ pub async fn run(cli: Cli, out: &mut impl Write, err: &mut impl Write) -> anyhow
             shared::cli::print_completion(shell, &Cli::command());
             Ok(Outcome::Clean)
         }
-    }
-}
-
-/// `-o` as the format of SealedSecret documents (`table`: the default, YAML or the `--out` file's).
-fn doc_format(output: OutputFormat) -> Option<DocFormat> {
-    match output {
-        OutputFormat::Table => None,
-        OutputFormat::Json => Some(DocFormat::Json),
-        OutputFormat::Yaml => Some(DocFormat::Yaml),
     }
 }
 
@@ -129,19 +147,19 @@ fn print_verified(
         } else {
             "NO: wrong key, scope, name or namespace"
         };
-        table.add_row([
-            result.file.display().to_string(),
-            result.secret.clone(),
-            verdict.to_string(),
-        ]);
+        let file = match result.document {
+            Some(document) => format!("{} (document {document})", result.file.display()),
+            None => result.file.display().to_string(),
+        };
+        table.add_row([file, result.secret.clone(), verdict.to_string()]);
     }
     Ok(print_table(&table, out)?)
 }
 
 fn print_rotated(rotated: &[Rotated], out: &mut impl Write, err: &mut impl Write) -> std::io::Result<()> {
     for entry in rotated {
-        if entry.written {
-            writeln!(err, "re-encrypted {}", entry.file.display())?;
+        if let Some(path) = &entry.written {
+            writeln!(err, "re-encrypted {}", path.display())?;
         } else {
             emit(out, &entry.text)?;
         }
@@ -196,7 +214,6 @@ fn print_audit(
 mod tests {
     use std::path::Path;
 
-    use clap::Parser;
     use serde_json::Value;
 
     use super::*;
@@ -206,7 +223,7 @@ mod tests {
     /// Run a command line in-process: the outcome, then what went to stdout and to stderr.
     async fn run_args(args: &[&str]) -> (Outcome, String, String) {
         let argv = std::iter::once("kubectl-duli-secrets").chain(args.iter().copied());
-        let cli = Cli::try_parse_from(argv).unwrap();
+        let cli = Cli::try_parse_args(argv).unwrap();
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let outcome = run(cli, &mut out, &mut err).await.unwrap();
         (

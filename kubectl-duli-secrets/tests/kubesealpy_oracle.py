@@ -7,6 +7,9 @@ usage:
       its annotations select. Prints [{"name":…, "namespace":…, "data": {key: base64}}] as JSON.
   kubesealpy_oracle.py unseal-raw KEY.pem FILE --scope S [--name N] [--namespace NS]
       FILE holds one bare base64 value (kubeseal --raw output). Prints the plaintext as base64.
+  kubesealpy_oracle.py seal CERT.pem FILE [--scope S]
+      Seal every Secret document of FILE (YAML; `data` base64, `stringData` text) with kubesealpy, as
+      kubeseal would: prints the SealedSecrets as a YAML stream. The input for our unseal/rotate tests.
 Exit 3 with "NoMatchingKeyError" on stderr when the key cannot decrypt.
 """
 
@@ -16,7 +19,7 @@ import json
 import sys
 
 import yaml
-from kubesealpy import NoMatchingKeyError, SealedSecret, SealingScope, Unsealer
+from kubesealpy import NoMatchingKeyError, SealedSecret, Sealer, SealingScope, Unsealer
 
 SCOPES = {
     "strict": SealingScope.STRICT,
@@ -41,13 +44,31 @@ def documents(text):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["unseal", "unseal-raw"])
+    parser.add_argument("command", choices=["unseal", "unseal-raw", "seal"])
     parser.add_argument("key")
     parser.add_argument("file")
     parser.add_argument("--name")
     parser.add_argument("--namespace")
     parser.add_argument("--scope", choices=sorted(SCOPES))
     args = parser.parse_args()
+    if args.command == "seal":
+        sealer = Sealer.from_certificate_file(args.key)
+        docs = []
+        for doc in documents(open(args.file, encoding="utf-8").read()):
+            data = {k: base64.b64decode(v) for k, v in (doc.get("data") or {}).items()}
+            data.update({k: v.encode() for k, v in (doc.get("stringData") or {}).items()})
+            meta = doc["metadata"]
+            sealed = sealer.seal(
+                name=meta["name"],
+                namespace=meta["namespace"],
+                data=data,
+                scope=SCOPES[args.scope or "strict"],
+                secret_type=doc.get("type", "Opaque"),
+                labels=meta.get("labels"),
+            )
+            docs.append(sealed.to_yaml())
+        print("---\n" + "---\n".join(docs), end="")
+        return
     unsealer = Unsealer.from_private_key_file(args.key)
     text = open(args.file, encoding="utf-8").read()
     scope = SCOPES[args.scope] if args.scope else None

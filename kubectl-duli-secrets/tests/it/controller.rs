@@ -385,3 +385,129 @@ async fn verify_and_rotate_through_the_controller() {
         "{posts:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_every_document_of_a_multi_document_file_by_name() {
+    let env = setup().await;
+    let dir = env.home.path();
+    let cert = keys().cert.display().to_string();
+    let seal = |secret: String| {
+        let env = &env;
+        let cert = cert.clone();
+        async move {
+            let output = run(env, &["seal", "--cert", &cert], &secret).await;
+            assert_code(&output, 0);
+            stdout(&output)
+        }
+    };
+    let db = seal(SECRET.to_string()).await;
+    let cache = seal(SECRET.replace("name: db", "name: cache")).await;
+    // Moved after sealing: the controller cannot open it.
+    let moved = seal(SECRET.replace("name: db", "name: queue"))
+        .await
+        .replace("namespace: staging", "namespace: prod");
+    let stream = dir.join("all.yaml");
+    std::fs::write(&stream, format!("{db}{moved}{cache}")).unwrap();
+    let ssc = ["--controller-name", "sealed-secrets"];
+
+    let output = run(
+        &env,
+        &[&["verify", stream.to_str().unwrap()][..], &ssc].concat(),
+        "",
+    )
+    .await;
+    assert_code(&output, 1);
+    let table = stdout(&output);
+    for (document, secret, verdict) in [
+        (1, "staging/db", "yes"),
+        (2, "prod/queue", "NO"),
+        (3, "staging/cache", "yes"),
+    ] {
+        assert!(
+            table
+                .lines()
+                .any(|line| line.contains(&format!("(document {document})"))
+                    && line.contains(secret)
+                    && line.contains(verdict)),
+            "document {document}:\n{table}"
+        );
+    }
+
+    // kubeseal's --validate, on stdin; and -o json names each document.
+    let output = run(&env, &[&["--validate"][..], &ssc].concat(), &db).await;
+    assert_code(&output, 0);
+    let output = run(
+        &env,
+        &[&["verify", "-o", "json", stream.to_str().unwrap()][..], &ssc].concat(),
+        "",
+    )
+    .await;
+    assert_code(&output, 1);
+    let verdicts: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let summary: Vec<(u64, &str, bool)> = verdicts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["document"].as_u64().unwrap(),
+                v["secret"].as_str().unwrap(),
+                v["decrypts"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "staging/db", true),
+            (2, "prod/queue", false),
+            (3, "staging/cache", true)
+        ]
+    );
+    let verify_posts = env
+        .standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/proxy/v1/verify"))
+        .count();
+    assert_eq!(verify_posts, 7, "one request per document");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeseal_mode_talks_to_the_controller_named_by_its_variables() {
+    let env = setup().await;
+    let dir = env.home.path();
+    // kubeseal's variables name the controller; nothing on the command line does.
+    let vars = [
+        ("SEALED_SECRETS_CONTROLLER_NAME", "sealed-secrets"),
+        ("SEALED_SECRETS_CONTROLLER_NAMESPACE", "kube-system"),
+    ];
+    let run_with = |args: &'static [&'static str], stdin: String| {
+        let mut command = plugin(dir);
+        command.env("KUBECONFIG", &env.kubeconfig).args(args);
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        tokio::task::spawn_blocking(move || run_with_stdin(command, stdin.as_bytes()))
+    };
+    let output = run_with(&["--fetch-cert"], String::new()).await.unwrap();
+    assert_code(&output, 0);
+    assert_eq!(stdout(&output), std::fs::read_to_string(&keys().cert).unwrap());
+
+    // Sealed with the certificate from the cluster, JSON by default.
+    let output = run_with(&[], SECRET.to_string()).await.unwrap();
+    assert_code(&output, 0);
+    let sealed = stdout(&output);
+    let doc: Value = serde_json::from_str(&sealed).unwrap();
+    assert!(open_all(&doc, &[&env.key]).is_some());
+
+    let output = run_with(&["--validate"], sealed.clone()).await.unwrap();
+    assert_code(&output, 0);
+
+    // --re-encrypt on stdin: kubeseal prints the re-encrypted SealedSecret (JSON).
+    let output = run_with(&["--re-encrypt"], sealed).await.unwrap();
+    assert_code(&output, 0);
+    let rotated: Value = serde_json::from_str(&stdout(&output)).expect("JSON out");
+    let values = open_all(&rotated, &[&env.new_key]).expect("re-encrypted with the new key");
+    assert_eq!(values[0], ("password".to_string(), b"s3cret".to_vec()));
+}

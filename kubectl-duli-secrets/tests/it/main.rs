@@ -16,5 +16,7 @@ mod corpus;
 mod faults;
 mod hardening;
 mod init;
+mod kubeseal;
 mod kubesealpy;
 mod leaks;
+mod unseal;

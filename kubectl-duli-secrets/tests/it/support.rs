@@ -74,11 +74,14 @@ pub fn plugin(home: &Path) -> Command {
         .env("HOME", home)
         .env("XDG_CACHE_HOME", home.join("cache"))
         .env("KUBECONFIG", home.join("no-kubeconfig"))
-        .env_remove("SEALED_SECRETS_CERT")
-        .env_remove("SEALED_SECRETS_CONTROLLER_NAME")
-        .env_remove("SEALED_SECRETS_CONTROLLER_NAMESPACE")
         .env_remove("DULI_REPO")
         .env_remove("RUST_LOG");
+    // Every kubeseal variable (`SEALED_SECRETS_<FLAG>`) the plugin reads.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("SEALED_SECRETS_") {
+            command.env_remove(name);
+        }
+    }
     command
 }
 
