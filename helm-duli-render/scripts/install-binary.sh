@@ -5,7 +5,7 @@
 #   2. `helm-duli-render` on PATH (installed by `.ci/install`, krew or `cargo install`);
 #   3. a release build of this repository, when the plugin directory is the repository's own and cargo is
 #      installed (`helm plugin install ./helm-duli-render` from a clone).
-# Anything else stops the install with what to do: helm then removes the half-installed plugin.
+# Anything else fails the install with what to do (helm 3.17 and 4 keep the plugin listed: uninstall it first).
 set -eu
 
 dir="${HELM_PLUGIN_DIR:?helm sets HELM_PLUGIN_DIR for its hooks}"
@@ -36,5 +36,5 @@ if [ -f "$workspace/Cargo.toml" ] && [ -d "$workspace/helm-duli-render/src" ] &&
         exit 0
     fi
 fi
-echo "error: no duli-render $want binary: install the plugins first (.ci/install in a clone of the repository, or kubectl krew install duli), or install a release archive of the plugin, then run 'helm plugin install' again" >&2
+echo "error: no duli-render $want binary: install the plugins first (.ci/install in a clone of the repository, or kubectl krew install duli) or use the plugin's release archive; then 'helm plugin uninstall duli-render' (helm keeps a plugin whose install hook failed) and 'helm plugin install' again" >&2
 exit 1

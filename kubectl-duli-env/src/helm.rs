@@ -230,7 +230,10 @@ mod tests {
         let started = std::time::Instant::now();
         // `sh -c 'sleep 30' --kube-context c`: the appended cluster flags become the script's $0 and $1.
         let err = helm.run(&["-c".into(), "sleep 30".into()]).await.unwrap_err();
-        assert!(started.elapsed() < std::time::Duration::from_secs(20), "not stopped");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "not stopped"
+        );
         let message = err.to_string();
         assert!(message.starts_with("`helm -c sleep 30` failed: "), "{message}");
         assert!(message.contains("--timeout"), "{message}");

@@ -15,20 +15,34 @@ struct PluginHelm {
     tmp: tempfile::TempDir,
 }
 
+/// The repository's plugin directory as a clone has it (plugin.yaml and its install hook, no binary), copied
+/// to `into`: helm symlinks a local plugin directory, and the hook writes into it.
+fn copy_plugin_dir(into: &Path) {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(into.join("scripts")).unwrap();
+    std::fs::copy(here.join("plugin.yaml"), into.join("plugin.yaml")).unwrap();
+    std::fs::copy(
+        here.join("scripts/install-binary.sh"),
+        into.join("scripts/install-binary.sh"),
+    )
+    .unwrap();
+}
+
 impl PluginHelm {
+    /// Our plugin installed the way a release archive carries it: the binary already in `bin/`.
     fn install(helm: PathBuf) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let plugin = tmp.path().join("src/duli-render");
+        copy_plugin_dir(&plugin);
         std::fs::create_dir_all(plugin.join("bin")).unwrap();
-        std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("plugin.yaml"),
-            plugin.join("plugin.yaml"),
-        )
-        .unwrap();
         std::fs::copy(common::binary(), plugin.join("bin/duli-render")).unwrap();
         let this = PluginHelm { helm, tmp };
         let (code, stdout, stderr) = run(this.cmd().args(["plugin", "install"]).arg(&plugin));
         assert_eq!(code, 0, "helm plugin install failed: {stdout}{stderr}");
+        assert!(
+            stdout.contains("duli-render 0.1.0: using "),
+            "the install hook did not run: {stdout}{stderr}"
+        );
         let (code, stdout, stderr) = run(this.cmd().args(["plugin", "list"]));
         assert_eq!(code, 0, "{stderr}");
         assert!(
@@ -79,6 +93,58 @@ fn helm_installs_the_plugin_and_runs_our_binary() {
         let (code, stdout, _) = run(helm.cmd().args(["duli-render", "--version"]));
         assert_eq!(code, 0, "{name}");
         assert!(stdout.contains(env!("CARGO_PKG_VERSION")), "{name}: {stdout}");
+    }
+}
+
+/// A clone's plugin directory has no binary: the install hook links `helm-duli-render` from PATH (where
+/// `.ci/install`, krew or `cargo install` put it); with none there (and no repository to build it from)
+/// the install fails saying what to do.
+#[test]
+fn the_install_hook_finds_the_binary_on_path_or_says_what_to_do() {
+    for (name, helm_bin) in helms() {
+        let helm = PluginHelm {
+            helm: helm_bin,
+            tmp: tempfile::tempdir().unwrap(),
+        };
+        let plugin = helm.tmp.path().join("src/duli-render");
+        copy_plugin_dir(&plugin);
+        let on_path = helm.tmp.path().join("path");
+        std::fs::create_dir_all(&on_path).unwrap();
+        let path_without_it = format!("{}:/usr/bin:/bin", on_path.display());
+
+        let (code, stdout, stderr) = run(helm
+            .cmd()
+            .env("PATH", &path_without_it)
+            .args(["plugin", "install"])
+            .arg(&plugin));
+        assert_ne!(code, 0, "{name}: installed without a binary: {stdout}{stderr}");
+        assert!(
+            stderr.contains("error: no duli-render 0.1.0 binary: install the plugins first"),
+            "{name}: {stdout}{stderr}"
+        );
+        assert!(!plugin.join("bin/duli-render").exists(), "{name}");
+        // Helm 3.17 and 4 alike keep a plugin whose install hook failed listed (the message says to
+        // uninstall it before trying again); without its binary it does not run.
+        let (_, listed, _) = run(helm.cmd().args(["plugin", "list"]));
+        assert!(listed.contains("duli-render"), "{name}: {listed}");
+        let (code, _, stderr) = run(helm.cmd().args(["duli-render", "--version"]));
+        assert_ne!(code, 0, "{name}: a plugin without its binary ran: {stderr}");
+        let (code, _, stderr) = run(helm.cmd().args(["plugin", "uninstall", "duli-render"]));
+        assert_eq!(code, 0, "{name}: {stderr}");
+
+        std::os::unix::fs::symlink(common::binary(), on_path.join("helm-duli-render")).unwrap();
+        let (code, stdout, stderr) = run(helm
+            .cmd()
+            .env("PATH", &path_without_it)
+            .args(["plugin", "install"])
+            .arg(&plugin));
+        assert_eq!(code, 0, "{name}: {stdout}{stderr}");
+        assert!(stdout.contains("duli-render 0.1.0: linked "), "{name}: {stdout}");
+        let (code, stdout, stderr) = run(helm.cmd().args(["duli-render", "--version"]));
+        assert_eq!(code, 0, "{name}: {stderr}");
+        assert!(stdout.contains("helm-duli-render 0.1.0"), "{name}: {stdout}");
+        std::fs::remove_dir_all(helm.tmp.path().join("data")).unwrap();
+        std::fs::remove_dir_all(&on_path).unwrap();
     }
 }
 
