@@ -5,6 +5,7 @@
 //! [`SealOptions`]). Only the flags every plugin shares come from [`shared::cli`].
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
@@ -15,6 +16,7 @@ use crate::cert::CertCache;
 use crate::controller::{DEFAULT_NAME, DEFAULT_NAMESPACE};
 use crate::format::Scope;
 use crate::manifest::DocFormat;
+use shared::runner::Runner;
 
 /// Seal, verify, rotate, unseal and audit the SealedSecrets of a duli environment.
 ///
@@ -553,9 +555,9 @@ impl Command {
 
 /// Print clap's error and exit; invalid UTF-8 is reported naming the argument (clap only says "one or more
 /// arguments").
-pub fn exit_on_parse_error(err: clap::Error) -> ! {
+pub fn exit_on_parse_error(err: clap::Error, args: &[std::ffi::OsString]) -> ! {
     if err.kind() == clap::error::ErrorKind::InvalidUtf8
-        && let Some(which) = first_non_utf8_argument(std::env::args_os().skip(1))
+        && let Some(which) = first_non_utf8_argument(args.iter().skip(1).cloned())
     {
         eprintln!("error: {which} is not valid UTF-8 text; pass it as UTF-8");
         std::process::exit(i32::from(shared::error::EXIT_ERROR));
@@ -589,6 +591,56 @@ pub fn first_non_utf8_argument(args: impl IntoIterator<Item = std::ffi::OsString
         }
     }
     None
+}
+
+/// How long after `--timeout` the runner's own deadline ends a command the API layer could not stop.
+const BACKSTOP_MARGIN: Duration = Duration::from_secs(1);
+
+/// The binary's entry point, given its whole command line (`args[0]` included): parse it, run the command
+/// through [`shared::runner::Runner`] (one deadline, signals, cleanups), and return its exit code.
+pub fn entry(args: Vec<std::ffi::OsString>) -> ExitCode {
+    let mut cli = match Cli::try_parse_args(args.iter().cloned()) {
+        Ok(cli) => cli,
+        Err(err) => exit_on_parse_error(err, &args),
+    };
+    // No subcommand: kubeseal's flags choose one.
+    if let Err(message) = cli.resolve() {
+        eprintln!("error: {message}");
+        return ExitCode::from(shared::error::EXIT_ERROR);
+    }
+    let Some(command) = cli.chosen() else {
+        unreachable!("resolve() chose a command")
+    };
+    let name = format!("kubectl duli secrets {}", command.name());
+    // `--timeout` bounds each exchange with the controller (the API layer ends it and names the call, so
+    // a failed fetch can still fall back to the cached certificate); the runner's deadline is the backstop
+    // for what the API layer cannot bound (a hanging exec credential plugin), a moment later. verify and
+    // rotate make one exchange per file. Interactive commands (a hidden prompt, init's confirmations)
+    // wait on the user, not on the cluster.
+    let timeout = cli.cert.controller.timeout;
+    // verify makes one exchange per SealedSecret document.
+    let exchanges = match command {
+        Command::Verify(options) => crate::count_documents(&options.files),
+        Command::Rotate(options) => options.files.len(),
+        _ => 1,
+    };
+    let deadline = match command {
+        Command::Seal(options) if !options.prompts.is_empty() => None,
+        // unseal never contacts the cluster and may ask the prod question.
+        Command::Init(_) | Command::Unseal(_) | Command::Completion { .. } => None,
+        _ => Some(
+            timeout
+                .saturating_mul(u32::try_from(exchanges).unwrap_or(u32::MAX))
+                .saturating_add(BACKSTOP_MARGIN),
+        ),
+    };
+    Runner::new(name)
+        .verbose(cli.global.common.verbose)
+        .deadline(deadline, "--timeout")
+        .run(async move {
+            let mut stdout = shared::fsio::Stdout::new();
+            crate::run(cli, &mut stdout, &mut std::io::stderr()).await
+        })
 }
 
 #[cfg(test)]
