@@ -38,6 +38,7 @@ pub mod output;
 pub mod policy;
 pub mod report;
 pub mod schema;
+pub mod upstream_values;
 pub mod values;
 
 mod cache;

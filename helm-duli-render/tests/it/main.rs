@@ -11,3 +11,4 @@ mod in_process;
 mod platform_charts;
 mod plugin;
 mod render;
+mod upstream_values;
