@@ -15,7 +15,7 @@ use super::findings::Finding;
 use super::helm::Helm;
 use super::manifests::{self, Object};
 use super::policy::{self, Located};
-use super::report::{ApplicationReport, ChartReport, ChartStatus, Report};
+use super::report::{ApplicationReport, ChartReport, ChartStatus, CrdReport, Report};
 use super::values::{self, Layers};
 use super::{RenderError, RenderOptions, Rendered, confine, diff, gitops, output, report};
 use shared::environment::Environment;
@@ -246,8 +246,9 @@ pub async fn render_with(
     };
 
     // CRDs load in the background while helm runs, and only when some validation is not cached.
-    let need_store =
-        options.validate && (jobs.iter().any(|j| j.findings.is_none()) || app_findings.is_none());
+    // With --report, also to say where every CRD came from.
+    let need_store = options.validate
+        && (jobs.iter().any(|j| j.findings.is_none()) || app_findings.is_none() || options.report.is_some());
     let store_task = need_store.then(|| {
         let shared = shared.clone();
         let options = options.clone();
@@ -295,18 +296,38 @@ pub async fn render_with(
     }
 
     // Validate what the cache does not have.
+    let mut crd_report = Vec::new();
     if let Some(task) = store_task {
         let store = task.await.expect("CRD loading panicked")?;
-        // CRDs the charts themselves render count too, for this environment only.
+        // CRDs the charts themselves ship count too, for this environment only: those their templates
+        // render, and those in `crds/` of the chart and of its enabled subcharts, which helm installs
+        // but `helm template` leaves out. An explicit `--crds` file (or the cluster) wins over them.
         let mut rendered_crds = CrdStore::default();
-        for object in jobs
-            .iter()
-            .flat_map(|j| j.objects.iter().flatten())
-            .chain(&app_objects)
-        {
-            rendered_crds.add(&object.value, &object.source);
+        for job in &jobs {
+            add_chart_crds(&mut rendered_crds, job)?;
         }
-        let stores = [Arc::new(rendered_crds), store];
+        for object in &app_objects {
+            rendered_crds.add(&object.value, &format!("{APPLICATIONS} ({})", object.source));
+        }
+        crd_report = crd_sources(
+            &store,
+            &rendered_crds,
+            jobs.iter()
+                .flat_map(|j| j.objects.iter().flatten())
+                .chain(&app_objects),
+        );
+        for entry in &crd_report {
+            match &entry.instead_of {
+                Some(chart) => tracing::info!(
+                    "CRD {} {}: from {} (wins over the one from {chart})",
+                    entry.api_version,
+                    entry.kind,
+                    entry.source
+                ),
+                None => tracing::info!("CRD {} {}: from {}", entry.api_version, entry.kind, entry.source),
+            }
+        }
+        let stores = [store, Arc::new(rendered_crds)];
         let pending: Vec<(usize, Vec<Object>)> = jobs
             .iter()
             .enumerate()
@@ -465,6 +486,7 @@ pub async fn render_with(
                 objects: a.objects.iter().map(Object::id).collect(),
             })
             .collect(),
+        crds: crd_report,
         findings: found,
         totals: Default::default(),
         duration_ms: started.elapsed().as_millis() as u64,
@@ -478,6 +500,115 @@ pub async fn render_with(
         diff,
         written: None,
     })
+}
+
+/// Add the CRDs `job`'s chart ships: `crds/` of the chart and its enabled vendored subcharts (with
+/// the chart's values files, `--set` aside, deciding which are enabled), then the rendered ones.
+fn add_chart_crds(store: &mut CrdStore, job: &Job<'_>) -> Result<(), RenderError> {
+    let chart = job.chart;
+    if chart.dir.join("charts").is_dir() || chart.dir.join("crds").is_dir() {
+        // Highest priority first; the chart's values.yaml comes last from the chart itself.
+        let mut values = Vec::new();
+        for file in job.layers.files.iter().rev() {
+            let text =
+                shared::fsio::read_to_string_bounded(file, shared::fsio::CONFIG_FILE_LIMIT, "values file")
+                    .map_err(|source| values::ValuesError::Read {
+                        chart: chart.name.clone(),
+                        path: file.clone(),
+                        source,
+                    })?;
+            // Checked by values::layers already; a file that does not parse enables nothing here.
+            values.push(serde_saphyr::from_str::<serde_json::Value>(&text).unwrap_or_default());
+        }
+        let values: Vec<&serde_json::Value> = values.iter().collect();
+        store.add_chart_dir(&chart.dir, &values)?;
+    }
+    for object in job.objects.iter().flatten() {
+        store.add(&object.value, &rendered_source(chart, object));
+    }
+    Ok(())
+}
+
+/// Where a CRD rendered by `chart` comes from: the chart (and version) named by its `helm.sh/chart`
+/// label, else the subchart its template is in (`db/charts/cloudnative-pg/templates/…`), else `chart`.
+fn rendered_source(chart: &Chart, object: &Object) -> String {
+    let from = object
+        .labels()
+        .get("helm.sh/chart")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            let (_, inner) = object.source.rsplit_once("/charts/")?;
+            let name = inner.split('/').next()?.to_string();
+            let prefix = format!("{name}-");
+            let version = std::fs::read_dir(chart.dir.join("charts"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .find_map(|entry| {
+                    let file = entry.file_name().to_string_lossy().into_owned();
+                    Some(file.strip_prefix(&prefix)?.strip_suffix(".tgz")?.to_string())
+                });
+            Some(match version {
+                Some(version) => format!("{name} {version}"),
+                None => name,
+            })
+        })
+        .unwrap_or_else(|| format!("{} {}", chart.chart_name, chart.version));
+    format!("chart {from} (rendered by `{}`, {})", chart.name, object.source)
+}
+
+/// The CRDs of the render (every one the charts ship, and every other one an object uses) with where
+/// each came from: `explicit` (`--crds`, the cluster) wins over `shipped`.
+fn crd_sources<'a>(
+    explicit: &CrdStore,
+    shipped: &CrdStore,
+    objects: impl Iterator<Item = &'a Object>,
+) -> Vec<CrdReport> {
+    let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for object in objects {
+        *counts
+            .entry((object.api_version().to_string(), object.kind().to_string()))
+            .or_default() += 1;
+    }
+    let mut kinds: BTreeSet<(String, String)> = shipped
+        .sources()
+        .map(|((group, version, kind), _)| {
+            let api_version = if group.is_empty() {
+                version.clone()
+            } else {
+                format!("{group}/{version}")
+            };
+            (api_version, kind.clone())
+        })
+        .collect();
+    kinds.extend(
+        counts
+            .keys()
+            .filter(|(api_version, kind)| explicit.knows(api_version, kind))
+            .cloned(),
+    );
+    kinds
+        .into_iter()
+        .filter_map(|(api_version, kind)| {
+            let chart = shipped.source_of(&api_version, &kind);
+            let (source, instead_of) = match explicit.source_of(&api_version, &kind) {
+                Some(explicit) => (explicit.to_string(), chart.map(str::to_string)),
+                None => (chart?.to_string(), None),
+            };
+            let objects = counts
+                .get(&(api_version.clone(), kind.clone()))
+                .copied()
+                .unwrap_or(0);
+            Some(CrdReport {
+                api_version,
+                kind,
+                source,
+                instead_of,
+                objects,
+            })
+        })
+        .collect()
 }
 
 /// The charts `--chart` selects (all when empty), and whether the Application templates are included.

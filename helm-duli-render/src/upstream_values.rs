@@ -103,6 +103,8 @@ pub struct UpstreamChartDir {
     pub subcharts: BTreeMap<String, UpstreamChartDir>,
     /// Values paths (`loki.limits_config`) the chart passes through whole (`toYaml`): free-form below.
     pub passthrough: BTreeSet<String>,
+    /// The `condition` of each subchart (by key), e.g. `minio.enabled`.
+    pub conditions: BTreeMap<String, String>,
 }
 
 /// A chart's files, by path relative to the chart's root.
@@ -215,6 +217,7 @@ impl UpstreamChartDir {
             loaded.push(Self::from_files(&path.join(name), files)?);
         }
         let mut subcharts = BTreeMap::new();
+        let mut conditions = BTreeMap::new();
         for dependency in &chart.dependencies {
             if let Some(condition) = &dependency.condition {
                 for condition in condition.split(',').map(str::trim).filter(|c| !c.is_empty()) {
@@ -226,6 +229,9 @@ impl UpstreamChartDir {
                     .alias
                     .clone()
                     .unwrap_or_else(|| dependency.name.clone());
+                if let Some(condition) = &dependency.condition {
+                    conditions.insert(key.clone(), condition.clone());
+                }
                 subcharts.insert(key, sub.clone());
             }
         }
@@ -244,19 +250,42 @@ impl UpstreamChartDir {
             crd_files,
             subcharts,
             passthrough,
+            conditions,
         })
     }
 
-    /// This chart's CRD files and those of its subcharts, as `(where, text)` with `where` like
-    /// `chart kube-prometheus-stack 77.14.0 → crds 0.0.0, crds/crd-alertmanagers.yaml`.
-    pub fn all_crd_files(&self) -> Vec<(String, String)> {
+    /// The CRD files helm would install with this chart: its `crds/` and those of the subcharts that
+    /// are enabled, as `(where, text)` with `where` like `chart kube-prometheus-stack 77.14.0 → crds
+    /// 0.0.0, crds/crd-alertmanagers.yaml`. `values` are the values given to this chart, highest
+    /// priority first; its defaults come last. A subchart's `condition` (the first of its paths that
+    /// is set to a boolean) decides, as in helm; unset, the subchart is enabled.
+    pub fn enabled_crd_files(&self, values: &[&Value]) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = self
             .crd_files
             .iter()
             .map(|(file, text)| (format!("chart {}, {file}", self.label()), text.clone()))
             .collect();
-        for sub in self.subcharts.values() {
-            for (at, text) in sub.all_crd_files() {
+        let mut layers: Vec<&Value> = values.to_vec();
+        layers.push(&self.defaults);
+        for (key, sub) in &self.subcharts {
+            let enabled = self.conditions.get(key).is_none_or(|condition| {
+                condition
+                    .split(',')
+                    .map(str::trim)
+                    .find_map(|path| {
+                        layers.iter().find_map(|layer| {
+                            path.split('.')
+                                .try_fold(*layer, |node, k| node.get(k))
+                                .and_then(Value::as_bool)
+                        })
+                    })
+                    .unwrap_or(true)
+            });
+            if !enabled {
+                continue;
+            }
+            let sub_values: Vec<&Value> = layers.iter().filter_map(|layer| layer.get(key)).collect();
+            for (at, text) in sub.enabled_crd_files(&sub_values) {
                 out.push((
                     format!("chart {} → {}", self.label(), at.trim_start_matches("chart ")),
                     text,
@@ -991,6 +1020,7 @@ mod tests {
             crd_files: Vec::new(),
             subcharts: BTreeMap::new(),
             passthrough: BTreeSet::new(),
+            conditions: BTreeMap::new(),
         }
     }
 

@@ -6,6 +6,7 @@
 mod bad_input_corpus;
 mod cluster;
 mod common;
+mod crds_from_charts;
 mod hostile_input;
 mod in_process;
 mod platform_charts;

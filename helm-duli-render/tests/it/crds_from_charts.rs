@@ -1,0 +1,201 @@
+//! CRDs from the charts themselves (issue #16): a chart that vendors the real upstream packages of
+//! `../shared/charts/repo` (cloudnative-pg renders its CRDs from templates; sealed-secrets ships them in
+//! `crds/`, which `helm template` leaves out) validates its custom resources with no `--crds`, and says
+//! where each CRD came from; an explicit `--crds` wins over a chart's.
+
+use crate::common;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+const CHART: &str = "apiVersion: v2
+name: db
+description: Fixture for CRDs from charts - vendors cloudnative-pg and sealed-secrets.
+version: 0.1.0
+dependencies:
+  - name: cloudnative-pg
+    version: 0.26.1
+    repository: https://cloudnative-pg.github.io/charts
+  - name: sealed-secrets
+    version: 2.18.5
+    repository: https://bitnami-labs.github.io/sealed-secrets
+";
+
+const TEMPLATE: &str = "apiVersion: postgresql.cnpg.io/v1
+kind: Cluster
+metadata:
+  name: db-pg
+spec:
+  instances: \"three\"
+  storage:
+    size: 10Gi
+---
+apiVersion: bitnami.com/v1alpha1
+kind: SealedSecret
+metadata:
+  name: db-credentials
+spec:
+  encryptedData:
+    password: 12
+";
+
+/// The fixture repository plus `helm/db`, vendoring the two real packages.
+fn repo() -> common::FixtureRepo {
+    let repo = common::FixtureRepo::new();
+    repo.write("helm/db/Chart.yaml", CHART);
+    repo.write("helm/db/values.yaml", "{}\n");
+    repo.write("helm/db/templates/resources.yaml", TEMPLATE);
+    let packages = common::workspace().join("../shared/charts/repo");
+    std::fs::create_dir_all(repo.root().join("helm/db/charts")).unwrap();
+    for package in ["cloudnative-pg-0.26.1.tgz", "sealed-secrets-2.18.5.tgz"] {
+        std::fs::copy(
+            packages.join(package),
+            repo.root().join("helm/db/charts").join(package),
+        )
+        .unwrap();
+    }
+    repo
+}
+
+/// Render `--chart db` (no `--crds`, no `DULI_CRDS`) with `extra` arguments; exit code, stderr, report.
+fn render(repo: &common::FixtureRepo, extra: &[&Path]) -> (i32, String, Value) {
+    let report = repo.path("report.json");
+    let mut cmd = std::process::Command::new(common::binary());
+    common::isolate(&mut cmd, &common::helm4());
+    cmd.env("DULI_RENDER_CACHE", repo.cache())
+        .args(["staging", "--chart", "db", "-v", "--repo"])
+        .arg(repo.root())
+        .arg("--report")
+        .arg(&report);
+    for arg in extra {
+        cmd.arg(arg);
+    }
+    let (code, _, stderr) = common::run(&mut cmd);
+    (code, stderr, common::read_json(&report))
+}
+
+fn crd<'a>(report: &'a Value, kind: &str) -> &'a Value {
+    report["crds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == kind)
+        .unwrap_or_else(|| panic!("no CRD {kind} in {:#}", report["crds"]))
+}
+
+fn schema_findings<'a>(report: &'a Value, object: &str) -> Vec<&'a Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "schema" && f["object"].as_str().unwrap().starts_with(object))
+        .collect()
+}
+
+#[test]
+fn custom_resources_are_validated_against_the_crds_their_charts_ship_with_the_source_named() {
+    let repo = repo();
+    let (code, stderr, report) = render(&repo, &[]);
+    assert_eq!(code, 1, "{stderr}");
+
+    // Rendered by cloudnative-pg's templates.
+    let cluster = crd(&report, "Cluster");
+    assert_eq!(cluster["api_version"], "postgresql.cnpg.io/v1");
+    let source = cluster["source"].as_str().unwrap();
+    assert!(
+        source.starts_with(
+            "chart cloudnative-pg 0.26.1 (rendered by `db`, db/charts/cloudnative-pg/templates/"
+        ),
+        "{source}"
+    );
+    assert_eq!(cluster["objects"], 1);
+    assert!(cluster.get("instead_of").is_none(), "{cluster}");
+    let found = schema_findings(&report, "Cluster/");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0]["message"].as_str().unwrap().contains("spec.instances"),
+        "{}",
+        found[0]
+    );
+    assert!(
+        found[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("CRD from chart cloudnative-pg 0.26.1"),
+        "{}",
+        found[0]
+    );
+
+    // Shipped in sealed-secrets' crds/ directory, which helm template does not print.
+    let sealed = crd(&report, "SealedSecret");
+    assert_eq!(
+        sealed["source"], "chart db 0.1.0 → sealed-secrets 2.18.5, crds/bitnami.com_sealedsecrets.yaml",
+        "{sealed}"
+    );
+    let found = schema_findings(&report, "SealedSecret/");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.encryptedData.password"),
+        "{}",
+        found[0]
+    );
+
+    // No custom resource lacks its CRD, and -v says where each came from.
+    let missing: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "crd-missing")
+        .collect();
+    assert!(missing.is_empty(), "{missing:#?}");
+    assert!(
+        stderr.contains("CRD bitnami.com/v1alpha1 SealedSecret: from chart db 0.1.0 → sealed-secrets 2.18.5"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_explicit_crds_file_wins_over_the_one_a_chart_ships_and_the_report_says_so() {
+    let repo = repo();
+    let dir = repo.path("crds");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cnpg-cluster.yaml");
+    std::fs::copy(
+        common::crds().join("cloudnative-pg/postgresql.cnpg.io_clusters.yaml"),
+        &file,
+    )
+    .unwrap();
+    let (code, stderr, report) = render(&repo, &[Path::new("--crds"), &dir]);
+    assert_eq!(code, 1, "{stderr}");
+    let cluster = crd(&report, "Cluster");
+    assert_eq!(
+        cluster["source"],
+        file.display().to_string().as_str(),
+        "{cluster}"
+    );
+    assert!(
+        cluster["instead_of"]
+            .as_str()
+            .unwrap()
+            .starts_with("chart cloudnative-pg 0.26.1"),
+        "{cluster}"
+    );
+    let found = schema_findings(&report, "Cluster/");
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0]["fix"].as_str().unwrap().contains("cnpg-cluster.yaml"),
+        "{}",
+        found[0]
+    );
+    // The kinds --crds does not have still come from the charts.
+    assert!(
+        crd(&report, "SealedSecret")["source"]
+            .as_str()
+            .unwrap()
+            .contains("sealed-secrets 2.18.5")
+    );
+}
