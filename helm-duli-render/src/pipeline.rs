@@ -387,6 +387,9 @@ pub async fn render_with(
         .filter(|name| name != &env.name)
         .collect();
     found.extend(policy::check(&env, &other_envs, &located));
+    for job in &jobs {
+        found.extend(upstream_findings(job.chart, &env.name, &options.values));
+    }
     found.retain(|f| !options.policy_skip.contains(&f.rule));
     let order: BTreeMap<&str, usize> = groups
         .iter()
@@ -500,6 +503,42 @@ pub async fn render_with(
         diff,
         written: None,
     })
+}
+
+/// Our values checked against the upstream charts a chart vendors in `charts/` (packages or
+/// directories, as `helm dependency build` leaves them): a key the upstream chart does not have is a
+/// `values-unknown` warning. Charts without vendored upstream charts are not checked here (see
+/// [`super::upstream_values::check_chart_dir`] to check against a cache or a chart repository). A
+/// package that cannot be read is logged and skips the check: rendering reports the real problem.
+fn upstream_findings(chart: &Chart, env: &str, extra: &[PathBuf]) -> Vec<Finding> {
+    use super::upstream_values::{ChartsIn, check_chart_dir, check_wrapper};
+    let vendor = chart.dir.join("charts");
+    if !vendor.is_dir() {
+        return Vec::new();
+    }
+    let checked =
+        check_chart_dir(&chart.dir, &[env], &ChartsIn(vendor.clone())).and_then(|(mut found, _)| {
+            // `--values` files reach every chart: check their sections too.
+            if !extra.is_empty() {
+                let (upstreams, _) = super::upstream_values::upstreams_of(&chart.dir, &ChartsIn(vendor))?;
+                let files: Vec<(String, PathBuf)> = extra
+                    .iter()
+                    .map(|f| (f.display().to_string(), f.clone()))
+                    .collect();
+                found.extend(check_wrapper(&files, &upstreams)?);
+            }
+            Ok(found)
+        });
+    match checked {
+        Ok(found) => found.iter().map(|key| key.finding(&chart.name)).collect(),
+        Err(err) => {
+            tracing::warn!(
+                "chart `{}`: values not checked against its upstream charts: {err}",
+                chart.name
+            );
+            Vec::new()
+        }
+    }
 }
 
 /// Add the CRDs `job`'s chart ships: `crds/` of the chart and its enabled vendored subcharts (with

@@ -603,30 +603,7 @@ pub fn check_chart_dir(
     envs: &[&str],
     locate: &dyn Locate,
 ) -> Result<(Vec<UnknownKey>, Vec<String>), UpstreamError> {
-    let read_error = |path: &Path, message: String| UpstreamError::Read {
-        path: path.to_path_buf(),
-        message,
-    };
-    let chart_file = chart_dir.join("Chart.yaml");
-    let text =
-        shared::fsio::read_to_string_bounded(&chart_file, shared::fsio::CONFIG_FILE_LIMIT, "Chart.yaml")
-            .map_err(|err| read_error(&chart_file, err.to_string()))?;
-    let chart: WrapperChartFile = serde_saphyr::from_str(&text).map_err(|err| UpstreamError::Parse {
-        path: chart_dir.to_path_buf(),
-        file: "Chart.yaml".into(),
-        message: shared::yaml_error::describe(&err),
-    })?;
-    let mut upstreams = BTreeMap::new();
-    let mut missing = Vec::new();
-    for dependency in chart.dependencies {
-        match locate.locate(&dependency.name, &dependency.version) {
-            Some(path) => {
-                let key = dependency.alias.unwrap_or(dependency.name);
-                upstreams.insert(key, UpstreamChartDir::open(&path)?);
-            }
-            None => missing.push(format!("{} {}", dependency.name, dependency.version)),
-        }
-    }
+    let (upstreams, missing) = upstreams_of(chart_dir, locate)?;
     let name = chart_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -643,6 +620,38 @@ pub fn check_chart_dir(
     }
     files.retain(|(_, path)| path.is_file());
     Ok((check_wrapper(&files, &upstreams)?, missing))
+}
+
+/// The upstream charts a chart of `helm/` depends on, by the key their values live under (alias, else
+/// name), and the `name version` of those `locate` cannot find.
+pub fn upstreams_of(
+    chart_dir: &Path,
+    locate: &dyn Locate,
+) -> Result<(BTreeMap<String, UpstreamChartDir>, Vec<String>), UpstreamError> {
+    let chart_file = chart_dir.join("Chart.yaml");
+    let text =
+        shared::fsio::read_to_string_bounded(&chart_file, shared::fsio::CONFIG_FILE_LIMIT, "Chart.yaml")
+            .map_err(|err| UpstreamError::Read {
+                path: chart_file.clone(),
+                message: err.to_string(),
+            })?;
+    let chart: WrapperChartFile = serde_saphyr::from_str(&text).map_err(|err| UpstreamError::Parse {
+        path: chart_dir.to_path_buf(),
+        file: "Chart.yaml".into(),
+        message: shared::yaml_error::describe(&err),
+    })?;
+    let mut upstreams = BTreeMap::new();
+    let mut missing = Vec::new();
+    for dependency in chart.dependencies {
+        match locate.locate(&dependency.name, &dependency.version) {
+            Some(path) => {
+                let key = dependency.alias.unwrap_or(dependency.name);
+                upstreams.insert(key, UpstreamChartDir::open(&path)?);
+            }
+            None => missing.push(format!("{} {}", dependency.name, dependency.version)),
+        }
+    }
+    Ok((upstreams, missing))
 }
 
 #[derive(Debug, Deserialize)]

@@ -199,3 +199,35 @@ fn an_explicit_crds_file_wins_over_the_one_a_chart_ships_and_the_report_says_so(
             .contains("sealed-secrets 2.18.5")
     );
 }
+
+#[test]
+fn the_pipeline_checks_our_values_against_the_vendored_upstream_charts() {
+    let repo = repo();
+    repo.write(
+        "helm/db/values-staging.yml",
+        "cloudnative-pg:\n  replicaCount: 1\n  replicaCountt: 2\n  podAnnotations: {free: form}\nsealed-secrets:\n  fullnameOverride: sealed-secrets-controller\n",
+    );
+    let (code, stderr, report) = render(&repo, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    let found: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "values-unknown")
+        .collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0]["severity"], "warning");
+    assert_eq!(found[0]["file"], "db/values-staging.yml");
+    assert_eq!(found[0]["object"], "values cloudnative-pg.replicaCountt");
+    assert_eq!(found[0]["fix"], "did you mean `cloudnative-pg.replicaCount`?");
+    // The rule can be skipped like any other.
+    let (_, stderr, report) = render(&repo, &[Path::new("--policy-skip"), Path::new("values-unknown")]);
+    assert!(
+        !report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "values-unknown"),
+        "{stderr}"
+    );
+}
