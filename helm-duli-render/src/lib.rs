@@ -436,6 +436,12 @@ impl Rendered {
                 diff.added.len(),
                 diff.removed.len()
             ));
+            if !diff.nondeterministic.is_empty() {
+                line.push_str(&format!(
+                    " ({} non-deterministic fields ignored)",
+                    diff.nondeterministic.len()
+                ));
+            }
         }
         if let Some(path) = &self.written {
             line.push_str(&format!("; written to {}", path.display()));

@@ -435,7 +435,11 @@ pub async fn render_with(
             if partial {
                 old.retain(|path, _| in_scope(path));
             }
-            Some(diff::compare(&env.name, &old, &tree))
+            let compared = diff::compare(&env.name, &old, &tree);
+            for field in &compared.nondeterministic {
+                tracing::info!("non-deterministic (not a change): {} {}", field.file, field.path);
+            }
+            Some(compared)
         }
         None => None,
     };
@@ -491,6 +495,10 @@ pub async fn render_with(
             .collect(),
         crds: crd_report,
         findings: found,
+        nondeterministic_fields: diff
+            .as_ref()
+            .map(|d| d.nondeterministic.clone())
+            .unwrap_or_default(),
         totals: Default::default(),
         duration_ms: started.elapsed().as_millis() as u64,
     };

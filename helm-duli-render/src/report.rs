@@ -112,6 +112,10 @@ pub struct Report {
     pub crds: Vec<CrdReport>,
     /// Every finding.
     pub findings: Vec<Finding>,
+    /// With `--diff`: fields that differ from the earlier render only because a chart generates them
+    /// at random (not counted as changes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nondeterministic_fields: Vec<super::diff::NondeterministicField>,
     /// Counts.
     pub totals: Totals,
     /// Wall time of the run, in milliseconds.

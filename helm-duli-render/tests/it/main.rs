@@ -9,6 +9,7 @@ mod common;
 mod crds_from_charts;
 mod hostile_input;
 mod in_process;
+mod nondeterministic;
 mod platform_charts;
 mod plugin;
 mod render;
