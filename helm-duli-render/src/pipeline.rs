@@ -216,20 +216,28 @@ pub async fn render_with(
             .text("helm", &helm_identity);
         let render_key = key.finish();
         let objects: Option<Vec<Object>> = cache.get("render", &render_key);
-        let validate_key = validate_key(&render_key);
-        let findings = match (&objects, &validate_key) {
-            (Some(_), Some(key)) => cache.get("validate", key),
-            _ => None,
-        };
         jobs.push(Job {
             chart,
             layers,
             render_key,
-            validate_key,
+            validate_key: None,
             objects,
-            findings,
+            findings: None,
             duration: Duration::ZERO,
         });
+    }
+    // CRDs the charts ship validate the custom resources of every chart of the run, so a chart's
+    // validation depends on which charts are in the run and on all of their inputs: a changed operator
+    // chart (or `--chart` picking a subset) must not reuse findings made with other CRDs.
+    let mut run_keys: Vec<&str> = jobs.iter().map(|j| j.render_key.as_str()).collect();
+    run_keys.sort_unstable();
+    let run_key = KeyBuilder::new().text("charts", &run_keys.join(",")).finish();
+    for job in &mut jobs {
+        job.validate_key = validate_key(&format!("{}\0{run_key}", job.render_key));
+        job.findings = match (&job.objects, &job.validate_key) {
+            (Some(_), Some(key)) => cache.get("validate", key),
+            _ => None,
+        };
     }
     let applications = if with_applications {
         gitops::render_all(repo.root(), &env.source)?
@@ -238,7 +246,7 @@ pub async fn render_with(
     };
     let app_objects: Vec<Object> = applications.iter().flat_map(|a| a.objects.clone()).collect();
     let app_text: String = applications.iter().map(|a| a.text.as_str()).collect();
-    let app_validate_key = validate_key(&format!("applications\0{app_text}"));
+    let app_validate_key = validate_key(&format!("applications\0{app_text}\0{run_key}"));
     let mut app_findings: Option<Vec<Finding>> = match &app_validate_key {
         Some(key) if !app_objects.is_empty() => cache.get("validate", key),
         _ if app_objects.is_empty() => Some(Vec::new()),

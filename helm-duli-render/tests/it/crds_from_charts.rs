@@ -60,11 +60,19 @@ fn repo() -> common::FixtureRepo {
 
 /// Render `--chart db` (no `--crds`, no `DULI_CRDS`) with `extra` arguments; exit code, stderr, report.
 fn render(repo: &common::FixtureRepo, extra: &[&Path]) -> (i32, String, Value) {
+    render_charts(repo, &["db"], extra)
+}
+
+/// Render `charts` with `extra` arguments, the cache on; exit code, stderr, report.
+fn render_charts(repo: &common::FixtureRepo, charts: &[&str], extra: &[&Path]) -> (i32, String, Value) {
     let report = repo.path("report.json");
     let mut cmd = std::process::Command::new(common::binary());
     common::isolate(&mut cmd, &common::helm4());
+    for chart in charts {
+        cmd.args(["--chart", chart]);
+    }
     cmd.env("DULI_RENDER_CACHE", repo.cache())
-        .args(["staging", "--chart", "db", "-v", "--repo"])
+        .args(["staging", "-v", "--repo"])
         .arg(repo.root())
         .arg("--report")
         .arg(&report);
@@ -230,4 +238,38 @@ fn the_pipeline_checks_our_values_against_the_vendored_upstream_charts() {
             .any(|f| f["rule"] == "values-unknown"),
         "{stderr}"
     );
+}
+
+#[test]
+fn findings_cached_without_the_operator_chart_are_not_reused_when_it_renders_too() {
+    // `pg` holds a Cluster; its CRD comes only from `db` (cloudnative-pg). Validated alone, the Cluster
+    // has no CRD; rendered with `db`, it must be validated again, not taken from the cache.
+    let repo = repo();
+    repo.write("helm/pg/Chart.yaml", "apiVersion: v2\nname: pg\nversion: 0.1.0\n");
+    repo.write("helm/pg/values.yaml", "{}\n");
+    repo.write(
+        "helm/pg/templates/cluster.yaml",
+        "apiVersion: postgresql.cnpg.io/v1\nkind: Cluster\nmetadata:\n  name: pg\nspec:\n  instances: 2\n  storage:\n    size: 1Gi\n",
+    );
+    let rules = |report: &Value| -> Vec<String> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["chart"] == "pg" && (f["rule"] == "crd-missing" || f["rule"] == "schema"))
+            .map(|f| f["rule"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, stderr, alone) = render_charts(&repo, &["pg"], &[]);
+    assert_eq!(rules(&alone), ["crd-missing"], "{stderr}");
+    let (_, stderr, together) = render_charts(&repo, &["pg", "db"], &[]);
+    assert_eq!(rules(&together), Vec::<String>::new(), "{stderr}");
+    let pg = together["charts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "pg")
+        .unwrap();
+    assert_eq!(pg["status"], "cached", "the render itself is reused");
+    assert_eq!(crd(&together, "Cluster")["objects"], 2);
 }
