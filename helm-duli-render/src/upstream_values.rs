@@ -654,6 +654,9 @@ pub fn upstreams_of(
     Ok((upstreams, missing))
 }
 
+/// An unknown key of a `gitops/platform.yml` entry: `(platform/<name>, key)`.
+pub type EntryKey = (String, UnknownKey);
+
 #[derive(Debug, Deserialize)]
 struct PlatformFile {
     #[serde(default)]
@@ -675,7 +678,7 @@ struct PlatformEntry {
 pub fn check_platform(
     platform_file: &Path,
     locate: &dyn Locate,
-) -> Result<(Vec<(String, UnknownKey)>, Vec<String>), UpstreamError> {
+) -> Result<(Vec<EntryKey>, Vec<String>), UpstreamError> {
     let text = shared::fsio::read_to_string_bounded(
         platform_file,
         shared::fsio::CONFIG_FILE_LIMIT,
@@ -874,10 +877,9 @@ fn nearest<'a>(key: &str, candidates: &[&'a str]) -> Option<&'a str> {
 fn replace_last(path: &str, last: &str) -> String {
     let parent = path.rsplit_once('.').map_or("", |(parent, _)| parent);
     // A last segment quoted because it holds dots: split at the opening quote instead.
-    let parent = if path.ends_with('"') {
-        path[..path[..path.len() - 1].rfind('"').unwrap_or(0)].trim_end_matches('.')
-    } else {
-        parent
+    let parent = match path.strip_suffix('"') {
+        Some(open) => open[..open.rfind('"').unwrap_or(0)].trim_end_matches('.'),
+        None => parent,
     };
     join(parent, last)
 }
