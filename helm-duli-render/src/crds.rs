@@ -270,6 +270,11 @@ impl CrdStore {
             .map(|(gvk, entry)| (gvk, entry.source.as_str()))
     }
 
+    /// Add every CRD of `other`; on the same group/version/kind, `other`'s wins.
+    pub fn extend(&mut self, other: CrdStore) {
+        self.entries.extend(other.entries);
+    }
+
     /// Number of known group/version/kinds.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -253,10 +253,16 @@ pub async fn render_with(
         _ => None,
     };
 
-    // CRDs load in the background while helm runs, and only when some validation is not cached.
-    // With --report, also to say where every CRD came from.
+    // Where each CRD came from, as the last run with the same charts and CRDs found it.
+    let crd_report_key = validate_key(&format!("crds\0{run_key}"));
+    let cached_crd_report: Option<Vec<CrdReport>> =
+        crd_report_key.as_ref().and_then(|key| cache.get("validate", key));
+    // CRDs load in the background while helm runs, and only when some validation (or, for --report,
+    // where the CRDs came from) is not cached.
     let need_store = options.validate
-        && (jobs.iter().any(|j| j.findings.is_none()) || app_findings.is_none() || options.report.is_some());
+        && (jobs.iter().any(|j| j.findings.is_none())
+            || app_findings.is_none()
+            || (options.report.is_some() && cached_crd_report.is_none()));
     let store_task = need_store.then(|| {
         let shared = shared.clone();
         let options = options.clone();
@@ -304,16 +310,35 @@ pub async fn render_with(
     }
 
     // Validate what the cache does not have.
-    let mut crd_report = Vec::new();
+    let mut crd_report = cached_crd_report.unwrap_or_default();
     if let Some(task) = store_task {
         let store = task.await.expect("CRD loading panicked")?;
         // CRDs the charts themselves ship count too, for this environment only: those their templates
         // render, and those in `crds/` of the chart and of its enabled subcharts, which helm installs
         // but `helm template` leaves out. An explicit `--crds` file (or the cluster) wins over them.
+        let inputs: Vec<(Chart, Vec<PathBuf>, Vec<Object>)> = jobs
+            .iter()
+            .map(|j| {
+                let crds = j
+                    .objects
+                    .iter()
+                    .flatten()
+                    .filter(|o| o.kind() == "CustomResourceDefinition")
+                    .cloned()
+                    .collect();
+                (j.chart.clone(), j.layers.files.clone(), crds)
+            })
+            .collect();
+        let threads = options.jobs.max(1);
+        let start = Instant::now();
+        let stores = tokio::task::spawn_blocking(move || chart_crd_stores(&inputs, threads))
+            .await
+            .expect("chart CRD loading panicked");
         let mut rendered_crds = CrdStore::default();
-        for job in &jobs {
-            add_chart_crds(&mut rendered_crds, job)?;
+        for one in stores {
+            rendered_crds.extend(one?);
         }
+        tracing::debug!("read the charts' CRDs in {:?}", start.elapsed());
         for object in &app_objects {
             rendered_crds.add(&object.value, &format!("{APPLICATIONS} ({})", object.source));
         }
@@ -324,6 +349,9 @@ pub async fn render_with(
                 .flat_map(|j| j.objects.iter().flatten())
                 .chain(&app_objects),
         );
+        if let Some(key) = &crd_report_key {
+            cache.put("validate", key, &crd_report);
+        }
         for entry in &crd_report {
             match &entry.instead_of {
                 Some(chart) => tracing::info!(
@@ -395,8 +423,17 @@ pub async fn render_with(
         .filter(|name| name != &env.name)
         .collect();
     found.extend(policy::check(&env, &other_envs, &located));
-    for job in &jobs {
-        found.extend(upstream_findings(job.chart, &env.name, &options.values));
+    for job in jobs.iter().filter(|j| j.chart.dir.join("charts").is_dir()) {
+        // A function of the chart's tree and values files, which the render key covers.
+        let key = KeyBuilder::new()
+            .text("upstream-values", &job.render_key)
+            .finish();
+        let upstream = cache.get("validate", &key).unwrap_or_else(|| {
+            let upstream = upstream_findings(job.chart, &env.name, &options.values);
+            cache.put("validate", &key, &upstream);
+            upstream
+        });
+        found.extend(upstream);
     }
     found.retain(|f| !options.policy_skip.contains(&f.rule));
     let order: BTreeMap<&str, usize> = groups
@@ -557,14 +594,41 @@ fn upstream_findings(chart: &Chart, env: &str, extra: &[PathBuf]) -> Vec<Finding
     }
 }
 
-/// Add the CRDs `job`'s chart ships: `crds/` of the chart and its enabled vendored subcharts (with
-/// the chart's values files, `--set` aside, deciding which are enabled), then the rendered ones.
-fn add_chart_crds(store: &mut CrdStore, job: &Job<'_>) -> Result<(), RenderError> {
-    let chart = job.chart;
+/// The CRDs each chart ships ([`chart_crds`]; `(chart, values files, rendered CRD objects)`), read
+/// on up to `threads` threads, in input order.
+fn chart_crd_stores(
+    inputs: &[(Chart, Vec<PathBuf>, Vec<Object>)],
+    threads: usize,
+) -> Vec<Result<CrdStore, RenderError>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(inputs.len()).max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((chart, files, objects)) = inputs.get(i) else {
+                        break;
+                    };
+                    let store = chart_crds(chart, files, objects);
+                    results.lock().expect("results lock").push((i, store));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("results lock");
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, store)| store).collect()
+}
+
+/// The CRDs a chart ships: `crds/` of the chart and its enabled vendored subcharts (with the chart's
+/// values `files`, `--set` aside, deciding which are enabled), then the rendered ones (`objects`).
+fn chart_crds(chart: &Chart, files: &[PathBuf], objects: &[Object]) -> Result<CrdStore, RenderError> {
+    let mut store = CrdStore::default();
     if chart.dir.join("charts").is_dir() || chart.dir.join("crds").is_dir() {
         // Highest priority first; the chart's values.yaml comes last from the chart itself.
         let mut values = Vec::new();
-        for file in job.layers.files.iter().rev() {
+        for file in files.iter().rev() {
             let text =
                 shared::fsio::read_to_string_bounded(file, shared::fsio::CONFIG_FILE_LIMIT, "values file")
                     .map_err(|source| values::ValuesError::Read {
@@ -578,10 +642,10 @@ fn add_chart_crds(store: &mut CrdStore, job: &Job<'_>) -> Result<(), RenderError
         let values: Vec<&serde_json::Value> = values.iter().collect();
         store.add_chart_dir(&chart.dir, &values)?;
     }
-    for object in job.objects.iter().flatten() {
+    for object in objects {
         store.add(&object.value, &rendered_source(chart, object));
     }
-    Ok(())
+    Ok(store)
 }
 
 /// Where a CRD rendered by `chart` comes from: the chart (and version) named by its `helm.sh/chart`

@@ -51,7 +51,7 @@ pub struct ApplicationReport {
 }
 
 /// A CRD custom resources of this render are validated against, and where it came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CrdReport {
     /// `group/version` of the custom resources.
     pub api_version: String,

@@ -228,6 +228,10 @@ fn the_pipeline_checks_our_values_against_the_vendored_upstream_charts() {
     assert_eq!(found[0]["file"], "db/values-staging.yml");
     assert_eq!(found[0]["object"], "values cloudnative-pg.replicaCountt");
     assert_eq!(found[0]["fix"], "did you mean `cloudnative-pg.replicaCount`?");
+    // A warm run reports it from the cache.
+    let (_, stderr, warm) = render(&repo, &[]);
+    assert_eq!(warm["charts"][0]["status"], "cached", "{stderr}");
+    assert_eq!(warm["findings"], report["findings"]);
     // The rule can be skipped like any other.
     let (_, stderr, report) = render(&repo, &[Path::new("--policy-skip"), Path::new("values-unknown")]);
     assert!(
@@ -272,4 +276,19 @@ fn findings_cached_without_the_operator_chart_are_not_reused_when_it_renders_too
         .unwrap();
     assert_eq!(pg["status"], "cached", "the render itself is reused");
     assert_eq!(crd(&together, "Cluster")["objects"], 2);
+}
+
+#[test]
+fn a_warm_run_reports_the_same_crd_sources_and_findings_from_the_cache() {
+    let repo = repo();
+    let (cold_code, _, cold) = render(&repo, &[]);
+    let (warm_code, stderr, warm) = render(&repo, &[]);
+    assert_eq!((cold_code, warm_code), (1, 1), "{stderr}");
+    assert_eq!(warm["charts"][0]["status"], "cached", "{stderr}");
+    assert!(
+        !stderr.contains("CRD postgresql.cnpg.io/v1 Cluster: from"),
+        "nothing re-read: {stderr}"
+    );
+    assert_eq!(cold["crds"], warm["crds"]);
+    assert_eq!(cold["findings"], warm["findings"]);
 }
