@@ -46,6 +46,9 @@ pub enum CrdError {
     /// A CRD file is too large, not a regular file, or unreadable.
     #[error(transparent)]
     Read(#[from] shared::fsio::FsError),
+    /// A chart's CRDs (its `crds/` and its subcharts') could not be read.
+    #[error(transparent)]
+    Chart(#[from] super::upstream_values::UpstreamError),
     /// Reading CRDs from the cluster failed.
     #[error("cannot read CRDs from the cluster: {message}")]
     Cluster {
@@ -233,6 +236,45 @@ impl CrdStore {
         added
     }
 
+    /// Add the CRDs of a file's text (e.g. from a chart package); `source` says where it came from.
+    /// Returns how many versions were added.
+    pub fn add_text(&mut self, text: &str, source: &str) -> Result<usize, CrdError> {
+        let docs = parse_text(text, Path::new(source))?;
+        Ok(docs.iter().map(|doc| self.add(doc, source)).sum())
+    }
+
+    /// The CRDs a chart directory ships outside its templates, as helm installs them: its `crds/`
+    /// and those of its vendored subcharts (packages or directories in `charts/`) that are enabled by
+    /// `values` (highest priority first; see
+    /// [`UpstreamChartDir::enabled_crd_files`](super::upstream_values::UpstreamChartDir::enabled_crd_files)).
+    pub fn add_chart_dir(&mut self, chart_dir: &Path, values: &[&Value]) -> Result<usize, CrdError> {
+        let chart = super::upstream_values::UpstreamChartDir::open(chart_dir)?;
+        let mut added = 0;
+        for (source, text) in chart.enabled_crd_files(values) {
+            added += self.add_text(&text, &source)?;
+        }
+        Ok(added)
+    }
+
+    /// Where the CRD of this `apiVersion`/`kind` came from (a `--crds` file, a chart, the cluster).
+    pub fn source_of(&self, api_version: &str, kind: &str) -> Option<&str> {
+        self.entries
+            .get(&gvk(api_version, kind))
+            .map(|entry| entry.source.as_str())
+    }
+
+    /// Every known group/version/kind with where its CRD came from.
+    pub fn sources(&self) -> impl Iterator<Item = (&Gvk, &str)> {
+        self.entries
+            .iter()
+            .map(|(gvk, entry)| (gvk, entry.source.as_str()))
+    }
+
+    /// Add every CRD of `other`; on the same group/version/kind, `other`'s wins.
+    pub fn extend(&mut self, other: CrdStore) {
+        self.entries.extend(other.entries);
+    }
+
     /// Number of known group/version/kinds.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -274,7 +316,11 @@ impl CrdStore {
         schema::prune_nulls(&mut instance, &entry.openapi);
         let mut violations: Vec<Violation> = validator
             .iter_errors(&instance)
-            .map(|error| describe(&error, &entry.openapi, kind))
+            .map(|error| {
+                let mut violation = describe(&error, &entry.openapi, kind);
+                violation.fix.push_str(&format!(" [CRD from {}]", entry.source));
+                violation
+            })
             .collect();
         violations.sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
         violations.dedup();
@@ -319,6 +365,11 @@ fn gvk(api_version: &str, kind: &str) -> Gvk {
 
 fn parse_file(path: &Path) -> Result<Vec<Value>, CrdError> {
     let text = shared::fsio::read_to_string_bounded(path, CRD_FILE_LIMIT, "CRD file")?;
+    parse_text(&text, path)
+}
+
+/// Parse a CRD file's text; `path` names it in errors.
+fn parse_text(text: &str, path: &Path) -> Result<Vec<Value>, CrdError> {
     let parse = |text: &str| {
         // CRD files are large (no limit on events, nodes or documents), but aliases, which CRDs do not
         // use, stay bounded and count against the scalar bytes, so a YAML bomb fails in milliseconds
@@ -338,8 +389,8 @@ fn parse_file(path: &Path) -> Result<Vec<Value>, CrdError> {
     };
     // Descriptions are over half of a CRD's bytes and play no part in validation: parse without them,
     // and fall back to the file as it is (for exact error lines) when that does not work.
-    parse(&without_descriptions(&text))
-        .or_else(|_| parse(&text))
+    parse(&without_descriptions(text))
+        .or_else(|_| parse(text))
         .map_err(|err| CrdError::File {
             path: path.to_path_buf(),
             message: shared::yaml_error::describe(&err),

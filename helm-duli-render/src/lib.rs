@@ -15,8 +15,10 @@
 //!    skipping charts whose inputs did not change (`cache`);
 //! 3. render the ArgoCD Application templates with the environment's keys as variables ([`gitops`]);
 //! 4. split everything into objects ([`manifests`]) and validate them: custom resources against their
-//!    CRD ([`crds`], [`schema`]), built-in objects against k8s-openapi (`core`) (`validate`);
-//! 5. run the policy rules ([`policy`]);
+//!    CRD ([`crds`], [`schema`]; `--crds`, the cluster, and the CRDs the charts of the render ship),
+//!    built-in objects against k8s-openapi (`core`) (`validate`);
+//! 5. run the policy rules ([`policy`]), and check our values against the upstream charts vendored in
+//!    `charts/` ([`upstream_values`]);
 //! 6. print one multi-document stream, or write one file per object ([`output`]), compare with an
 //!    earlier render ([`diff`]) and write a JSON report ([`report`]).
 //!
@@ -38,6 +40,7 @@ pub mod output;
 pub mod policy;
 pub mod report;
 pub mod schema;
+pub mod upstream_values;
 pub mod values;
 
 mod cache;
@@ -435,6 +438,12 @@ impl Rendered {
                 diff.added.len(),
                 diff.removed.len()
             ));
+            if !diff.nondeterministic.is_empty() {
+                line.push_str(&format!(
+                    " ({} non-deterministic fields ignored)",
+                    diff.nondeterministic.len()
+                ));
+            }
         }
         if let Some(path) = &self.written {
             line.push_str(&format!("; written to {}", path.display()));

@@ -15,7 +15,7 @@ use super::findings::Finding;
 use super::helm::Helm;
 use super::manifests::{self, Object};
 use super::policy::{self, Located};
-use super::report::{ApplicationReport, ChartReport, ChartStatus, Report};
+use super::report::{ApplicationReport, ChartReport, ChartStatus, CrdReport, Report};
 use super::values::{self, Layers};
 use super::{RenderError, RenderOptions, Rendered, confine, diff, gitops, output, report};
 use shared::environment::Environment;
@@ -216,20 +216,28 @@ pub async fn render_with(
             .text("helm", &helm_identity);
         let render_key = key.finish();
         let objects: Option<Vec<Object>> = cache.get("render", &render_key);
-        let validate_key = validate_key(&render_key);
-        let findings = match (&objects, &validate_key) {
-            (Some(_), Some(key)) => cache.get("validate", key),
-            _ => None,
-        };
         jobs.push(Job {
             chart,
             layers,
             render_key,
-            validate_key,
+            validate_key: None,
             objects,
-            findings,
+            findings: None,
             duration: Duration::ZERO,
         });
+    }
+    // CRDs the charts ship validate the custom resources of every chart of the run, so a chart's
+    // validation depends on which charts are in the run and on all of their inputs: a changed operator
+    // chart (or `--chart` picking a subset) must not reuse findings made with other CRDs.
+    let mut run_keys: Vec<&str> = jobs.iter().map(|j| j.render_key.as_str()).collect();
+    run_keys.sort_unstable();
+    let run_key = KeyBuilder::new().text("charts", &run_keys.join(",")).finish();
+    for job in &mut jobs {
+        job.validate_key = validate_key(&format!("{}\0{run_key}", job.render_key));
+        job.findings = match (&job.objects, &job.validate_key) {
+            (Some(_), Some(key)) => cache.get("validate", key),
+            _ => None,
+        };
     }
     let applications = if with_applications {
         gitops::render_all(repo.root(), &env.source)?
@@ -238,16 +246,23 @@ pub async fn render_with(
     };
     let app_objects: Vec<Object> = applications.iter().flat_map(|a| a.objects.clone()).collect();
     let app_text: String = applications.iter().map(|a| a.text.as_str()).collect();
-    let app_validate_key = validate_key(&format!("applications\0{app_text}"));
+    let app_validate_key = validate_key(&format!("applications\0{app_text}\0{run_key}"));
     let mut app_findings: Option<Vec<Finding>> = match &app_validate_key {
         Some(key) if !app_objects.is_empty() => cache.get("validate", key),
         _ if app_objects.is_empty() => Some(Vec::new()),
         _ => None,
     };
 
-    // CRDs load in the background while helm runs, and only when some validation is not cached.
-    let need_store =
-        options.validate && (jobs.iter().any(|j| j.findings.is_none()) || app_findings.is_none());
+    // Where each CRD came from, as the last run with the same charts and CRDs found it.
+    let crd_report_key = validate_key(&format!("crds\0{run_key}"));
+    let cached_crd_report: Option<Vec<CrdReport>> =
+        crd_report_key.as_ref().and_then(|key| cache.get("validate", key));
+    // CRDs load in the background while helm runs, and only when some validation (or, for --report,
+    // where the CRDs came from) is not cached.
+    let need_store = options.validate
+        && (jobs.iter().any(|j| j.findings.is_none())
+            || app_findings.is_none()
+            || (options.report.is_some() && cached_crd_report.is_none()));
     let store_task = need_store.then(|| {
         let shared = shared.clone();
         let options = options.clone();
@@ -295,18 +310,60 @@ pub async fn render_with(
     }
 
     // Validate what the cache does not have.
+    let mut crd_report = cached_crd_report.unwrap_or_default();
     if let Some(task) = store_task {
         let store = task.await.expect("CRD loading panicked")?;
-        // CRDs the charts themselves render count too, for this environment only.
-        let mut rendered_crds = CrdStore::default();
-        for object in jobs
+        // CRDs the charts themselves ship count too, for this environment only: those their templates
+        // render, and those in `crds/` of the chart and of its enabled subcharts, which helm installs
+        // but `helm template` leaves out. An explicit `--crds` file (or the cluster) wins over them.
+        let inputs: Vec<(Chart, Vec<PathBuf>, Vec<Object>)> = jobs
             .iter()
-            .flat_map(|j| j.objects.iter().flatten())
-            .chain(&app_objects)
-        {
-            rendered_crds.add(&object.value, &object.source);
+            .map(|j| {
+                let crds = j
+                    .objects
+                    .iter()
+                    .flatten()
+                    .filter(|o| o.kind() == "CustomResourceDefinition")
+                    .cloned()
+                    .collect();
+                (j.chart.clone(), j.layers.files.clone(), crds)
+            })
+            .collect();
+        let threads = options.jobs.max(1);
+        let start = Instant::now();
+        let stores = tokio::task::spawn_blocking(move || chart_crd_stores(&inputs, threads))
+            .await
+            .expect("chart CRD loading panicked");
+        let mut rendered_crds = CrdStore::default();
+        for one in stores {
+            rendered_crds.extend(one?);
         }
-        let stores = [Arc::new(rendered_crds), store];
+        tracing::debug!("read the charts' CRDs in {:?}", start.elapsed());
+        for object in &app_objects {
+            rendered_crds.add(&object.value, &format!("{APPLICATIONS} ({})", object.source));
+        }
+        crd_report = crd_sources(
+            &store,
+            &rendered_crds,
+            jobs.iter()
+                .flat_map(|j| j.objects.iter().flatten())
+                .chain(&app_objects),
+        );
+        if let Some(key) = &crd_report_key {
+            cache.put("validate", key, &crd_report);
+        }
+        for entry in &crd_report {
+            match &entry.instead_of {
+                Some(chart) => tracing::info!(
+                    "CRD {} {}: from {} (wins over the one from {chart})",
+                    entry.api_version,
+                    entry.kind,
+                    entry.source
+                ),
+                None => tracing::info!("CRD {} {}: from {}", entry.api_version, entry.kind, entry.source),
+            }
+        }
+        let stores = [store, Arc::new(rendered_crds)];
         let pending: Vec<(usize, Vec<Object>)> = jobs
             .iter()
             .enumerate()
@@ -366,6 +423,18 @@ pub async fn render_with(
         .filter(|name| name != &env.name)
         .collect();
     found.extend(policy::check(&env, &other_envs, &located));
+    for job in jobs.iter().filter(|j| j.chart.dir.join("charts").is_dir()) {
+        // A function of the chart's tree and values files, which the render key covers.
+        let key = KeyBuilder::new()
+            .text("upstream-values", &job.render_key)
+            .finish();
+        let upstream = cache.get("validate", &key).unwrap_or_else(|| {
+            let upstream = upstream_findings(job.chart, &env.name, &options.values);
+            cache.put("validate", &key, &upstream);
+            upstream
+        });
+        found.extend(upstream);
+    }
     found.retain(|f| !options.policy_skip.contains(&f.rule));
     let order: BTreeMap<&str, usize> = groups
         .iter()
@@ -411,7 +480,11 @@ pub async fn render_with(
             if partial {
                 old.retain(|path, _| in_scope(path));
             }
-            Some(diff::compare(&env.name, &old, &tree))
+            let compared = diff::compare(&env.name, &old, &tree);
+            for field in &compared.nondeterministic {
+                tracing::info!("non-deterministic (not a change): {} {}", field.file, field.path);
+            }
+            Some(compared)
         }
         None => None,
     };
@@ -465,7 +538,12 @@ pub async fn render_with(
                 objects: a.objects.iter().map(Object::id).collect(),
             })
             .collect(),
+        crds: crd_report,
         findings: found,
+        nondeterministic_fields: diff
+            .as_ref()
+            .map(|d| d.nondeterministic.clone())
+            .unwrap_or_default(),
         totals: Default::default(),
         duration_ms: started.elapsed().as_millis() as u64,
     };
@@ -478,6 +556,178 @@ pub async fn render_with(
         diff,
         written: None,
     })
+}
+
+/// Our values checked against the upstream charts a chart vendors in `charts/` (packages or
+/// directories, as `helm dependency build` leaves them): a key the upstream chart does not have is a
+/// `values-unknown` warning. Charts without vendored upstream charts are not checked here (see
+/// [`super::upstream_values::check_chart_dir`] to check against a cache or a chart repository). A
+/// package that cannot be read is logged and skips the check: rendering reports the real problem.
+fn upstream_findings(chart: &Chart, env: &str, extra: &[PathBuf]) -> Vec<Finding> {
+    use super::upstream_values::{ChartsIn, check_chart_dir, check_wrapper};
+    let vendor = chart.dir.join("charts");
+    if !vendor.is_dir() {
+        return Vec::new();
+    }
+    let checked =
+        check_chart_dir(&chart.dir, &[env], &ChartsIn(vendor.clone())).and_then(|(mut found, _)| {
+            // `--values` files reach every chart: check their sections too.
+            if !extra.is_empty() {
+                let (upstreams, _) = super::upstream_values::upstreams_of(&chart.dir, &ChartsIn(vendor))?;
+                let files: Vec<(String, PathBuf)> = extra
+                    .iter()
+                    .map(|f| (f.display().to_string(), f.clone()))
+                    .collect();
+                found.extend(check_wrapper(&files, &upstreams)?);
+            }
+            Ok(found)
+        });
+    match checked {
+        Ok(found) => found.iter().map(|key| key.finding(&chart.name)).collect(),
+        Err(err) => {
+            tracing::warn!(
+                "chart `{}`: values not checked against its upstream charts: {err}",
+                chart.name
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// The CRDs each chart ships ([`chart_crds`]; `(chart, values files, rendered CRD objects)`), read
+/// on up to `threads` threads, in input order.
+fn chart_crd_stores(
+    inputs: &[(Chart, Vec<PathBuf>, Vec<Object>)],
+    threads: usize,
+) -> Vec<Result<CrdStore, RenderError>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(inputs.len()).max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((chart, files, objects)) = inputs.get(i) else {
+                        break;
+                    };
+                    let store = chart_crds(chart, files, objects);
+                    results.lock().expect("results lock").push((i, store));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("results lock");
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, store)| store).collect()
+}
+
+/// The CRDs a chart ships: `crds/` of the chart and its enabled vendored subcharts (with the chart's
+/// values `files`, `--set` aside, deciding which are enabled), then the rendered ones (`objects`).
+fn chart_crds(chart: &Chart, files: &[PathBuf], objects: &[Object]) -> Result<CrdStore, RenderError> {
+    let mut store = CrdStore::default();
+    if chart.dir.join("charts").is_dir() || chart.dir.join("crds").is_dir() {
+        // Highest priority first; the chart's values.yaml comes last from the chart itself.
+        let mut values = Vec::new();
+        for file in files.iter().rev() {
+            let text =
+                shared::fsio::read_to_string_bounded(file, shared::fsio::CONFIG_FILE_LIMIT, "values file")
+                    .map_err(|source| values::ValuesError::Read {
+                        chart: chart.name.clone(),
+                        path: file.clone(),
+                        source,
+                    })?;
+            // Checked by values::layers already; a file that does not parse enables nothing here.
+            values.push(serde_saphyr::from_str::<serde_json::Value>(&text).unwrap_or_default());
+        }
+        let values: Vec<&serde_json::Value> = values.iter().collect();
+        store.add_chart_dir(&chart.dir, &values)?;
+    }
+    for object in objects {
+        store.add(&object.value, &rendered_source(chart, object));
+    }
+    Ok(store)
+}
+
+/// Where a CRD rendered by `chart` comes from: the chart (and version) named by its `helm.sh/chart`
+/// label, else the subchart its template is in (`db/charts/cloudnative-pg/templates/…`), else `chart`.
+fn rendered_source(chart: &Chart, object: &Object) -> String {
+    let from = object
+        .labels()
+        .get("helm.sh/chart")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            let (_, inner) = object.source.rsplit_once("/charts/")?;
+            let name = inner.split('/').next()?.to_string();
+            let prefix = format!("{name}-");
+            let version = std::fs::read_dir(chart.dir.join("charts"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .find_map(|entry| {
+                    let file = entry.file_name().to_string_lossy().into_owned();
+                    Some(file.strip_prefix(&prefix)?.strip_suffix(".tgz")?.to_string())
+                });
+            Some(match version {
+                Some(version) => format!("{name} {version}"),
+                None => name,
+            })
+        })
+        .unwrap_or_else(|| format!("{} {}", chart.chart_name, chart.version));
+    format!("chart {from} (rendered by `{}`, {})", chart.name, object.source)
+}
+
+/// The CRDs of the render (every one the charts ship, and every other one an object uses) with where
+/// each came from: `explicit` (`--crds`, the cluster) wins over `shipped`.
+fn crd_sources<'a>(
+    explicit: &CrdStore,
+    shipped: &CrdStore,
+    objects: impl Iterator<Item = &'a Object>,
+) -> Vec<CrdReport> {
+    let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for object in objects {
+        *counts
+            .entry((object.api_version().to_string(), object.kind().to_string()))
+            .or_default() += 1;
+    }
+    let mut kinds: BTreeSet<(String, String)> = shipped
+        .sources()
+        .map(|((group, version, kind), _)| {
+            let api_version = if group.is_empty() {
+                version.clone()
+            } else {
+                format!("{group}/{version}")
+            };
+            (api_version, kind.clone())
+        })
+        .collect();
+    kinds.extend(
+        counts
+            .keys()
+            .filter(|(api_version, kind)| explicit.knows(api_version, kind))
+            .cloned(),
+    );
+    kinds
+        .into_iter()
+        .filter_map(|(api_version, kind)| {
+            let chart = shipped.source_of(&api_version, &kind);
+            let (source, instead_of) = match explicit.source_of(&api_version, &kind) {
+                Some(explicit) => (explicit.to_string(), chart.map(str::to_string)),
+                None => (chart?.to_string(), None),
+            };
+            let objects = counts
+                .get(&(api_version.clone(), kind.clone()))
+                .copied()
+                .unwrap_or(0);
+            Some(CrdReport {
+                api_version,
+                kind,
+                source,
+                instead_of,
+                objects,
+            })
+        })
+        .collect()
 }
 
 /// The charts `--chart` selects (all when empty), and whether the Application templates are included.

@@ -81,6 +81,11 @@ pub const RULES: &[Rule] = &[
         severity: Severity::Error,
         summary: "Secrets are stored as SealedSecrets, never as plain Secrets",
     },
+    Rule {
+        id: "values-unknown",
+        severity: Severity::Warning,
+        summary: "every key in our values for an upstream chart is a value that chart has",
+    },
 ];
 
 /// The labels every object carries (platform description, "Kubernetes standard labels").

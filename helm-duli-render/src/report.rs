@@ -50,6 +50,23 @@ pub struct ApplicationReport {
     pub objects: Vec<String>,
 }
 
+/// A CRD custom resources of this render are validated against, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CrdReport {
+    /// `group/version` of the custom resources.
+    pub api_version: String,
+    /// Their kind.
+    pub kind: String,
+    /// Where the schema used came from: `chart cloudnative-pg 0.26.1 (…)`, a `--crds` file, the cluster.
+    pub source: String,
+    /// A chart-shipped CRD of the same kind that was not used because `--crds` (or the cluster) has
+    /// one: the explicit schema wins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instead_of: Option<String>,
+    /// How many objects of this render are of this kind.
+    pub objects: usize,
+}
+
 /// Counts over the run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
@@ -90,8 +107,15 @@ pub struct Report {
     pub charts: Vec<ChartReport>,
     /// Application templates, by component.
     pub applications: Vec<ApplicationReport>,
+    /// The CRDs the charts of this render ship (templates and `crds/` directories) and every other CRD
+    /// an object was validated against, with where each came from (when validation ran).
+    pub crds: Vec<CrdReport>,
     /// Every finding.
     pub findings: Vec<Finding>,
+    /// With `--diff`: fields that differ from the earlier render only because a chart generates them
+    /// at random (not counted as changes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nondeterministic_fields: Vec<super::diff::NondeterministicField>,
     /// Counts.
     pub totals: Totals,
     /// Wall time of the run, in milliseconds.

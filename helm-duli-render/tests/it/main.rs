@@ -6,8 +6,11 @@
 mod bad_input_corpus;
 mod cluster;
 mod common;
+mod crds_from_charts;
 mod hostile_input;
 mod in_process;
+mod nondeterministic;
 mod platform_charts;
 mod plugin;
 mod render;
+mod upstream_values;
