@@ -53,6 +53,16 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// The binary's entry point, given its whole command line (`args[0]` included): parse it, run
+/// [`crate::run`] through [`shared::runner::Runner`] with stdout as [`shared::fsio::Stdout`], and return
+/// its exit code.
+pub fn entry(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
+    let cli = Cli::parse_from(args);
+    shared::runner::Runner::new("helm duli-render")
+        .verbose(cli.log_level())
+        .run(crate::run(cli, shared::fsio::Stdout::new(), std::io::stderr()))
+}
+
 impl Cli {
     /// The log level: `-v` count, at least debug (2) when helm runs with `--debug`.
     pub fn log_level(&self) -> u8 {
