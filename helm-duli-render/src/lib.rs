@@ -107,6 +107,13 @@ pub struct RenderOptions {
         help = "Compare with an earlier --out DIR and print a unified diff per changed object (exit 1 on changes)"
     )]
     pub diff: Option<PathBuf>,
+    /// Show Secret values in `--diff` (redacted by default).
+    #[arg(
+        long,
+        requires = "diff",
+        help = "Show Secret values in the --diff output (by default each shows as its length, marked where it changed)"
+    )]
+    pub show_secrets: bool,
     /// Write a JSON report here (`--report`).
     #[arg(
         long,
@@ -205,6 +212,7 @@ impl RenderOptions {
             set: Vec::new(),
             out: None,
             diff: None,
+            show_secrets: false,
             report: None,
             validate: true,
             crds: Vec::new(),

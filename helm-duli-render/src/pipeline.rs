@@ -480,7 +480,20 @@ pub async fn render_with(
             if partial {
                 old.retain(|path, _| in_scope(path));
             }
-            let compared = diff::compare(&env.name, &old, &tree);
+            let how = diff::Compare {
+                secrets: if options.show_secrets {
+                    diff::SecretValues::Shown
+                } else {
+                    diff::SecretValues::Redacted
+                },
+                // Charts that wrap upstream charts (they lock their dependencies, or vendor them).
+                upstream: selected
+                    .iter()
+                    .filter(|c| c.dir.join("Chart.lock").is_file() || c.dir.join("charts").is_dir())
+                    .map(|c| c.name.clone())
+                    .collect(),
+            };
+            let compared = diff::compare(&env.name, &old, &tree, &how);
             for field in &compared.nondeterministic {
                 tracing::info!("non-deterministic (not a change): {} {}", field.file, field.path);
             }

@@ -490,6 +490,65 @@ fn diff_shows_a_changed_replica_count() {
     assert_exit_2(code, &stderr, &["cannot read the earlier render", "nothing-here"]);
 }
 
+/// A Secret's values stay out of `--diff` (a CI log) unless `--show-secrets`: the changed key is marked
+/// with its length, the unchanged one shows as REDACTED.
+#[test]
+fn diff_redacts_secret_values_unless_asked() {
+    let repo = FixtureRepo::new();
+    let out = repo.path("out");
+    let secret = |password: &str| {
+        run(repo
+            .cmd("staging")
+            // The policy against plain Secrets is not what this test is about.
+            .args(["--chart", "good", "--policy-skip", "sealed-secret"])
+            .args(["--set", "secret.user=admin", "--set"])
+            .arg(format!("secret.password={password}"))
+            .arg("--out")
+            .arg(&out))
+    };
+    let (code, _, stderr) = secret("hunter2");
+    assert_eq!(code, 0, "{stderr}");
+    let diff = |extra: &[&str]| {
+        run(repo
+            .cmd("staging")
+            .args([
+                "--chart",
+                "good",
+                "--policy-skip",
+                "sealed-secret",
+                "--set",
+                "secret.user=admin",
+                "--set",
+                "secret.password=correcthorse",
+            ])
+            .args(extra)
+            .arg("--diff")
+            .arg(&out))
+    };
+    let (code, stdout, stderr) = diff(&[]);
+    assert_eq!(code, 1, "{stderr}");
+    for clear in ["hunter2", "correcthorse", "admin"] {
+        assert!(!stdout.contains(clear), "{clear} in the diff: {stdout}");
+        assert!(!stderr.contains(clear), "{clear} on stderr: {stderr}");
+    }
+    assert!(
+        stdout.contains("-  password: \"-------- # (7 bytes)\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+  password: \"++++++++ # (12 bytes)\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("   user: \"REDACTED # (5 bytes)\""), "{stdout}");
+    let (code, stdout, stderr) = diff(&["--show-secrets"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.contains("+  password: correcthorse"), "{stdout}");
+    // --show-secrets means nothing without --diff.
+    let (code, _, stderr) = run(repo.cmd("staging").args(["--chart", "good", "--show-secrets"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--diff"), "{stderr}");
+}
+
 #[test]
 fn out_with_a_chart_subset_keeps_the_other_charts() {
     let repo = FixtureRepo::new();
