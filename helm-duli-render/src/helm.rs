@@ -135,6 +135,7 @@ impl Helm {
         for item in &layers.set {
             command.arg("--set").arg(item);
         }
+        command.args(&layers.capabilities);
         // Short-lived Go processes spend a good part of their life in the garbage collector.
         if std::env::var_os("GOGC").is_none() {
             command.env("GOGC", "off");

@@ -107,6 +107,22 @@ pub struct RenderOptions {
         help = "Compare with an earlier --out DIR and print a unified diff per changed object (exit 1 on changes)"
     )]
     pub diff: Option<PathBuf>,
+    /// The Kubernetes version charts see as `.Capabilities.KubeVersion` (`--kube-version`).
+    #[arg(
+        long,
+        value_name = "VERSION",
+        value_parser = parse_kube_version,
+        help = "Kubernetes version for .Capabilities.KubeVersion, as helm takes it (e.g. v1.33.0; default: helm's)"
+    )]
+    pub kube_version: Option<String>,
+    /// API versions charts see in `.Capabilities.APIVersions` (`--api-versions`).
+    #[arg(
+        long = "api-versions",
+        short = 'a',
+        value_name = "GROUP/VERSION[/KIND]",
+        help = "API version for .Capabilities.APIVersions (repeatable), e.g. monitoring.coreos.com/v1"
+    )]
+    pub api_versions: Vec<String>,
     /// Show Secret values in `--diff` (redacted by default).
     #[arg(
         long,
@@ -201,7 +217,36 @@ pub struct RenderOptions {
     pub helm_env: helm::HelmEnv,
 }
 
+/// `1.33`, `v1.33.0`: what helm's `--kube-version` takes (it fails on anything else, late and per chart).
+fn parse_kube_version(value: &str) -> Result<String, String> {
+    let digits = value.strip_prefix('v').unwrap_or(value);
+    let parts: Vec<&str> = digits.split('.').collect();
+    if (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "`{value}` is not a Kubernetes version: write MAJOR.MINOR[.PATCH], e.g. v1.33.0"
+        ))
+    }
+}
+
 impl RenderOptions {
+    /// helm's flags for [`RenderOptions::kube_version`] and [`RenderOptions::api_versions`].
+    pub fn capability_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(version) = &self.kube_version {
+            args.extend(["--kube-version".to_string(), version.clone()]);
+        }
+        for api in &self.api_versions {
+            args.extend(["--api-versions".to_string(), api.clone()]);
+        }
+        args
+    }
+
     /// Defaults for rendering `env`: validate, cache on, one job per core, helm settings from the
     /// process environment.
     pub fn new(env: impl Into<String>) -> Self {
@@ -213,6 +258,8 @@ impl RenderOptions {
             out: None,
             diff: None,
             show_secrets: false,
+            kube_version: None,
+            api_versions: Vec::new(),
             report: None,
             validate: true,
             crds: Vec::new(),

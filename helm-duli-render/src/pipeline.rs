@@ -200,7 +200,8 @@ pub async fn render_with(
     };
     let mut jobs = Vec::new();
     for chart in &local {
-        let layers = values::layers(chart, &env.name, &options.values, &options.set)?;
+        let mut layers = values::layers(chart, &env.name, &options.values, &options.set)?;
+        layers.capabilities = options.capability_args();
         let mut key = KeyBuilder::new();
         key.tree("chart", &chart.dir);
         for file in &layers.files {
@@ -209,6 +210,9 @@ pub async fn render_with(
         }
         for item in &layers.set {
             key.text("set", item);
+        }
+        for arg in &layers.capabilities {
+            key.text("capabilities", arg);
         }
         key.file("environment", &env.source)
             .text("namespace", &env.namespace)

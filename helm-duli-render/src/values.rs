@@ -55,6 +55,8 @@ pub struct Layers {
     pub files: Vec<PathBuf>,
     /// `--set` items, in order.
     pub set: Vec<String>,
+    /// Capabilities helm renders for: `--kube-version V` and `--api-versions X`, as helm's flags.
+    pub capabilities: Vec<String>,
 }
 
 /// Check `--set` items.
@@ -89,6 +91,7 @@ pub fn layers(
     Ok(Layers {
         files,
         set: set.to_vec(),
+        capabilities: Vec::new(),
     })
 }
 

@@ -549,6 +549,44 @@ fn diff_redacts_secret_values_unless_asked() {
     assert!(stderr.contains("--diff"), "{stderr}");
 }
 
+/// `--kube-version` and `--api-versions` reach helm as its Capabilities (and are part of the cache key:
+/// the second render with other capabilities is not served from the first one's cache); a version helm
+/// would refuse is refused up front.
+#[test]
+fn kube_version_and_api_versions_are_the_charts_capabilities() {
+    let repo = FixtureRepo::new();
+    let chart = repo.root().join("helm/caps");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: caps\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/configmap.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caps\ndata:\n  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n  monitoring: {{ .Capabilities.APIVersions.Has \"monitoring.coreos.com/v1\" | quote }}\n",
+    )
+    .unwrap();
+    let render = |extra: &[&str]| {
+        run(repo
+            .cmd("staging")
+            .args(["--chart", "caps", "--no-validate"])
+            .args(extra))
+    };
+    let (_, stdout, stderr) = render(&[]);
+    assert!(stdout.contains("monitoring: \"false\""), "{stdout}{stderr}");
+    let (_, stdout, stderr) = render(&[
+        "--kube-version",
+        "v1.31.4",
+        "--api-versions",
+        "monitoring.coreos.com/v1",
+    ]);
+    assert!(stdout.contains("kube: \"v1.31.4\""), "{stdout}{stderr}");
+    assert!(stdout.contains("monitoring: \"true\""), "{stdout}{stderr}");
+    let (code, _, stderr) = render(&["--kube-version", "latest"]);
+    assert_exit_2(code, &stderr, &["`latest` is not a Kubernetes version"]);
+}
+
 #[test]
 fn out_with_a_chart_subset_keeps_the_other_charts() {
     let repo = FixtureRepo::new();
