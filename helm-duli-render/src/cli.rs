@@ -42,6 +42,15 @@ pub struct Cli {
     /// The repository holding helm/ and gitops/ (default: found by walking up from the current directory).
     #[arg(long, value_name = "DIR", env = "DULI_REPO", display_order = 13)]
     pub repo: Option<PathBuf>,
+    /// How the run is printed (`-o`).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_enum,
+        default_value_t = crate::formats::OutputFormat::Text,
+        help = "text: manifests (or the diff) on stdout, findings on stderr; json|sarif|junit: the findings of every environment as one document on stdout (manifests only with --out)"
+    )]
+    pub output: crate::formats::OutputFormat,
     /// More logging on stderr (-v info, -vv debug); helm's --debug counts as -vv.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -33,6 +33,7 @@ pub mod cli;
 pub mod confine;
 pub mod crds;
 pub mod diff;
+pub mod formats;
 pub mod gitops;
 pub mod helm;
 pub mod manifests;
@@ -322,16 +323,23 @@ pub async fn run(cli: cli::Cli, mut out: impl Write, mut err: impl Write) -> any
 
     let rendered = render_many(&repo, &options, &envs).await?;
 
-    for one in &rendered {
-        match (&one.diff, &options.out) {
-            (Some(diff), _) => out.write_all(diff.text.as_bytes())?,
-            (None, None) => out.write_all(one.stream().as_bytes())?,
-            (None, Some(_)) => {}
+    if cli.output == formats::OutputFormat::Text {
+        for one in &rendered {
+            match (&one.diff, &options.out) {
+                (Some(diff), _) => out.write_all(diff.text.as_bytes())?,
+                (None, None) => out.write_all(one.stream().as_bytes())?,
+                (None, Some(_)) => {}
+            }
         }
+    } else {
+        let reports: Vec<&report::Report> = rendered.iter().map(|one| &one.report).collect();
+        out.write_all(formats::document(cli.output, &reports).as_bytes())?;
     }
     out.flush()?;
     for one in &rendered {
-        write!(err, "{}", one.findings_text())?;
+        if cli.output == formats::OutputFormat::Text {
+            write!(err, "{}", one.findings_text())?;
+        }
         writeln!(err, "{}", one.summary())?;
     }
     Ok(if rendered.iter().all(|one| one.outcome() == Outcome::Clean) {
