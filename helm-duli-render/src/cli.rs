@@ -45,6 +45,9 @@ pub struct Cli {
     /// More logging on stderr (-v info, -vv debug); helm's --debug counts as -vv.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always, never.
+    #[arg(long, value_enum, default_value_t = shared::output::ColorChoice::Auto, value_name = "WHEN", display_order = 90)]
+    pub color: shared::output::ColorChoice,
     /// Print what helm handed over (HELM_NAMESPACE, HELM_KUBECONTEXT, …) as JSON and exit.
     #[arg(long, hide = true)]
     pub print_helm_env: bool,

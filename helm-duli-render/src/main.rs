@@ -13,5 +13,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     Runner::new("helm duli-render")
         .verbose(cli.log_level())
+        .color(cli.color)
         .run(helm_duli_render::run(cli, Stdout::new(), std::io::stderr()))
 }

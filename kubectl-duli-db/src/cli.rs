@@ -120,15 +120,18 @@ impl Cli {
     pub fn command_with_env_output() -> clap::Command {
         Cli::command().mut_arg("output", |arg| {
             arg.value_parser(
-                PossibleValuesParser::new(["table", "json", "yaml", "env"]).map(|value| {
-                    match value.as_str() {
-                        "json" => OutputFormat::Json,
-                        "yaml" => OutputFormat::Yaml,
-                        _ => OutputFormat::Table,
-                    }
+                PossibleValuesParser::new(["table", "wide", "json", "yaml", "env"]).map(|value| match value
+                    .as_str()
+                {
+                    "wide" => OutputFormat::Wide,
+                    "json" => OutputFormat::Json,
+                    "yaml" => OutputFormat::Yaml,
+                    _ => OutputFormat::Table,
                 }),
             )
-            .help("Output format (env: `export` lines, for creds)")
+            .help(
+                "Output format (wide: status with endpoints and live detail; env: `export` lines, for creds)",
+            )
         })
     }
 

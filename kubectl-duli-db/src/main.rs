@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let (name, deadline) = cli.name_and_deadline();
     Runner::new(name)
         .verbose(cli.global.common.verbose)
+        .color(cli.global.common.color)
         .deadline(deadline, "--timeout")
         .run(async move { kubectl_duli_db::run(cli, &mut shared::fsio::Stdout::new()).await })
 }

@@ -82,6 +82,7 @@ pub fn main(cli: Cli) -> ExitCode {
     // The command's own deadline (`--timeout`) comes first and says what it waited for; the runner's, a
     // little later, is the backstop for what cannot be cancelled cooperatively (an exec credential plugin).
     Runner::new(title)
+        .color(cli.global.common.color)
         .logging_by_command()
         .deadline(cli.command.timeout(), "--timeout")
         .margin(DEADLINE_MARGIN)

@@ -75,7 +75,7 @@ pub async fn run(cli: Cli, out: &mut impl Write, err: &mut impl Write) -> anyhow
 /// `-o` as the format of SealedSecret documents (`table`: the default, YAML or the `--out` file's).
 fn doc_format(output: OutputFormat) -> Option<DocFormat> {
     match output {
-        OutputFormat::Table => None,
+        OutputFormat::Table | OutputFormat::Wide => None,
         OutputFormat::Json => Some(DocFormat::Json),
         OutputFormat::Yaml => Some(DocFormat::Yaml),
     }
