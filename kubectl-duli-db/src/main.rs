@@ -7,6 +7,10 @@ use kubectl_duli_db::cli::Cli;
 use shared::runner::Runner;
 
 fn main() -> ExitCode {
+    // `kubectl_complete-duli-db` runs `kubectl-duli-db __complete WORDS…` (kubectl's plugin completion).
+    if let Some(code) = shared::completion::intercept(Cli::command_with_env_output) {
+        return code;
+    }
     let cli = Cli::parse_args();
     let (name, deadline) = cli.name_and_deadline();
     Runner::new(name)

@@ -5,9 +5,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use kubectl_duli_env::cli::{Cli, main as run};
 
 fn main() -> ExitCode {
+    // `kubectl_complete-duli-env` runs `kubectl-duli-env __complete WORDS…` (kubectl's plugin completion).
+    if let Some(code) = shared::completion::intercept(Cli::command) {
+        return code;
+    }
     run(Cli::parse())
 }
