@@ -113,6 +113,9 @@ impl std::ops::DerefMut for Table {
     }
 }
 
+/// Below this many columns a terminal's width is not believed (wrapping to it would be unreadable).
+const MIN_WRAP_WIDTH: u16 = 40;
+
 /// kubectl's gap between columns (its tabwriter pads with three spaces).
 const PLAIN_GAP: u16 = 3;
 
@@ -155,10 +158,15 @@ where
         inner.enforce_styling();
     }
     if terminal {
-        // Wrapped to the terminal's width (comfy-table asks the terminal).
+        // Wrapped to the terminal's width (comfy-table asks the terminal); a terminal that reports no
+        // usable width (a fresh pseudo-terminal says 0 columns) gets unwrapped rows, not one letter a line.
+        let arrangement = match inner.width() {
+            Some(width) if width >= MIN_WRAP_WIDTH => ContentArrangement::Dynamic,
+            _ => ContentArrangement::Disabled,
+        };
         inner
             .load_style(presets::UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic);
+            .set_content_arrangement(arrangement);
     } else {
         // No width lookup and no wrapping: one line per row, whatever the width of a cell.
         inner
