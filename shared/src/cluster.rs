@@ -534,6 +534,90 @@ current-context: one
     }
 
     #[tokio::test]
+    async fn flags_override_the_kubeconfig_like_kubectl() {
+        let (dir, path) = write(KUBECONFIG);
+        let ca = dir.path().join("ca.pem");
+        let target = ClusterTarget {
+            kubeconfig: Some(path.clone()),
+            context: Some("two".into()),
+            overrides: ClientOverrides {
+                server: Some("https://127.0.0.1:6443".into()),
+                certificate_authority: Some(ca.clone()),
+                token: Some("tok-SECRET-9".parse().unwrap()),
+                as_user: Some("alice".into()),
+                as_groups: vec!["devs".into(), "ops".into()],
+                as_uid: Some("u-1".into()),
+                request_timeout: Some(Duration::from_secs(7)),
+                ..Default::default()
+            },
+        };
+        let mut kubeconfig = target.read_kubeconfig().unwrap();
+        let options = target.overrides.apply(&mut kubeconfig, "two");
+        assert_eq!(options.context.as_deref(), Some("two"));
+        let cluster = kubeconfig
+            .clusters
+            .iter()
+            .find(|c| Some(&c.name) == options.cluster.as_ref())
+            .and_then(|c| c.cluster.clone())
+            .unwrap();
+        assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:6443"));
+        assert_eq!(cluster.certificate_authority, Some(ca.display().to_string()));
+        let user = kubeconfig
+            .auth_infos
+            .iter()
+            .find(|u| Some(&u.name) == options.user.as_ref())
+            .and_then(|u| u.auth_info.clone())
+            .unwrap();
+        assert_eq!(user.impersonate.as_deref(), Some("alice"));
+        assert_eq!(user.impersonate_groups, Some(vec!["devs".into(), "ops".into()]));
+        assert_eq!(user.impersonate_uid.as_deref(), Some("u-1"));
+        assert!(user.token.is_some());
+        // The token is never shown: not in Debug of the flags, the target, or helm's variable names.
+        assert!(!format!("{target:?}").contains("tok-SECRET-9"));
+        // The original entries are left as they were (another context may use them).
+        assert!(kubeconfig.clusters.iter().any(|c| c.name == "a"
+            && c.cluster.as_ref().and_then(|c| c.server.as_deref()) == Some("http://127.0.0.1:1")));
+        assert!(target.overrides.helm_env().unwrap_err().contains("--as-uid"));
+        let helm_flags = ClientOverrides {
+            as_uid: None,
+            ..target.overrides.clone()
+        };
+        let env = helm_flags.helm_env().unwrap();
+        let names: Vec<&str> = env.iter().map(|(name, _)| *name).collect();
+        assert!(names.contains(&"HELM_KUBETOKEN") && names.contains(&"HELM_KUBEAPISERVER"));
+    }
+
+    #[tokio::test]
+    async fn insecure_skip_drops_the_ca_and_helm_refuses_flags_it_lacks() {
+        let (_dir, path) = write(KUBECONFIG);
+        let overrides = ClientOverrides {
+            insecure_skip_tls_verify: true,
+            user: Some("u".into()),
+            ..Default::default()
+        };
+        let target = ClusterTarget {
+            kubeconfig: Some(path),
+            context: None,
+            overrides: overrides.clone(),
+        };
+        let mut kubeconfig = target.read_kubeconfig().unwrap();
+        let options = overrides.apply(&mut kubeconfig, "one");
+        assert_eq!(options.user.as_deref(), Some("u"));
+        let cluster = kubeconfig
+            .clusters
+            .iter()
+            .find(|c| Some(&c.name) == options.cluster.as_ref())
+            .and_then(|c| c.cluster.clone())
+            .unwrap();
+        assert_eq!(cluster.insecure_skip_tls_verify, Some(true));
+        assert_eq!(cluster.certificate_authority_data, None);
+        let err = overrides.helm_env().unwrap_err();
+        assert!(err.contains("--user") && err.contains("--context"), "{err}");
+        // The connection itself is built with the flags.
+        target.connect(None).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn unknown_context_lists_known_ones() {
         let (_dir, path) = write(KUBECONFIG);
         let target = ClusterTarget {
