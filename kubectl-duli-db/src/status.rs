@@ -763,10 +763,13 @@ pub fn render_tables(report: &StatusReport, wide: bool) -> String {
         }
         let mut table = shared::output::table(header);
         for service in &env.services {
+            // A failed check says why in the default table too; a passing one's detail is for -o wide.
             let (live, detail) = match &service.live {
                 None => ("-".to_string(), "-".to_string()),
+                Some(live) if live.ok => (format!("ok {}ms", live.latency_ms), live.detail.clone()),
+                Some(live) if wide => (format!("DOWN {}ms", live.latency_ms), live.detail.clone()),
                 Some(live) => (
-                    format!("{} {}ms", if live.ok { "ok" } else { "DOWN" }, live.latency_ms),
+                    format!("DOWN {}ms: {}", live.latency_ms, live.detail),
                     live.detail.clone(),
                 ),
             };
