@@ -54,6 +54,9 @@ pub struct Cli {
     /// More logging on stderr (-v info, -vv debug); helm's --debug counts as -vv.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// When to use colour on stderr: auto (a terminal, and NO_COLOR unset), always, never.
+    #[arg(long, value_enum, default_value_t = shared::output::ColorChoice::Auto, value_name = "WHEN", display_order = 90)]
+    pub color: shared::output::ColorChoice,
     /// Print what helm handed over (HELM_NAMESPACE, HELM_KUBECONTEXT, …) as JSON and exit.
     #[arg(long, hide = true)]
     pub print_helm_env: bool,
@@ -69,6 +72,7 @@ pub fn entry(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
     let cli = Cli::parse_from(args);
     shared::runner::Runner::new("helm duli-render")
         .verbose(cli.log_level())
+        .color(cli.color)
         .run(crate::run(cli, shared::fsio::Stdout::new(), std::io::stderr()))
 }
 

@@ -287,6 +287,7 @@ impl RenderOptions {
                 .kube_context
                 .clone()
                 .or_else(|| self.helm_env.kube_context.clone()),
+            ..ClusterTarget::default()
         }
     }
 }

@@ -245,8 +245,25 @@ pub struct RequestRecord {
     pub content_type: Option<String>,
     /// `User-Agent`, if any.
     pub user_agent: Option<String>,
+    /// Who the request claimed to be (bearer token, `Impersonate-*` headers).
+    pub identity: Identity,
     /// The response status code.
     pub status: u16,
+}
+
+/// The caller's credential and impersonation, as a real API server's audit log has them (the stand-in
+/// authenticates nobody; tests check what a client sent).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    /// The token of `Authorization: Bearer …`.
+    pub bearer_token: Option<String>,
+    /// `Impersonate-User`.
+    pub impersonate_user: Option<String>,
+    /// `Impersonate-Group` (each header).
+    pub impersonate_groups: Vec<String>,
+    /// `Impersonate-Uid`.
+    pub impersonate_uid: Option<String>,
 }
 
 /// The shared request log (bounded).

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::discovery;
 use crate::error::ApiError;
-use crate::faults::{Fault, RequestRecord, WatchFault};
+use crate::faults::{Fault, Identity, RequestRecord, WatchFault};
 use crate::openapi;
 use crate::patch::PatchKind;
 use crate::printers::{Include, TablePrinter, TableRequest};
@@ -74,14 +74,33 @@ async fn faults_and_log(State(app): App, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     // Extracted in a block: a closure borrowing the (non-Sync) request must not live across an await.
-    let (content_type, user_agent) = {
+    let (content_type, user_agent, identity) = {
         let header_str = |h: header::HeaderName| {
             req.headers()
                 .get(h)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        (header_str(header::CONTENT_TYPE), header_str(header::USER_AGENT))
+        let all = |name: &str| -> Vec<String> {
+            req.headers()
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_string))
+                .collect()
+        };
+        // What an API server's audit log records of the caller: the credential's kind and the impersonation.
+        let identity = Identity {
+            bearer_token: header_str(header::AUTHORIZATION)
+                .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string)),
+            impersonate_user: all("impersonate-user").into_iter().next(),
+            impersonate_groups: all("impersonate-group"),
+            impersonate_uid: all("impersonate-uid").into_iter().next(),
+        };
+        (
+            header_str(header::CONTENT_TYPE),
+            header_str(header::USER_AGENT),
+            identity,
+        )
     };
     if path.starts_with("/_standin") {
         return next.run(req).await;
@@ -112,6 +131,7 @@ async fn faults_and_log(State(app): App, req: Request, next: Next) -> Response {
         query,
         content_type,
         user_agent,
+        identity,
         status: response.status().as_u16(),
     });
     response

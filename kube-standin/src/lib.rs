@@ -61,7 +61,7 @@ pub mod util;
 pub mod watch;
 
 pub use error::{ApiError, Error};
-pub use faults::{Fault, FaultAction, RequestRecord};
+pub use faults::{Fault, FaultAction, Identity, RequestRecord};
 pub use protobuf::shared_protos_dir;
 pub use server::{Builder, StandIn, kubeconfig_yaml, shared_crds, shared_crds_dir};
 pub use store::Store;

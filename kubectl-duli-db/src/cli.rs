@@ -120,15 +120,18 @@ impl Cli {
     pub fn command_with_env_output() -> clap::Command {
         Cli::command().mut_arg("output", |arg| {
             arg.value_parser(
-                PossibleValuesParser::new(["table", "json", "yaml", "env"]).map(|value| {
-                    match value.as_str() {
-                        "json" => OutputFormat::Json,
-                        "yaml" => OutputFormat::Yaml,
-                        _ => OutputFormat::Table,
-                    }
+                PossibleValuesParser::new(["table", "wide", "json", "yaml", "env"]).map(|value| match value
+                    .as_str()
+                {
+                    "wide" => OutputFormat::Wide,
+                    "json" => OutputFormat::Json,
+                    "yaml" => OutputFormat::Yaml,
+                    _ => OutputFormat::Table,
                 }),
             )
-            .help("Output format (env: `export` lines, for creds)")
+            .help(
+                "Output format (wide: status with endpoints and live detail; env: `export` lines, for creds)",
+            )
         })
     }
 
@@ -168,9 +171,20 @@ impl Cli {
         cli.env_output = env_output;
         Ok(cli)
     }
+}
 
-    /// Parse the process's command line; exits with clap's message on `--help`, `--version` or a usage error.
-    pub fn parse_args() -> Cli {
-        Cli::try_parse_args(std::env::args_os()).unwrap_or_else(|err| err.exit())
+/// The binary's entry point, given its whole command line (`args[0]` included): completions for
+/// `kubectl_complete-duli-db` (`PLUGIN __complete WORDS…`), else parse, run through
+/// [`shared::runner::Runner`] (one deadline, signals, cleanups) and return the exit code.
+pub fn entry(args: Vec<OsString>) -> std::process::ExitCode {
+    if let Some(code) = shared::completion::intercept(&args, Cli::command_with_env_output) {
+        return code;
     }
+    let cli = Cli::try_parse_args(args).unwrap_or_else(|err| err.exit());
+    let (name, deadline) = cli.name_and_deadline();
+    shared::runner::Runner::new(name)
+        .verbose(cli.global.common.verbose)
+        .color(cli.global.common.color)
+        .deadline(deadline, "--timeout")
+        .run(async move { crate::run(cli, &mut shared::fsio::Stdout::new()).await })
 }

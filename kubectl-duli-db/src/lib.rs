@@ -82,7 +82,7 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<Outc
             let report = creds::run(&api, &env, &options, cli.global.common.yes).await?;
             let format = match (cli.env_output, cli.global.common.output) {
                 (true, _) => CredsFormat::Env,
-                (false, OutputFormat::Table) => CredsFormat::Table,
+                (false, OutputFormat::Table | OutputFormat::Wide) => CredsFormat::Table,
                 (false, other) => CredsFormat::Document(other),
             };
             out.write_all(creds::render(&report, format)?.as_bytes())?;

@@ -3,14 +3,6 @@
 
 use std::process::ExitCode;
 
-use kubectl_duli_db::cli::Cli;
-use shared::runner::Runner;
-
 fn main() -> ExitCode {
-    let cli = Cli::parse_args();
-    let (name, deadline) = cli.name_and_deadline();
-    Runner::new(name)
-        .verbose(cli.global.common.verbose)
-        .deadline(deadline, "--timeout")
-        .run(async move { kubectl_duli_db::run(cli, &mut shared::fsio::Stdout::new()).await })
+    kubectl_duli_db::cli::entry(std::env::args_os().collect())
 }

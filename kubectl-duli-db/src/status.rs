@@ -731,7 +731,8 @@ pub async fn run(
 ) -> anyhow::Result<shared::error::Outcome> {
     let report = collect(api, environments, options).await?;
     let text = match format {
-        shared::output::OutputFormat::Table => render_tables(&report),
+        shared::output::OutputFormat::Table => render_tables(&report, false),
+        shared::output::OutputFormat::Wide => render_tables(&report, true),
         other => shared::output::to_document(&report, other)?,
     };
     out.write_all(text.as_bytes())?;
@@ -743,42 +744,52 @@ pub async fn run(
     })
 }
 
-/// Print the report as one table per environment plus a verdict line.
-pub fn render_tables(report: &StatusReport) -> String {
+/// Print the report as one table per environment plus a verdict line; `wide` (`-o wide`) adds the
+/// endpoints and the live checks' detail.
+pub fn render_tables(report: &StatusReport, wide: bool) -> String {
     let mut out = String::new();
     for env in &report.environments {
-        let mut table = shared::output::table([
+        let mut header = vec![
             "SERVICE",
             "READY",
             "INSTANCES",
             "PRIMARY",
             "MESSAGE",
-            "INTERNAL",
-            "EXTERNAL",
             "AGE",
             "LIVE",
-        ]);
+        ];
+        if wide {
+            header.extend(["INTERNAL", "EXTERNAL", "LIVE DETAIL"]);
+        }
+        let mut table = shared::output::table(header);
         for service in &env.services {
-            let live = match &service.live {
-                None => "-".to_string(),
-                Some(live) => format!(
-                    "{} {}ms: {}",
-                    if live.ok { "ok" } else { "DOWN" },
-                    live.latency_ms,
-                    live.detail
+            // A failed check says why in the default table too; a passing one's detail is for -o wide.
+            let (live, detail) = match &service.live {
+                None => ("-".to_string(), "-".to_string()),
+                Some(live) if live.ok => (format!("ok {}ms", live.latency_ms), live.detail.clone()),
+                Some(live) if wide => (format!("DOWN {}ms", live.latency_ms), live.detail.clone()),
+                Some(live) => (
+                    format!("DOWN {}ms: {}", live.latency_ms, live.detail),
+                    live.detail.clone(),
                 ),
             };
-            table.add_row(crate::printable_row(vec![
+            let mut row = vec![
                 service.service.as_str().to_string(),
                 if service.ready { "yes".into() } else { "NO".into() },
                 format!("{}/{}", service.instances.ready, service.instances.desired),
                 service.primary.clone().unwrap_or_else(|| "-".into()),
                 service.message.clone(),
-                service.endpoints.internal.clone(),
-                service.endpoints.external.clone(),
                 service.age.clone().unwrap_or_else(|| "-".into()),
                 live,
-            ]));
+            ];
+            if wide {
+                row.extend([
+                    service.endpoints.internal.clone(),
+                    service.endpoints.external.clone(),
+                    detail,
+                ]);
+            }
+            table.add_row(crate::printable_row(row));
         }
         let unhealthy: Vec<&str> = env
             .services
@@ -946,7 +957,7 @@ status:
                     .collect(),
             }],
         };
-        let table = render_tables(&report);
+        let table = render_tables(&report, true);
         assert!(!table.contains('\u{1b}') && !table.contains('\u{7}'), "{table:?}");
         assert!(table.contains("\\x1b]0;pwned\\x07"), "{table}");
     }
@@ -1061,7 +1072,7 @@ status:
         assert_eq!(pg["instances"]["desired"], 2);
         assert_eq!(pg["live"], Value::Null);
         assert_eq!(pg["endpoints"]["external"], "db-staging.duli.one:5432");
-        let table = render_tables(&report);
+        let table = render_tables(&report, true);
         assert!(
             table.contains("Environment staging (namespace staging)"),
             "{table}"

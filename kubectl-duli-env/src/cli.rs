@@ -68,6 +68,16 @@ pub enum Command {
     },
 }
 
+/// The binary's entry point, given its whole command line (`args[0]` included): completions for
+/// `kubectl_complete-duli-env` (`PLUGIN __complete WORDS…`, kubectl's plugin completion), else parse and
+/// [`main`].
+pub fn entry(args: Vec<std::ffi::OsString>) -> ExitCode {
+    if let Some(code) = shared::completion::intercept(&args, Cli::command) {
+        return code;
+    }
+    main(Cli::parse_from(args))
+}
+
 /// Run a parsed command line to its exit code: a completion script, or an env command through
 /// [`shared::runner::Runner`] (one deadline, SIGINT/SIGTERM/SIGHUP, cleanups), its output on stdout.
 pub fn main(cli: Cli) -> ExitCode {
@@ -82,6 +92,7 @@ pub fn main(cli: Cli) -> ExitCode {
     // The command's own deadline (`--timeout`) comes first and says what it waited for; the runner's, a
     // little later, is the backstop for what cannot be cancelled cooperatively (an exec credential plugin).
     Runner::new(title)
+        .color(cli.global.common.color)
         .logging_by_command()
         .deadline(cli.command.timeout(), "--timeout")
         .margin(DEADLINE_MARGIN)

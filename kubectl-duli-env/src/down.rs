@@ -553,7 +553,7 @@ impl Deleter {
 impl DownReport {
     /// Print a table or a document.
     pub fn print(&self, format: OutputFormat, out: &mut dyn Write) -> anyhow::Result<()> {
-        if format != OutputFormat::Table {
+        if !format.is_table() {
             return write_document(out, self, format);
         }
         let mut table = output::table(["STEP", "DELETED", "DURATION"]);

@@ -17,6 +17,9 @@ pub enum HelmError {
     /// helm is not installed.
     #[error(transparent)]
     Missing(#[from] shared::tools::ToolNotFound),
+    /// A client flag helm has no equivalent for.
+    #[error("{0}")]
+    Flags(String),
     /// A helm command failed.
     #[error("`{command}` failed: {message}")]
     Failed {
@@ -49,16 +52,32 @@ pub struct Helm {
     /// When every helm command must have ended (helm's own `--timeout` bounds only its wait, not the
     /// work before it nor its exit).
     deadline: Option<tokio::time::Instant>,
+    /// kubectl's client flags as helm's environment variables (`HELM_KUBETOKEN`: never in argv).
+    flag_env: FlagEnv,
+}
+
+/// helm's environment for the client flags; its `Debug` names the variables, never their values.
+#[derive(Clone, Default)]
+struct FlagEnv(Vec<(&'static str, String)>);
+
+impl std::fmt::Debug for FlagEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
 }
 
 impl Helm {
     /// Locate helm (`HELM_BIN`, else PATH) for the cluster `target` resolved to `context`.
     pub fn locate(target: &ClusterTarget, context: &str) -> Result<Self, HelmError> {
+        let flag_env = FlagEnv(target.overrides.helm_env().map_err(HelmError::Flags)?);
         Ok(Helm {
             bin: shared::tools::helm()?,
             target: target.clone(),
             context: context.to_string(),
             deadline: None,
+            flag_env,
         })
     }
 
@@ -82,7 +101,10 @@ impl Helm {
     /// [`Helm::run`], writing `input` to helm's stdin.
     pub async fn run_with_input(&self, args: &[String], input: Option<Vec<u8>>) -> Result<String, HelmError> {
         let mut all: Vec<String> = args.to_vec();
-        all.extend(["--kube-context".to_string(), self.context.clone()]);
+        // `--server` without a kubeconfig has no context to name: helm takes the server from its environment.
+        if self.context != shared::cluster::FLAGS_ONLY {
+            all.extend(["--kube-context".to_string(), self.context.clone()]);
+        }
         if let Some(kubeconfig) = &self.target.kubeconfig {
             all.extend(["--kubeconfig".to_string(), kubeconfig.display().to_string()]);
         }
@@ -146,6 +168,9 @@ impl Helm {
             .kill_on_drop(true);
         for var in token_vars() {
             child.env_remove(var);
+        }
+        for (name, value) in &self.flag_env.0 {
+            child.env(name, value);
         }
         child
     }
@@ -225,6 +250,7 @@ mod tests {
             target: ClusterTarget::default(),
             context: "c".into(),
             deadline: None,
+            flag_env: FlagEnv::default(),
         }
         .until(tokio::time::Instant::now() + std::time::Duration::from_millis(300));
         let started = std::time::Instant::now();
@@ -246,6 +272,7 @@ mod tests {
             target: ClusterTarget::default(),
             context: "c".into(),
             deadline: None,
+            flag_env: FlagEnv::default(),
         };
         let command = helm.command(&["version".into()], false);
         let removed: Vec<_> = command

@@ -23,8 +23,7 @@
 //! - `summary`, `log`: what the user sees at the end, progress while it runs, and the log file.
 //! - `lock`: one `up`/`down` per environment and cluster at a time.
 //!
-//! The binary `kubectl-duli` (the bare `kubectl duli`, listing the slices) lives in this crate too; see
-//! `src/bin/kubectl-duli.rs`.
+//! `kubectl-duli` (every slice in one binary, krew's entry point) is the crate `kubectl-duli`.
 
 pub(crate) mod apply;
 pub mod cli;

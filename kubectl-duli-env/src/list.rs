@@ -80,7 +80,7 @@ pub async fn list(ctx: &Context) -> Result<Vec<EnvRow>, EnvError> {
 
 /// Print the rows.
 pub fn print(rows: &[EnvRow], format: OutputFormat, out: &mut dyn Write) -> anyhow::Result<()> {
-    if format != OutputFormat::Table {
+    if !format.is_table() {
         return write_document(out, &rows, format);
     }
     let mut table = output::table(["ENVIRONMENT", "NAMESPACE", "TIER", "STATE", "APPLICATIONS READY"]);

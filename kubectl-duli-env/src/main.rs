@@ -5,9 +5,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use kubectl_duli_env::cli::{Cli, main as run};
-
 fn main() -> ExitCode {
-    run(Cli::parse())
+    kubectl_duli_env::cli::entry(std::env::args_os().collect())
 }

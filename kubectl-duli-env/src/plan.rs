@@ -256,7 +256,7 @@ pub fn diff(before: &serde_json::Value, after: &serde_json::Value) -> String {
 impl PlanReport {
     /// Print as text or as a document.
     pub fn print(&self, format: OutputFormat, out: &mut dyn Write) -> anyhow::Result<()> {
-        if format != OutputFormat::Table {
+        if !format.is_table() {
             return write_document(out, self, format);
         }
         let mut text = format!("plan for {}:\n", self.environment);

@@ -45,6 +45,9 @@ pub enum PlatformError {
         /// helm's error output.
         message: String,
     },
+    /// A client flag helm cannot take (the platform phase runs helm).
+    #[error("the platform phase runs helm, and {0}")]
+    HelmFlags(String),
     /// A provider chart needs a token Secret that is nowhere to be found.
     #[error(
         "Secret {namespace}/{name} (the {provider} API token the {provider} charts read) does not exist: run \
@@ -73,6 +76,7 @@ impl From<HelmError> for PlatformError {
         match err {
             HelmError::Missing(missing) => PlatformError::HelmMissing(missing),
             HelmError::Failed { command, message } => PlatformError::Helm { command, message },
+            HelmError::Flags(message) => PlatformError::HelmFlags(message),
         }
     }
 }

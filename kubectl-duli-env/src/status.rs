@@ -211,7 +211,7 @@ pub async fn namespace_exists(resolver: &Resolver, name: &str) -> Result<bool, E
 impl StatusReport {
     /// Print tables or a document; the outcome is [`Outcome::Findings`] when anything is not ready.
     pub fn print(&self, format: OutputFormat, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-        if format != OutputFormat::Table {
+        if !format.is_table() {
             write_document(out, self, format)?;
         } else {
             let mut text = format!(
@@ -233,16 +233,25 @@ impl StatusReport {
                     component.wave,
                     if component.ready { "ready" } else { "not ready" }
                 ));
-                let mut table = output::table(["KIND/NAME", "STATE", "MESSAGE", "AGE"]);
+                // `-o wide` adds the object's namespace (shared components live outside the environment's).
+                let mut header = vec!["KIND/NAME", "STATE", "MESSAGE", "AGE"];
+                if format.is_wide() {
+                    header.push("NAMESPACE");
+                }
+                let mut table = output::table(header);
                 for row in &component.rows {
-                    table.add_row(vec![
+                    let mut cells = vec![
                         format!("{}/{}", row.kind, row.name),
                         row.state.clone(),
                         row.message.clone(),
                         row.age_seconds
                             .map(output::human_age)
                             .unwrap_or_else(|| "-".into()),
-                    ]);
+                    ];
+                    if format.is_wide() {
+                        cells.push(row.namespace.clone());
+                    }
+                    table.add_row(cells);
                 }
                 text.push_str(&format!("{table}\n"));
             }

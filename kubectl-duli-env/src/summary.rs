@@ -101,7 +101,7 @@ impl Summary {
 
     /// Print as tables or as a document.
     pub fn print(&self, format: OutputFormat, out: &mut dyn Write) -> anyhow::Result<()> {
-        if format != OutputFormat::Table {
+        if !format.is_table() {
             return write_document(out, self, format);
         }
         let mut phases = output::table(["PHASE", "DURATION", "CREATED", "CHANGED", "UNCHANGED", "NOTE"]);
@@ -138,7 +138,7 @@ impl Summary {
 }
 
 /// The endpoints as a table: service, role, internal, external.
-pub fn endpoints_table(endpoints: &Endpoints) -> comfy_table::Table {
+pub fn endpoints_table(endpoints: &Endpoints) -> output::Table {
     let mut table = output::table(["SERVICE", "INTERNAL", "EXTERNAL"]);
     for (service, e) in [
         ("postgres", &endpoints.postgres),

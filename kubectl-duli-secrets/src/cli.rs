@@ -213,7 +213,7 @@ impl Cli {
             .or(match self.global.common.output {
                 OutputFormat::Json => Some(DocFormat::Json),
                 OutputFormat::Yaml => Some(DocFormat::Yaml),
-                OutputFormat::Table => None,
+                OutputFormat::Table | OutputFormat::Wide => None,
             })
             .or_else(|| self.kubeseal_mode.then(kubeseal_default))
     }
@@ -599,6 +599,11 @@ const BACKSTOP_MARGIN: Duration = Duration::from_secs(1);
 /// The binary's entry point, given its whole command line (`args[0]` included): parse it, run the command
 /// through [`shared::runner::Runner`] (one deadline, signals, cleanups), and return its exit code.
 pub fn entry(args: Vec<std::ffi::OsString>) -> ExitCode {
+    // `kubectl_complete-duli-secrets` runs `kubectl-duli-secrets __complete WORDS…` (kubectl's plugin
+    // completion).
+    if let Some(code) = shared::completion::intercept(&args, Cli::command) {
+        return code;
+    }
     let mut cli = match Cli::try_parse_args(args.iter().cloned()) {
         Ok(cli) => cli,
         Err(err) => exit_on_parse_error(err, &args),
@@ -636,6 +641,7 @@ pub fn entry(args: Vec<std::ffi::OsString>) -> ExitCode {
     };
     Runner::new(name)
         .verbose(cli.global.common.verbose)
+        .color(cli.global.common.color)
         .deadline(deadline, "--timeout")
         .run(async move {
             let mut stdout = shared::fsio::Stdout::new();

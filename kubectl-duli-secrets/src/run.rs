@@ -137,7 +137,7 @@ fn print_verified(
     output: OutputFormat,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    if output != OutputFormat::Table {
+    if !matches!(output, OutputFormat::Table | OutputFormat::Wide) {
         return print_document(&results, output, out);
     }
     let mut table = shared::output::table(["FILE", "SECRET", "DECRYPTS"]);
@@ -168,7 +168,7 @@ fn print_rotated(rotated: &[Rotated], out: &mut impl Write, err: &mut impl Write
 }
 
 fn print_init(report: &InitReport, output: OutputFormat, out: &mut impl Write) -> anyhow::Result<()> {
-    if output != OutputFormat::Table {
+    if !matches!(output, OutputFormat::Table | OutputFormat::Wide) {
         return print_document(&report.rows, output, out);
     }
     let mut table = shared::output::table(["FILE", "KEY", "ACTION"]);
@@ -184,7 +184,7 @@ fn print_audit(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> anyhow::Result<()> {
-    if output != OutputFormat::Table {
+    if !matches!(output, OutputFormat::Table | OutputFormat::Wide) {
         print_document(&report.findings, output, out)?;
     } else if report.findings.is_empty() {
         writeln!(

@@ -1,12 +1,15 @@
 //! Cluster access with kubectl's semantics: `--kubeconfig` (else `KUBECONFIG`, else `~/.kube/config`),
-//! `--context` (else the current context), and the context's namespace.
+//! `--context` (else the current context), the context's namespace, and kubectl's client flags
+//! ([`ClientOverrides`]: `--server`, `--token`, `--as`, …) laid over what the kubeconfig says.
 //!
 //! Errors name the kubeconfig file and, for an unknown context, list the contexts it has.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{
+    AuthInfo, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
+};
 
 /// Which cluster to talk to, as the user selected it.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +18,240 @@ pub struct ClusterTarget {
     pub kubeconfig: Option<PathBuf>,
     /// `--context`.
     pub context: Option<String>,
+    /// kubectl's other client flags, which win over the kubeconfig.
+    pub overrides: ClientOverrides,
+}
+
+/// A bearer token (`--token`): its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// The token itself, for the one place that sends it (the kubeconfig handed to kube, helm's environment).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Token {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Token(text.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// kubectl's client flags beyond `--kubeconfig`/`--context` (`kubectl options`), applied over the kubeconfig.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOverrides {
+    /// `--cluster`: the kubeconfig cluster to use instead of the context's.
+    pub cluster: Option<String>,
+    /// `--user`: the kubeconfig user to use instead of the context's.
+    pub user: Option<String>,
+    /// `--server`: the API server's address.
+    pub server: Option<String>,
+    /// `--token`: a bearer token (replaces the user's other credentials).
+    pub token: Option<Token>,
+    /// `--as`: the user to impersonate (`Impersonate-User`).
+    pub as_user: Option<String>,
+    /// `--as-group`: groups to impersonate (`Impersonate-Group`).
+    pub as_groups: Vec<String>,
+    /// `--as-uid`: the UID to impersonate (`Impersonate-Uid`).
+    pub as_uid: Option<String>,
+    /// `--certificate-authority`: the CA file to verify the server with.
+    pub certificate_authority: Option<PathBuf>,
+    /// `--client-certificate`: the client certificate file.
+    pub client_certificate: Option<PathBuf>,
+    /// `--client-key`: the client key file.
+    pub client_key: Option<PathBuf>,
+    /// `--insecure-skip-tls-verify`.
+    pub insecure_skip_tls_verify: bool,
+    /// `--request-timeout` (`None`: none of its own).
+    pub request_timeout: Option<Duration>,
+}
+
+/// The context name used when `--server` is given and there is no kubeconfig at all (no kubeconfig
+/// context to hand to helm either).
+pub const FLAGS_ONLY: &str = "(flags)";
+
+impl ClientOverrides {
+    /// Lay the flags over `kubeconfig` for `context`: the context's cluster and user entries are replaced
+    /// by copies carrying the flags, so that kube's own loader reads them (files, impersonation, TLS).
+    fn apply(&self, kubeconfig: &mut Kubeconfig, context: &str) -> KubeConfigOptions {
+        let named = kubeconfig
+            .contexts
+            .iter()
+            .find(|named| named.name == context)
+            .and_then(|named| named.context.clone())
+            .unwrap_or_default();
+        let cluster_name = self.cluster.clone().unwrap_or(named.cluster);
+        let user_name = self.user.clone().or(named.user);
+        let mut options = KubeConfigOptions {
+            context: Some(context.to_string()),
+            cluster: self.cluster.clone(),
+            user: self.user.clone(),
+        };
+        let cluster_changes =
+            self.server.is_some() || self.certificate_authority.is_some() || self.insecure_skip_tls_verify;
+        if cluster_changes {
+            let mut cluster = kubeconfig
+                .clusters
+                .iter()
+                .find(|named| named.name == cluster_name)
+                .and_then(|named| named.cluster.clone())
+                .unwrap_or_default();
+            if let Some(server) = &self.server {
+                cluster.server = Some(server.clone());
+            }
+            if let Some(ca) = &self.certificate_authority {
+                cluster.certificate_authority = Some(ca.display().to_string());
+                cluster.certificate_authority_data = None;
+            }
+            if self.insecure_skip_tls_verify {
+                cluster.insecure_skip_tls_verify = Some(true);
+                // kube, like kubectl, refuses a CA together with skipping verification.
+                cluster.certificate_authority = None;
+                cluster.certificate_authority_data = None;
+            }
+            let name = format!("{cluster_name}{FLAGS_ONLY}");
+            kubeconfig.clusters.push(NamedCluster {
+                name: name.clone(),
+                cluster: Some(cluster),
+                other: Default::default(),
+            });
+            options.cluster = Some(name);
+        }
+        let user_changes = self.token.is_some()
+            || self.as_user.is_some()
+            || !self.as_groups.is_empty()
+            || self.as_uid.is_some()
+            || self.client_certificate.is_some()
+            || self.client_key.is_some();
+        if user_changes {
+            let mut user = user_name
+                .as_ref()
+                .and_then(|name| kubeconfig.auth_infos.iter().find(|named| &named.name == name))
+                .and_then(|named| named.auth_info.clone())
+                .unwrap_or_default();
+            if let Some(token) = &self.token {
+                // The flag's token is the credential, as in kubectl: no other one is sent with it.
+                user = AuthInfo {
+                    token: Some(token.expose().to_string().into()),
+                    client_certificate: user.client_certificate,
+                    client_certificate_data: user.client_certificate_data,
+                    client_key: user.client_key,
+                    client_key_data: user.client_key_data,
+                    impersonate: user.impersonate,
+                    impersonate_uid: user.impersonate_uid,
+                    impersonate_groups: user.impersonate_groups,
+                    ..AuthInfo::default()
+                };
+            }
+            if let Some(cert) = &self.client_certificate {
+                user.client_certificate = Some(cert.display().to_string());
+                user.client_certificate_data = None;
+            }
+            if let Some(key) = &self.client_key {
+                user.client_key = Some(key.display().to_string());
+                user.client_key_data = None;
+            }
+            if let Some(as_user) = &self.as_user {
+                user.impersonate = Some(as_user.clone());
+            }
+            if !self.as_groups.is_empty() {
+                user.impersonate_groups = Some(self.as_groups.clone());
+            }
+            if let Some(uid) = &self.as_uid {
+                user.impersonate_uid = Some(uid.clone());
+            }
+            let name = format!("{}{FLAGS_ONLY}", user_name.unwrap_or_default());
+            kubeconfig.auth_infos.push(NamedAuthInfo {
+                name: name.clone(),
+                auth_info: Some(user),
+                other: Default::default(),
+            });
+            options.user = Some(name);
+        }
+        options
+    }
+
+    /// A kubeconfig holding only what the flags say, for `--server` without any kubeconfig (as kubectl).
+    fn flags_only_kubeconfig() -> Kubeconfig {
+        Kubeconfig {
+            clusters: vec![NamedCluster {
+                name: FLAGS_ONLY.to_string(),
+                cluster: Some(Default::default()),
+                other: Default::default(),
+            }],
+            auth_infos: vec![NamedAuthInfo {
+                name: FLAGS_ONLY.to_string(),
+                auth_info: Some(AuthInfo::default()),
+                other: Default::default(),
+            }],
+            contexts: vec![NamedContext {
+                name: FLAGS_ONLY.to_string(),
+                context: Some(Context {
+                    cluster: FLAGS_ONLY.to_string(),
+                    user: Some(FLAGS_ONLY.to_string()),
+                    namespace: Some("default".to_string()),
+                    ..Default::default()
+                }),
+                other: Default::default(),
+            }],
+            current_context: Some(FLAGS_ONLY.to_string()),
+            ..Default::default()
+        }
+    }
+
+    /// What helm must be told to reach the same cluster as the same user, as environment variables
+    /// (`HELM_KUBETOKEN` and friends): a token never goes into helm's arguments. The flags helm has no
+    /// equivalent for (`--user`, `--cluster`, client certificates, `--as-uid`) are named in the error.
+    pub fn helm_env(&self) -> Result<Vec<(&'static str, String)>, String> {
+        let mut unsupported = Vec::new();
+        if self.user.is_some() {
+            unsupported.push("--user");
+        }
+        if self.cluster.is_some() {
+            unsupported.push("--cluster");
+        }
+        if self.client_certificate.is_some() || self.client_key.is_some() {
+            unsupported.push("--client-certificate/--client-key");
+        }
+        if self.as_uid.is_some() {
+            unsupported.push("--as-uid");
+        }
+        if !unsupported.is_empty() {
+            return Err(format!(
+                "helm cannot take {} as a flag: put it in a kubeconfig context and pass --context instead",
+                unsupported.join(", ")
+            ));
+        }
+        let mut env = Vec::new();
+        if let Some(server) = &self.server {
+            env.push(("HELM_KUBEAPISERVER", server.clone()));
+        }
+        if let Some(token) = &self.token {
+            env.push(("HELM_KUBETOKEN", token.expose().to_string()));
+        }
+        if let Some(as_user) = &self.as_user {
+            env.push(("HELM_KUBEASUSER", as_user.clone()));
+        }
+        if !self.as_groups.is_empty() {
+            env.push(("HELM_KUBEASGROUPS", self.as_groups.join(",")));
+        }
+        if let Some(ca) = &self.certificate_authority {
+            env.push(("HELM_KUBECAFILE", ca.display().to_string()));
+        }
+        if self.insecure_skip_tls_verify {
+            env.push(("HELM_KUBEINSECURE_SKIP_TLS_VERIFY", "true".to_string()));
+        }
+        Ok(env)
+    }
 }
 
 /// Errors building a client.
@@ -87,6 +324,10 @@ impl ClusterTarget {
     fn read_kubeconfig(&self) -> Result<Kubeconfig, ClusterError> {
         let loaded = match &self.kubeconfig {
             Some(path) => Kubeconfig::read_from(path),
+            // `--server` needs no kubeconfig (as kubectl); a kubeconfig that exists is still read.
+            None if self.overrides.server.is_some() && !default_kubeconfig_exists() => {
+                Ok(ClientOverrides::flags_only_kubeconfig())
+            }
             None => Kubeconfig::read(),
         };
         let kubeconfig = loaded.map_err(|err| ClusterError::Kubeconfig {
@@ -135,19 +376,17 @@ impl ClusterTarget {
 
     /// Build a client for the selected context. `timeout` bounds connecting and each request's read.
     pub async fn connect(&self, timeout: Option<Duration>) -> Result<Cluster, ClusterError> {
-        let kubeconfig = self.read_kubeconfig()?;
+        let mut kubeconfig = self.read_kubeconfig()?;
         let context = self.resolve_context(&kubeconfig)?;
-        let options = KubeConfigOptions {
-            context: Some(context.clone()),
-            ..Default::default()
-        };
+        let options = self.overrides.apply(&mut kubeconfig, &context);
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
             .map_err(|err| ClusterError::Client {
                 context: context.clone(),
                 message: first_line(&format!("{err:#}")),
             })?;
-        if let Some(timeout) = timeout {
+        // `--request-timeout` bounds each request as in kubectl; else the command's timeout does.
+        if let Some(timeout) = self.overrides.request_timeout.or(timeout) {
             config.connect_timeout = Some(timeout);
             config.read_timeout = Some(timeout);
         }
@@ -164,6 +403,20 @@ impl ClusterTarget {
             server,
         })
     }
+}
+
+/// True when `KUBECONFIG` names a file that exists or `~/.kube/config` exists.
+fn default_kubeconfig_exists() -> bool {
+    match std::env::var_os("KUBECONFIG") {
+        Some(paths) if !paths.is_empty() => std::env::split_paths(&paths).any(|path| path.is_file()),
+        _ => dirs_home().is_some_and(|home| home.join(".kube/config").is_file()),
+    }
+}
+
+fn dirs_home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The first line of a loader message: the YAML parser appends a snippet of the file, which may hold a
@@ -271,6 +524,7 @@ current-context: one
         let cluster = ClusterTarget {
             kubeconfig: Some(path),
             context: None,
+            ..Default::default()
         }
         .connect(None)
         .await
@@ -280,11 +534,96 @@ current-context: one
     }
 
     #[tokio::test]
+    async fn flags_override_the_kubeconfig_like_kubectl() {
+        let (dir, path) = write(KUBECONFIG);
+        let ca = dir.path().join("ca.pem");
+        let target = ClusterTarget {
+            kubeconfig: Some(path.clone()),
+            context: Some("two".into()),
+            overrides: ClientOverrides {
+                server: Some("https://127.0.0.1:6443".into()),
+                certificate_authority: Some(ca.clone()),
+                token: Some("tok-SECRET-9".parse().unwrap()),
+                as_user: Some("alice".into()),
+                as_groups: vec!["devs".into(), "ops".into()],
+                as_uid: Some("u-1".into()),
+                request_timeout: Some(Duration::from_secs(7)),
+                ..Default::default()
+            },
+        };
+        let mut kubeconfig = target.read_kubeconfig().unwrap();
+        let options = target.overrides.apply(&mut kubeconfig, "two");
+        assert_eq!(options.context.as_deref(), Some("two"));
+        let cluster = kubeconfig
+            .clusters
+            .iter()
+            .find(|c| Some(&c.name) == options.cluster.as_ref())
+            .and_then(|c| c.cluster.clone())
+            .unwrap();
+        assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:6443"));
+        assert_eq!(cluster.certificate_authority, Some(ca.display().to_string()));
+        let user = kubeconfig
+            .auth_infos
+            .iter()
+            .find(|u| Some(&u.name) == options.user.as_ref())
+            .and_then(|u| u.auth_info.clone())
+            .unwrap();
+        assert_eq!(user.impersonate.as_deref(), Some("alice"));
+        assert_eq!(user.impersonate_groups, Some(vec!["devs".into(), "ops".into()]));
+        assert_eq!(user.impersonate_uid.as_deref(), Some("u-1"));
+        assert!(user.token.is_some());
+        // The token is never shown: not in Debug of the flags, the target, or helm's variable names.
+        assert!(!format!("{target:?}").contains("tok-SECRET-9"));
+        // The original entries are left as they were (another context may use them).
+        assert!(kubeconfig.clusters.iter().any(|c| c.name == "a"
+            && c.cluster.as_ref().and_then(|c| c.server.as_deref()) == Some("http://127.0.0.1:1")));
+        assert!(target.overrides.helm_env().unwrap_err().contains("--as-uid"));
+        let helm_flags = ClientOverrides {
+            as_uid: None,
+            ..target.overrides.clone()
+        };
+        let env = helm_flags.helm_env().unwrap();
+        let names: Vec<&str> = env.iter().map(|(name, _)| *name).collect();
+        assert!(names.contains(&"HELM_KUBETOKEN") && names.contains(&"HELM_KUBEAPISERVER"));
+    }
+
+    #[tokio::test]
+    async fn insecure_skip_drops_the_ca_and_helm_refuses_flags_it_lacks() {
+        let (_dir, path) = write(KUBECONFIG);
+        let overrides = ClientOverrides {
+            insecure_skip_tls_verify: true,
+            user: Some("u".into()),
+            ..Default::default()
+        };
+        let target = ClusterTarget {
+            kubeconfig: Some(path),
+            context: None,
+            overrides: overrides.clone(),
+        };
+        let mut kubeconfig = target.read_kubeconfig().unwrap();
+        let options = overrides.apply(&mut kubeconfig, "one");
+        assert_eq!(options.user.as_deref(), Some("u"));
+        let cluster = kubeconfig
+            .clusters
+            .iter()
+            .find(|c| Some(&c.name) == options.cluster.as_ref())
+            .and_then(|c| c.cluster.clone())
+            .unwrap();
+        assert_eq!(cluster.insecure_skip_tls_verify, Some(true));
+        assert_eq!(cluster.certificate_authority_data, None);
+        let err = overrides.helm_env().unwrap_err();
+        assert!(err.contains("--user") && err.contains("--context"), "{err}");
+        // The connection itself is built with the flags.
+        target.connect(None).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn unknown_context_lists_known_ones() {
         let (_dir, path) = write(KUBECONFIG);
         let target = ClusterTarget {
             kubeconfig: Some(path.clone()),
             context: Some("three".into()),
+            ..Default::default()
         };
         let err = target.connect(None).await.unwrap_err().to_string();
         assert!(err.contains("context `three` not found"), "{err}");
@@ -297,6 +636,7 @@ current-context: one
         ClusterTarget {
             kubeconfig: Some(path.to_path_buf()),
             context: None,
+            ..Default::default()
         }
         .connect(None)
         .await

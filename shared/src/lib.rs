@@ -8,6 +8,7 @@
 //! - [`paths`]: every path of the repository layout, named once (consts and `Repo` methods).
 //! - [`cluster`]: kubectl-compatible cluster access (`--kubeconfig`, `--context`, `-n`).
 //! - [`cli`]: the flags every plugin shares, so they behave alike.
+//! - [`completion`]: kubectl-native completion (`kubectl_complete-duli-*` → `PLUGIN __complete WORDS`).
 //! - [`output`]: tables, `-o json|yaml`, exit codes.
 //! - [`confirm`]: the prod guard (confirmation, `--yes`, no-TTY refusal).
 //! - [`tools`]: locating external programs (helm, psql, redis-cli).
@@ -22,6 +23,7 @@
 pub mod api;
 pub mod cli;
 pub mod cluster;
+pub mod completion;
 pub mod confirm;
 pub mod duration;
 pub mod environment;

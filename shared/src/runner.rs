@@ -32,7 +32,6 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -158,7 +157,8 @@ fn claim_exit() -> bool {
 }
 
 /// Set up logging on stderr: warnings by default, `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG` wins.
-/// No colours unless stderr is a terminal and `NO_COLOR` is unset. Idempotent: only the first call counts.
+/// Colour by `--color` ([`crate::output::colors_on`]): by default only when stderr is a terminal and
+/// `NO_COLOR` is unset. Idempotent: only the first call counts.
 ///
 /// Without `-v`, kube's own per-request "failed with error …" line is left out: the plugin's error says the
 /// same in one sentence.
@@ -182,9 +182,9 @@ pub fn init_stderr_logging(verbose: u8) {
         .try_init();
 }
 
-/// True when log lines on stderr may carry colour: stderr is a terminal and `NO_COLOR` is unset.
+/// True when log lines on stderr may carry colour (`--color`, `NO_COLOR`, `CLICOLOR_FORCE`, a terminal).
 pub fn ansi_on_stderr() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    crate::output::colors_on(crate::output::Stream::Stderr)
 }
 
 /// The signals that stop a command, with the exit code shells report for them.
@@ -250,6 +250,12 @@ impl Runner {
     /// `-v` count for stderr logging.
     pub fn verbose(mut self, verbose: u8) -> Self {
         self.verbose = verbose;
+        self
+    }
+
+    /// `--color`: recorded for the whole process before logging starts (logs, tables).
+    pub fn color(self, choice: crate::output::ColorChoice) -> Self {
+        crate::output::set_color_choice(choice);
         self
     }
 

@@ -67,14 +67,34 @@ async fn all_healthy_with_streaming_replica_redis_replica_and_sentinel() {
         "{}",
         table.all()
     );
-    for text in [
-        "database-1",
-        "redis-0",
-        "mq-staging.duli.one:5672",
-        "Cluster in healthy state",
-        "ok ",
-    ] {
+    for text in ["database-1", "redis-0", "Cluster in healthy state", "ok "] {
         assert!(table.stdout.contains(text), "missing {text}: {}", table.all());
+    }
+    // Not a terminal: kubectl's plain columns, no box drawing, no colour; endpoints only with -o wide.
+    assert!(
+        table.stdout.contains("SERVICE    READY   INSTANCES   PRIMARY"),
+        "{}",
+        table.all()
+    );
+    assert!(
+        !table.stdout.contains('│') && !table.stdout.contains('\u{1b}'),
+        "{}",
+        table.all()
+    );
+    assert!(
+        !table.stdout.contains("mq-staging.duli.one:5672"),
+        "{}",
+        table.all()
+    );
+    let wide = cluster.run(&["status", "staging", "-o", "wide"]).await;
+    assert_eq!(wide.code, 0, "{}", wide.all());
+    for text in [
+        "INTERNAL",
+        "mq-staging.duli.one:5672",
+        "database-rw.staging.svc.cluster.local:5432",
+        "AMQP login as guest, channel open, no alarms",
+    ] {
+        assert!(wide.stdout.contains(text), "missing {text}: {}", wide.all());
     }
 }
 

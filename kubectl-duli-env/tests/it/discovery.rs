@@ -14,7 +14,7 @@ fn kubectls() -> Vec<PathBuf> {
 }
 
 /// A directory holding links to our plugin binaries (siblings of this crate's binary in target/).
-fn plugin_dir() -> tempfile::TempDir {
+pub(crate) fn plugin_dir() -> tempfile::TempDir {
     let own = PathBuf::from(env!("CARGO_BIN_EXE_kubectl-duli-env"));
     let target = own.parent().unwrap();
     let dir = tempfile::tempdir().unwrap();
