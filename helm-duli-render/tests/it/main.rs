@@ -7,6 +7,7 @@ mod bad_input_corpus;
 mod cluster;
 mod common;
 mod crds_from_charts;
+mod formats;
 mod hostile_input;
 mod in_process;
 mod nondeterministic;
