@@ -439,7 +439,14 @@ pub async fn render_with(
         });
         found.extend(upstream);
     }
-    found.retain(|f| !options.policy_skip.contains(&f.rule));
+    let (exemptions, exemption_findings) = policy::exemptions(&located);
+    found.extend(exemption_findings);
+    found.retain(|f| {
+        !options.policy_skip.contains(&f.rule)
+            && !exemptions
+                .iter()
+                .any(|e| e.chart == f.chart && e.object == f.object && e.rules.contains(&f.rule))
+    });
     let order: BTreeMap<&str, usize> = groups
         .iter()
         .enumerate()
@@ -545,6 +552,7 @@ pub async fn render_with(
         helm_bin: helm.as_ref().map(|h| h.bin.display().to_string()),
         helm_env: options.helm_env.clone(),
         skipped_rules: options.policy_skip.clone(),
+        exemptions,
         validated: options.validate,
         charts: charts_report,
         applications: applications

@@ -82,6 +82,11 @@ pub const RULES: &[Rule] = &[
         summary: "Secrets are stored as SealedSecrets, never as plain Secrets",
     },
     Rule {
+        id: "policy-skip",
+        severity: Severity::Warning,
+        summary: "a duli.one/policy-skip annotation names known rules and has a duli.one/policy-skip-reason",
+    },
+    Rule {
         id: "values-unknown",
         severity: Severity::Warning,
         summary: "every key in our values for an upstream chart is a value that chart has",
@@ -100,6 +105,87 @@ pub const STANDARD_LABELS: &[&str] = &[
     "team",
     "tier",
 ];
+
+/// The annotation that exempts one object from rules: `duli.one/policy-skip: "image-tag,resources"`.
+pub const SKIP_ANNOTATION: &str = "duli.one/policy-skip";
+/// Why (required: an exemption without a reason is not applied).
+pub const SKIP_REASON_ANNOTATION: &str = "duli.one/policy-skip-reason";
+
+/// One object's exemption from rules, by its annotations.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Exemption {
+    /// The chart (or `applications`).
+    pub chart: String,
+    /// The object, `Kind/namespace/name`.
+    pub object: String,
+    /// The rules it is exempt from.
+    pub rules: Vec<String>,
+    /// Why, from its `duli.one/policy-skip-reason`.
+    pub reason: String,
+}
+
+/// The exemptions the objects' annotations ask for, and `policy-skip` findings for the ones that are not
+/// applied (no reason given, or a rule that does not exist).
+pub fn exemptions(objects: &[Located<'_>]) -> (Vec<Exemption>, Vec<Finding>) {
+    let mut exemptions = Vec::new();
+    let mut found = Vec::new();
+    for &at in objects {
+        let annotation = |name: &str| {
+            at.object
+                .value
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(name))
+                .and_then(serde_json::Value::as_str)
+                .map(str::trim)
+                .map(str::to_string)
+        };
+        let Some(listed) = annotation(SKIP_ANNOTATION) else {
+            continue;
+        };
+        let rules: Vec<String> = listed
+            .split(',')
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+            .collect();
+        let unknown: Vec<&String> = rules.iter().filter(|r| rule(r).is_none()).collect();
+        if !unknown.is_empty() {
+            let known: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+            found.push(finding(
+                "policy-skip",
+                at,
+                format!(
+                    "annotation {SKIP_ANNOTATION} names unknown rules: {}",
+                    unknown
+                        .iter()
+                        .map(|r| format!("`{r}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                format!(
+                    "use rule ids from `helm duli-render --list-rules`: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        match annotation(SKIP_REASON_ANNOTATION).filter(|r| !r.is_empty()) {
+            Some(reason) => exemptions.push(Exemption {
+                chart: at.chart.to_string(),
+                object: at.object.id(),
+                rules: rules.into_iter().filter(|r| rule(r).is_some()).collect(),
+                reason,
+            }),
+            None => found.push(finding(
+                "policy-skip",
+                at,
+                format!(
+                    "annotation {SKIP_ANNOTATION} ({listed}) has no {SKIP_REASON_ANNOTATION}: the exemption is not applied"
+                ),
+                format!("say why in the annotation {SKIP_REASON_ANNOTATION}"),
+            )),
+        }
+    }
+    (exemptions, found)
+}
 
 /// Look up a rule by id.
 pub fn rule(id: &str) -> Option<&'static Rule> {

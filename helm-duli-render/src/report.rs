@@ -101,6 +101,8 @@ pub struct Report {
     pub helm_env: HelmEnv,
     /// The rule ids skipped with `--policy-skip`.
     pub skipped_rules: Vec<String>,
+    /// Objects exempt from rules by their `duli.one/policy-skip` annotation, with the reason given.
+    pub exemptions: Vec<super::policy::Exemption>,
     /// Whether validation ran.
     pub validated: bool,
     /// Charts, by name.

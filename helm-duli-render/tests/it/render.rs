@@ -719,3 +719,62 @@ fn several_environments_render_in_one_run_and_fail_together() {
     assert_exit_2(code, &stderr, &["unknown environment `qa`"]);
     assert_eq!(snapshot(&out), before);
 }
+
+/// `duli.one/policy-skip` exempts one object from the rules it names, when it says why
+/// (`duli.one/policy-skip-reason`; the report lists the exemption); without a reason, or naming a rule that
+/// does not exist, the exemption is not applied and a `policy-skip` warning says so.
+#[test]
+fn an_annotation_with_a_reason_exempts_one_object_from_a_rule() {
+    let repo = FixtureRepo::new();
+    let template = repo
+        .root()
+        .join("helm/policy-image-tag/templates/deployment.yaml");
+    let text = std::fs::read_to_string(&template).unwrap().replacen(
+        "metadata:\n  name: {{ .Release.Name }}\n",
+        "metadata:\n  name: {{ .Release.Name }}\n  {{- with .Values.annotations }}\n  annotations:\n    {{- toYaml . | nindent 4 }}\n  {{- end }}\n",
+        1,
+    );
+    std::fs::write(&template, text).unwrap();
+    let render = |annotations: &str| {
+        let values = repo.path("annotations.yml");
+        std::fs::write(&values, format!("annotations:\n{annotations}")).unwrap();
+        let report = repo.path("report.json");
+        let (code, _, stderr) = run(repo
+            .cmd("prod")
+            .args(["--chart", "policy-image-tag", "--values"])
+            .arg(&values)
+            .arg("--report")
+            .arg(&report));
+        (code, stderr, read_json(&report))
+    };
+    let rules = |report: &serde_json::Value| -> Vec<String> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let (code, stderr, report) = render(
+        "  duli.one/policy-skip: image-tag\n  duli.one/policy-skip-reason: the vendor publishes only latest\n",
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(rules(&report), Vec::<String>::new(), "{stderr}");
+    assert_eq!(
+        report["exemptions"][0]["reason"],
+        "the vendor publishes only latest"
+    );
+    assert_eq!(report["exemptions"][0]["object"], "Deployment/policy-image-tag");
+
+    let (code, stderr, report) = render("  duli.one/policy-skip: image-tag\n");
+    assert_eq!(code, 1);
+    assert_eq!(rules(&report), ["image-tag", "policy-skip"], "{stderr}");
+    assert!(stderr.contains("has no duli.one/policy-skip-reason"), "{stderr}");
+
+    let (code, stderr, report) =
+        render("  duli.one/policy-skip: image-tag,imagetag\n  duli.one/policy-skip-reason: vendor\n");
+    assert_eq!(code, 1);
+    assert_eq!(rules(&report), ["policy-skip"], "{stderr}");
+    assert!(stderr.contains("names unknown rules: `imagetag`"), "{stderr}");
+}
