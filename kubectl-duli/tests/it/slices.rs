@@ -77,7 +77,7 @@ fn links_named_after_a_slice_run_that_slice() {
             );
         }
     }
-    let (code, stdout, stderr) = run(&mut Command::new(dir.path().join("helm-duli-render")).arg("--version"));
+    let (code, stdout, stderr) = run(Command::new(dir.path().join("helm-duli-render")).arg("--version"));
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.starts_with("helm-duli-render "), "{stdout}");
 }
