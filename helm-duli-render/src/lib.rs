@@ -30,6 +30,7 @@ pub mod charts;
 pub mod cli;
 pub mod confine;
 pub mod crds;
+pub mod deps;
 pub mod diff;
 pub mod gitops;
 pub mod helm;

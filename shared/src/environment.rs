@@ -199,9 +199,10 @@ pub fn parse_chart_mirror(entry: &str) -> Result<(String, String), String> {
     })?;
     let (from, to) = (from.trim().trim_end_matches('/'), to.trim().trim_end_matches('/'));
     let is_url = |url: &str| {
-        ["http://", "https://", "oci://"]
-            .iter()
-            .any(|scheme| url.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace)))
+        ["http://", "https://", "oci://"].iter().any(|scheme| {
+            url.strip_prefix(scheme)
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace))
+        })
     };
     if from != "*" && !is_url(from) {
         return Err(format!(
@@ -546,11 +547,17 @@ mod tests {
 
     #[test]
     fn chart_mirrors_take_a_map_or_a_list_and_bad_entries_are_named() {
-        let map = format!("{}chart_mirrors:\n  '*': http://127.0.0.1:8879/\n", staging_text());
+        let map = format!(
+            "{}chart_mirrors:\n  '*': http://127.0.0.1:8879/\n",
+            staging_text()
+        );
         let env = Environment::from_yaml(&map, Path::new("staging.yml")).unwrap();
         assert_eq!(
             env.chart_mirrors.items(),
-            [("chart_mirrors.*".to_string(), "*=http://127.0.0.1:8879/".to_string())]
+            [(
+                "chart_mirrors.*".to_string(),
+                "*=http://127.0.0.1:8879/".to_string()
+            )]
         );
         let list = format!(
             "{}chart_mirrors: ['https://charts.jetstack.io=oci://mirror.example/jetstack']\n",
