@@ -526,14 +526,15 @@ pub struct Fetcher {
     pub offline: bool,
     /// Bound on one `helm pull`.
     pub timeout: Duration,
-    /// Fetches shared by every chart and environment of a run (two wrappers of one upstream chart fetch
-    /// it once).
-    fetches: Arc<
-        tokio::sync::Mutex<
-            BTreeMap<String, Arc<tokio::sync::OnceCell<Result<(String, PathBuf), FetchFailure>>>>,
-        >,
-    >,
+    /// Fetches shared by every fetcher of a run.
+    fetches: FetchMemo,
 }
+
+/// The fetches of one run, so two wrappers of one upstream chart (or two environments) fetch it once.
+#[derive(Debug, Clone, Default)]
+pub struct FetchMemo(Arc<tokio::sync::Mutex<BTreeMap<String, Arc<tokio::sync::OnceCell<Fetched>>>>>);
+
+type Fetched = Result<(String, PathBuf), FetchFailure>;
 
 /// Why a fetch failed, before it is attributed to a chart.
 #[derive(Debug, Clone)]
@@ -553,13 +554,14 @@ enum FetchFailure {
 }
 
 impl Fetcher {
-    /// A fetcher; `offline` forbids any network access.
+    /// A fetcher; `offline` forbids any network access; `fetches` is shared by the fetchers of a run.
     pub fn new(
         helm: Helm,
         mirrors: ChartMirrors,
         store: ChartStore,
         offline: bool,
         timeout: Duration,
+        fetches: FetchMemo,
     ) -> Self {
         Fetcher {
             helm,
@@ -567,7 +569,7 @@ impl Fetcher {
             store,
             offline,
             timeout,
-            fetches: Default::default(),
+            fetches,
         }
     }
 
@@ -584,9 +586,11 @@ impl Fetcher {
         if self.offline {
             return Err(FetchFailure::Upstream("offline".into()));
         }
-        let key = format!("{repo}\0{name}\0{version}");
-        let cell = self.fetches.lock().await.entry(key).or_default().clone();
-        cell.get_or_init(|| self.fetch(repo, name, version)).await.clone()
+        let key = format!("{}\0{repo}\0{name}\0{version}", self.mirrors.apply(repo));
+        let cell = self.fetches.0.lock().await.entry(key).or_default().clone();
+        cell.get_or_init(|| self.fetch(repo, name, version))
+            .await
+            .clone()
     }
 
     async fn fetch(&self, repo: &str, name: &str, version: &str) -> Result<(String, PathBuf), FetchFailure> {
@@ -643,6 +647,7 @@ async fn pull(
         .tempdir()
         .map_err(|err| format!("cannot create a temporary directory: {err}"))?;
     let dest = home.path().join("out");
+    std::fs::create_dir_all(&dest).map_err(|err| format!("cannot create {}: {err}", dest.display()))?;
     let mut command = tokio::process::Command::new(&helm.bin);
     command.arg("pull");
     if url.starts_with("oci://") {

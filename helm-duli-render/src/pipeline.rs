@@ -11,13 +11,14 @@ use futures::StreamExt;
 use super::cache::{Cache, KeyBuilder};
 use super::charts::{self, Chart};
 use super::crds::{self, CrdStore};
+use super::deps::{self, ChartMirrors, ChartStore, Fetcher, ResolvedChart};
 use super::findings::Finding;
 use super::helm::Helm;
 use super::manifests::{self, Object};
 use super::policy::{self, Located};
 use super::report::{ApplicationReport, ChartReport, ChartStatus, Report};
 use super::values::{self, Layers};
-use super::{RenderError, RenderOptions, Rendered, confine, diff, gitops, output, report};
+use super::{RenderError, RenderOptions, Rendered, confine, diff, gitops, output, platform, report};
 use shared::environment::Environment;
 use shared::repo::Repo;
 
@@ -27,6 +28,12 @@ pub const APPLICATIONS: &str = "applications";
 /// One chart to render, with its inputs and cache keys.
 struct Job<'a> {
     chart: &'a Chart,
+    /// The release namespace (the environment's, or a platform entry's).
+    namespace: String,
+    /// For a wrapper chart: its upstream charts, copied into a temporary `charts/` to render.
+    resolved: Option<&'a ResolvedChart>,
+    /// A `gitops/platform.yml` entry (no policy checks: upstream's chart, not ours).
+    platform: bool,
     layers: Layers,
     render_key: String,
     validate_key: Option<String>,
@@ -41,6 +48,7 @@ struct Job<'a> {
 pub struct Shared {
     slots: Arc<tokio::sync::Semaphore>,
     crds: Arc<tokio::sync::OnceCell<Arc<CrdStore>>>,
+    fetches: deps::FetchMemo,
 }
 
 impl std::fmt::Debug for Shared {
@@ -57,6 +65,7 @@ impl Shared {
         Shared {
             slots: Arc::new(tokio::sync::Semaphore::new(jobs.max(1))),
             crds: Arc::new(tokio::sync::OnceCell::new()),
+            fetches: deps::FetchMemo::default(),
         }
     }
 
@@ -156,8 +165,95 @@ pub async fn render_with(
 
     let all = charts::discover(&repo.charts_dir())?;
     let (selected, with_applications) = select(&all, &options.charts, repo)?;
+    // Before anything reads them (the cache key walks the chart, helm renders it).
+    for chart in &selected {
+        confine::check_tree(repo.root(), &chart.dir)?;
+    }
+    if with_applications {
+        confine::check_tree(repo.root(), &repo.applications_dir())?;
+    }
+    let cache = Cache::new(options.cache_dir.clone(), options.use_cache);
+    let mirrors =
+        ChartMirrors::from_flags_env_and_file(&options.chart_mirrors, &env.chart_mirrors, &env.source)?;
+    let catalog_file = repo.platform_catalog_file();
+    let platform_entries = if options.platform && options.charts.is_empty() {
+        platform::load(&catalog_file, &env.provider)?
+    } else {
+        Vec::new()
+    };
+    for entry in &platform_entries {
+        if all.iter().any(|c| c.name == entry.name) || entry.name == APPLICATIONS {
+            return Err(platform::PlatformError {
+                path: catalog_file.clone(),
+                message: format!(
+                    "entry `{}` has the name of a chart in helm/; rename it (names are output directories)",
+                    entry.name
+                ),
+            }
+            .into());
+        }
+    }
+
+    // Upstream charts: wrapper dependencies and platform charts, from the chart cache or fetched.
+    let wrappers: Vec<&Chart> = selected.iter().copied().filter(|c| c.is_external()).collect();
+    let fetcher = if wrappers.is_empty() && platform_entries.is_empty() {
+        None
+    } else {
+        Some(Fetcher::new(
+            Helm::locate()?,
+            mirrors,
+            ChartStore::for_cache_dir(options.cache_dir.as_deref()),
+            options.offline,
+            options.fetch_timeout,
+            shared.fetches.clone(),
+        ))
+    };
+    let mut resolved: BTreeMap<String, ResolvedChart> = BTreeMap::new();
+    // Charts (and platform entries) left out, with the reason.
+    let mut unavailable: BTreeMap<String, String> = BTreeMap::new();
+    let mut platform_charts: Vec<Chart> = Vec::new();
+    if let Some(fetcher) = &fetcher {
+        let wrapper_results =
+            futures::future::join_all(wrappers.iter().map(|chart| deps::resolve(chart, fetcher)));
+        let catalog_dir = catalog_file.parent().unwrap_or(repo.root());
+        let platform_results = futures::future::join_all(platform_entries.iter().map(|entry| async move {
+            match entry.local_dir(catalog_dir) {
+                Some(dir) => Ok(dir),
+                None => deps::resolve_package(&entry.name, &entry.repo, &entry.chart, &entry.version, fetcher)
+                    .await
+                    .map(|package| package.tgz_path),
+            }
+        }));
+        let (wrapper_results, platform_results) = futures::join!(wrapper_results, platform_results);
+        for (chart, result) in wrappers.iter().zip(wrapper_results) {
+            match result {
+                Ok(one) => {
+                    resolved.insert(chart.name.clone(), one);
+                }
+                Err(err) if err.is_unavailable() => {
+                    unavailable.insert(chart.name.clone(), err.to_string());
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        for (entry, result) in platform_entries.iter().zip(platform_results) {
+            match result {
+                Ok(dir) => platform_charts.push(Chart {
+                    name: entry.name.clone(),
+                    dir,
+                    chart_name: entry.chart.clone(),
+                    version: entry.version.clone(),
+                    missing_dependencies: Vec::new(),
+                }),
+                Err(err) if err.is_unavailable() => {
+                    unavailable.insert(entry.name.clone(), err.to_string());
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
     if options.strict_deps
-        && let Some(chart) = selected.iter().find(|c| c.is_external())
+        && let Some(chart) = selected.iter().find(|c| unavailable.contains_key(&c.name))
     {
         let upstream: Vec<String> = chart
             .missing_dependencies
@@ -167,23 +263,37 @@ pub async fn render_with(
         return Err(RenderError::ExternalDependency {
             chart: chart.name.clone(),
             upstream: upstream.join(", "),
+            reason: unavailable[&chart.name].clone(),
         });
     }
-    let cache = Cache::new(options.cache_dir.clone(), options.use_cache);
-    let local: Vec<&Chart> = selected.iter().copied().filter(|c| !c.is_external()).collect();
-    // Before anything reads them (the cache key walks the chart, helm renders it).
-    for chart in &local {
-        confine::check_tree(repo.root(), &chart.dir)?;
+    if options.strict_deps
+        && let Some(entry) = platform_entries.iter().find(|e| unavailable.contains_key(&e.name))
+    {
+        return Err(RenderError::ExternalDependency {
+            chart: entry.name.clone(),
+            upstream: format!("{} {}", entry.chart, entry.version),
+            reason: unavailable[&entry.name].clone(),
+        });
     }
-    if with_applications {
-        confine::check_tree(repo.root(), &repo.applications_dir())?;
-    }
-    let helm = if local.is_empty() {
+    let local: Vec<&Chart> = selected
+        .iter()
+        .copied()
+        .filter(|c| !c.is_external() || resolved.contains_key(&c.name))
+        .collect();
+    let helm = if local.is_empty() && platform_charts.is_empty() {
         None
     } else {
         Some(Helm::locate()?)
     };
     let helm_identity = helm.as_ref().map(Helm::identity).unwrap_or_default();
+    // Platform values files (inline `values` in the catalog), alive until helm has read them.
+    let values_dir = tempfile::Builder::new()
+        .prefix("duli-render-values-")
+        .tempdir()
+        .map_err(|err| RenderError::Platform(platform::PlatformError {
+            path: catalog_file.clone(),
+            message: format!("cannot create a temporary directory for its values: {err}"),
+        }))?;
 
     // Inputs and cache keys.
     let crd_files = if options.validate {
@@ -199,10 +309,71 @@ pub async fn render_with(
             .map(|fp| KeyBuilder::new().text("seed", seed).text("crds", fp).finish())
     };
     let mut jobs = Vec::new();
-    for chart in &local {
-        let layers = values::layers(chart, &env.name, &options.values, &options.set)?;
+    let repo_charts = local.iter().map(|chart| (*chart, false));
+    let platform_jobs = platform_charts.iter().map(|chart| (chart, true));
+    for (chart, is_platform) in repo_charts.chain(platform_jobs) {
         let mut key = KeyBuilder::new();
-        key.tree("chart", &chart.dir);
+        let (layers, namespace) = if is_platform {
+            let entry = platform_entries
+                .iter()
+                .find(|e| e.name == chart.name)
+                .expect("platform charts come from entries");
+            let file = values_dir.path().join(format!("{}.yaml", entry.name));
+            let text = serde_json::to_string(&entry.values).expect("values serialize");
+            std::fs::write(&file, &text).map_err(|err| {
+                RenderError::Platform(platform::PlatformError {
+                    path: catalog_file.clone(),
+                    message: format!("cannot write the values of `{}`: {err}", entry.name),
+                })
+            })?;
+            // The package path holds its sha256; a local chart directory is hashed whole.
+            if chart.dir.is_dir() {
+                key.tree("chart", &chart.dir);
+            } else {
+                key.text("package", &chart.dir.display().to_string());
+            }
+            key.text("platform-values", &text);
+            let layers = Layers {
+                files: vec![file],
+                set: Vec::new(),
+            };
+            (layers, entry.namespace.clone())
+        } else {
+            key.tree("chart", &chart.dir);
+            (
+                values::layers(chart, &env.name, &options.values, &options.set)?,
+                env.namespace.clone(),
+            )
+        };
+        let resolved = resolved.get(&chart.name);
+        if let Some(resolved) = resolved {
+            key.text("upstream", &resolved.key());
+        }
+        if is_platform {
+            key.text("release", &chart.name)
+                .text("namespace", &namespace)
+                .text("helm", &helm_identity);
+            let render_key = key.finish();
+            let objects: Option<Vec<Object>> = cache.get("render", &render_key);
+            let validate_key = validate_key(&render_key);
+            let findings = match (&objects, &validate_key) {
+                (Some(_), Some(key)) => cache.get("validate", key),
+                _ => None,
+            };
+            jobs.push(Job {
+                chart,
+                namespace,
+                resolved: None,
+                platform: true,
+                layers,
+                render_key,
+                validate_key,
+                objects,
+                findings,
+                duration: Duration::ZERO,
+            });
+            continue;
+        }
         for file in &layers.files {
             key.text("values-path", &file.display().to_string())
                 .file("values", file);
@@ -223,6 +394,9 @@ pub async fn render_with(
         };
         jobs.push(Job {
             chart,
+            namespace,
+            resolved,
+            platform: false,
             layers,
             render_key,
             validate_key,
@@ -257,7 +431,6 @@ pub async fn render_with(
 
     // Render what the cache does not have.
     if let Some(helm) = &helm {
-        let namespace = env.namespace.as_str();
         let misses: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].objects.is_none()).collect();
         let renders = futures::stream::iter(misses.into_iter().map(|index| {
             let job = &jobs[index];
@@ -268,10 +441,16 @@ pub async fn render_with(
                     .await
                     .expect("the semaphore is never closed");
                 let start = Instant::now();
-                let result = helm
-                    .template(&job.chart.name, &job.chart.dir, namespace, &job.layers)
-                    .await;
-                let result = result.map_err(RenderError::from).and_then(|text| {
+                let result = match job.resolved.map(ResolvedChart::materialize).transpose() {
+                    Err(err) => Err(RenderError::from(err)),
+                    Ok(copy) => {
+                        let dir = copy.as_ref().map_or(&job.chart.dir, |(_, dir)| dir);
+                        helm.template(&job.chart.name, dir, &job.namespace, &job.layers)
+                            .await
+                            .map_err(RenderError::from)
+                    }
+                };
+                let result = result.and_then(|text| {
                     manifests::split(&text, &job.chart.name).map_err(|source| RenderError::Manifest {
                         chart: job.chart.name.clone(),
                         source,
@@ -352,8 +531,14 @@ pub async fn render_with(
     if with_applications {
         groups.push((APPLICATIONS.to_string(), app_objects.clone()));
     }
+    let platform_names: BTreeSet<&str> = jobs
+        .iter()
+        .filter(|j| j.platform)
+        .map(|j| j.chart.name.as_str())
+        .collect();
     let located: Vec<Located<'_>> = groups
         .iter()
+        .filter(|(chart, _)| !platform_names.contains(chart.as_str()))
         .flat_map(|(chart, objects)| objects.iter().map(move |object| Located { chart, object }))
         .collect();
     let mut found: Vec<Finding> = jobs
@@ -424,13 +609,23 @@ pub async fn render_with(
         full_tree.extend(old.into_iter().filter(|(path, _)| !in_scope(path)));
     }
 
-    let mut charts_report: Vec<ChartReport> = selected
+    let report_entries = selected
         .iter()
-        .map(|chart| {
-            let job = jobs.iter().find(|j| j.chart.name == chart.name);
+        .map(|chart| (chart.name.clone(), chart.missing_dependencies.clone(), false))
+        .chain(platform_entries.iter().map(|entry| {
+            let upstream = vec![charts::Dependency {
+                name: entry.chart.clone(),
+                version: entry.version.clone(),
+                repository: entry.repo.clone(),
+                alias: None,
+            }];
+            (entry.name.clone(), upstream, true)
+        }));
+    let mut charts_report: Vec<ChartReport> = report_entries
+        .map(|(name, upstream, is_platform)| {
+            let job = jobs.iter().find(|j| j.chart.name == name);
             let cached = job.is_some_and(|j| j.duration.is_zero());
             ChartReport {
-                name: chart.name.clone(),
                 status: match job {
                     None => ChartStatus::External,
                     Some(_) if cached => ChartStatus::Cached,
@@ -444,7 +639,11 @@ pub async fn render_with(
                     .flatten()
                     .map(Object::id)
                     .collect(),
-                upstream: chart.missing_dependencies.clone(),
+                upstream: if job.is_none() { upstream } else { Vec::new() },
+                reason: unavailable.get(&name).cloned(),
+                resolved: resolved.get(&name).map(|r| r.upstream.clone()).unwrap_or_default(),
+                platform: is_platform,
+                name,
             }
         })
         .collect();
