@@ -588,22 +588,22 @@ impl Fetcher {
         }
         let key = format!("{}\0{repo}\0{name}\0{version}", self.mirrors.apply(repo));
         let cell = self.fetches.0.lock().await.entry(key).or_default().clone();
-        cell.get_or_init(|| self.fetch(repo, name, version))
-            .await
-            .clone()
+        cell.get_or_init(|| self.fetch(repo, name, version)).await.clone()
     }
 
     async fn fetch(&self, repo: &str, name: &str, version: &str) -> Result<(String, PathBuf), FetchFailure> {
         let url = self.mirrors.apply(repo);
         let mirrored = self.mirrors.mirror_for(repo).is_some();
         let failed = |message: String| {
-            if mirrored {
+            // A mirror that answers but does not hold the chart is a mirror without it, not a broken one.
+            let missing = message.contains("not found in");
+            if mirrored && !missing {
                 FetchFailure::Mirror {
                     url: url.clone(),
                     message,
                 }
             } else {
-                FetchFailure::Upstream(format!("fetching it failed: {message}"))
+                FetchFailure::Upstream(format!("fetching it from {url} failed: {message}"))
             }
         };
         let (bytes, index_digest) =

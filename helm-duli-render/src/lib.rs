@@ -363,7 +363,9 @@ async fn update_deps(args: &cli::DepsArgs, err: &mut impl Write) -> anyhow::Resu
         if !wanted {
             continue;
         }
-        let lock = deps::update_lock(chart, &fetcher).await.map_err(RenderError::from)?;
+        let lock = deps::update_lock(chart, &fetcher)
+            .await
+            .map_err(RenderError::from)?;
         let upstream: Vec<String> = lock
             .dependencies
             .iter()

@@ -219,9 +219,11 @@ pub async fn render_with(
         let platform_results = futures::future::join_all(platform_entries.iter().map(|entry| async move {
             match entry.local_dir(catalog_dir) {
                 Some(dir) => Ok(dir),
-                None => deps::resolve_package(&entry.name, &entry.repo, &entry.chart, &entry.version, fetcher)
-                    .await
-                    .map(|package| package.tgz_path),
+                None => {
+                    deps::resolve_package(&entry.name, &entry.repo, &entry.chart, &entry.version, fetcher)
+                        .await
+                        .map(|package| package.tgz_path)
+                }
             }
         }));
         let (wrapper_results, platform_results) = futures::join!(wrapper_results, platform_results);
@@ -267,7 +269,9 @@ pub async fn render_with(
         });
     }
     if options.strict_deps
-        && let Some(entry) = platform_entries.iter().find(|e| unavailable.contains_key(&e.name))
+        && let Some(entry) = platform_entries
+            .iter()
+            .find(|e| unavailable.contains_key(&e.name))
     {
         return Err(RenderError::ExternalDependency {
             chart: entry.name.clone(),
@@ -290,10 +294,12 @@ pub async fn render_with(
     let values_dir = tempfile::Builder::new()
         .prefix("duli-render-values-")
         .tempdir()
-        .map_err(|err| RenderError::Platform(platform::PlatformError {
-            path: catalog_file.clone(),
-            message: format!("cannot create a temporary directory for its values: {err}"),
-        }))?;
+        .map_err(|err| {
+            RenderError::Platform(platform::PlatformError {
+                path: catalog_file.clone(),
+                message: format!("cannot create a temporary directory for its values: {err}"),
+            })
+        })?;
 
     // Inputs and cache keys.
     let crd_files = if options.validate {
@@ -536,10 +542,18 @@ pub async fn render_with(
         .filter(|j| j.platform)
         .map(|j| j.chart.name.as_str())
         .collect();
+    // The policies are this repository's rules for what its templates produce: objects of platform
+    // charts and of upstream subcharts (`CHART/charts/…`) are validated, not policed.
     let located: Vec<Located<'_>> = groups
         .iter()
         .filter(|(chart, _)| !platform_names.contains(chart.as_str()))
-        .flat_map(|(chart, objects)| objects.iter().map(move |object| Located { chart, object }))
+        .flat_map(|(chart, objects)| {
+            let upstream = format!("{chart}/charts/");
+            objects
+                .iter()
+                .filter(move |object| !object.source.starts_with(&upstream))
+                .map(move |object| Located { chart, object })
+        })
         .collect();
     let mut found: Vec<Finding> = jobs
         .iter()
@@ -641,7 +655,10 @@ pub async fn render_with(
                     .collect(),
                 upstream: if job.is_none() { upstream } else { Vec::new() },
                 reason: unavailable.get(&name).cloned(),
-                resolved: resolved.get(&name).map(|r| r.upstream.clone()).unwrap_or_default(),
+                resolved: resolved
+                    .get(&name)
+                    .map(|r| r.upstream.clone())
+                    .unwrap_or_default(),
                 platform: is_platform,
                 name,
             }

@@ -76,8 +76,9 @@ pub fn load(path: &Path, provider: &str) -> Result<Vec<PlatformEntry>, PlatformE
         path: path.to_path_buf(),
         message,
     };
-    let text = shared::fsio::read_to_string_bounded(path, shared::fsio::CONFIG_FILE_LIMIT, "platform catalog")
-        .map_err(|err| invalid(err.to_string()))?;
+    let text =
+        shared::fsio::read_to_string_bounded(path, shared::fsio::CONFIG_FILE_LIMIT, "platform catalog")
+            .map_err(|err| invalid(err.to_string()))?;
     let catalog: Catalog =
         serde_saphyr::from_str(&text).map_err(|err| invalid(shared::yaml_error::describe(&err)))?;
     for (index, entry) in catalog.charts.iter().enumerate() {
@@ -110,8 +111,17 @@ mod tests {
     #[test]
     fn generic_skips_the_digitalocean_entries_of_this_repo() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../gitops/platform.yml");
-        let names = |provider| -> Vec<String> { load(&path, provider).unwrap().into_iter().map(|e| e.name).collect() };
-        assert_eq!(names("generic"), ["cert-manager", "sealed-secrets-controller", "argocd"]);
+        let names = |provider| -> Vec<String> {
+            load(&path, provider)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.name)
+                .collect()
+        };
+        assert_eq!(
+            names("generic"),
+            ["cert-manager", "sealed-secrets-controller", "argocd"]
+        );
         assert_eq!(names("digitalocean").len(), 5);
     }
 
@@ -119,7 +129,11 @@ mod tests {
     fn an_empty_field_is_named() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("platform.yml");
-        std::fs::write(&path, "charts:\n- {name: a, repo: '', chart: a, version: 1.0.0, namespace: x}\n").unwrap();
+        std::fs::write(
+            &path,
+            "charts:\n- {name: a, repo: '', chart: a, version: 1.0.0, namespace: x}\n",
+        )
+        .unwrap();
         let err = load(&path, "generic").unwrap_err().to_string();
         assert!(err.contains("charts[0].repo is empty"), "{err}");
     }
