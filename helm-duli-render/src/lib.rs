@@ -163,6 +163,10 @@ pub struct RenderOptions {
         help = "Never fetch upstream charts; charts missing from the chart cache are reported as external"
     )]
     pub offline: bool,
+    /// Resolve the upstream dependencies of wrapper charts (the command line: always). Library callers
+    /// ([`RenderOptions::new`]) leave it off and get the wrappers reported as external.
+    #[arg(skip = true)]
+    pub upstream: bool,
     /// Bound on fetching one upstream chart.
     #[arg(
         long,
@@ -245,6 +249,7 @@ impl RenderOptions {
             // Library callers (`kubectl duli secrets audit`) render what the repository and the chart
             // cache hold, without the network, and leave the platform charts out.
             offline: true,
+            upstream: false,
             fetch_timeout: deps::DEFAULT_FETCH_TIMEOUT,
             platform: false,
             use_cache: true,

@@ -49,7 +49,11 @@ pub struct Shared {
     slots: Arc<tokio::sync::Semaphore>,
     crds: Arc<tokio::sync::OnceCell<Arc<CrdStore>>>,
     fetches: deps::FetchMemo,
+    renders: RenderMemo,
 }
+
+/// Renders of one run by render key.
+type RenderMemo = Arc<tokio::sync::Mutex<BTreeMap<String, Arc<tokio::sync::OnceCell<Vec<Object>>>>>>;
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,6 +70,7 @@ impl Shared {
             slots: Arc::new(tokio::sync::Semaphore::new(jobs.max(1))),
             crds: Arc::new(tokio::sync::OnceCell::new()),
             fetches: deps::FetchMemo::default(),
+            renders: RenderMemo::default(),
         }
     }
 
@@ -196,6 +201,8 @@ pub async fn render_with(
 
     // Upstream charts: wrapper dependencies and platform charts, from the chart cache or fetched.
     let wrappers: Vec<&Chart> = selected.iter().copied().filter(|c| c.is_external()).collect();
+    let (wrappers, skipped): (Vec<&Chart>, Vec<&Chart>) =
+        wrappers.into_iter().partition(|_| options.upstream);
     let fetcher = if wrappers.is_empty() && platform_entries.is_empty() {
         None
     } else {
@@ -211,6 +218,9 @@ pub async fn render_with(
     let mut resolved: BTreeMap<String, ResolvedChart> = BTreeMap::new();
     // Charts (and platform entries) left out, with the reason.
     let mut unavailable: BTreeMap<String, String> = BTreeMap::new();
+    for chart in skipped {
+        unavailable.insert(chart.name.clone(), "upstream charts are not resolved here".into());
+    }
     let mut platform_charts: Vec<Chart> = Vec::new();
     if let Some(fetcher) = &fetcher {
         let wrapper_results =
@@ -441,27 +451,39 @@ pub async fn render_with(
         let renders = futures::stream::iter(misses.into_iter().map(|index| {
             let job = &jobs[index];
             async move {
-                let _slot = shared
-                    .slots
-                    .acquire()
-                    .await
-                    .expect("the semaphore is never closed");
                 let start = Instant::now();
-                let result = match job.resolved.map(ResolvedChart::materialize).transpose() {
-                    Err(err) => Err(RenderError::from(err)),
-                    Ok(copy) => {
-                        let dir = copy.as_ref().map_or(&job.chart.dir, |(_, dir)| dir);
-                        helm.template(&job.chart.name, dir, &job.namespace, &job.layers)
+                // Environments rendering at once share renders with the same key (the platform charts'
+                // do not depend on the environment): the first renders, the others wait for it.
+                let cell = shared
+                    .renders
+                    .lock()
+                    .await
+                    .entry(job.render_key.clone())
+                    .or_default()
+                    .clone();
+                let result = cell
+                    .get_or_try_init(|| async {
+                        let _slot = shared
+                            .slots
+                            .acquire()
                             .await
-                            .map_err(RenderError::from)
-                    }
-                };
-                let result = result.and_then(|text| {
-                    manifests::split(&text, &job.chart.name).map_err(|source| RenderError::Manifest {
-                        chart: job.chart.name.clone(),
-                        source,
+                            .expect("the semaphore is never closed");
+                        let text = match job.resolved.map(ResolvedChart::materialize).transpose() {
+                            Err(err) => Err(RenderError::from(err)),
+                            Ok(copy) => {
+                                let dir = copy.as_ref().map_or(&job.chart.dir, |(_, dir)| dir);
+                                helm.template(&job.chart.name, dir, &job.namespace, &job.layers)
+                                    .await
+                                    .map_err(RenderError::from)
+                            }
+                        }?;
+                        manifests::split(&text, &job.chart.name).map_err(|source| RenderError::Manifest {
+                            chart: job.chart.name.clone(),
+                            source,
+                        })
                     })
-                });
+                    .await
+                    .cloned();
                 (index, result, start.elapsed())
             }
         }))

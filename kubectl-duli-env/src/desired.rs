@@ -287,19 +287,31 @@ mod tests {
         let repo = repo();
         let mut env = Environment::load(&repo, "staging").unwrap();
         env.provider = "generic".into();
-        env.chart_mirrors = shared::environment::ChartMirrorEntries::List(vec!["*=http://file.example".into()]);
+        env.chart_mirrors =
+            shared::environment::ChartMirrorEntries::List(vec!["*=http://file.example".into()]);
         let mut desired = Desired::load(&repo, &env, None).unwrap();
         let names: Vec<&str> = desired.platform.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["cert-manager", "sealed-secrets-controller", "argocd"], "generic: no DigitalOcean charts");
+        assert_eq!(
+            names,
+            ["cert-manager", "sealed-secrets-controller", "argocd"],
+            "generic: no DigitalOcean charts"
+        );
         desired
             .apply_chart_mirrors(&["https://charts.jetstack.io=oci://127.0.0.1:5000/jetstack".into()])
             .unwrap();
         let repos: Vec<&str> = desired.platform.iter().map(|c| c.repo.as_str()).collect();
         assert_eq!(
             repos,
-            ["oci://127.0.0.1:5000/jetstack", "http://file.example", "http://file.example"]
+            [
+                "oci://127.0.0.1:5000/jetstack",
+                "http://file.example",
+                "http://file.example"
+            ]
         );
-        let err = desired.apply_chart_mirrors(&["bad".into()]).unwrap_err().to_string();
+        let err = desired
+            .apply_chart_mirrors(&["bad".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--chart-mirror") && err.contains("`bad`"), "{err}");
     }
 

@@ -333,18 +333,33 @@ async fn up_installs_the_platform_charts_from_a_chart_mirror() {
     let server = testkit::chartrepo::ChartRepoServer::serve(&mirror_dir);
     let catalog = world.repo.join("gitops/platform.yml");
     let text = std::fs::read_to_string(&catalog).unwrap();
-    let text = text.replacen("repo: charts", "repo: https://charts.upstream.invalid", 3).replace(
-        "repo: charts",
-        "repo: oci://registry.upstream.invalid/digitalocean",
-    );
+    let text = text
+        .replacen("repo: charts", "repo: https://charts.upstream.invalid", 3)
+        .replace(
+            "repo: charts",
+            "repo: oci://registry.upstream.invalid/digitalocean",
+        );
     std::fs::write(&catalog, text).unwrap();
 
     let mirror = format!("*={}", server.url);
     let run = world
-        .run(&["up", "staging", "--only", "platform", "--chart-mirror", &mirror, "--timeout", "2m"])
+        .run(&[
+            "up",
+            "staging",
+            "--only",
+            "platform",
+            "--chart-mirror",
+            &mirror,
+            "--timeout",
+            "2m",
+        ])
         .await
         .expect(0);
-    assert!(server.requests() >= 4, "helm fetched from the mirror:\n{}", run.stderr);
+    assert!(
+        server.requests() >= 4,
+        "helm fetched from the mirror:\n{}",
+        run.stderr
+    );
     assert!(
         world
             .get("secrets", "argocd", "sh.helm.release.v1.argocd.v1")
@@ -357,7 +372,14 @@ async fn up_installs_the_platform_charts_from_a_chart_mirror() {
     );
     // An invalid mirror is named before anything runs.
     let bad = world
-        .run(&["up", "staging", "--only", "platform", "--chart-mirror", "nonsense"])
+        .run(&[
+            "up",
+            "staging",
+            "--only",
+            "platform",
+            "--chart-mirror",
+            "nonsense",
+        ])
         .await
         .expect(2);
     assert_contains(&bad.stderr, "invalid chart mirror in --chart-mirror");
