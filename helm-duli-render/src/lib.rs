@@ -148,41 +148,6 @@ pub struct RenderOptions {
         help = "Fail on charts whose upstream dependencies are not vendored, instead of reporting them as external"
     )]
     pub strict_deps: bool,
-    /// Chart repository mirrors `FROM=TO` (`--chart-mirror`, repeatable; FROM may be `*`); above
-    /// `DULI_CHART_MIRRORS` and the environment file's `chart_mirrors` (see [`deps::ChartMirrors`]).
-    #[arg(
-        long = "chart-mirror",
-        value_name = "FROM=TO",
-        help = "Fetch upstream charts of repository FROM (a URL, or * for every one) from mirror TO (repeatable; also $DULI_CHART_MIRRORS, comma-separated, and chart_mirrors in the environment file)"
-    )]
-    pub chart_mirrors: Vec<String>,
-    /// Never fetch upstream charts: only the chart cache counts (`--offline`).
-    #[arg(
-        long,
-        env = "DULI_RENDER_OFFLINE",
-        help = "Never fetch upstream charts; charts missing from the chart cache are reported as external"
-    )]
-    pub offline: bool,
-    /// Resolve the upstream dependencies of wrapper charts (the command line: always). Library callers
-    /// ([`RenderOptions::new`]) leave it off and get the wrappers reported as external.
-    #[arg(skip = true)]
-    pub upstream: bool,
-    /// Bound on fetching one upstream chart.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "60s",
-        value_parser = shared::duration::parse_duration,
-        help = "Give up fetching one upstream chart after DURATION"
-    )]
-    pub fetch_timeout: std::time::Duration,
-    /// Also render the platform charts of `gitops/platform.yml` (on by default; `--no-platform`).
-    #[arg(
-        long = "no-platform",
-        action = ArgAction::SetFalse,
-        help = "Do not render the platform charts of gitops/platform.yml"
-    )]
-    pub platform: bool,
     /// Use the render cache (on by default; `--no-cache` turns it off).
     #[arg(
         long = "no-cache",
@@ -223,6 +188,42 @@ pub struct RenderOptions {
         help = "The kubeconfig file for --crds-from-cluster (as a helm plugin: helm's --kubeconfig)"
     )]
     pub kubeconfig: Option<PathBuf>,
+    /// Chart repository mirrors `FROM=TO` (`--chart-mirror`, repeatable; FROM may be `*`); above
+    /// `DULI_CHART_MIRRORS` and the environment file's `chart_mirrors` (see [`deps::ChartMirrors`]).
+    #[arg(
+        long = "chart-mirror",
+        value_name = "FROM=TO",
+        help = "Fetch upstream charts of repository FROM (a URL, or * for every one) from mirror TO (repeatable; also $DULI_CHART_MIRRORS, comma-separated, and chart_mirrors in the environment file)"
+    )]
+    pub chart_mirrors: Vec<String>,
+    /// Never fetch upstream charts: only the chart cache counts (`--offline`).
+    #[arg(
+        long,
+        env = "DULI_RENDER_OFFLINE",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        help = "Never fetch upstream charts; charts missing from the chart cache are reported as external"
+    )]
+    pub offline: bool,
+    /// Resolve the upstream dependencies of wrapper charts (the command line: always). Library callers
+    /// ([`RenderOptions::new`]) leave it off and get the wrappers reported as external.
+    #[arg(skip = true)]
+    pub upstream: bool,
+    /// Bound on fetching one upstream chart.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "60s",
+        value_parser = shared::duration::parse_duration,
+        help = "Give up fetching one upstream chart after DURATION"
+    )]
+    pub fetch_timeout: std::time::Duration,
+    /// Also render the platform charts of `gitops/platform.yml` (on by default; `--no-platform`).
+    #[arg(
+        long = "no-platform",
+        action = ArgAction::SetFalse,
+        help = "Do not render the platform charts of gitops/platform.yml"
+    )]
+    pub platform: bool,
     /// What helm handed over in the environment.
     #[arg(skip = helm::HelmEnv::from_env())]
     pub helm_env: helm::HelmEnv,
