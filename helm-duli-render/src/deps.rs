@@ -199,17 +199,13 @@ pub enum DepsError {
     },
     /// The package's sha256 is not the index's digest.
     #[error(
-        "chart `{chart}`: {name} {version} from {url} has sha256 {actual}, but the repository index says {expected}; the mirror serves a different package"
+        "chart `{chart}`: {package} has sha256 {actual}, but the repository index says {expected}; the mirror serves a different package"
     )]
     DigestMismatch {
         /// The chart.
         chart: String,
-        /// The dependency.
-        name: String,
-        /// Its version.
-        version: String,
-        /// The URL fetched from.
-        url: String,
+        /// `NAME VERSION from URL`.
+        package: String,
         /// The index's digest.
         expected: String,
         /// The package's sha256.
@@ -761,10 +757,8 @@ fn attribute(chart: &str, name: &str, version: &str, repo: &str, failure: FetchF
             expected,
             actual,
         } => DepsError::DigestMismatch {
+            package: format!("{name} {version} from {url}"),
             chart,
-            name,
-            version,
-            url,
             expected,
             actual,
         },

@@ -429,7 +429,7 @@ pub enum RenderError {
     Mirror(#[from] deps::MirrorError),
     /// An upstream dependency cannot be resolved (stale Chart.lock, broken mirror, digest mismatch).
     #[error(transparent)]
-    Deps(#[from] deps::DepsError),
+    Deps(Box<deps::DepsError>),
     /// `gitops/platform.yml` is unreadable or invalid.
     #[error(transparent)]
     Platform(#[from] platform::PlatformError),
@@ -483,6 +483,12 @@ pub enum RenderError {
     /// `--report` cannot be written.
     #[error(transparent)]
     Report(#[from] report::ReportError),
+}
+
+impl From<deps::DepsError> for RenderError {
+    fn from(err: deps::DepsError) -> Self {
+        RenderError::Deps(Box::new(err))
+    }
 }
 
 /// The result of a render.
