@@ -90,12 +90,35 @@ impl Cli {
 /// The subcommands besides rendering.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Refresh Chart.lock of wrapper charts: fetch each upstream dependency (through a mirror) into the
+    /// chart cache and write Chart.lock against the upstream URLs.
+    Deps(DepsArgs),
     /// Print a shell completion script.
     Completion {
         /// The shell.
         #[arg(value_enum)]
         shell: CompletionShell,
     },
+}
+
+/// `helm duli-render deps [CHART…]`.
+#[derive(Debug, clap::Args)]
+pub struct DepsArgs {
+    /// The charts (directory names under helm/); none: every chart with upstream dependencies.
+    #[arg(value_name = "CHART")]
+    pub charts: Vec<String>,
+    /// The repository holding helm/ (default: found by walking up from the current directory).
+    #[arg(long, value_name = "DIR", env = "DULI_REPO")]
+    pub repo: Option<PathBuf>,
+    /// Chart repository mirrors, as for rendering (also $DULI_CHART_MIRRORS).
+    #[arg(long = "chart-mirror", value_name = "FROM=TO")]
+    pub chart_mirrors: Vec<String>,
+    /// The cache directory (the chart cache is its `charts/`).
+    #[arg(long, value_name = "DIR", env = "DULI_RENDER_CACHE")]
+    pub cache_dir: Option<PathBuf>,
+    /// Give up fetching one upstream chart after DURATION.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = shared::duration::parse_duration)]
+    pub fetch_timeout: std::time::Duration,
 }
 
 #[cfg(test)]

@@ -32,12 +32,14 @@ pub mod charts;
 pub mod cli;
 pub mod confine;
 pub mod crds;
+pub mod deps;
 pub mod diff;
 pub mod formats;
 pub mod gitops;
 pub mod helm;
 pub mod manifests;
 pub mod output;
+pub mod platform;
 pub mod policy;
 pub mod report;
 pub mod schema;
@@ -108,29 +110,6 @@ pub struct RenderOptions {
         help = "Compare with an earlier --out DIR and print a unified diff per changed object (exit 1 on changes)"
     )]
     pub diff: Option<PathBuf>,
-    /// The Kubernetes version charts see as `.Capabilities.KubeVersion` (`--kube-version`).
-    #[arg(
-        long,
-        value_name = "VERSION",
-        value_parser = parse_kube_version,
-        help = "Kubernetes version for .Capabilities.KubeVersion, as helm takes it (e.g. v1.33.0; default: helm's)"
-    )]
-    pub kube_version: Option<String>,
-    /// API versions charts see in `.Capabilities.APIVersions` (`--api-versions`).
-    #[arg(
-        long = "api-versions",
-        short = 'a',
-        value_name = "GROUP/VERSION[/KIND]",
-        help = "API version for .Capabilities.APIVersions (repeatable), e.g. monitoring.coreos.com/v1"
-    )]
-    pub api_versions: Vec<String>,
-    /// Show Secret values in `--diff` (redacted by default).
-    #[arg(
-        long,
-        requires = "diff",
-        help = "Show Secret values in the --diff output (by default each shows as its length, marked where it changed)"
-    )]
-    pub show_secrets: bool,
     /// Write a JSON report here (`--report`).
     #[arg(
         long,
@@ -213,7 +192,66 @@ pub struct RenderOptions {
         help = "The kubeconfig file for --crds-from-cluster (as a helm plugin: helm's --kubeconfig)"
     )]
     pub kubeconfig: Option<PathBuf>,
+    /// Chart repository mirrors `FROM=TO` (`--chart-mirror`, repeatable; FROM may be `*`); above
+    /// `DULI_CHART_MIRRORS` and the environment file's `chart_mirrors` (see [`deps::ChartMirrors`]).
+    #[arg(
+        long = "chart-mirror",
+        value_name = "FROM=TO",
+        help = "Fetch upstream charts of repository FROM (a URL, or * for every one) from mirror TO (repeatable; also $DULI_CHART_MIRRORS, comma-separated, and chart_mirrors in the environment file)"
+    )]
+    pub chart_mirrors: Vec<String>,
+    /// Never fetch upstream charts: only the chart cache counts (`--offline`).
+    #[arg(
+        long,
+        env = "DULI_RENDER_OFFLINE",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        help = "Never fetch upstream charts; charts missing from the chart cache are reported as external"
+    )]
+    pub offline: bool,
+    /// Resolve the upstream dependencies of wrapper charts (the command line: always). Library callers
+    /// ([`RenderOptions::new`]) leave it off and get the wrappers reported as external.
+    #[arg(skip = true)]
+    pub upstream: bool,
+    /// Bound on fetching one upstream chart.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "60s",
+        value_parser = shared::duration::parse_duration,
+        help = "Give up fetching one upstream chart after DURATION"
+    )]
+    pub fetch_timeout: std::time::Duration,
+    /// Also render the platform charts of `gitops/platform.yml` (on by default; `--no-platform`).
+    #[arg(
+        long = "no-platform",
+        action = ArgAction::SetFalse,
+        help = "Do not render the platform charts of gitops/platform.yml"
+    )]
+    pub platform: bool,
     /// What helm handed over in the environment.
+    /// The Kubernetes version charts see as `.Capabilities.KubeVersion` (`--kube-version`).
+    #[arg(
+        long,
+        value_name = "VERSION",
+        value_parser = parse_kube_version,
+        help = "Kubernetes version for .Capabilities.KubeVersion, as helm takes it (e.g. v1.33.0; default: helm's)"
+    )]
+    pub kube_version: Option<String>,
+    /// API versions charts see in `.Capabilities.APIVersions` (`--api-versions`).
+    #[arg(
+        long = "api-versions",
+        short = 'a',
+        value_name = "GROUP/VERSION[/KIND]",
+        help = "API version for .Capabilities.APIVersions (repeatable), e.g. monitoring.coreos.com/v1"
+    )]
+    pub api_versions: Vec<String>,
+    /// Show Secret values in `--diff` (redacted by default).
+    #[arg(
+        long,
+        requires = "diff",
+        help = "Show Secret values in the --diff output (by default each shows as its length, marked where it changed)"
+    )]
+    pub show_secrets: bool,
     #[arg(skip = helm::HelmEnv::from_env())]
     pub helm_env: helm::HelmEnv,
 }
@@ -267,6 +305,13 @@ impl RenderOptions {
             crds_from_cluster: false,
             policy_skip: Vec::new(),
             strict_deps: false,
+            chart_mirrors: Vec::new(),
+            // Library callers (`kubectl duli secrets audit`) render what the repository and the chart
+            // cache hold, without the network, and leave the platform charts out.
+            offline: true,
+            upstream: false,
+            fetch_timeout: deps::DEFAULT_FETCH_TIMEOUT,
+            platform: false,
             use_cache: true,
             cache_dir: None,
             jobs: default_jobs(),
@@ -305,6 +350,9 @@ pub async fn run(cli: cli::Cli, mut out: impl Write, mut err: impl Write) -> any
     if let Some(cli::Command::Completion { shell }) = cli.command {
         shared::cli::print_completion(shell, &<cli::Cli as clap::CommandFactory>::command());
         return Ok(Outcome::Clean);
+    }
+    if let Some(cli::Command::Deps(args)) = &cli.command {
+        return update_deps(args, &mut err).await;
     }
     if cli.print_helm_env {
         writeln!(out, "{}", serde_json::to_string_pretty(&cli.render.helm_env)?)?;
@@ -350,6 +398,63 @@ pub async fn run(cli: cli::Cli, mut out: impl Write, mut err: impl Write) -> any
     })
 }
 
+/// `helm duli-render deps [CHART…]`: write Chart.lock of the named (or every) wrapper chart.
+async fn update_deps(args: &cli::DepsArgs, err: &mut impl Write) -> anyhow::Result<Outcome> {
+    let cwd = std::env::current_dir()?;
+    let repo = shared::repo::Repo::locate(args.repo.as_deref(), &cwd)?;
+    let all = charts::discover(&repo.charts_dir())?;
+    for name in &args.charts {
+        if !all.iter().any(|c| &c.name == name) {
+            let known: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+            return Err(RenderError::UnknownChart {
+                name: name.clone(),
+                dir: repo.charts_dir(),
+                known: known.join(", "),
+            }
+            .into());
+        }
+    }
+    let mirrors = deps::ChartMirrors::from_flags_env_and_file(
+        &args.chart_mirrors,
+        &Default::default(),
+        std::path::Path::new("(no environment file)"),
+    )?;
+    let fetcher = deps::Fetcher::new(
+        helm::Helm::locate()?,
+        mirrors,
+        deps::ChartStore::for_cache_dir(args.cache_dir.as_deref()),
+        false,
+        args.fetch_timeout,
+        Default::default(),
+    );
+    for chart in &all {
+        let wanted = if args.charts.is_empty() {
+            chart.is_external()
+        } else {
+            args.charts.contains(&chart.name)
+        };
+        if !wanted {
+            continue;
+        }
+        let lock = deps::update_lock(chart, &fetcher)
+            .await
+            .map_err(RenderError::from)?;
+        let upstream: Vec<String> = lock
+            .dependencies
+            .iter()
+            .map(|d| format!("{} {}", d.name, d.version))
+            .collect();
+        writeln!(
+            err,
+            "{}: wrote {} ({})",
+            chart.name,
+            chart.dir.join(deps::LOCK_FILE).display(),
+            upstream.join(", ")
+        )?;
+    }
+    Ok(Outcome::Clean)
+}
+
 /// One job per core.
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
@@ -376,14 +481,25 @@ pub enum RenderError {
     },
     /// `--strict-deps` and a chart with unvendored dependencies.
     #[error(
-        "chart `{chart}` depends on {upstream}, which is not vendored in {chart}/charts/; run `helm dependency build` or drop --strict-deps"
+        "chart `{chart}` depends on {upstream}, which is not vendored in {chart}/charts/ and cannot be resolved: {reason}; give a --chart-mirror, or drop --strict-deps"
     )]
     ExternalDependency {
         /// The chart.
         chart: String,
         /// `name version` of the missing dependencies.
         upstream: String,
+        /// Why it was not resolved.
+        reason: String,
     },
+    /// A chart mirror entry is invalid.
+    #[error(transparent)]
+    Mirror(#[from] deps::MirrorError),
+    /// An upstream dependency cannot be resolved (stale Chart.lock, broken mirror, digest mismatch).
+    #[error(transparent)]
+    Deps(Box<deps::DepsError>),
+    /// `gitops/platform.yml` is unreadable or invalid.
+    #[error(transparent)]
+    Platform(#[from] platform::PlatformError),
     /// `--policy-skip` names no rule.
     #[error("unknown rule `{rule}` in --policy-skip: rules are {known}")]
     UnknownRule {
@@ -434,6 +550,12 @@ pub enum RenderError {
     /// `--report` cannot be written.
     #[error(transparent)]
     Report(#[from] report::ReportError),
+}
+
+impl From<deps::DepsError> for RenderError {
+    fn from(err: deps::DepsError) -> Self {
+        RenderError::Deps(Box::new(err))
+    }
 }
 
 /// The result of a render.
@@ -495,6 +617,12 @@ impl Rendered {
             t.errors,
             t.warnings
         );
+        if t.platform > 0 {
+            line.push_str(&format!(
+                "; platform: {} charts ({} external)",
+                t.platform, t.platform_external
+            ));
+        }
         if let Some(diff) = &self.diff {
             line.push_str(&format!(
                 "; diff: {} changed, {} added, {} removed",

@@ -11,13 +11,14 @@ use futures::StreamExt;
 use super::cache::{Cache, KeyBuilder};
 use super::charts::{self, Chart};
 use super::crds::{self, CrdStore};
+use super::deps::{self, ChartMirrors, ChartStore, Fetcher, ResolvedChart};
 use super::findings::Finding;
 use super::helm::Helm;
 use super::manifests::{self, Object};
 use super::policy::{self, Located};
 use super::report::{ApplicationReport, ChartReport, ChartStatus, CrdReport, Report};
 use super::values::{self, Layers};
-use super::{RenderError, RenderOptions, Rendered, confine, diff, gitops, output, report};
+use super::{RenderError, RenderOptions, Rendered, confine, diff, gitops, output, platform, report};
 use shared::environment::Environment;
 use shared::repo::Repo;
 
@@ -27,6 +28,12 @@ pub const APPLICATIONS: &str = "applications";
 /// One chart to render, with its inputs and cache keys.
 struct Job<'a> {
     chart: &'a Chart,
+    /// The release namespace (the environment's, or a platform entry's).
+    namespace: String,
+    /// For a wrapper chart: its upstream charts, copied into a temporary `charts/` to render.
+    resolved: Option<&'a ResolvedChart>,
+    /// A `gitops/platform.yml` entry (no policy checks: upstream's chart, not ours).
+    platform: bool,
     layers: Layers,
     render_key: String,
     validate_key: Option<String>,
@@ -41,7 +48,12 @@ struct Job<'a> {
 pub struct Shared {
     slots: Arc<tokio::sync::Semaphore>,
     crds: Arc<tokio::sync::OnceCell<Arc<CrdStore>>>,
+    fetches: deps::FetchMemo,
+    renders: RenderMemo,
 }
+
+/// Renders of one run by render key.
+type RenderMemo = Arc<tokio::sync::Mutex<BTreeMap<String, Arc<tokio::sync::OnceCell<Vec<Object>>>>>>;
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,6 +69,8 @@ impl Shared {
         Shared {
             slots: Arc::new(tokio::sync::Semaphore::new(jobs.max(1))),
             crds: Arc::new(tokio::sync::OnceCell::new()),
+            fetches: deps::FetchMemo::default(),
+            renders: RenderMemo::default(),
         }
     }
 
@@ -156,8 +170,102 @@ pub async fn render_with(
 
     let all = charts::discover(&repo.charts_dir())?;
     let (selected, with_applications) = select(&all, &options.charts, repo)?;
+    // Before anything reads them (the cache key walks the chart, helm renders it).
+    for chart in &selected {
+        confine::check_tree(repo.root(), &chart.dir)?;
+    }
+    if with_applications {
+        confine::check_tree(repo.root(), &repo.applications_dir())?;
+    }
+    let cache = Cache::new(options.cache_dir.clone(), options.use_cache);
+    let mirrors =
+        ChartMirrors::from_flags_env_and_file(&options.chart_mirrors, &env.chart_mirrors, &env.source)?;
+    let catalog_file = repo.platform_catalog_file();
+    let platform_entries = if options.platform && options.charts.is_empty() {
+        platform::load(&catalog_file, &env.provider)?
+    } else {
+        Vec::new()
+    };
+    for entry in &platform_entries {
+        if all.iter().any(|c| c.name == entry.name) || entry.name == APPLICATIONS {
+            return Err(platform::PlatformError {
+                path: catalog_file.clone(),
+                message: format!(
+                    "entry `{}` has the name of a chart in helm/; rename it (names are output directories)",
+                    entry.name
+                ),
+            }
+            .into());
+        }
+    }
+
+    // Upstream charts: wrapper dependencies and platform charts, from the chart cache or fetched.
+    let wrappers: Vec<&Chart> = selected.iter().copied().filter(|c| c.is_external()).collect();
+    let (wrappers, skipped): (Vec<&Chart>, Vec<&Chart>) =
+        wrappers.into_iter().partition(|_| options.upstream);
+    let fetcher = if wrappers.is_empty() && platform_entries.is_empty() {
+        None
+    } else {
+        Some(Fetcher::new(
+            Helm::locate()?,
+            mirrors,
+            ChartStore::for_cache_dir(options.cache_dir.as_deref()),
+            options.offline,
+            options.fetch_timeout,
+            shared.fetches.clone(),
+        ))
+    };
+    let mut resolved: BTreeMap<String, ResolvedChart> = BTreeMap::new();
+    // Charts (and platform entries) left out, with the reason.
+    let mut unavailable: BTreeMap<String, String> = BTreeMap::new();
+    for chart in skipped {
+        unavailable.insert(chart.name.clone(), "upstream charts are not resolved here".into());
+    }
+    let mut platform_charts: Vec<Chart> = Vec::new();
+    if let Some(fetcher) = &fetcher {
+        let wrapper_results =
+            futures::future::join_all(wrappers.iter().map(|chart| deps::resolve(chart, fetcher)));
+        let catalog_dir = catalog_file.parent().unwrap_or(repo.root());
+        let platform_results = futures::future::join_all(platform_entries.iter().map(|entry| async move {
+            match entry.local_dir(catalog_dir) {
+                Some(dir) => Ok(dir),
+                None => {
+                    deps::resolve_package(&entry.name, &entry.repo, &entry.chart, &entry.version, fetcher)
+                        .await
+                        .map(|package| package.tgz_path)
+                }
+            }
+        }));
+        let (wrapper_results, platform_results) = futures::join!(wrapper_results, platform_results);
+        for (chart, result) in wrappers.iter().zip(wrapper_results) {
+            match result {
+                Ok(one) => {
+                    resolved.insert(chart.name.clone(), one);
+                }
+                Err(err) if err.is_unavailable() => {
+                    unavailable.insert(chart.name.clone(), err.to_string());
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        for (entry, result) in platform_entries.iter().zip(platform_results) {
+            match result {
+                Ok(dir) => platform_charts.push(Chart {
+                    name: entry.name.clone(),
+                    dir,
+                    chart_name: entry.chart.clone(),
+                    version: entry.version.clone(),
+                    missing_dependencies: Vec::new(),
+                }),
+                Err(err) if err.is_unavailable() => {
+                    unavailable.insert(entry.name.clone(), err.to_string());
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
     if options.strict_deps
-        && let Some(chart) = selected.iter().find(|c| c.is_external())
+        && let Some(chart) = selected.iter().find(|c| unavailable.contains_key(&c.name))
     {
         let upstream: Vec<String> = chart
             .missing_dependencies
@@ -167,23 +275,41 @@ pub async fn render_with(
         return Err(RenderError::ExternalDependency {
             chart: chart.name.clone(),
             upstream: upstream.join(", "),
+            reason: unavailable[&chart.name].clone(),
         });
     }
-    let cache = Cache::new(options.cache_dir.clone(), options.use_cache);
-    let local: Vec<&Chart> = selected.iter().copied().filter(|c| !c.is_external()).collect();
-    // Before anything reads them (the cache key walks the chart, helm renders it).
-    for chart in &local {
-        confine::check_tree(repo.root(), &chart.dir)?;
+    if options.strict_deps
+        && let Some(entry) = platform_entries
+            .iter()
+            .find(|e| unavailable.contains_key(&e.name))
+    {
+        return Err(RenderError::ExternalDependency {
+            chart: entry.name.clone(),
+            upstream: format!("{} {}", entry.chart, entry.version),
+            reason: unavailable[&entry.name].clone(),
+        });
     }
-    if with_applications {
-        confine::check_tree(repo.root(), &repo.applications_dir())?;
-    }
-    let helm = if local.is_empty() {
+    let local: Vec<&Chart> = selected
+        .iter()
+        .copied()
+        .filter(|c| !c.is_external() || resolved.contains_key(&c.name))
+        .collect();
+    let helm = if local.is_empty() && platform_charts.is_empty() {
         None
     } else {
         Some(Helm::locate()?)
     };
     let helm_identity = helm.as_ref().map(Helm::identity).unwrap_or_default();
+    // Platform values files (inline `values` in the catalog), alive until helm has read them.
+    let values_dir = tempfile::Builder::new()
+        .prefix("duli-render-values-")
+        .tempdir()
+        .map_err(|err| {
+            RenderError::Platform(platform::PlatformError {
+                path: catalog_file.clone(),
+                message: format!("cannot create a temporary directory for its values: {err}"),
+            })
+        })?;
 
     // Inputs and cache keys.
     let crd_files = if options.validate {
@@ -199,20 +325,83 @@ pub async fn render_with(
             .map(|fp| KeyBuilder::new().text("seed", seed).text("crds", fp).finish())
     };
     let mut jobs = Vec::new();
-    for chart in &local {
-        let mut layers = values::layers(chart, &env.name, &options.values, &options.set)?;
-        layers.capabilities = options.capability_args();
+    let repo_charts = local.iter().map(|chart| (*chart, false));
+    let platform_jobs = platform_charts.iter().map(|chart| (chart, true));
+    for (chart, is_platform) in repo_charts.chain(platform_jobs) {
         let mut key = KeyBuilder::new();
-        key.tree("chart", &chart.dir);
+        let (mut layers, namespace) = if is_platform {
+            let entry = platform_entries
+                .iter()
+                .find(|e| e.name == chart.name)
+                .expect("platform charts come from entries");
+            let file = values_dir.path().join(format!("{}.yaml", entry.name));
+            let text = serde_json::to_string(&entry.values).expect("values serialize");
+            std::fs::write(&file, &text).map_err(|err| {
+                RenderError::Platform(platform::PlatformError {
+                    path: catalog_file.clone(),
+                    message: format!("cannot write the values of `{}`: {err}", entry.name),
+                })
+            })?;
+            // The package path holds its sha256; a local chart directory is hashed whole.
+            if chart.dir.is_dir() {
+                key.tree("chart", &chart.dir);
+            } else {
+                key.text("package", &chart.dir.display().to_string());
+            }
+            key.text("platform-values", &text);
+            let layers = Layers {
+                files: vec![file],
+                set: Vec::new(),
+                capabilities: Vec::new(),
+            };
+            (layers, entry.namespace.clone())
+        } else {
+            key.tree("chart", &chart.dir);
+            (
+                values::layers(chart, &env.name, &options.values, &options.set)?,
+                env.namespace.clone(),
+            )
+        };
+        // --kube-version/--api-versions: what every chart, ours or upstream, renders for.
+        layers.capabilities = options.capability_args();
+        for arg in &layers.capabilities {
+            key.text("capabilities", arg);
+        }
+        let resolved = resolved.get(&chart.name);
+        if let Some(resolved) = resolved {
+            key.text("upstream", &resolved.key());
+        }
+        if is_platform {
+            key.text("release", &chart.name)
+                .text("namespace", &namespace)
+                .text("helm", &helm_identity);
+            let render_key = key.finish();
+            let objects: Option<Vec<Object>> = cache.get("render", &render_key);
+            let validate_key = validate_key(&render_key);
+            let findings = match (&objects, &validate_key) {
+                (Some(_), Some(key)) => cache.get("validate", key),
+                _ => None,
+            };
+            jobs.push(Job {
+                chart,
+                namespace,
+                resolved: None,
+                platform: true,
+                layers,
+                render_key,
+                validate_key,
+                objects,
+                findings,
+                duration: Duration::ZERO,
+            });
+            continue;
+        }
         for file in &layers.files {
             key.text("values-path", &file.display().to_string())
                 .file("values", file);
         }
         for item in &layers.set {
             key.text("set", item);
-        }
-        for arg in &layers.capabilities {
-            key.text("capabilities", arg);
         }
         key.file("environment", &env.source)
             .text("namespace", &env.namespace)
@@ -222,6 +411,9 @@ pub async fn render_with(
         let objects: Option<Vec<Object>> = cache.get("render", &render_key);
         jobs.push(Job {
             chart,
+            namespace,
+            resolved,
+            platform: false,
             layers,
             render_key,
             validate_key: None,
@@ -276,26 +468,43 @@ pub async fn render_with(
 
     // Render what the cache does not have.
     if let Some(helm) = &helm {
-        let namespace = env.namespace.as_str();
         let misses: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].objects.is_none()).collect();
         let renders = futures::stream::iter(misses.into_iter().map(|index| {
             let job = &jobs[index];
             async move {
-                let _slot = shared
-                    .slots
-                    .acquire()
-                    .await
-                    .expect("the semaphore is never closed");
                 let start = Instant::now();
-                let result = helm
-                    .template(&job.chart.name, &job.chart.dir, namespace, &job.layers)
-                    .await;
-                let result = result.map_err(RenderError::from).and_then(|text| {
-                    manifests::split(&text, &job.chart.name).map_err(|source| RenderError::Manifest {
-                        chart: job.chart.name.clone(),
-                        source,
+                // Environments rendering at once share renders with the same key (the platform charts'
+                // do not depend on the environment): the first renders, the others wait for it.
+                let cell = shared
+                    .renders
+                    .lock()
+                    .await
+                    .entry(job.render_key.clone())
+                    .or_default()
+                    .clone();
+                let result = cell
+                    .get_or_try_init(|| async {
+                        let _slot = shared
+                            .slots
+                            .acquire()
+                            .await
+                            .expect("the semaphore is never closed");
+                        let text = match job.resolved.map(ResolvedChart::materialize).transpose() {
+                            Err(err) => Err(RenderError::from(err)),
+                            Ok(copy) => {
+                                let dir = copy.as_ref().map_or(&job.chart.dir, |(_, dir)| dir);
+                                helm.template(&job.chart.name, dir, &job.namespace, &job.layers)
+                                    .await
+                                    .map_err(RenderError::from)
+                            }
+                        }?;
+                        manifests::split(&text, &job.chart.name).map_err(|source| RenderError::Manifest {
+                            chart: job.chart.name.clone(),
+                            source,
+                        })
                     })
-                });
+                    .await
+                    .cloned();
                 (index, result, start.elapsed())
             }
         }))
@@ -320,7 +529,7 @@ pub async fn render_with(
         // CRDs the charts themselves ship count too, for this environment only: those their templates
         // render, and those in `crds/` of the chart and of its enabled subcharts, which helm installs
         // but `helm template` leaves out. An explicit `--crds` file (or the cluster) wins over them.
-        let inputs: Vec<(Chart, Vec<PathBuf>, Vec<Object>)> = jobs
+        let inputs: Vec<CrdInput> = jobs
             .iter()
             .map(|j| {
                 let crds = j
@@ -330,7 +539,12 @@ pub async fn render_with(
                     .filter(|o| o.kind() == "CustomResourceDefinition")
                     .cloned()
                     .collect();
-                (j.chart.clone(), j.layers.files.clone(), crds)
+                CrdInput {
+                    chart: j.chart.clone(),
+                    resolved: j.resolved.cloned(),
+                    files: j.layers.files.clone(),
+                    crds,
+                }
             })
             .collect();
         let threads = options.jobs.max(1);
@@ -413,9 +627,23 @@ pub async fn render_with(
     if with_applications {
         groups.push((APPLICATIONS.to_string(), app_objects.clone()));
     }
+    let platform_names: BTreeSet<&str> = jobs
+        .iter()
+        .filter(|j| j.platform)
+        .map(|j| j.chart.name.as_str())
+        .collect();
+    // The policies are this repository's rules for what its templates produce: objects of platform
+    // charts and of upstream subcharts (`CHART/charts/…`) are validated, not policed.
     let located: Vec<Located<'_>> = groups
         .iter()
-        .flat_map(|(chart, objects)| objects.iter().map(move |object| Located { chart, object }))
+        .filter(|(chart, _)| !platform_names.contains(chart.as_str()))
+        .flat_map(|(chart, objects)| {
+            let upstream = format!("{chart}/charts/");
+            objects
+                .iter()
+                .filter(move |object| !object.source.starts_with(&upstream))
+                .map(move |object| Located { chart, object })
+        })
         .collect();
     let mut found: Vec<Finding> = jobs
         .iter()
@@ -427,17 +655,48 @@ pub async fn render_with(
         .filter(|name| name != &env.name)
         .collect();
     found.extend(policy::check(&env, &other_envs, &located));
-    for job in jobs.iter().filter(|j| j.chart.dir.join("charts").is_dir()) {
+    for job in jobs
+        .iter()
+        .filter(|j| !j.platform && (j.resolved.is_some() || j.chart.dir.join("charts").is_dir()))
+    {
         // A function of the chart's tree and values files, which the render key covers.
         let key = KeyBuilder::new()
             .text("upstream-values", &job.render_key)
             .finish();
         let upstream = cache.get("validate", &key).unwrap_or_else(|| {
-            let upstream = upstream_findings(job.chart, &env.name, &options.values);
+            let upstream = upstream_findings(job.chart, job.resolved, &env.name, &options.values);
             cache.put("validate", &key, &upstream);
             upstream
         });
         found.extend(upstream);
+    }
+    // The inline values of gitops/platform.yml against the charts they configure; a function of the
+    // platform jobs' render keys (package digest and values), so a warm run reads no package.
+    if !platform_charts.is_empty() {
+        let mut key = KeyBuilder::new();
+        for job in jobs.iter().filter(|j| j.platform) {
+            key.text("platform-values", &job.render_key);
+        }
+        let key = key.finish();
+        let platform_findings: Vec<Finding> = cache.get("validate", &key).unwrap_or_else(|| {
+            let locate = |name: &str, version: &str| {
+                platform_charts
+                    .iter()
+                    .find(|c| c.chart_name == name && c.version == version)
+                    .map(|c| c.dir.clone())
+            };
+            let checked = super::upstream_values::check_platform(&catalog_file, &locate);
+            let found: Vec<Finding> = match checked {
+                Ok((keys, _)) => keys.iter().map(|(chart, key)| key.finding(chart)).collect(),
+                Err(err) => {
+                    tracing::warn!("platform values not checked against their charts: {err}");
+                    Vec::new()
+                }
+            };
+            cache.put("validate", &key, &found);
+            found
+        });
+        found.extend(platform_findings);
     }
     let (exemptions, exemption_findings) = policy::exemptions(&located);
     found.extend(exemption_findings);
@@ -500,7 +759,9 @@ pub async fn render_with(
                 // Charts that wrap upstream charts (they lock their dependencies, or vendor them).
                 upstream: selected
                     .iter()
+                    .copied()
                     .filter(|c| c.dir.join("Chart.lock").is_file() || c.dir.join("charts").is_dir())
+                    .chain(platform_charts.iter())
                     .map(|c| c.name.clone())
                     .collect(),
             };
@@ -521,13 +782,23 @@ pub async fn render_with(
         full_tree.extend(old.into_iter().filter(|(path, _)| !in_scope(path)));
     }
 
-    let mut charts_report: Vec<ChartReport> = selected
+    let report_entries = selected
         .iter()
-        .map(|chart| {
-            let job = jobs.iter().find(|j| j.chart.name == chart.name);
+        .map(|chart| (chart.name.clone(), chart.missing_dependencies.clone(), false))
+        .chain(platform_entries.iter().map(|entry| {
+            let upstream = vec![charts::Dependency {
+                name: entry.chart.clone(),
+                version: entry.version.clone(),
+                repository: entry.repo.clone(),
+                alias: None,
+            }];
+            (entry.name.clone(), upstream, true)
+        }));
+    let mut charts_report: Vec<ChartReport> = report_entries
+        .map(|(name, upstream, is_platform)| {
+            let job = jobs.iter().find(|j| j.chart.name == name);
             let cached = job.is_some_and(|j| j.duration.is_zero());
             ChartReport {
-                name: chart.name.clone(),
                 status: match job {
                     None => ChartStatus::External,
                     Some(_) if cached => ChartStatus::Cached,
@@ -541,7 +812,14 @@ pub async fn render_with(
                     .flatten()
                     .map(Object::id)
                     .collect(),
-                upstream: chart.missing_dependencies.clone(),
+                upstream: if job.is_none() { upstream } else { Vec::new() },
+                reason: unavailable.get(&name).cloned(),
+                resolved: resolved
+                    .get(&name)
+                    .map(|r| r.upstream.clone())
+                    .unwrap_or_default(),
+                platform: is_platform,
+                name,
             }
         })
         .collect();
@@ -588,25 +866,43 @@ pub async fn render_with(
 /// `values-unknown` warning. Charts without vendored upstream charts are not checked here (see
 /// [`super::upstream_values::check_chart_dir`] to check against a cache or a chart repository). A
 /// package that cannot be read is logged and skips the check: rendering reports the real problem.
-fn upstream_findings(chart: &Chart, env: &str, extra: &[PathBuf]) -> Vec<Finding> {
-    use super::upstream_values::{ChartsIn, check_chart_dir, check_wrapper};
+fn upstream_findings(
+    chart: &Chart,
+    resolved: Option<&ResolvedChart>,
+    env: &str,
+    extra: &[PathBuf],
+) -> Vec<Finding> {
+    use super::upstream_values::{ChartsIn, Locate, check_chart_dir, check_wrapper};
     let vendor = chart.dir.join("charts");
-    if !vendor.is_dir() {
+    // The packages the chart store resolved, else what the chart vendors in `charts/`.
+    let in_store = |name: &str, version: &str| {
+        resolved.and_then(|r| {
+            r.upstream
+                .iter()
+                .find(|u| u.name == name && u.version == version)
+                .map(|u| u.tgz_path.clone())
+        })
+    };
+    let vendored = ChartsIn(vendor.clone());
+    let locate: &dyn Locate = if resolved.is_some() {
+        &in_store
+    } else if vendor.is_dir() {
+        &vendored
+    } else {
         return Vec::new();
-    }
-    let checked =
-        check_chart_dir(&chart.dir, &[env], &ChartsIn(vendor.clone())).and_then(|(mut found, _)| {
-            // `--values` files reach every chart: check their sections too.
-            if !extra.is_empty() {
-                let (upstreams, _) = super::upstream_values::upstreams_of(&chart.dir, &ChartsIn(vendor))?;
-                let files: Vec<(String, PathBuf)> = extra
-                    .iter()
-                    .map(|f| (f.display().to_string(), f.clone()))
-                    .collect();
-                found.extend(check_wrapper(&files, &upstreams)?);
-            }
-            Ok(found)
-        });
+    };
+    let checked = check_chart_dir(&chart.dir, &[env], locate).and_then(|(mut found, _)| {
+        // `--values` files reach every chart: check their sections too.
+        if !extra.is_empty() {
+            let (upstreams, _) = super::upstream_values::upstreams_of(&chart.dir, locate)?;
+            let files: Vec<(String, PathBuf)> = extra
+                .iter()
+                .map(|f| (f.display().to_string(), f.clone()))
+                .collect();
+            found.extend(check_wrapper(&files, &upstreams)?);
+        }
+        Ok(found)
+    });
     match checked {
         Ok(found) => found.iter().map(|key| key.finding(&chart.name)).collect(),
         Err(err) => {
@@ -619,12 +915,19 @@ fn upstream_findings(chart: &Chart, env: &str, extra: &[PathBuf]) -> Vec<Finding
     }
 }
 
-/// The CRDs each chart ships ([`chart_crds`]; `(chart, values files, rendered CRD objects)`), read
-/// on up to `threads` threads, in input order.
-fn chart_crd_stores(
-    inputs: &[(Chart, Vec<PathBuf>, Vec<Object>)],
-    threads: usize,
-) -> Vec<Result<CrdStore, RenderError>> {
+/// What [`chart_crds`] reads for one chart.
+struct CrdInput {
+    chart: Chart,
+    /// A wrapper's upstream packages (from the chart store), when it has them.
+    resolved: Option<ResolvedChart>,
+    /// Its values files, highest priority last.
+    files: Vec<PathBuf>,
+    /// The CRDs its templates rendered.
+    crds: Vec<Object>,
+}
+
+/// The CRDs each chart ships ([`chart_crds`]), read on up to `threads` threads, in input order.
+fn chart_crd_stores(inputs: &[CrdInput], threads: usize) -> Vec<Result<CrdStore, RenderError>> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -632,10 +935,10 @@ fn chart_crd_stores(
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((chart, files, objects)) = inputs.get(i) else {
+                    let Some(input) = inputs.get(i) else {
                         break;
                     };
-                    let store = chart_crds(chart, files, objects);
+                    let store = chart_crds(input);
                     results.lock().expect("results lock").push((i, store));
                 }
             });
@@ -648,9 +951,18 @@ fn chart_crd_stores(
 
 /// The CRDs a chart ships: `crds/` of the chart and its enabled vendored subcharts (with the chart's
 /// values `files`, `--set` aside, deciding which are enabled), then the rendered ones (`objects`).
-fn chart_crds(chart: &Chart, files: &[PathBuf], objects: &[Object]) -> Result<CrdStore, RenderError> {
+fn chart_crds(input: &CrdInput) -> Result<CrdStore, RenderError> {
+    let (chart, files, objects) = (&input.chart, &input.files, &input.crds);
     let mut store = CrdStore::default();
-    if chart.dir.join("charts").is_dir() || chart.dir.join("crds").is_dir() {
+    // A wrapper whose upstream packages sit in the chart store: read them from a copy with `charts/`
+    // filled, as helm sees it; a platform entry is its package itself.
+    let copy = input
+        .resolved
+        .as_ref()
+        .map(ResolvedChart::materialize)
+        .transpose()?;
+    let dir = copy.as_ref().map_or(&chart.dir, |(_, dir)| dir);
+    if dir.is_file() || dir.join("charts").is_dir() || dir.join("crds").is_dir() {
         // Highest priority first; the chart's values.yaml comes last from the chart itself.
         let mut values = Vec::new();
         for file in files.iter().rev() {
@@ -665,7 +977,7 @@ fn chart_crds(chart: &Chart, files: &[PathBuf], objects: &[Object]) -> Result<Cr
             values.push(serde_saphyr::from_str::<serde_json::Value>(&text).unwrap_or_default());
         }
         let values: Vec<&serde_json::Value> = values.iter().collect();
-        store.add_chart_dir(&chart.dir, &values)?;
+        store.add_chart_dir(dir, &values)?;
     }
     for object in objects {
         store.add(&object.value, &rendered_source(chart, object));

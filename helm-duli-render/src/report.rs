@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::charts::Dependency;
+use super::deps::UpstreamChart;
 use super::findings::{Finding, Severity};
 use super::helm::HelmEnv;
 
@@ -37,6 +38,15 @@ pub struct ChartReport {
     /// For external charts: the upstream charts and versions.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub upstream: Vec<Dependency>,
+    /// For external charts: why the upstream charts were not resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For rendered wrapper charts: the upstream packages they were rendered with.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resolved: Vec<UpstreamChart>,
+    /// True for a platform chart (`gitops/platform.yml`), false for a chart of `helm/`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub platform: bool,
 }
 
 /// One ArgoCD Application template in the report.
@@ -70,14 +80,18 @@ pub struct CrdReport {
 /// Counts over the run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
-    /// Charts considered.
+    /// Charts of `helm/` considered.
     pub charts: usize,
     /// Charts rendered by helm in this run.
     pub rendered: usize,
     /// Charts taken from the cache.
     pub cached: usize,
-    /// External charts (not rendered).
+    /// External charts of `helm/` (not rendered).
     pub external: usize,
+    /// Platform charts (`gitops/platform.yml`) considered.
+    pub platform: usize,
+    /// Platform charts not rendered (not in the chart cache and not fetched).
+    pub platform_external: usize,
     /// Objects, charts and applications together.
     pub objects: usize,
     /// Findings of any severity.
@@ -127,12 +141,19 @@ pub struct Report {
 impl Report {
     /// Fill in the totals from the rest.
     pub fn count(&mut self) {
-        let status = |s: ChartStatus| self.charts.iter().filter(|c| c.status == s).count();
+        let status = |s: ChartStatus, platform: bool| {
+            self.charts
+                .iter()
+                .filter(|c| c.status == s && c.platform == platform)
+                .count()
+        };
         self.totals = Totals {
-            charts: self.charts.len(),
-            rendered: status(ChartStatus::Rendered),
-            cached: status(ChartStatus::Cached),
-            external: status(ChartStatus::External),
+            charts: self.charts.iter().filter(|c| !c.platform).count(),
+            rendered: status(ChartStatus::Rendered, false),
+            cached: status(ChartStatus::Cached, false),
+            external: status(ChartStatus::External, false),
+            platform: self.charts.iter().filter(|c| c.platform).count(),
+            platform_external: status(ChartStatus::External, true),
             objects: self.charts.iter().map(|c| c.objects.len()).sum::<usize>()
                 + self.applications.iter().map(|a| a.objects.len()).sum::<usize>(),
             findings: self.findings.len(),

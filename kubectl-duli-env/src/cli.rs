@@ -248,6 +248,7 @@ async fn execute(command: &Cli, log_file: Option<PathBuf>, out: &mut dyn Write) 
             let plan_opts = PlanOptions {
                 env: opts.env.clone(),
                 platform_file: opts.platform_file.clone(),
+                chart_mirrors: opts.chart_mirrors.clone(),
             };
             print_plan(&ctx, &plan_opts, output, out).await
         }

@@ -47,6 +47,9 @@ pub enum DesiredError {
     /// The platform catalog could not be read.
     #[error(transparent)]
     Platform(#[from] platform::PlatformError),
+    /// A chart mirror (`--chart-mirror`, `DULI_CHART_MIRRORS`, `chart_mirrors`) is invalid.
+    #[error(transparent)]
+    Mirror(#[from] helm_duli_render::deps::MirrorError),
 }
 
 /// Whether a component is shared by all environments or belongs to one.
@@ -119,6 +122,23 @@ impl Desired {
             platform,
             platform_file,
         })
+    }
+
+    /// Point the platform charts at their mirrors: `--chart-mirror` values, then `DULI_CHART_MIRRORS`, then
+    /// the environment file's `chart_mirrors` (the setting `helm duli-render` reads too). An https mirror
+    /// becomes `--repo MIRROR`, an `oci://` one the chart reference `MIRROR/CHART`.
+    pub fn apply_chart_mirrors(&mut self, flags: &[String]) -> Result<(), DesiredError> {
+        let mirrors = helm_duli_render::deps::ChartMirrors::from_flags_env_and_file(
+            flags,
+            &self.env.chart_mirrors,
+            &self.env.source,
+        )?;
+        for chart in &mut self.platform {
+            if !chart.is_local() {
+                chart.repo = mirrors.apply(&chart.repo);
+            }
+        }
+        Ok(())
     }
 
     /// The components of this environment only (not the shared ones).
@@ -260,6 +280,39 @@ mod tests {
 
     fn repo() -> Repo {
         Repo::at(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn chart_mirrors_point_platform_charts_at_the_mirror() {
+        let repo = repo();
+        let mut env = Environment::load(&repo, "staging").unwrap();
+        env.provider = "generic".into();
+        env.chart_mirrors =
+            shared::environment::ChartMirrorEntries::List(vec!["*=http://file.example".into()]);
+        let mut desired = Desired::load(&repo, &env, None).unwrap();
+        let names: Vec<&str> = desired.platform.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["cert-manager", "sealed-secrets-controller", "argocd"],
+            "generic: no DigitalOcean charts"
+        );
+        desired
+            .apply_chart_mirrors(&["https://charts.jetstack.io=oci://127.0.0.1:5000/jetstack".into()])
+            .unwrap();
+        let repos: Vec<&str> = desired.platform.iter().map(|c| c.repo.as_str()).collect();
+        assert_eq!(
+            repos,
+            [
+                "oci://127.0.0.1:5000/jetstack",
+                "http://file.example",
+                "http://file.example"
+            ]
+        );
+        let err = desired
+            .apply_chart_mirrors(&["bad".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--chart-mirror") && err.contains("`bad`"), "{err}");
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub struct PlanOptions {
     /// A platform catalog to use instead of gitops/platform.yml.
     #[arg(long, value_name = "FILE")]
     pub platform_file: Option<PathBuf>,
+    /// Install platform charts from mirror TO instead of chart repository FROM (a URL, or * for every
+    /// one); repeatable. Also $DULI_CHART_MIRRORS (comma-separated) and `chart_mirrors` in the environment
+    /// file, in that order of precedence.
+    #[arg(long = "chart-mirror", value_name = "FROM=TO")]
+    pub chart_mirrors: Vec<String>,
 }
 
 /// What would happen to one object.
@@ -96,7 +101,8 @@ pub struct PlanReport {
 /// Compute the plan.
 pub async fn plan(ctx: &Context, opts: &PlanOptions) -> Result<PlanReport, EnvError> {
     let env = crate::load_env(&ctx.repo, &opts.env)?;
-    let desired = Desired::load(&ctx.repo, &env, opts.platform_file.as_deref())?;
+    let mut desired = Desired::load(&ctx.repo, &env, opts.platform_file.as_deref())?;
+    desired.apply_chart_mirrors(&opts.chart_mirrors)?;
     let resolver = Resolver::new(ctx.api.clone());
     let applier = Applier::new(resolver.clone(), false);
     let mut problems = Vec::new();

@@ -146,6 +146,77 @@ pub struct Size {
     pub storage: Option<String>,
 }
 
+/// The valid values of `provider`.
+pub const PROVIDERS: &[&str] = &["digitalocean", "generic"];
+
+/// The `chart_mirrors` key: a map `FROM: TO` or a list of `FROM=TO` items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ChartMirrorEntries {
+    /// `{FROM: TO}`.
+    Map(BTreeMap<String, String>),
+    /// `["FROM=TO"]`.
+    List(Vec<String>),
+}
+
+impl Default for ChartMirrorEntries {
+    fn default() -> Self {
+        ChartMirrorEntries::List(Vec::new())
+    }
+}
+
+impl ChartMirrorEntries {
+    /// True when there is no entry.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            ChartMirrorEntries::Map(map) => map.is_empty(),
+            ChartMirrorEntries::List(list) => list.is_empty(),
+        }
+    }
+
+    /// Each entry as (field path for messages, `FROM=TO` text).
+    pub fn items(&self) -> Vec<(String, String)> {
+        match self {
+            ChartMirrorEntries::Map(map) => map
+                .iter()
+                .map(|(from, to)| (format!("chart_mirrors.{from}"), format!("{from}={to}")))
+                .collect(),
+            ChartMirrorEntries::List(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (format!("chart_mirrors[{i}]"), item.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// Parse one chart mirror `FROM=TO`: FROM is `*` (every upstream) or an `http(s)://`/`oci://` chart
+/// repository URL, TO an `http(s)://` or `oci://` URL. Trailing slashes are dropped. The error says what
+/// is wrong with the entry, for the caller to prefix with where it came from.
+pub fn parse_chart_mirror(entry: &str) -> Result<(String, String), String> {
+    let (from, to) = entry.split_once('=').ok_or_else(|| {
+        format!("`{entry}` is not FROM=TO (e.g. '*=http://127.0.0.1:8879' or 'https://charts.jetstack.io=oci://mirror.example/jetstack')")
+    })?;
+    let (from, to) = (from.trim().trim_end_matches('/'), to.trim().trim_end_matches('/'));
+    let is_url = |url: &str| {
+        ["http://", "https://", "oci://"].iter().any(|scheme| {
+            url.strip_prefix(scheme)
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace))
+        })
+    };
+    if from != "*" && !is_url(from) {
+        return Err(format!(
+            "`{entry}`: FROM `{from}` is neither `*` nor an http(s):// or oci:// chart repository URL"
+        ));
+    }
+    if !is_url(to) {
+        return Err(format!(
+            "`{entry}`: TO `{to}` is not an http(s):// or oci:// chart repository URL"
+        ));
+    }
+    Ok((from.to_string(), to.to_string()))
+}
+
 /// One environment, as loaded from its file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,7 +229,8 @@ pub struct Environment {
     pub tier: Tier,
     /// Owning team, written as the `team` label.
     pub team: String,
-    /// Cloud provider (`digitalocean` adds the CSI driver and CCM to the platform phase).
+    /// Cloud provider: `digitalocean` adds the CSI driver and CCM to the platform phase, `generic` (a
+    /// cluster without cloud-provider charts) skips them; one of [`PROVIDERS`].
     pub provider: String,
     /// Storage class every persistent volume uses.
     pub storage_class: String,
@@ -172,6 +244,10 @@ pub struct Environment {
     pub endpoints: Endpoints,
     /// Desired sizes per component.
     pub sizes: BTreeMap<String, Size>,
+    /// Chart repository mirrors (`FROM: TO` map, or a list of `FROM=TO`), below `--chart-mirror` and
+    /// `DULI_CHART_MIRRORS` in precedence; see [`parse_chart_mirror`].
+    #[serde(default, skip_serializing_if = "ChartMirrorEntries::is_empty")]
+    pub chart_mirrors: ChartMirrorEntries,
     /// The file it came from (not part of the file).
     #[serde(skip)]
     pub source: PathBuf,
@@ -261,6 +337,15 @@ impl Environment {
                     format!("`{value}` is not a DNS label (lowercase letters, digits and '-', at most 63)"),
                 ));
             }
+        }
+        if !PROVIDERS.contains(&self.provider.as_str()) {
+            return Err(self.invalid(
+                "provider",
+                format!("`{}` is not one of {}", self.provider, PROVIDERS.join(", ")),
+            ));
+        }
+        for (field, item) in self.chart_mirrors.items() {
+            parse_chart_mirror(&item).map_err(|problem| self.invalid(&field, problem))?;
         }
         if !matches!(self.log_level.as_str(), "debug" | "info" | "warn" | "error") {
             return Err(self.invalid(
@@ -446,6 +531,52 @@ mod tests {
             .to_string();
         assert!(err.contains("/x/staging.yml"), "{err}");
         assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn provider_generic_is_valid_and_others_are_named() {
+        let text = staging_text().replace("provider: digitalocean", "provider: generic");
+        let env = Environment::from_yaml(&text, Path::new("staging.yml")).unwrap();
+        assert_eq!(env.provider, "generic");
+        let text = staging_text().replace("provider: digitalocean", "provider: aws");
+        let err = Environment::from_yaml(&text, Path::new("staging.yml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field `provider`") && err.contains("`aws`"), "{err}");
+    }
+
+    #[test]
+    fn chart_mirrors_take_a_map_or_a_list_and_bad_entries_are_named() {
+        let map = format!(
+            "{}chart_mirrors:\n  '*': http://127.0.0.1:8879/\n",
+            staging_text()
+        );
+        let env = Environment::from_yaml(&map, Path::new("staging.yml")).unwrap();
+        assert_eq!(
+            env.chart_mirrors.items(),
+            [(
+                "chart_mirrors.*".to_string(),
+                "*=http://127.0.0.1:8879/".to_string()
+            )]
+        );
+        let list = format!(
+            "{}chart_mirrors: ['https://charts.jetstack.io=oci://mirror.example/jetstack']\n",
+            staging_text()
+        );
+        Environment::from_yaml(&list, Path::new("staging.yml")).unwrap();
+        let bad = format!("{}chart_mirrors: ['*=ftp://x']\n", staging_text());
+        let err = Environment::from_yaml(&bad, Path::new("/x/staging.yml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/x/staging.yml") && err.contains("chart_mirrors[0]") && err.contains("ftp://x"),
+            "{err}"
+        );
+        assert_eq!(
+            parse_chart_mirror("https://a.example/charts/=http://127.0.0.1:1/"),
+            Ok(("https://a.example/charts".into(), "http://127.0.0.1:1".into()))
+        );
+        assert!(parse_chart_mirror("no-equals").unwrap_err().contains("FROM=TO"));
     }
 
     #[test]

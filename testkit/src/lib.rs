@@ -9,12 +9,14 @@
 //! - [`relay`]: a TCP relay in front of an API server, to kill it and bring it back mid-run.
 //! - [`corpus`]: the bad-input corpus: case tables, their checks, and proof that nothing was written
 //!   (file snapshots) or applied (the stand-in's store and requests).
+//! - [`chartrepo`]: the shared local chart repository served on 127.0.0.1 (request count), or a broken one.
 //! - [`certs`]: keys and certificates made with the `openssl` command-line tool.
 //! - [`process`]: running a command to completion under a deadline, signals.
 //! - [`tools`]: the real helm and kubectl builds the tests run (`DULI_HELM4_BIN`, …).
 //! - [`paths`]: the workspace root, the CRDs next to it, copying fixture trees.
 
 pub mod certs;
+pub mod chartrepo;
 pub mod corpus;
 pub mod leakscan;
 pub mod paths;

@@ -99,7 +99,9 @@ impl FixtureRepo {
     }
 }
 
-/// Remove HELM_* / KUBECONFIG / DULI_* inherited from the caller and point HELM_BIN at `helm`.
+/// Remove HELM_* / KUBECONFIG / DULI_* inherited from the caller and point HELM_BIN at `helm`; upstream
+/// charts are never fetched (`DULI_RENDER_OFFLINE`: tests talk to 127.0.0.1 only; the upstream tests
+/// remove it and give a mirror on 127.0.0.1).
 pub fn isolate(cmd: &mut Command, helm: &Path) {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy().to_string();
@@ -108,6 +110,7 @@ pub fn isolate(cmd: &mut Command, helm: &Path) {
         }
     }
     cmd.env("HELM_BIN", helm);
+    cmd.env("DULI_RENDER_OFFLINE", "1");
 }
 
 /// The findings of a `--report` file as (rule, chart, object) triples.

@@ -170,6 +170,9 @@ fn plugin(helm: &Path, repo: &Path, args: &[&str]) -> Output {
         .arg("--crds")
         .arg(common::crds())
         .arg("--no-cache")
+        // An empty chart cache: the wrappers stay external whatever the user's cache holds.
+        .arg("--cache-dir")
+        .arg(home.path().join("cache"))
         .output()
         .expect("run helm-duli-render")
 }

@@ -304,3 +304,83 @@ async fn missing_sealed_secrets_point_at_secrets_init() {
         "preflight changed nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn up_installs_the_platform_charts_from_a_chart_mirror() {
+    let world = World::start(FAST).await;
+    // The fixture charts as a chart repository on 127.0.0.1, standing in for every upstream repository
+    // (https and oci) of the catalog.
+    let mirror_dir = world.dir.path().join("mirror");
+    let charts = world.repo.join("gitops/charts");
+    for chart in ["cert-manager", "sealed-secrets", "argo-cd", "csi-digitalocean"] {
+        let status = std::process::Command::new(testkit::tools::helm4())
+            .arg("package")
+            .arg(charts.join(chart))
+            .arg("--destination")
+            .arg(&mirror_dir)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "helm package {chart}");
+    }
+    let status = std::process::Command::new(testkit::tools::helm4())
+        .arg("repo")
+        .arg("index")
+        .arg(&mirror_dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "helm repo index");
+    let server = testkit::chartrepo::ChartRepoServer::serve(&mirror_dir);
+    let catalog = world.repo.join("gitops/platform.yml");
+    let text = std::fs::read_to_string(&catalog).unwrap();
+    let text = text
+        .replacen("repo: charts", "repo: https://charts.upstream.invalid", 3)
+        .replace(
+            "repo: charts",
+            "repo: oci://registry.upstream.invalid/digitalocean",
+        );
+    std::fs::write(&catalog, text).unwrap();
+
+    let mirror = format!("*={}", server.url);
+    let run = world
+        .run(&[
+            "up",
+            "staging",
+            "--only",
+            "platform",
+            "--chart-mirror",
+            &mirror,
+            "--timeout",
+            "2m",
+        ])
+        .await
+        .expect(0);
+    assert!(
+        server.requests() >= 4,
+        "helm fetched from the mirror:\n{}",
+        run.stderr
+    );
+    assert!(
+        world
+            .get("secrets", "argocd", "sh.helm.release.v1.argocd.v1")
+            .is_some(),
+        "helm installed argocd from the mirror"
+    );
+    assert!(
+        world.get("storageclasses", "", "do-block-storage").is_some(),
+        "the oci:// chart came from the mirror too"
+    );
+    // An invalid mirror is named before anything runs.
+    let bad = world
+        .run(&[
+            "up",
+            "staging",
+            "--only",
+            "platform",
+            "--chart-mirror",
+            "nonsense",
+        ])
+        .await
+        .expect(2);
+    assert_contains(&bad.stderr, "invalid chart mirror in --chart-mirror");
+}

@@ -1,0 +1,298 @@
+//! Upstream charts (issue #16): wrapper charts resolve their `Chart.lock` dependencies and platform charts
+//! render, fetched by real helm from `../shared/charts/repo` served on 127.0.0.1 as a mirror of every
+//! upstream repository; the chart cache serves later runs offline.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use testkit::chartrepo::{ChartRepoServer, shared_chart_repo};
+
+use crate::common::{self, assert_exit_2, copy_dir, read_json, run, workspace};
+
+/// A copy of this repository's `helm/` and `gitops/` (both environments with `provider`), plus a cache
+/// directory, in a temporary directory.
+struct RepoCopy {
+    tmp: tempfile::TempDir,
+}
+
+impl RepoCopy {
+    fn new(provider: &str) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        for dir in ["helm", "gitops"] {
+            copy_dir(&workspace().join(dir), &tmp.path().join("repo").join(dir));
+        }
+        for env in ["staging", "prod"] {
+            let path = tmp.path().join(format!("repo/gitops/environments/{env}.yml"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let text = text.replace("provider: digitalocean", &format!("provider: {provider}"));
+            std::fs::write(&path, text).unwrap();
+        }
+        RepoCopy { tmp }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.tmp.path().join("repo")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// `helm-duli-render ARGS --repo … --cache-dir …` with helm 4, allowed to fetch.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(common::binary());
+        common::isolate(&mut cmd, &common::helm4());
+        cmd.env_remove("DULI_RENDER_OFFLINE");
+        cmd.args(args)
+            .arg("--repo")
+            .arg(self.root())
+            .arg("--cache-dir")
+            .arg(self.path("cache"));
+        cmd
+    }
+
+    /// Render `args` with a report; exit code, stderr, report.
+    fn render(&self, args: &[&str]) -> (i32, String, Value) {
+        let report = self.path("report.json");
+        let _ = std::fs::remove_file(&report);
+        let (code, _, stderr) = run(self.cmd(args).arg("--report").arg(&report));
+        let report = if report.exists() {
+            read_json(&report)
+        } else {
+            Value::Null
+        };
+        (code, stderr, report)
+    }
+}
+
+fn mirror(server: &ChartRepoServer) -> String {
+    format!("*={}", server.url)
+}
+
+fn chart<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["charts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {report}"))
+}
+
+#[test]
+fn wrapper_charts_resolve_through_a_mirror_then_from_the_chart_cache_offline() {
+    let repo = RepoCopy::new("digitalocean");
+    let server = ChartRepoServer::serve(&shared_chart_repo());
+    let select = [
+        "staging",
+        "--chart",
+        "postgres-operator",
+        "--chart",
+        "rabbitmq-topology-operator",
+    ];
+    let mirror = mirror(&server);
+    let mut args = select.to_vec();
+    args.extend(["--chart-mirror", &mirror, "--no-validate"]);
+    let (code, stderr, report) = repo.render(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["totals"]["external"], 0, "{report}");
+    assert_eq!(report["totals"]["rendered"], 2, "{report}");
+    let postgres = chart(&report, "postgres-operator");
+    assert_eq!(postgres["resolved"][0]["name"], "cloudnative-pg");
+    // The digest of the repository index, for the package the cache holds.
+    assert_eq!(
+        postgres["resolved"][0]["digest"],
+        "81fbb5ded7dccfd90e3d472b947381efecfd3251a70a44644a43121d5bf97576"
+    );
+    let objects: Vec<&str> = postgres["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    assert!(
+        objects.iter().any(|o| o.starts_with("Deployment/")),
+        "{objects:?}"
+    );
+    let topology = chart(&report, "rabbitmq-topology-operator");
+    assert_eq!(topology["resolved"][0]["alias"], "topology");
+    let fetched = server.requests();
+    assert!(fetched >= 2, "index and packages were fetched: {fetched}");
+
+    // Again, rendering everything (--no-cache): the packages come from the chart cache.
+    args.push("--no-cache");
+    let (code, stderr, report) = repo.render(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["totals"]["rendered"], 2, "{report}");
+    assert_eq!(server.requests(), fetched, "the second run asked the mirror");
+
+    // Without the mirror and offline: still rendered, from the chart cache.
+    drop(server);
+    let mut offline = select.to_vec();
+    offline.extend(["--no-validate", "--no-cache", "--offline"]);
+    let (code, stderr, report) = repo.render(&offline);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["totals"]["rendered"], 2, "{report}");
+
+    // Offline with an empty chart cache: external, with the reason; --strict-deps fails.
+    std::fs::remove_dir_all(repo.path("cache")).unwrap();
+    let (code, stderr, report) = repo.render(&offline);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["totals"]["external"], 2, "{report}");
+    let reason = chart(&report, "postgres-operator")["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cloudnative-pg 0.26.1") && reason.contains("offline"),
+        "{reason}"
+    );
+    offline.push("--strict-deps");
+    let (code, stderr, _) = repo.render(&offline);
+    assert_exit_2(
+        code,
+        &stderr,
+        &["chart `postgres-operator` depends on cloudnative-pg 0.26.1"],
+    );
+}
+
+#[test]
+fn a_chart_lock_out_of_date_with_chart_yaml_is_an_error_naming_the_chart() {
+    let repo = RepoCopy::new("digitalocean");
+    let chart_yaml = repo.root().join("helm/redis-operator/Chart.yaml");
+    let text = std::fs::read_to_string(&chart_yaml).unwrap();
+    std::fs::write(&chart_yaml, text.replace("version: 0.24.0", "version: 0.24.1")).unwrap();
+    let (code, stderr, _) = repo.render(&["staging", "--chart", "redis-operator", "--offline"]);
+    assert_exit_2(
+        code,
+        &stderr,
+        &[
+            "chart `redis-operator`: Chart.lock is out of date",
+            "helm duli-render deps redis-operator",
+        ],
+    );
+}
+
+#[test]
+fn deps_rewrites_chart_lock_against_the_upstream_url() {
+    let repo = RepoCopy::new("digitalocean");
+    let server = ChartRepoServer::serve(&shared_chart_repo());
+    let lock = repo.root().join("helm/loki/Chart.lock");
+    let committed = std::fs::read_to_string(&lock).unwrap();
+    std::fs::remove_file(&lock).unwrap();
+    let (code, _, stderr) = run(&mut repo.cmd(&["deps", "loki", "--chart-mirror", &mirror(&server)]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("loki: wrote"), "{stderr}");
+    let written = std::fs::read_to_string(&lock).unwrap();
+    let digest = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("digest:"))
+            .map(str::to_string)
+    };
+    // The same Chart.yaml gives the committed digest; the URLs are the upstream ones, not the mirror.
+    assert_eq!(digest(&written), digest(&committed));
+    assert!(
+        written.contains("repository: https://grafana.github.io/helm-charts")
+            && !written.contains("127.0.0.1"),
+        "{written}"
+    );
+    // And the render accepts it, from the chart cache `deps` filled.
+    let (code, stderr, report) = repo.render(&["staging", "--chart", "loki", "--offline", "--no-validate"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["totals"]["rendered"], 1, "{report}");
+}
+
+#[test]
+fn a_broken_mirror_is_one_sentence_within_the_timeout() {
+    let repo = RepoCopy::new("digitalocean");
+    let broken = ChartRepoServer::broken();
+    let closed = format!("*=http://127.0.0.1:{}", testkit::servers::closed_port());
+    let (_silent, silent_url) = testkit::servers::silent_server();
+    let silent = format!("*={silent_url}");
+    for (mirror, timeout) in [(mirror(&broken), "60s"), (closed, "60s"), (silent, "3s")] {
+        let started = Instant::now();
+        let (code, stderr, _) = repo.render(&[
+            "staging",
+            "--chart",
+            "postgres-operator",
+            "--chart-mirror",
+            &mirror,
+            "--fetch-timeout",
+            timeout,
+        ]);
+        let url = mirror.trim_start_matches("*=");
+        assert_exit_2(
+            code,
+            &stderr,
+            &[&format!(
+                "chart `postgres-operator`: cannot fetch cloudnative-pg 0.26.1 from mirror {url}"
+            )],
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "one sentence: {stderr}");
+        if timeout == "3s" {
+            assert!(stderr.contains("no answer within 3s"), "{stderr}");
+            assert!(
+                started.elapsed() < Duration::from_secs(3 + 30),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+    }
+    // An invalid mirror entry is named, with where it came from.
+    let (code, stderr, _) = repo.render(&["staging", "--chart-mirror", "nonsense"]);
+    assert_exit_2(code, &stderr, &["--chart-mirror", "`nonsense`"]);
+}
+
+#[test]
+fn staging_and_prod_render_every_chart_and_the_platform_charts_with_none_external() {
+    let repo = RepoCopy::new("generic");
+    let server = ChartRepoServer::serve(&shared_chart_repo());
+    let crds = common::crds();
+    let crds = crds.to_str().unwrap();
+    let out = repo.path("out");
+    let mirror = mirror(&server);
+    let args = [
+        "staging",
+        "prod",
+        "--chart-mirror",
+        &mirror,
+        "--crds",
+        crds,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let (code, stderr, report) = repo.render(&args);
+    assert!(matches!(code, 0 | 1), "{stderr}");
+    let check = |report: &Value| {
+        for env in report["environments"].as_array().unwrap() {
+            let totals = &env["totals"];
+            assert_eq!(totals["charts"], 18, "{totals}");
+            assert_eq!(totals["external"], 0, "{totals}");
+            // provider generic: cert-manager, sealed-secrets and argo-cd, no DigitalOcean charts.
+            assert_eq!(totals["platform"], 3, "{totals}");
+            assert_eq!(totals["platform_external"], 0, "{totals}");
+            let name = env["env"].as_str().unwrap();
+            for platform in ["cert-manager", "sealed-secrets-controller", "argocd"] {
+                let entry = chart(env, platform);
+                assert_eq!(entry["platform"], true);
+                assert!(!entry["objects"].as_array().unwrap().is_empty(), "{entry}");
+                assert!(
+                    out.join(name).join(platform).is_dir(),
+                    "--out lays out {platform}"
+                );
+            }
+        }
+    };
+    check(&report);
+    assert!(stderr.contains("platform: 3 charts (0 external)"), "{stderr}");
+    // The policies judge our templates, not upstream's: no policy finding on upstream objects.
+    for env in report["environments"].as_array().unwrap() {
+        for finding in env["findings"].as_array().unwrap() {
+            assert_eq!(finding["rule"], "crd-missing", "{finding}");
+        }
+    }
+
+    // Offline, without the mirror, rendering everything again: from the chart cache.
+    drop(server);
+    let (code, stderr, report) = repo.render(&["staging", "prod", "--offline", "--no-cache", "--crds", crds]);
+    assert!(matches!(code, 0 | 1), "{stderr}");
+    check(&report);
+}
