@@ -228,7 +228,6 @@ pub struct RenderOptions {
         help = "Do not render the platform charts of gitops/platform.yml"
     )]
     pub platform: bool,
-    /// What helm handed over in the environment.
     /// The Kubernetes version charts see as `.Capabilities.KubeVersion` (`--kube-version`).
     #[arg(
         long,
@@ -252,6 +251,7 @@ pub struct RenderOptions {
         help = "Show Secret values in the --diff output (by default each shows as its length, marked where it changed)"
     )]
     pub show_secrets: bool,
+    /// What helm handed over in the environment.
     #[arg(skip = helm::HelmEnv::from_env())]
     pub helm_env: helm::HelmEnv,
 }
