@@ -661,20 +661,7 @@ impl SealedFile {
             }
             Err(err) => return Err(err),
         };
-        let mut items = Vec::new();
-        for doc in docs {
-            if doc.get("kind").and_then(Value::as_str) == Some("List") {
-                items.extend(
-                    doc.get("items")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .cloned(),
-                );
-            } else {
-                items.push(doc);
-            }
-        }
+        let items = unwrap_lists(docs);
         let several = items.len() > 1;
         items
             .into_iter()
@@ -898,6 +885,26 @@ fn merge_template(doc: &mut Value, secret: &SecretInput) -> bool {
         }
     }
     changed
+}
+
+/// The documents with every `kind: List` replaced by its items (as `kubectl get -o yaml` writes several
+/// objects).
+pub(crate) fn unwrap_lists(docs: Vec<Value>) -> Vec<Value> {
+    let mut items = Vec::new();
+    for doc in docs {
+        if doc.get("kind").and_then(Value::as_str) == Some("List") {
+            items.extend(
+                doc.get("items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+        } else {
+            items.push(doc);
+        }
+    }
+    items
 }
 
 #[cfg(test)]

@@ -124,20 +124,7 @@ fn keys_from_file(path: &Path) -> Result<Vec<rsa::PrivateKey>, RecoveryError> {
             "it is neither a PEM private key nor a key Secret in YAML or JSON ({KEY_EXPORT_HINT})"
         ))
     })?;
-    let mut secrets = Vec::new();
-    for doc in docs {
-        if doc.get("kind").and_then(Value::as_str) == Some("List") {
-            secrets.extend(
-                doc.get("items")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .cloned(),
-            );
-        } else {
-            secrets.push(doc);
-        }
-    }
+    let secrets = crate::manifest::unwrap_lists(docs);
     let mut keys = Vec::new();
     for secret in &secrets {
         let kind = secret.get("kind").and_then(Value::as_str).unwrap_or("(no kind)");

@@ -554,12 +554,7 @@ current-context: one
         let mut kubeconfig = target.read_kubeconfig().unwrap();
         let options = target.overrides.apply(&mut kubeconfig, "two");
         assert_eq!(options.context.as_deref(), Some("two"));
-        let cluster = kubeconfig
-            .clusters
-            .iter()
-            .find(|c| Some(&c.name) == options.cluster.as_ref())
-            .and_then(|c| c.cluster.clone())
-            .unwrap();
+        let cluster = chosen_cluster(&kubeconfig, &options);
         assert_eq!(cluster.server.as_deref(), Some("https://127.0.0.1:6443"));
         assert_eq!(cluster.certificate_authority, Some(ca.display().to_string()));
         let user = kubeconfig
@@ -587,6 +582,19 @@ current-context: one
         assert!(names.contains(&"HELM_KUBETOKEN") && names.contains(&"HELM_KUBEAPISERVER"));
     }
 
+    /// The cluster entry the overridden options select.
+    fn chosen_cluster(
+        kubeconfig: &kube::config::Kubeconfig,
+        options: &kube::config::KubeConfigOptions,
+    ) -> kube::config::Cluster {
+        kubeconfig
+            .clusters
+            .iter()
+            .find(|c| Some(&c.name) == options.cluster.as_ref())
+            .and_then(|c| c.cluster.clone())
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn insecure_skip_drops_the_ca_and_helm_refuses_flags_it_lacks() {
         let (_dir, path) = write(KUBECONFIG);
@@ -603,12 +611,7 @@ current-context: one
         let mut kubeconfig = target.read_kubeconfig().unwrap();
         let options = overrides.apply(&mut kubeconfig, "one");
         assert_eq!(options.user.as_deref(), Some("u"));
-        let cluster = kubeconfig
-            .clusters
-            .iter()
-            .find(|c| Some(&c.name) == options.cluster.as_ref())
-            .and_then(|c| c.cluster.clone())
-            .unwrap();
+        let cluster = chosen_cluster(&kubeconfig, &options);
         assert_eq!(cluster.insecure_skip_tls_verify, Some(true));
         assert_eq!(cluster.certificate_authority_data, None);
         let err = overrides.helm_env().unwrap_err();
