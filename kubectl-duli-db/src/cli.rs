@@ -63,9 +63,16 @@ pub struct StatusOptions {
     /// Skip the live protocol checks (API reads only).
     #[arg(long)]
     pub no_live: bool,
-    /// Deadline of the whole command: the API reads, then the live checks in what is left (10s, 500ms, 1m).
+    /// Deadline of the whole command: the API reads, then the live checks in what is left (10s, 500ms, 1m);
+    /// with `--watch`, of each round.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Keep watching until Ctrl-C: redrawn in place on a terminal, else one JSON line per change.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// With `--watch`, the pause between rounds (5s, 1m).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, requires = "watch")]
+    pub interval: Duration,
 }
 
 /// What `connect` was asked to do (checked by [`ConnectOptions::validate`]).
@@ -144,6 +151,8 @@ impl Cli {
     /// own message is left for what the API layer cannot end (a hanging credential plugin).
     pub fn name_and_deadline(&self) -> (String, Option<Duration>) {
         let (name, timeout) = match &self.command {
+            // A watch runs until Ctrl-C; each of its rounds is bounded by --timeout.
+            Command::Status(options) if options.watch => ("status", None),
             Command::Status(options) => ("status", Some(options.timeout)),
             Command::Connect(_) => ("connect", None),
             Command::Creds(options) => ("creds", Some(options.timeout)),

@@ -63,6 +63,11 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<Outc
                 None => Environment::load_all(&repo)?,
             };
             let cluster = cli.global.cluster.target().connect(Some(options.timeout)).await?;
+            if options.watch {
+                let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+                let format = cli.global.common.output;
+                return status::watch(&cluster, &environments, &options, format, terminal, out).await;
+            }
             let api = ApiClient::new(&cluster, options.timeout);
             status::run(&api, &environments, &options, cli.global.common.output, out).await
         }

@@ -744,6 +744,68 @@ pub async fn run(
     })
 }
 
+/// `--watch`: a round of [`collect`] every `--interval`, each bounded by `--timeout`, until Ctrl-C (the
+/// runner ends the process with 130). On a terminal with a table format the screen is redrawn in place (as
+/// `watch` does); otherwise one compact JSON line is printed per change of the report — its first round,
+/// then whenever what it says changes (the live checks' latencies and the ages do not count). A round
+/// that fails (the API server went away) is a line `{"error": …}` and the watch goes on.
+pub async fn watch(
+    cluster: &shared::cluster::Cluster,
+    environments: &[Environment],
+    options: &StatusOptions,
+    format: shared::output::OutputFormat,
+    terminal: bool,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<shared::error::Outcome> {
+    use shared::output::OutputFormat;
+    let redraw = terminal && matches!(format, OutputFormat::Table | OutputFormat::Wide);
+    let names: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
+    let mut last: Option<Value> = None;
+    loop {
+        let api = ApiClient::new(cluster, options.timeout);
+        let round = collect(&api, environments, options).await;
+        if redraw {
+            let body = match &round {
+                Ok(report) => render_tables(report, format == OutputFormat::Wide),
+                Err(err) => format!("error: {err:#}\n"),
+            };
+            let now = Timestamp::now().strftime("%H:%M:%S");
+            write!(
+                out,
+                "\x1b[H\x1b[2JEvery {}: kubectl duli db status {}   {now}\n\n{body}",
+                shared::duration::human(options.interval),
+                names.join(" ")
+            )?;
+        } else {
+            let line = match &round {
+                Ok(report) => serde_json::to_value(report)?,
+                Err(err) => serde_json::json!({ "error": format!("{err:#}") }),
+            };
+            let seen = without_timings(&line);
+            if last.as_ref() != Some(&seen) {
+                writeln!(out, "{}", serde_json::to_string(&line)?)?;
+                last = Some(seen);
+            }
+        }
+        out.flush()?;
+        tokio::time::sleep(options.interval).await;
+    }
+}
+
+/// The report without what changes every round whatever happens (latencies, ages).
+fn without_timings(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(key, _)| !matches!(key.as_str(), "latency_ms" | "age"))
+                .map(|(key, value)| (key.clone(), without_timings(value)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_timings).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Print the report as one table per environment plus a verdict line; `wide` (`-o wide`) adds the
 /// endpoints and the live checks' detail.
 pub fn render_tables(report: &StatusReport, wide: bool) -> String {

@@ -146,36 +146,9 @@ async fn color_always_puts_ansi_codes_in_tables_and_logs_auto_leaves_them_out() 
 /// Run `kubectl duli db ARGS` as [`Cluster::command`] would, but with a pseudo-terminal for its stdin,
 /// stdout and stderr (util-linux `script`), as a user at a terminal runs it.
 async fn run_on_a_terminal(cluster: &Cluster, args: &[&str], extra_env: &[(&str, &str)]) -> String {
-    let inner = cluster.command(args);
-    let inner = inner.as_std();
-    // A fresh pseudo-terminal reports 0 columns; a user's has a size.
-    let mut line = format!(
-        "stty cols 200 rows 50; {}",
-        shell_quote(&inner.get_program().to_string_lossy())
-    );
-    for arg in inner.get_args() {
-        line.push(' ');
-        line.push_str(&shell_quote(&arg.to_string_lossy()));
-    }
-    let mut command = tokio::process::Command::new(testkit::tools::on_path("script", "util-linux"));
-    command.args(["-qec", &line, "/dev/null"]).env("TERM", "xterm");
-    for (name, value) in inner.get_envs() {
-        match value {
-            Some(value) => command.env(name, value),
-            None => command.env_remove(name),
-        };
-    }
-    command.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE");
-    for (name, value) in extra_env {
-        command.env(name, value);
-    }
-    let run = output(command).await;
+    let run = crate::support::on_a_terminal(cluster, "", args, extra_env).await;
     assert_eq!(run.code, 0, "{}", run.all());
     run.stdout
-}
-
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -297,3 +297,73 @@ async fn an_unreachable_api_server_is_an_error() {
         run.all()
     );
 }
+
+/// The next line of a watch, as JSON (20 s at most).
+async fn next_json(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> serde_json::Value {
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("a line within 20 s")
+        .unwrap()
+        .expect("the watch is still running");
+    serde_json::from_str(&line).unwrap()
+}
+
+/// `status --watch` off a terminal: one JSON line for the first round, then one per change (a service
+/// that goes away), nothing for rounds that say the same; Ctrl-C ends it with 130.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_prints_a_json_line_per_change_and_ends_on_ctrl_c() {
+    use tokio::io::AsyncBufReadExt;
+    let cluster = Cluster::healthy_staging().await;
+    let mut child = cluster
+        .command(&["status", "staging", "--watch", "--interval", "200ms", "--no-live"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = next_json(&mut lines).await;
+    assert_eq!(first["environments"][0]["healthy"], true, "{first}");
+
+    // Several rounds that say the same print nothing; then the RedisReplication goes away.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let request = http::Request::delete(
+        "/apis/redis.redis.opstreelabs.in/v1beta2/namespaces/staging/redisreplications/redis",
+    )
+    .body(Vec::new())
+    .unwrap();
+    cluster.api.client().request_text(request).await.unwrap();
+    let second = next_json(&mut lines).await;
+    assert_eq!(second["environments"][0]["healthy"], false, "{second}");
+    let redis = service(&second, "staging", "redis");
+    assert_eq!(redis["ready"], false, "{redis}");
+
+    testkit::process::signal("INT", child.id().unwrap());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("Ctrl-C ends the watch")
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    // Nothing more was printed between the change and Ctrl-C (the rounds said the same).
+    assert!(lines.next_line().await.unwrap().is_none());
+}
+
+/// `status --watch` on a terminal: the screen is redrawn in place each round under a `watch`-like header;
+/// Ctrl-C (here `timeout -s INT`) ends it with 130.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_on_a_terminal_redraws_in_place() {
+    let cluster = Cluster::healthy_staging().await;
+    let args = ["status", "staging", "--watch", "--interval", "300ms", "--no-live"];
+    let run = crate::support::on_a_terminal(&cluster, "timeout -s INT 3", &args, &[]).await;
+    // timeout's own code when it had to stop the command.
+    assert_eq!(run.code, 124, "{}", run.all());
+    let screens = run.stdout.matches("\x1b[H\x1b[2J").count();
+    assert!(screens >= 2, "{screens} screens: {}", run.stdout);
+    assert!(
+        run.stdout.contains("Every 300ms: kubectl duli db status staging"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("postgres"), "{}", run.stdout);
+}

@@ -128,3 +128,42 @@ pub fn service<'a>(doc: &'a serde_json::Value, env: &str, service: &str) -> &'a 
         })
         .unwrap_or_else(|| panic!("no {service} in {env}: {doc}"))
 }
+
+/// Run `kubectl duli db ARGS` as [`Cluster::command`] would, but with a pseudo-terminal for its stdin,
+/// stdout and stderr (util-linux `script`), as a user at a terminal runs it; `prefix` goes before the
+/// command line (e.g. `timeout -s INT 2`).
+pub async fn on_a_terminal(
+    cluster: &Cluster,
+    prefix: &str,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> testkit::process::Run {
+    let inner = cluster.command(args);
+    let inner = inner.as_std();
+    // A fresh pseudo-terminal reports 0 columns; a user's has a size.
+    let mut line = format!(
+        "stty cols 200 rows 50; {prefix} {}",
+        shell_quote(&inner.get_program().to_string_lossy())
+    );
+    for arg in inner.get_args() {
+        line.push(' ');
+        line.push_str(&shell_quote(&arg.to_string_lossy()));
+    }
+    let mut command = tokio::process::Command::new(testkit::tools::on_path("script", "util-linux"));
+    command.args(["-qec", &line, "/dev/null"]).env("TERM", "xterm");
+    for (name, value) in inner.get_envs() {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    command.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE");
+    for (name, value) in extra_env {
+        command.env(name, value);
+    }
+    output(command).await
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
