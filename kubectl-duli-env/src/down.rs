@@ -163,6 +163,8 @@ pub async fn down(ctx: &Context, opts: &DownOptions, yes: bool) -> Result<DownRe
                     .cloned(),
             );
         }
+        let apps_named: Vec<&str> = apps.iter().map(|(c, _)| c.app.as_str()).collect();
+        tracing::info!(target: PROGRESS, "wave {wave}: deleting {} …", apps_named.join(", "));
         let deleted = deleter.delete_all(&targets).await?;
         tracing::info!(target: PROGRESS, "✓ wave {wave}: deleted {}", names(&deleted));
         steps.push(Step {
@@ -465,9 +467,51 @@ struct Deleter {
 }
 
 impl Deleter {
-    /// Delete `objects` concurrently, then wait until every one is gone.
+    /// Delete `objects` concurrently, then wait until every one is gone; while that takes long, say every
+    /// [`PROGRESS_EVERY`] what is still there and which finalizers hold it (Argo CD's cascade can take
+    /// minutes, and a blank screen does not say whether anything happens).
     async fn delete_all(&self, objects: &[Value]) -> Result<Vec<ObjectId>, EnvError> {
-        let results = futures::future::join_all(objects.iter().map(|o| self.delete(o))).await;
+        let pending: std::sync::Mutex<BTreeMap<String, Vec<String>>> = std::sync::Mutex::new(
+            objects
+                .iter()
+                .filter_map(|o| serde_json::from_value::<DynamicObject>(o.clone()).ok())
+                .map(|o| {
+                    let finalizers = o.metadata.finalizers.clone().unwrap_or_default();
+                    (ObjectId::of(&o).to_string(), finalizers)
+                })
+                .collect(),
+        );
+        let work = futures::future::join_all(objects.iter().map(|o| async {
+            let result = self.delete(o).await;
+            if let Ok(dynamic) = serde_json::from_value::<DynamicObject>(o.clone()) {
+                pending
+                    .lock()
+                    .expect("pending lock")
+                    .remove(&ObjectId::of(&dynamic).to_string());
+            }
+            result
+        }));
+        tokio::pin!(work);
+        let started = Instant::now();
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        let results = loop {
+            tokio::select! {
+                results = &mut work => break results,
+                _ = ticks.tick() => {
+                    let pending = pending.lock().expect("pending lock");
+                    if !pending.is_empty() {
+                        tracing::info!(
+                            target: PROGRESS,
+                            "  waiting for {} to be deleted ({}s): {}",
+                            pending.len(),
+                            started.elapsed().as_secs(),
+                            waiting_on(&pending)
+                        );
+                    }
+                }
+            }
+        };
         let mut deleted = Vec::new();
         for result in results {
             if let Some(id) = result? {
@@ -548,6 +592,28 @@ impl Deleter {
         }
         .into())
     }
+}
+
+/// How often a long deletion says what it still waits for.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// `Application/argocd/staging-backend (finalizer resources-finalizer.argocd.argoproj.io), …`: the first
+/// few objects still there, with what holds each.
+fn waiting_on(pending: &BTreeMap<String, Vec<String>>) -> String {
+    const SHOWN: usize = 4;
+    let mut parts: Vec<String> = pending
+        .iter()
+        .take(SHOWN)
+        .map(|(id, finalizers)| match finalizers.as_slice() {
+            [] => id.clone(),
+            [one] => format!("{id} (finalizer {one})"),
+            many => format!("{id} (finalizers {})", many.join(", ")),
+        })
+        .collect();
+    if pending.len() > SHOWN {
+        parts.push(format!("and {} more", pending.len() - SHOWN));
+    }
+    parts.join(", ")
 }
 
 impl DownReport {

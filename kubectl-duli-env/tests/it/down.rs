@@ -137,3 +137,32 @@ async fn down_with_the_platform_removes_shared_operators_and_charts_when_nothing
         "Kubernetes' own namespaces stay"
     );
 }
+
+/// A deletion that takes long says what it waits for: an Application held by a finalizer nobody removes is
+/// named with that finalizer while `down` waits, and the run ends at `--timeout` saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn down_says_what_it_waits_for_while_a_finalizer_holds_an_application() {
+    let world = World::start(Duration::from_millis(150)).await;
+    world.run(&["up", "staging", "--timeout", "2m"]).await.expect(0);
+    let patch = serde_json::json!({"metadata": {"finalizers": ["example.com/hold"]}});
+    let request =
+        http::Request::patch("/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/staging-backend")
+            .header("Content-Type", "application/merge-patch+json")
+            .body(serde_json::to_vec(&patch).unwrap())
+            .unwrap();
+    world.api.client().request_text(request).await.unwrap();
+
+    let down = world
+        .run(&["down", "staging", "--timeout", "12s"])
+        .await
+        .expect(2);
+    assert_contains(&down.stderr, "wave 5: deleting ");
+    assert_contains(&down.stderr, "staging-backend");
+    assert_contains(&down.stderr, "to be deleted (");
+    assert_contains(
+        &down.stderr,
+        "Application argocd/staging-backend (finalizer example.com/hold)",
+    );
+    assert_contains(&down.stderr, "it still has finalizers example.com/hold");
+    assert!(world.get("namespaces", "", "prod").is_none(), "prod was never up");
+}
