@@ -3,8 +3,7 @@
 //! krew links one entry point per plugin (`kubectl-duli`), so `kubectl duli env up staging` reaches this
 //! binary as `env up staging`; installed under the slices' own names as well (links to this file:
 //! `kubectl-duli-env`, `kubectl-duli-db`, `kubectl-duli-secrets`, `helm-duli-render`, the helm plugin's
-//! `duli-render`, and the `kubectl_complete-…` completers), it runs the slice its name says. One release
-//! binary instead of five is also most of a fast install: the slow part of a release build is linking.
+//! `duli-render`, and the `kubectl_complete-…` completers), it runs the slice its name says.
 //! Bare, or with an unknown word, it lists the slices.
 
 use std::ffi::OsString;
