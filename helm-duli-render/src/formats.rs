@@ -123,19 +123,18 @@ fn junit(reports: &[&Report]) -> String {
 
 fn write_junit(writer: &mut Writer<Vec<u8>>, reports: &[&Report]) -> std::io::Result<()> {
     writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    let total_tests: usize = reports.iter().map(|r| cases(r).len()).sum();
-    let total_failures: usize = reports
-        .iter()
-        .map(|r| cases(r).iter().filter(|c| !c.2.is_empty()).count())
-        .sum();
+    // Each environment's cases once: the totals and the suites read the same lists.
+    let per_env: Vec<(&Report, Vec<Case<'_>>)> = reports.iter().map(|r| (*r, cases(r))).collect();
+    let failed = |cases: &[Case<'_>]| cases.iter().filter(|c| !c.2.is_empty()).count();
+    let total_tests: usize = per_env.iter().map(|(_, cases)| cases.len()).sum();
+    let total_failures: usize = per_env.iter().map(|(_, cases)| failed(cases)).sum();
     let mut suites = BytesStart::new("testsuites");
     suites.push_attribute(("name", "helm-duli-render"));
     suites.push_attribute(("tests", total_tests.to_string().as_str()));
     suites.push_attribute(("failures", total_failures.to_string().as_str()));
     writer.write_event(Event::Start(suites))?;
-    for report in reports {
-        let cases = cases(report);
-        let failures = cases.iter().filter(|c| !c.2.is_empty()).count();
+    for (report, cases) in &per_env {
+        let failures = failed(cases);
         let mut suite = BytesStart::new("testsuite");
         suite.push_attribute(("name", report.env.as_str()));
         suite.push_attribute(("tests", cases.len().to_string().as_str()));
@@ -146,7 +145,7 @@ fn write_junit(writer: &mut Writer<Vec<u8>>, reports: &[&Report]) -> std::io::Re
             format!("{:.3}", report.duration_ms as f64 / 1000.0).as_str(),
         ));
         writer.write_event(Event::Start(suite))?;
-        for (chart, object, findings) in &cases {
+        for (chart, object, findings) in cases {
             let mut case = BytesStart::new("testcase");
             case.push_attribute(("classname", format!("{}.{chart}", report.env).as_str()));
             case.push_attribute(("name", object.as_str()));
@@ -181,8 +180,11 @@ fn write_junit(writer: &mut Writer<Vec<u8>>, reports: &[&Report]) -> std::io::Re
 
 /// The test cases of one environment: (chart, object, its findings), every rendered object once, plus
 /// findings about no rendered object (a values file, a chart that failed) as their own cases.
-fn cases(report: &Report) -> Vec<(String, String, Vec<&Finding>)> {
-    let mut cases: Vec<(String, String, Vec<&Finding>)> = report
+/// One JUnit test case: (chart, object, its findings).
+type Case<'a> = (String, String, Vec<&'a Finding>);
+
+fn cases(report: &Report) -> Vec<Case<'_>> {
+    let mut cases: Vec<Case<'_>> = report
         .charts
         .iter()
         .flat_map(|chart| {
