@@ -42,6 +42,13 @@ struct Job<'a> {
     duration: Duration,
 }
 
+impl Job<'_> {
+    /// Whether the chart wraps upstream charts: resolved from the chart store, or vendored in `charts/`.
+    fn wraps_upstream(&self) -> bool {
+        self.resolved.is_some() || self.chart.dir.join("charts").is_dir()
+    }
+}
+
 /// What the renders of several environments in one run share: the helm job slots (so `--jobs` bounds
 /// the whole run) and the CRDs (parsed once).
 #[derive(Clone)]
@@ -655,10 +662,7 @@ pub async fn render_with(
         .filter(|name| name != &env.name)
         .collect();
     found.extend(policy::check(&env, &other_envs, &located));
-    for job in jobs
-        .iter()
-        .filter(|j| !j.platform && (j.resolved.is_some() || j.chart.dir.join("charts").is_dir()))
-    {
+    for job in jobs.iter().filter(|j| !j.platform && j.wraps_upstream()) {
         // A function of the chart's tree and values files, which the render key covers.
         let key = KeyBuilder::new()
             .text("upstream-values", &job.render_key)
@@ -756,13 +760,11 @@ pub async fn render_with(
                 } else {
                     diff::SecretValues::Redacted
                 },
-                // Charts that wrap upstream charts (they lock their dependencies, or vendor them).
-                upstream: selected
+                // Upstream charts: the platform's, and those our wrappers bring.
+                upstream: jobs
                     .iter()
-                    .copied()
-                    .filter(|c| c.dir.join("Chart.lock").is_file() || c.dir.join("charts").is_dir())
-                    .chain(platform_charts.iter())
-                    .map(|c| c.name.clone())
+                    .filter(|j| j.platform || j.wraps_upstream())
+                    .map(|j| j.chart.name.clone())
                     .collect(),
             };
             let compared = diff::compare(&env.name, &old, &tree, &how);
