@@ -258,49 +258,96 @@ fn object_name(at: Located<'_>, found: &mut Vec<Finding>) {
     }
 }
 
-const SECRET_WORDS: &[&str] = &[
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "token",
-    "apikey",
-    "credential",
-    "credentials",
-    "privatekey",
-];
-const REFERENCE_SUFFIXES: &[&str] = &[
-    "name", "ref", "file", "path", "url", "uri", "host", "endpoint", "enabled", "ttl", "header",
-];
-
-/// Whether a configuration key names a secret (`DB_PASSWORD`, `apiKey`, `jwt-secret`), but not a reference
-/// to one (`PASSWORD_FILE`, `SECRET_NAME`).
-pub fn is_secret_key(key: &str) -> bool {
-    let mut words: Vec<String> = Vec::new();
+/// Words of a key name: split on non-alphanumerics and camelCase, lowercased.
+fn words(key: &str) -> Vec<String> {
+    let mut words = Vec::new();
     let mut current = String::new();
-    let chars: Vec<char> = key.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        let camel_break = c.is_uppercase() && i > 0 && chars[i - 1].is_lowercase();
-        if (!c.is_alphanumeric() || camel_break) && !current.is_empty() {
+    let mut previous_lower = false;
+    for c in key.chars() {
+        if !c.is_ascii_alphanumeric() {
+            if !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+            previous_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && previous_lower && !current.is_empty() {
             words.push(std::mem::take(&mut current));
         }
-        if c.is_alphanumeric() {
-            current.push(c.to_ascii_lowercase());
-        }
+        previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        current.push(c.to_ascii_lowercase());
     }
     if !current.is_empty() {
         words.push(current);
     }
-    let joined: Vec<String> = words.windows(2).map(|w| format!("{}{}", w[0], w[1])).collect();
-    let secret = words
-        .iter()
-        .chain(&joined)
-        .any(|w| SECRET_WORDS.contains(&w.as_str()));
-    let reference = words.len() > 1
-        && words.last().is_some_and(|last| {
-            REFERENCE_SUFFIXES.contains(&last.as_str()) && !SECRET_WORDS.contains(&last.as_str())
-        });
-    secret && !reference && !words.last().is_some_and(|w| w == "key" && words.len() == 1)
+    words
+}
+
+/// Whether a configuration key names a secret (`DB_PASSWORD`, `apiKey`, `client-secret`, `jwtToken`,
+/// `credentials`), but not a reference to one or a setting about one (`PASSWORD_FILE`, `SECRET_NAME`,
+/// `TOKEN_TTL`). The one rule for render's `configmap-secret` policy and `secrets audit`.
+pub fn is_secret_key(key: &str) -> bool {
+    const SECRET: [&str; 11] = [
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "secret",
+        "token",
+        "apikey",
+        "credential",
+        "credentials",
+        "privatekey",
+        "passphrase",
+    ];
+    const KEY_QUALIFIERS: [&str; 9] = [
+        "api",
+        "private",
+        "access",
+        "secret",
+        "signing",
+        "encryption",
+        "master",
+        "license",
+        "client",
+    ];
+    // Words after the secret word that make it a reference or a setting, not the secret itself.
+    const BENIGN_AFTER: [&str; 22] = [
+        "file",
+        "path",
+        "url",
+        "uri",
+        "endpoint",
+        "ttl",
+        "expiry",
+        "expiration",
+        "lifetime",
+        "length",
+        "min",
+        "max",
+        "header",
+        "name",
+        "ref",
+        "type",
+        "policy",
+        "enabled",
+        "key",
+        "dir",
+        "mount",
+        "audience",
+    ];
+    let words = words(key);
+    for (i, word) in words.iter().enumerate() {
+        let next = words.get(i + 1).map(String::as_str);
+        let benign_next = next.is_some_and(|next| BENIGN_AFTER.contains(&next));
+        if SECRET.contains(&word.as_str()) && !benign_next {
+            return true;
+        }
+        if word == "key" && i > 0 && KEY_QUALIFIERS.contains(&words[i - 1].as_str()) && !benign_next {
+            return true;
+        }
+    }
+    false
 }
 
 /// Why a value looks like a secret, if it does.
@@ -726,6 +773,10 @@ mod tests {
             "client_secret",
             "AUTH_TOKEN",
             "privateKey",
+            "JWT_TOKEN",
+            "aws_secret_access_key",
+            "credentials",
+            "private_key",
         ] {
             assert!(is_secret_key(key), "{key}");
         }
@@ -738,6 +789,11 @@ mod tests {
             "key",
             "monkey",
             "secretary_name",
+            "token_url",
+            "cache_key",
+            "TOKEN_TTL",
+            "primary_key",
+            "passwordMinLength",
         ] {
             assert!(!is_secret_key(key), "{key}");
         }

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::AuditOptions;
+use helm_duli_render::policy::is_secret_key;
 use helm_duli_render::{RenderError, RenderOptions};
 use shared::cluster::ClusterTarget;
 use shared::environment::{Environment, EnvironmentError};
@@ -95,7 +96,7 @@ pub fn scan_object(source: &str, object: &Value) -> Vec<Finding> {
                 .flatten()
                 .map(|(k, _)| k)
             {
-                if secret_key_name(key) {
+                if is_secret_key(key) {
                     push(
                         format!("binaryData.{key}"),
                         "secret-key",
@@ -209,7 +210,7 @@ fn check_pair(key: &str, value: &str, field: &str, push: &mut impl FnMut(String,
         }
         return;
     }
-    if secret_key_name(key) && is_literal_secret(value) {
+    if is_secret_key(key) && is_literal_secret(value) {
         push(
             field.to_string(),
             "secret-key",
@@ -247,96 +248,6 @@ fn check_value(value: &str, field: &str, push: &mut impl FnMut(String, &'static 
 fn private_key(value: &str) -> Option<String> {
     (value.contains("-----BEGIN") && value.contains("PRIVATE KEY-----"))
         .then(|| "PEM private key".to_string())
-}
-
-/// Words of a key name: split on non-alphanumerics and camelCase, lowercased.
-fn words(key: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut previous_lower = false;
-    for c in key.chars() {
-        if !c.is_ascii_alphanumeric() {
-            if !current.is_empty() {
-                words.push(std::mem::take(&mut current));
-            }
-            previous_lower = false;
-            continue;
-        }
-        if c.is_ascii_uppercase() && previous_lower && !current.is_empty() {
-            words.push(std::mem::take(&mut current));
-        }
-        previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-        current.push(c.to_ascii_lowercase());
-    }
-    if !current.is_empty() {
-        words.push(current);
-    }
-    words
-}
-
-/// True for key names like `DB_PASSWORD`, `apiKey`, `client-secret`, `jwtToken`, `credentials`.
-pub fn secret_key_name(key: &str) -> bool {
-    const SECRET: [&str; 11] = [
-        "password",
-        "passwd",
-        "pwd",
-        "pass",
-        "secret",
-        "token",
-        "apikey",
-        "credential",
-        "credentials",
-        "privatekey",
-        "passphrase",
-    ];
-    const KEY_QUALIFIERS: [&str; 9] = [
-        "api",
-        "private",
-        "access",
-        "secret",
-        "signing",
-        "encryption",
-        "master",
-        "license",
-        "client",
-    ];
-    // Words after the secret word that make it a reference or a setting, not the secret itself.
-    const BENIGN_AFTER: [&str; 22] = [
-        "file",
-        "path",
-        "url",
-        "uri",
-        "endpoint",
-        "ttl",
-        "expiry",
-        "expiration",
-        "lifetime",
-        "length",
-        "min",
-        "max",
-        "header",
-        "name",
-        "ref",
-        "type",
-        "policy",
-        "enabled",
-        "key",
-        "dir",
-        "mount",
-        "audience",
-    ];
-    let words = words(key);
-    for (i, word) in words.iter().enumerate() {
-        let next = words.get(i + 1).map(String::as_str);
-        let benign_next = next.is_some_and(|next| BENIGN_AFTER.contains(&next));
-        if SECRET.contains(&word.as_str()) && !benign_next {
-            return true;
-        }
-        if word == "key" && i > 0 && KEY_QUALIFIERS.contains(&words[i - 1].as_str()) && !benign_next {
-            return true;
-        }
-    }
-    false
 }
 
 /// A value that is a literal secret, not empty, a reference, a placeholder, a path, a number or a flag.
@@ -555,34 +466,6 @@ mod tests {
             .into_iter()
             .map(|f| (f.field, f.rule))
             .collect()
-    }
-
-    #[test]
-    fn key_names() {
-        for yes in [
-            "DB_PASSWORD",
-            "password",
-            "apiKey",
-            "client-secret",
-            "JWT_TOKEN",
-            "aws_secret_access_key",
-            "credentials",
-            "private_key",
-        ] {
-            assert!(secret_key_name(yes), "{yes}");
-        }
-        for no in [
-            "PASSWORD_FILE",
-            "token_url",
-            "cache_key",
-            "TOKEN_TTL",
-            "primary_key",
-            "log_level",
-            "passwordMinLength",
-            "SECRET_NAME",
-        ] {
-            assert!(!secret_key_name(no), "{no}");
-        }
     }
 
     #[test]

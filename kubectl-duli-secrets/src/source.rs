@@ -199,7 +199,7 @@ pub async fn fetch_url(url: &str, timeout: Duration) -> Result<Vec<u8>, SourceEr
     if status != http::StatusCode::OK {
         return Err(fail(status.to_string()));
     }
-    shared::fsio::read_body_until(
+    shared::fsio::read_body_bounded(
         response.into_body(),
         CERT_BODY_LIMIT,
         CONNECT_TIMEOUT,

@@ -532,6 +532,7 @@ impl ApiClient {
                     response.into_body(),
                     body_limit,
                     self.policy.request_timeout,
+                    None,
                     &call.to_string(),
                 )
                 .await;

@@ -221,23 +221,9 @@ fn stalled(
     }
 }
 
-/// Read an HTTP body of at most `limit` bytes, each frame within `idle`, the whole before `deadline`.
+/// Read an HTTP body of at most `limit` bytes, each frame within `idle`, the whole before `deadline` when
+/// there is one (a drip-feeding server sends within `idle` forever).
 pub async fn read_body_bounded<B>(
-    body: B,
-    limit: usize,
-    idle: Duration,
-    what: &str,
-) -> Result<Vec<u8>, BodyError>
-where
-    B: http_body::Body + Unpin,
-    B::Data: bytes::Buf,
-    B::Error: fmt::Display,
-{
-    read_body_until(body, limit, idle, None, what).await
-}
-
-/// [`read_body_bounded`] with an overall deadline too (a drip-feeding server sends within `idle` forever).
-pub async fn read_body_until<B>(
     mut body: B,
     limit: usize,
     idle: Duration,
@@ -792,13 +778,13 @@ mod tests {
     #[tokio::test]
     async fn an_http_body_over_the_cap_is_refused() {
         let body = http_body_util::Full::new(bytes::Bytes::from(vec![b'x'; 100]));
-        let err = read_body_bounded(body, 10, Duration::from_secs(1), "GET /x")
+        let err = read_body_bounded(body, 10, Duration::from_secs(1), None, "GET /x")
             .await
             .unwrap_err();
         assert!(matches!(err, BodyError::TooLarge { limit: 10, .. }), "{err}");
         let body = http_body_util::Full::new(bytes::Bytes::from(vec![b'x'; 10]));
         assert_eq!(
-            read_body_bounded(body, 10, Duration::from_secs(1), "GET /x")
+            read_body_bounded(body, 10, Duration::from_secs(1), None, "GET /x")
                 .await
                 .unwrap()
                 .len(),

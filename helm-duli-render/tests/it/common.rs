@@ -130,6 +130,14 @@ pub fn findings(report: &serde_json::Value) -> Vec<(String, String, String)> {
 }
 
 /// Read a JSON file.
+/// `--chart NAME` for each of `names`, in order.
+pub fn chart_args(names: &[&str]) -> Vec<String> {
+    names
+        .iter()
+        .flat_map(|name| ["--chart".to_string(), name.to_string()])
+        .collect()
+}
+
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }

@@ -6,20 +6,13 @@ use crate::common;
 
 use std::collections::BTreeSet;
 
-use crate::common::{FixtureRepo, assert_exit_2, assert_finding, findings, read_json, run};
+use crate::common::{FixtureRepo, assert_exit_2, assert_finding, chart_args, findings, read_json, run};
 
 /// One failing chart per validation rule: a misspelled CNPG field, a wrong RabbitMQ type, a core-type typo,
 /// an unknown CRD.
-const VALIDATION_FIXTURES: [&str; 8] = [
-    "--chart",
-    "cnpg-typo",
-    "--chart",
-    "rabbitmq-type",
-    "--chart",
-    "core-typo",
-    "--chart",
-    "unknown-crd",
-];
+fn validation_fixtures() -> Vec<String> {
+    chart_args(&["cnpg-typo", "rabbitmq-type", "core-typo", "unknown-crd"])
+}
 
 const VALIDATION_RULES: &[&str] = &["schema", "crd-missing", "core-type", "api-unknown"];
 
@@ -29,7 +22,7 @@ fn validation_catches_misspelled_cnpg_field_wrong_rabbitmq_type_core_typo_and_un
     let report = repo.path("report.json");
     let (code, stdout, stderr) = run(repo
         .cmd("staging")
-        .args(VALIDATION_FIXTURES)
+        .args(validation_fixtures())
         .arg("--report")
         .arg(&report));
     assert_eq!(code, 1, "{stderr}");
@@ -77,7 +70,10 @@ fn validation_catches_misspelled_cnpg_field_wrong_rabbitmq_type_core_typo_and_un
     assert!(files.contains("cnpg-typo/templates/custom.yaml"), "{files:?}");
 
     // The same charts are clean without validation: the findings above come from it.
-    let (code, _, stderr) = run(repo.cmd("staging").args(VALIDATION_FIXTURES).arg("--no-validate"));
+    let (code, _, stderr) = run(repo
+        .cmd("staging")
+        .args(validation_fixtures())
+        .arg("--no-validate"));
     assert_eq!(code, 0, "{stderr}");
 }
 
@@ -314,29 +310,20 @@ fn undefined_jinja_variable_names_file_and_line() {
 #[test]
 fn two_renders_are_byte_identical_cached_or_not() {
     let repo = FixtureRepo::new();
-    let charts = [
-        "--chart",
-        "good",
-        "--chart",
-        "policy-pdb",
-        "--chart",
-        "cnpg-typo",
-        "--chart",
-        "applications",
-    ];
-    let (_, first, _) = run(repo.cmd("prod").args(charts).arg("--no-cache"));
-    let (_, second, _) = run(repo.cmd("prod").args(charts));
-    let (_, third, _) = run(repo.cmd("prod").args(charts));
+    let charts = chart_args(&["good", "policy-pdb", "cnpg-typo", "applications"]);
+    let (_, first, _) = run(repo.cmd("prod").args(&charts).arg("--no-cache"));
+    let (_, second, _) = run(repo.cmd("prod").args(&charts));
+    let (_, third, _) = run(repo.cmd("prod").args(&charts));
     assert!(first.contains("kind: Deployment"));
     assert_eq!(first, second);
     assert_eq!(first, third);
     run(repo
         .cmd("prod")
-        .args(charts)
+        .args(&charts)
         .arg("--no-cache")
         .arg("--out")
         .arg(repo.path("a")));
-    run(repo.cmd("prod").args(charts).arg("--out").arg(repo.path("b")));
+    run(repo.cmd("prod").args(&charts).arg("--out").arg(repo.path("b")));
     let (a, b) = (snapshot(&repo.path("a")), snapshot(&repo.path("b")));
     assert_eq!(a, b);
     let names: Vec<&str> = a.iter().map(|(name, _)| name.as_str()).collect();
@@ -593,14 +580,7 @@ fn out_with_a_chart_subset_keeps_the_other_charts() {
     let out = repo.path("out");
     run(repo
         .cmd("staging")
-        .args([
-            "--chart",
-            "good",
-            "--chart",
-            "policy-pdb",
-            "--chart",
-            "applications",
-        ])
+        .args(chart_args(&["good", "policy-pdb", "applications"]))
         .arg("--out")
         .arg(&out));
     let (code, _, stderr) = run(repo
@@ -628,16 +608,7 @@ fn report_has_charts_objects_durations_cache_and_totals() {
     let report = repo.path("report.json");
     let (code, _, stderr) = run(repo
         .cmd("prod")
-        .args([
-            "--chart",
-            "good",
-            "--chart",
-            "policy-pdb",
-            "--chart",
-            "upstream",
-            "--chart",
-            "applications",
-        ])
+        .args(chart_args(&["good", "policy-pdb", "upstream", "applications"]))
         .arg("--report")
         .arg(&report));
     assert_eq!(code, 1, "{stderr}");

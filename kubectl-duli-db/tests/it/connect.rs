@@ -13,11 +13,9 @@ use crate::support::{Cluster, healthy_seed};
 async fn psql_runs_a_real_query_on_the_primary_and_on_a_replica() {
     let cluster = Cluster::healthy_staging().await;
     let run = cluster
-        .run_expecting(
+        .connect_staging(
             0,
             &[
-                "connect",
-                "staging",
                 "--",
                 "-Atc",
                 "select current_user, current_database(), pg_is_in_recovery()",
@@ -26,11 +24,9 @@ async fn psql_runs_a_real_query_on_the_primary_and_on_a_replica() {
         .await;
     assert_eq!(run.stdout, "app|app|f\n", "{}", run.all());
     let run = cluster
-        .run_expecting(
+        .connect_staging(
             0,
             &[
-                "connect",
-                "staging",
                 "postgres",
                 "--read-only",
                 "--",
@@ -46,18 +42,7 @@ async fn psql_runs_a_real_query_on_the_primary_and_on_a_replica() {
 async fn the_clients_exit_code_is_the_plugins() {
     let cluster = Cluster::healthy_staging().await;
     let run = cluster
-        .run_expecting(
-            1,
-            &[
-                "connect",
-                "staging",
-                "--",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                "select 1/0",
-            ],
-        )
+        .connect_staging(1, &["--", "-v", "ON_ERROR_STOP=1", "-c", "select 1/0"])
         .await;
     assert!(run.stderr.contains("division by zero"), "{}", run.all());
     let run = cluster

@@ -110,6 +110,12 @@ impl Cluster {
         assert_eq!(run.code, code, "{args:?}: {}", run.all());
         run
     }
+
+    /// `connect staging ARGS`, expecting exit `code`.
+    pub async fn connect_staging(&self, code: i32, args: &[&str]) -> Run {
+        self.run_expecting(code, &[&["connect", "staging"], args].concat())
+            .await
+    }
 }
 
 /// The entry for `service` in environment `env` of a status document.

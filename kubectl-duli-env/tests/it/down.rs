@@ -30,12 +30,7 @@ async fn down_staging_leaves_prod_and_the_operators_untouched() {
 
     let down = world.run(&["down", "staging", "-o", "json"]).await.expect(0);
     let report = down.json();
-    let steps: Vec<&str> = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["step"].as_str().unwrap())
-        .collect();
+    let steps = steps(&report);
     assert_eq!(steps.first(), Some(&"wave 5"), "highest wave first: {steps:?}");
     assert_eq!(steps.last(), Some(&"namespace"), "{steps:?}");
     assert!(world.get("namespaces", "", "staging").is_none());
@@ -104,12 +99,7 @@ async fn down_with_the_platform_removes_shared_operators_and_charts_when_nothing
         .await
         .expect(0)
         .json();
-    let steps: Vec<&str> = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["step"].as_str().unwrap())
-        .collect();
+    let steps = steps(&report);
     assert!(steps.contains(&"platform charts"), "{steps:?}");
     assert!(world.get("namespaces", "", "staging").is_none());
     assert!(
@@ -165,4 +155,10 @@ async fn down_says_what_it_waits_for_while_a_finalizer_holds_an_application() {
     );
     assert_contains(&down.stderr, "it still has finalizers example.com/hold");
     assert!(world.get("namespaces", "", "prod").is_none(), "prod was never up");
+}
+
+/// The `step` of each entry of a `down -o json` report's `steps`, in order.
+fn steps(report: &serde_json::Value) -> Vec<&str> {
+    let steps = report["steps"].as_array().expect("a report with steps");
+    steps.iter().map(|s| s["step"].as_str().unwrap()).collect()
 }

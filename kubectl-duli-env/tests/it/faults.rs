@@ -90,6 +90,10 @@ impl Server {
         error
     }
 
+    fn add_fault(&self, fault: Fault) {
+        self.world.api.add_fault(fault);
+    }
+
     fn served(&self, status: u16) -> usize {
         self.world
             .api
@@ -165,7 +169,7 @@ fn assert_same_verdict(run: &Run, baseline: &Value, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_latency_of_one_second_per_request() {
     let (server, baseline) = Server::up_without_platform().await;
-    server.world.api.add_fault(Fault::latency(Duration::from_secs(1)));
+    server.add_fault(Fault::latency(Duration::from_secs(1)));
     let mut args = STATUS.to_vec();
     args.extend(["--timeout", "2m"]);
     let run = server.run(&args).await;
@@ -180,10 +184,7 @@ async fn status_latency_of_one_second_per_request() {
     server.world.api.clear_faults();
     for path in ["/", "/apis/"] {
         server.world.api.clear_faults();
-        server
-            .world
-            .api
-            .add_fault(Fault::latency(Duration::from_secs(3)).on_path(path));
+        server.add_fault(Fault::latency(Duration::from_secs(3)).on_path(path));
         let error = server.status_gives_up("2s", Duration::from_secs(10)).await;
         assert!(
             error.contains("is unreachable") && error.contains("no answer within the 2s deadline"),
@@ -198,19 +199,13 @@ async fn status_latency_of_one_second_per_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_429_with_retry_after() {
     let (server, baseline) = Server::up_without_platform().await;
-    server
-        .world
-        .api
-        .add_fault(Fault::too_many_requests(1).on_method("GET").times(3));
+    server.add_fault(Fault::too_many_requests(1).on_method("GET").times(3));
     let run = server.run(&STATUS).await;
     assert_same_verdict(&run, &baseline, "three 429s");
     assert_eq!(server.served(429), 3, "the fault fired three times");
     assert!(run.elapsed >= Duration::from_secs(1), "Retry-After was honoured");
 
-    server
-        .world
-        .api
-        .add_fault(Fault::too_many_requests(1).on_path("/applications"));
+    server.add_fault(Fault::too_many_requests(1).on_path("/applications"));
     let error = server.status_gives_up("5s", Duration::from_secs(15)).await;
     // kube's client waits out the 429s inside one attempt, so the give-up names the deadline.
     assert!(
@@ -225,22 +220,13 @@ async fn status_429_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_500_bursts() {
     let (server, baseline) = Server::up_without_platform().await;
-    server
-        .world
-        .api
-        .add_fault(Fault::error(500).on_method("GET").times(4));
-    server
-        .world
-        .api
-        .add_fault(Fault::error(500).on_path("/namespaces/staging/").times(3));
+    server.add_fault(Fault::error(500).on_method("GET").times(4));
+    server.add_fault(Fault::error(500).on_path("/namespaces/staging/").times(3));
     let run = server.run(&STATUS).await;
     assert_same_verdict(&run, &baseline, "a burst of seven 500s");
     assert_eq!(server.served(500), 7, "the faults fired");
 
-    server
-        .world
-        .api
-        .add_fault(Fault::error(500).on_path("/applications"));
+    server.add_fault(Fault::error(500).on_path("/applications"));
     let error = server.status_gives_up("2m", Duration::from_secs(90)).await;
     assert!(
         error.contains("cannot list applications.argoproj.io in namespace argocd")
@@ -253,8 +239,8 @@ async fn status_500_bursts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_dropped_watches_do_not_apply() {
     let (server, baseline) = Server::up_without_platform().await;
-    server.world.api.add_fault(Fault::drop_watch_after(0));
-    server.world.api.add_fault(Fault::expire_watch());
+    server.add_fault(Fault::drop_watch_after(0));
+    server.add_fault(Fault::expire_watch());
     server.world.api.clear_requests();
     let run = server.run(&STATUS).await;
     assert_same_verdict(&run, &baseline, "watch faults");
@@ -272,10 +258,7 @@ async fn status_dropped_watches_do_not_apply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_api_server_killed_mid_run_and_restarted() {
     let (server, baseline) = Server::up_without_platform().await;
-    server
-        .world
-        .api
-        .add_fault(Fault::latency(Duration::from_millis(300)).on_path("/namespaces/"));
+    server.add_fault(Fault::latency(Duration::from_millis(300)).on_path("/namespaces/"));
 
     // Killed after the Applications were read, back 2 s later.
     server.world.api.clear_requests();
@@ -333,20 +316,21 @@ async fn wait_for_request(server: &Server, fragment: &str) {
 // ---------------------------------------------------------------------------------------------------
 // up
 
+/// `up staging` with a JSON summary and a 2-minute deadline, the base of most runs below.
+const UP_JSON: [&str; 6] = ["up", "staging", "-o", "json", "--timeout", "2m"];
+
+/// ARGS with `--only PHASE` for each of `phases`.
+fn only<'a>(args: &[&'a str], phases: &[&'a str]) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    for phase in phases {
+        all.extend(["--only", phase]);
+    }
+    all
+}
+
 /// `up` ARGS for the phases that need no helm: namespaces, secrets, gitops, wait.
 fn without_platform<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    let mut all = args.to_vec();
-    all.extend([
-        "--only",
-        "namespaces",
-        "--only",
-        "secrets",
-        "--only",
-        "gitops",
-        "--only",
-        "wait",
-    ]);
-    all
+    only(args, &["namespaces", "secrets", "gitops", "wait"])
 }
 
 /// The phases a summary reports, in order.
@@ -367,10 +351,7 @@ fn phases(summary: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_latency_of_one_second_per_write() {
     let server = Server::start(FAST).await;
-    server
-        .world
-        .api
-        .add_fault(Fault::latency(Duration::from_secs(1)).on_method("PATCH"));
+    server.add_fault(Fault::latency(Duration::from_secs(1)).on_method("PATCH"));
     let run = server
         .run(&["up", "staging", "-o", "json", "--timeout", "2m"])
         .await
@@ -399,19 +380,9 @@ async fn up_latency_of_one_second_per_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_watches_dropped_after_every_event() {
     let server = Server::start(FAST).await;
-    server.world.api.add_fault(Fault::drop_watch_after(1));
-    server.world.api.add_fault(Fault::expire_watch().times(5));
-    let run = server
-        .run(&without_platform(&[
-            "up",
-            "staging",
-            "-o",
-            "json",
-            "--timeout",
-            "2m",
-        ]))
-        .await
-        .expect(0);
+    server.add_fault(Fault::drop_watch_after(1));
+    server.add_fault(Fault::expire_watch().times(5));
+    let run = server.run(&without_platform(&UP_JSON)).await.expect(0);
     assert_eq!(run.json()["ready"], true, "{}", run.stderr);
     let watches = server
         .world
@@ -433,11 +404,8 @@ async fn up_watches_dropped_after_every_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_throttled_then_failed_by_500s_in_the_platform_phase_then_rerun_converges() {
     let server = Server::start(FAST).await;
-    server
-        .world
-        .api
-        .add_fault(Fault::too_many_requests(1).on_method("GET").times(4));
-    server.world.api.add_fault(
+    server.add_fault(Fault::too_many_requests(1).on_method("GET").times(4));
+    server.add_fault(
         Fault::error(500)
             .on_method("POST")
             .on_path("/namespaces/cert-manager/secrets")
@@ -506,31 +474,15 @@ async fn up_api_server_killed_mid_run_and_restarted() {
 
     // Dies during the waves of an `up` that has Applications to change, back 3 s later.
     server.world.api.clear_requests();
-    server
-        .world
-        .api
-        .add_fault(Fault::latency(Duration::from_millis(300)).on_path("/applications"));
+    server.add_fault(Fault::latency(Duration::from_millis(300)).on_path("/applications"));
     let outage = async {
         wait_for_request(&server, "/namespaces/argocd/applications/").await;
         server.kill();
         tokio::time::sleep(Duration::from_secs(3)).await;
         server.restart().await;
     };
-    let (run, ()) = tokio::join!(
-        server.run(&[
-            "up",
-            "staging",
-            "-o",
-            "json",
-            "--timeout",
-            "2m",
-            "--only",
-            "gitops",
-            "--only",
-            "wait"
-        ]),
-        outage
-    );
+    let args = only(&UP_JSON, &["gitops", "wait"]);
+    let (run, ()) = tokio::join!(server.run(&args), outage);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.json()["ready"], true, "{}", run.stderr);
     assert_within(&run, Duration::from_secs(120));
@@ -560,20 +512,7 @@ async fn up_api_server_lost_for_good_is_reported_as_unreachable() {
     // Back: a rerun converges.
     server.restart().await;
     let rerun = server
-        .run(&[
-            "up",
-            "staging",
-            "-o",
-            "json",
-            "--timeout",
-            "2m",
-            "--only",
-            "namespaces",
-            "--only",
-            "secrets",
-            "--only",
-            "gitops",
-        ])
+        .run(&only(&UP_JSON, &["namespaces", "secrets", "gitops"]))
         .await
         .expect(0);
     assert_eq!(phases(&rerun.json()), ["namespaces", "secrets", "gitops"]);
@@ -600,7 +539,7 @@ async fn up_api_server_restart_prints_one_progress_line_and_no_library_errors() 
         tokio::time::sleep(Duration::from_secs(3)).await;
         server.restart().await;
     };
-    let args = without_platform(&["up", "staging", "-o", "json", "--timeout", "2m"]);
+    let args = without_platform(&UP_JSON);
     let (run, ()) = tokio::join!(server.run(&args), outage);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(!run.stderr.contains("ERROR"), "{}", run.stderr);

@@ -13,15 +13,12 @@ async fn status_reflects_a_component_made_unready() {
     assert_contains(&ready.stdout, "Application/staging-backend");
     assert_contains(&ready.stdout, "Synced/Healthy");
 
-    world
-        .api
-        .set_unready(
-            "applications",
-            "argocd",
-            "staging-backend",
-            "Deployment backend: 0/1 replicas available",
-        )
-        .unwrap();
+    world.hold_unready(
+        "applications",
+        "argocd",
+        "staging-backend",
+        "Deployment backend: 0/1 replicas available",
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let report = loop {
         let run = world.run(&["status", "staging", "-o", "json"]).await;

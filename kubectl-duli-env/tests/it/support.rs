@@ -138,6 +138,11 @@ impl World {
     pub fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
         self.api.store().get(resource, namespace, name)
     }
+
+    /// Hold an object not ready with `reason` (the stand-in's switch for an operator that never gets there).
+    pub fn hold_unready(&self, resource: &str, namespace: &str, name: &str, reason: &str) {
+        self.api.set_unready(resource, namespace, name, reason).unwrap();
+    }
 }
 
 /// Run a prepared `kubectl duli env ARGS` to completion; more than 3 minutes is a hang and fails the test.

@@ -11,6 +11,9 @@ use testkit::process::signal_group;
 
 const FAST: Duration = Duration::from_millis(200);
 
+/// `up staging` limited to the platform phase (helm only).
+const PLATFORM_ONLY: &[&str] = &["up", "staging", "--only", "platform"];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_from_empty_to_ready_then_a_second_up_changes_nothing() {
     let world = World::start(FAST).await;
@@ -224,15 +227,12 @@ async fn a_stuck_component_fails_with_its_message_and_how_to_look_closer() {
             "spec": {"instances": 3, "storage": {"size": "1Gi"}}
         }))
         .unwrap();
-    world
-        .api
-        .set_unready(
-            "clusters",
-            "staging",
-            "database",
-            "waiting for PVC database-1 to be bound",
-        )
-        .unwrap();
+    world.hold_unready(
+        "clusters",
+        "staging",
+        "database",
+        "waiting for PVC database-1 to be bound",
+    );
     let run = world.run(&["up", "staging", "--timeout", "12s"]).await.expect(1);
     assert_contains(&run.stderr, "component `postgres-instance`");
     assert_contains(&run.stderr, "waiting for PVC database-1 to be bound");
@@ -247,15 +247,12 @@ async fn a_stuck_component_fails_with_its_message_and_how_to_look_closer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_application_stuck_out_of_sync_shows_argo_cds_message() {
     let world = World::start(FAST).await;
-    world
-        .api
-        .set_unready(
-            "applications",
-            "argocd",
-            "staging-backend",
-            "ComparisonError: values-staging.yml: no such file",
-        )
-        .unwrap();
+    world.hold_unready(
+        "applications",
+        "argocd",
+        "staging-backend",
+        "ComparisonError: values-staging.yml: no such file",
+    );
     let run = world.run(&["up", "staging", "--timeout", "12s"]).await.expect(1);
     assert_contains(&run.stderr, "Application argocd/staging-backend, wave 5");
     assert_contains(&run.stderr, "sync OutOfSync");
@@ -343,16 +340,7 @@ async fn up_installs_the_platform_charts_from_a_chart_mirror() {
 
     let mirror = format!("*={}", server.url);
     let run = world
-        .run(&[
-            "up",
-            "staging",
-            "--only",
-            "platform",
-            "--chart-mirror",
-            &mirror,
-            "--timeout",
-            "2m",
-        ])
+        .run(&[PLATFORM_ONLY, &["--chart-mirror", &mirror, "--timeout", "2m"]].concat())
         .await
         .expect(0);
     assert!(
@@ -372,14 +360,7 @@ async fn up_installs_the_platform_charts_from_a_chart_mirror() {
     );
     // An invalid mirror is named before anything runs.
     let bad = world
-        .run(&[
-            "up",
-            "staging",
-            "--only",
-            "platform",
-            "--chart-mirror",
-            "nonsense",
-        ])
+        .run(&[PLATFORM_ONLY, &["--chart-mirror", "nonsense"]].concat())
         .await
         .expect(2);
     assert_contains(&bad.stderr, "invalid chart mirror in --chart-mirror");

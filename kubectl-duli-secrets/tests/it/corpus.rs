@@ -236,19 +236,13 @@ fn corpus_binary_and_limit_values_seal() {
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: bin, namespace: staging}}\ndata:\n  der: {}\n",
         b64(&binary)
     );
+    let (der_binary, der_limit) = (format!("der={binary_file}"), format!("der={limit_file}"));
     let key = private_key();
     let cert = cert();
     for (name, args, stdin, sealed_name, expected) in [
         (
             "binary --from-file",
-            vec![
-                "--name",
-                "bin",
-                "-n",
-                "staging",
-                "--from-file",
-                &format!("der={binary_file}"),
-            ],
+            vec!["--name", "bin", "-n", "staging", "--from-file", &der_binary],
             String::new(),
             "bin",
             &binary,
@@ -256,14 +250,7 @@ fn corpus_binary_and_limit_values_seal() {
         ("binary data: in a manifest", vec![], manifest, "bin", &binary),
         (
             "exactly 1 MiB",
-            vec![
-                "--name",
-                "bin",
-                "-n",
-                "staging",
-                "--from-file",
-                &format!("der={limit_file}"),
-            ],
+            vec!["--name", "bin", "-n", "staging", "--from-file", &der_limit],
             String::new(),
             "bin",
             &limit,

@@ -297,11 +297,8 @@ fn unsealing_a_production_sealed_secret_needs_yes_without_a_terminal() {
         "strict",
     );
     let repo_arg = repo.path().to_str().unwrap();
-    let output = run(
-        home,
-        &["unseal", "--repo", repo_arg, "-k", &key(), prod.to_str().unwrap()],
-        "",
-    );
+    let (prod, staging) = (prod.to_str().unwrap(), staging.to_str().unwrap());
+    let output = run(home, &["unseal", "--repo", repo_arg, "-k", &key(), prod], "");
     assert_code(&output, 2);
     let err = stderr(&output);
     assert!(
@@ -312,31 +309,12 @@ fn unsealing_a_production_sealed_secret_needs_yes_without_a_terminal() {
 
     let output = run(
         home,
-        &[
-            "unseal",
-            "--repo",
-            repo_arg,
-            "-k",
-            &key(),
-            "--yes",
-            prod.to_str().unwrap(),
-        ],
+        &["unseal", "--repo", repo_arg, "-k", &key(), "--yes", prod],
         "",
     );
     assert_code(&output, 0);
     assert_eq!(secrets(&stdout(&output))[0]["data"], expected_data());
-    let output = run(
-        home,
-        &[
-            "unseal",
-            "--repo",
-            repo_arg,
-            "-k",
-            &key(),
-            staging.to_str().unwrap(),
-        ],
-        "",
-    );
+    let output = run(home, &["unseal", "--repo", repo_arg, "-k", &key(), staging], "");
     assert_code(&output, 0);
 }
 
@@ -354,16 +332,10 @@ fn offline_rotate_re_seals_with_the_new_certificate() {
         "namespace-wide",
     );
     let cert = keys().cert.display().to_string();
+    let (old_arg, file_arg) = (old.to_str().unwrap(), file.to_str().unwrap());
     let output = run(
         home,
-        &[
-            "rotate",
-            "--private-key",
-            old.to_str().unwrap(),
-            "--cert",
-            &cert,
-            file.to_str().unwrap(),
-        ],
+        &["rotate", "--private-key", old_arg, "--cert", &cert, file_arg],
         "",
     );
     assert_code(&output, 0);
@@ -391,11 +363,11 @@ fn offline_rotate_re_seals_with_the_new_certificate() {
         &[
             "--re-encrypt",
             "--recovery-private-key",
-            old.to_str().unwrap(),
+            old_arg,
             "--cert",
             &cert,
             "-f",
-            file.to_str().unwrap(),
+            file_arg,
         ],
         "",
     );
@@ -409,15 +381,7 @@ fn offline_rotate_re_seals_with_the_new_certificate() {
     let before = std::fs::read_to_string(&file).unwrap();
     let output = run(
         home,
-        &[
-            "rotate",
-            "-i",
-            "-k",
-            old.to_str().unwrap(),
-            "--cert",
-            &cert,
-            file.to_str().unwrap(),
-        ],
+        &["rotate", "-i", "-k", old_arg, "--cert", &cert, file_arg],
         "",
     );
     assert_code(&output, 2);
