@@ -160,6 +160,12 @@ impl Waiter {
         }
     }
 
+    /// Whether the phase deadline has passed (a call failing now was cut short by it: the components are
+    /// not ready in time, and [`Self::check_reachable`] tells a lost server apart).
+    fn deadline_passed(&self) -> bool {
+        tokio::time::Instant::now() + Duration::from_millis(50) >= self.deadline
+    }
+
     /// Ask the API server for its version once, briefly (the deadline has passed): unreachable is an error.
     async fn check_reachable(&self) -> Result<(), ApiError> {
         let api = self.resolver.api_client();
@@ -222,9 +228,14 @@ impl Waiter {
         // 2. Its own objects, each by its rule.
         let app = latest.lock().unwrap_or_else(|e| e.into_inner()).0.clone();
         loop {
-            let snapshot = Snapshot::take(&self.resolver, &component.destination)
-                .await
-                .map_err(|e| NotReady::Failed(e.into()))?;
+            let snapshot = match Snapshot::take(&self.resolver, &component.destination).await {
+                Ok(snapshot) => snapshot,
+                Err(_) if self.deadline_passed() => {
+                    let message = "its objects could not all be checked before the deadline".to_string();
+                    return Err(self.stuck(component, &app_namespace, app.as_ref(), message).await);
+                }
+                Err(err) => return Err(NotReady::Failed(err.into())),
+            };
             let pending: Vec<Member> = snapshot
                 .members(component, app.as_ref())
                 .into_iter()
@@ -235,10 +246,12 @@ impl Waiter {
                 "{} {}: {}",
                 first.kind, first.name, first.readiness.message
             ));
-            let met = self
-                .member(first, &task)
-                .await
-                .map_err(|e| NotReady::Failed(e.into()))?;
+            let met = match self.member(first, &task).await {
+                Ok(met) => met,
+                // Cut short by the deadline: not ready in time (the wave then checks the server is there).
+                Err(_) if self.deadline_passed() => false,
+                Err(err) => return Err(NotReady::Failed(err.into())),
+            };
             if !met {
                 let message = format!(
                     "{} {}/{}: {}",

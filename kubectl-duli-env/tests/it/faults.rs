@@ -391,9 +391,11 @@ async fn up_watches_dropped_after_every_event() {
         .iter()
         .filter(|r| r.query.contains("watch=true") || r.query.contains("watch=1"))
         .count();
+    // The first five watches were expired (410): more than five means the wait re-listed and watched
+    // again. (How many more depends on how fast the Applications turn ready, so no more is asserted.)
     assert!(
-        watches > 19,
-        "every Application was watched (and re-watched): {watches}"
+        watches > 5,
+        "the wait watched again after the expired watches: {watches}"
     );
 }
 
