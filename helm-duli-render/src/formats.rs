@@ -66,9 +66,25 @@ fn sarif(reports: &[&Report]) -> String {
     let rules: Vec<Value> = crate::policy::RULES
         .iter()
         .map(|rule| {
+            let full = format!(
+                "helm duli-render checks that {}. A finding is {} by default.",
+                rule.summary,
+                match rule.severity {
+                    Severity::Error => "an error (exit 1)",
+                    Severity::Warning => "a warning",
+                }
+            );
+            let help = format!(
+                "Each finding says how to fix it. To exempt one object, annotate it with \
+                 `duli.one/policy-skip: {id}` and say why in `duli.one/policy-skip-reason`; \
+                 `--policy-skip {id}` skips the rule for a whole run.",
+                id = rule.id
+            );
             json!({
                 "id": rule.id,
                 "shortDescription": { "text": rule.summary },
+                "fullDescription": { "text": full },
+                "help": { "text": help },
                 "defaultConfiguration": { "level": level(rule.severity) },
             })
         })
@@ -85,6 +101,9 @@ fn sarif(reports: &[&Report]) -> String {
                 "locations": [{
                     "physicalLocation": {
                         "artifactLocation": { "uri": repo_path(finding), "uriBaseId": "%SRCROOT%" },
+                        // Findings are about a rendered object, not a line of its template: the file's
+                        // start (code-scanning services require a start line).
+                        "region": { "startLine": 1 },
                     },
                     "logicalLocations": [{ "name": finding.object, "kind": "resource" }],
                 }],

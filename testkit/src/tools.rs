@@ -15,7 +15,7 @@ fn pinned(var: &str, default: &str, what: &str) -> PathBuf {
         .unwrap_or_else(|| tools_cache().join(default));
     assert!(
         path.is_file(),
-        "{what} not found at {}: set {var} or run `bash .ci/install-tools` in the repository",
+        "{what} not found at {}: set {var} or run `bash .ci/install-tools --test` in the repository",
         path.display()
     );
     path
@@ -34,6 +34,16 @@ pub fn helm3() -> PathBuf {
 /// kubectl 1.35.2: `$DULI_KUBECTL135_BIN`, else the tools cache.
 pub fn kubectl135() -> PathBuf {
     pinned("DULI_KUBECTL135_BIN", "kubectl-1.35.2/kubectl", "kubectl 1.35")
+}
+
+/// Microsoft's SARIF Multitool 5.7.0 (the SARIF validator): `$DULI_SARIF_MULTITOOL_BIN`, else the tools
+/// cache (`.ci/install-tools --test` fetches it).
+pub fn sarif_multitool() -> PathBuf {
+    pinned(
+        "DULI_SARIF_MULTITOOL_BIN",
+        "sarif-multitool-5.7.0/Sarif.Multitool",
+        "SARIF Multitool",
+    )
 }
 
 /// The machine's kubectl (the 1.32 dispatcher), `/usr/bin/kubectl`: the one that runs `kubectl duli …`.

@@ -1,6 +1,7 @@
 //! `-o json|sarif|junit`: the findings as one document on stdout, read back by the tools pipelines use
 //! (Microsoft's `sarif-tools` reader for SARIF, `junitparser` for JUnit XML; both from the test venv,
-//! `$DULI_PYTHON`), and agreeing with `--report`.
+//! `$DULI_PYTHON`), and agreeing with `--report`. The SARIF is validated by Microsoft's SARIF Multitool
+//! (the OASIS 2.1.0 schema plus its SARIF and GitHub code-scanning rules; `.ci/install-tools --test`).
 
 use crate::common::{self, FixtureRepo, read_json, run};
 
@@ -50,6 +51,61 @@ fn sarif_is_read_by_sarif_tools_with_the_finding_at_its_file() {
     );
     let report = read_json(&repo.path("sarif.json"));
     assert_eq!(report["findings"].as_array().unwrap().len(), 1);
+}
+
+/// `Sarif.Multitool validate` over `file` with the SARIF and GitHub rules: what it reports, one line each
+/// (`RULE level: message`); empty when the file is valid.
+fn multitool_validate(file: &std::path::Path) -> Vec<String> {
+    let result = file.with_extension("validation.sarif");
+    let (code, stdout, stderr) = run(std::process::Command::new(testkit::tools::sarif_multitool())
+        .env("DOTNET_SYSTEM_GLOBALIZATION_INVARIANT", "1")
+        .args([
+            "validate",
+            "--rule-kind",
+            "Sarif;Gh",
+            "--log",
+            "ForceOverwrite",
+            "-o",
+        ])
+        .arg(&result)
+        .arg(file));
+    assert_eq!(code, 0, "the validator itself failed: {stdout}{stderr}");
+    let log = read_json(&result);
+    log["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {}: {}", r["ruleId"], r["level"], r["message"]))
+        .collect()
+}
+
+#[test]
+fn sarif_passes_the_sarif_multitool_with_github_code_scanning_rules() {
+    let repo = FixtureRepo::new();
+    let (code, stdout, stderr) = render(&repo, "sarif");
+    assert_eq!(code, 1, "{stderr}");
+    let file = repo.path("out.sarif");
+    std::fs::write(&file, &stdout).unwrap();
+    assert_eq!(multitool_validate(&file), Vec::<String>::new());
+
+    // The validator does catch what code scanning needs: without the rules' help and the results' start
+    // line it reports GitHub errors.
+    let mut doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for rule in doc["runs"][0]["tool"]["driver"]["rules"].as_array_mut().unwrap() {
+        rule.as_object_mut().unwrap().remove("help");
+    }
+    for result in doc["runs"][0]["results"].as_array_mut().unwrap() {
+        let location = &mut result["locations"][0]["physicalLocation"];
+        location.as_object_mut().unwrap().remove("region");
+    }
+    let broken = repo.path("broken.sarif");
+    std::fs::write(&broken, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let problems = multitool_validate(&broken);
+    assert!(
+        problems.iter().any(|p| p.contains("MissingHelp"))
+            && problems.iter().any(|p| p.contains("MissingRegion")),
+        "{problems:#?}"
+    );
 }
 
 #[test]
