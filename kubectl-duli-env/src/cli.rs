@@ -244,6 +244,7 @@ async fn execute(command: &Cli, log_file: Option<PathBuf>, out: &mut dyn Write) 
         None => None,
     };
     match &command.command {
+        // With --prune too: plan lists the deletions.
         Command::Up(opts) if opts.dry_run => {
             let plan_opts = PlanOptions {
                 env: opts.env.clone(),
@@ -252,7 +253,7 @@ async fn execute(command: &Cli, log_file: Option<PathBuf>, out: &mut dyn Write) 
             };
             print_plan(&ctx, &plan_opts, output, out).await
         }
-        Command::Up(opts) => Ok(up::up(&ctx, opts, output, log_file, out).await?),
+        Command::Up(opts) => Ok(up::up(&ctx, opts, command.global.common.yes, output, log_file, out).await?),
         Command::Plan(opts) => print_plan(&ctx, opts, output, out).await,
         Command::Status(opts) => status::status(&ctx, opts).await?.print(output, out),
         Command::Down(opts) => {
