@@ -46,7 +46,8 @@ pub enum Command {
     /// Idempotent (a second run creates and changes nothing) and resumable (re-run after an interruption).
     /// Exit codes: 0 ready, 1 a component did not become ready (its message is printed), 2 error.
     Up(UpOptions),
-    /// Show what `up ENV` would change: server-side dry run and diff per component, platform charts.
+    /// Show what `up ENV` would change: server-side dry run and diff per component, platform charts, and
+    /// what the repository no longer declares (`up --prune` deletes it; `plan` never deletes).
     ///
     /// Exit codes: 0 nothing would change, 1 something would change, 2 error.
     Plan(PlanOptions),

@@ -293,43 +293,33 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn object(
-        kind: &str,
-        namespace: &str,
-        name: &str,
-        labels: Value,
-        manager: &str,
-        operation: &str,
-    ) -> Value {
+    /// A live object labelled for `env` (`shared`: the shared scope), server-side-applied by duli.
+    fn object(kind: &str, namespace: &str, name: &str, env: &str) -> Value {
         let api_version = if kind == "SealedSecret" {
             "bitnami.com/v1alpha1"
         } else {
             "argoproj.io/v1alpha1"
         };
+        let scope = if env == "shared" { "shared" } else { "environment" };
         json!({
             "apiVersion": api_version, "kind": kind,
-            "metadata": {"name": name, "namespace": namespace, "labels": labels,
-                         "managedFields": [{"manager": manager, "operation": operation}]},
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": {"app.kubernetes.io/managed-by": "duli", "duli.one/scope": scope,
+                                    "environment": env, "duli.one/component": "backend"},
+                         "managedFields": [{"manager": "duli", "operation": "Apply"}]},
         })
     }
 
-    fn env_labels(env: &str) -> Value {
-        json!({"app.kubernetes.io/managed-by": "duli", "duli.one/scope": "environment", "environment": env,
-               "duli.one/component": "backend"})
-    }
-
-    fn shared_labels() -> Value {
-        json!({"app.kubernetes.io/managed-by": "duli", "duli.one/scope": "shared", "environment": "shared",
-               "duli.one/component": "loki"})
+    /// `object` with its managedFields replaced by one entry of `manager` and `operation`.
+    fn written_by(mut object: Value, manager: &str, operation: &str) -> Value {
+        object["metadata"]["managedFields"] = json!([{"manager": manager, "operation": operation}]);
+        object
     }
 
     fn key_of(kind: &str, namespace: &str, name: &str) -> Key {
-        let group = if kind == "SealedSecret" {
-            "bitnami.com"
-        } else {
-            "argoproj.io"
-        };
-        (group.into(), kind.into(), Some(namespace.into()), name.into())
+        key(&ObjectId::of(
+            &serde_json::from_value(object(kind, namespace, name, "any")).unwrap(),
+        ))
     }
 
     fn names_of(found: &[Candidate]) -> Vec<String> {
@@ -338,68 +328,30 @@ mod tests {
 
     #[test]
     fn only_undeclared_objects_duli_applied_for_this_environment_are_candidates() {
+        let redis = key_of("Application", "argocd", "staging-redis");
         let declared = Declared {
-            env: [key_of("Application", "argocd", "staging-redis")].into(),
-            anywhere: Some([key_of("Application", "argocd", "staging-redis")].into()),
+            env: [redis.clone()].into(),
+            anywhere: Some([redis].into()),
             secrets_known: true,
         };
+        let mut unlabelled = object("Application", "argocd", "unlabelled", "staging");
+        unlabelled["metadata"]["labels"] = json!({"environment": "staging"});
         let live = vec![
-            object(
-                "Application",
-                "argocd",
-                "staging-backend",
-                env_labels("staging"),
-                "duli",
-                "Apply",
-            ),
-            object(
-                "Application",
-                "argocd",
-                "staging-redis",
-                env_labels("staging"),
-                "duli",
-                "Apply",
-            ),
-            object(
-                "Application",
-                "argocd",
-                "prod-backend",
-                env_labels("prod"),
-                "duli",
-                "Apply",
-            ),
-            object(
-                "Application",
-                "argocd",
-                "staging-other",
-                env_labels("staging"),
+            object("Application", "argocd", "staging-backend", "staging"),
+            object("Application", "argocd", "staging-redis", "staging"),
+            object("Application", "argocd", "prod-backend", "prod"),
+            written_by(
+                object("Application", "argocd", "staging-other", "staging"),
                 "kubectl",
                 "Apply",
             ),
-            object(
-                "Application",
-                "argocd",
-                "staging-updated",
-                env_labels("staging"),
+            written_by(
+                object("Application", "argocd", "staging-edited", "staging"),
                 "duli",
                 "Update",
             ),
-            object(
-                "Application",
-                "argocd",
-                "unlabelled",
-                json!({"environment": "staging"}),
-                "duli",
-                "Apply",
-            ),
-            object(
-                "SealedSecret",
-                "staging",
-                "old-secret",
-                env_labels("staging"),
-                "duli",
-                "Apply",
-            ),
+            unlabelled,
+            object("SealedSecret", "staging", "old-secret", "staging"),
         ];
         let found = select("staging", &declared, live);
         assert_eq!(
@@ -420,8 +372,8 @@ mod tests {
     fn shared_objects_go_only_when_no_environment_declares_them() {
         let live = || {
             vec![
-                object("Application", "argocd", "loki", shared_labels(), "duli", "Apply"),
-                object("Application", "argocd", "gone", shared_labels(), "duli", "Apply"),
+                object("Application", "argocd", "loki", "shared"),
+                object("Application", "argocd", "gone", "shared"),
             ]
         };
         // This environment dropped `loki`, another one still declares it.
@@ -448,17 +400,10 @@ mod tests {
             anywhere: Some(BTreeSet::new()),
             secrets_known: false,
         };
-        let mut namespace = object("Namespace", "", "staging", env_labels("staging"), "duli", "Apply");
+        let mut namespace = object("Namespace", "", "staging", "staging");
         namespace["apiVersion"] = json!("v1");
         let live = vec![
-            object(
-                "SealedSecret",
-                "staging",
-                "redis-secret",
-                env_labels("staging"),
-                "duli",
-                "Apply",
-            ),
+            object("SealedSecret", "staging", "redis-secret", "staging"),
             namespace,
         ];
         assert!(select("staging", &declared, live).is_empty());
