@@ -174,7 +174,15 @@ pub async fn plan(ctx: &Context, opts: &PlanOptions) -> Result<PlanReport, EnvEr
             Err(err) => problems.push(err.to_string()),
         }
     }
-    for candidate in prune::candidates(&resolver, &ctx.repo, &desired, &Phase::ALL).await? {
+    let candidates = match prune::candidates(&resolver, &ctx.repo, &desired, &Phase::ALL).await {
+        Ok(candidates) => candidates,
+        Err(EnvError::Api(err)) if err.code() == Some(403) => {
+            problems.push(format!("what `up --prune` would delete cannot be listed: {err}"));
+            Vec::new()
+        }
+        Err(err) => return Err(err),
+    };
+    for candidate in candidates {
         let entry = PlanEntry {
             object: candidate.id,
             action: Action::Delete,

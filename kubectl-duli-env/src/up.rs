@@ -117,7 +117,7 @@ pub async fn up(
 
     if has(Phase::Preflight) {
         let t = Instant::now();
-        let report = preflight::run(ctx, &desired, &resolver, &phases).await?;
+        let report = preflight::run(ctx, &desired, &resolver, &phases, opts.prune).await?;
         for note in &report.notes {
             tracing::info!(target: PROGRESS, "  {note}");
         }
@@ -269,7 +269,16 @@ pub async fn up(
     let mut pruned = Vec::new();
     if !prune_phases.is_empty() {
         if ready {
-            let found = prune::candidates(&resolver, &ctx.repo, &desired, &prune_phases).await?;
+            let found = match prune::candidates(&resolver, &ctx.repo, &desired, &prune_phases).await {
+                Ok(found) => found,
+                Err(err) if confirmed.is_some() => return Err(err),
+                // Without --prune the listing only feeds a hint: a user who may not list these kinds loses
+                // the hint, not the run.
+                Err(err) => {
+                    tracing::debug!("cannot tell what is no longer declared: {err}");
+                    Vec::new()
+                }
+            };
             let (go, stay): (Vec<_>, Vec<_>) = found
                 .into_iter()
                 .partition(|c| confirmed.as_ref().is_some_and(|ids| ids.contains(&c.id)));

@@ -2,7 +2,7 @@
 //! `plan` lists them as deletions (exit 1), `up` keeps them and says so, `up --prune` deletes them (the
 //! Application's resources through the stand-in's Argo CD cascade); prod without a terminal or `--yes` is
 //! refused before anything changes; the other environment's objects, and objects labelled like duli's but
-//! applied by another field manager, are never candidates.
+//! applied by another field manager, are never candidates; preflight checks `--prune`'s permissions.
 
 use std::process::Command;
 use std::time::Duration;
@@ -211,4 +211,25 @@ async fn prune_keeps_the_other_environment_and_foreign_objects_and_prod_asks_fir
         world.get("applications", "argocd", "staging-dashboard").is_some(),
         "another field manager's object stays"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn prune_needs_delete_permission_and_plain_up_does_not() {
+    let world = World::start_with(
+        kube_standin::StandIn::builder()
+            .simulate_ready(FAST)
+            .deny("delete", "sealedsecrets"),
+    )
+    .await;
+    let refused = world.run(&["up", "staging", "--prune"]).await.expect(2);
+    assert_contains(&refused.stderr, "preflight found");
+    assert_contains(
+        &refused.stderr,
+        "delete sealedsecrets.bitnami.com in namespace staging",
+    );
+    assert!(
+        world.get("namespaces", "", "staging").is_none(),
+        "nothing applied"
+    );
+    world.run(&["up", "staging", "--timeout", "2m"]).await.expect(0);
 }
