@@ -46,7 +46,8 @@ pub enum Command {
     /// Idempotent (a second run creates and changes nothing) and resumable (re-run after an interruption).
     /// Exit codes: 0 ready, 1 a component did not become ready (its message is printed), 2 error.
     Up(UpOptions),
-    /// Show what `up ENV` would change: server-side dry run and diff per component, platform charts.
+    /// Show what `up ENV` would change: server-side dry run and diff per component, platform charts, and
+    /// what the repository no longer declares (`up --prune` deletes it; `plan` never deletes).
     ///
     /// Exit codes: 0 nothing would change, 1 something would change, 2 error.
     Plan(PlanOptions),
@@ -244,6 +245,7 @@ async fn execute(command: &Cli, log_file: Option<PathBuf>, out: &mut dyn Write) 
         None => None,
     };
     match &command.command {
+        // With --prune too: plan lists the deletions.
         Command::Up(opts) if opts.dry_run => {
             let plan_opts = PlanOptions {
                 env: opts.env.clone(),
@@ -252,7 +254,7 @@ async fn execute(command: &Cli, log_file: Option<PathBuf>, out: &mut dyn Write) 
             };
             print_plan(&ctx, &plan_opts, output, out).await
         }
-        Command::Up(opts) => Ok(up::up(&ctx, opts, output, log_file, out).await?),
+        Command::Up(opts) => Ok(up::up(&ctx, opts, command.global.common.yes, output, log_file, out).await?),
         Command::Plan(opts) => print_plan(&ctx, opts, output, out).await,
         Command::Status(opts) => status::status(&ctx, opts).await?.print(output, out),
         Command::Down(opts) => {

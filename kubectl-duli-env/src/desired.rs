@@ -21,6 +21,8 @@ pub const COMPONENT_LABEL: &str = "duli.one/component";
 pub const SCOPE_LABEL: &str = "duli.one/scope";
 /// The label naming an Application's environment.
 pub const ENVIRONMENT_LABEL: &str = "environment";
+/// The label saying which tool created an object outside Argo CD (value [`crate::namespaces::MANAGED_BY`]).
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Argo CD's sync-wave annotation (a string holding an integer, default 0).
 pub const WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
 
@@ -112,7 +114,12 @@ impl Desired {
         let platform = catalog.for_provider(&env.provider);
         let (projects, components) = render(repo, env)?;
         let namespaces = crate::namespaces::desired(env, system_namespaces(env, &components, &platform));
-        let secrets = secrets::load(repo, env);
+        let mut secrets = secrets::load(repo, env);
+        if let Ok(objects) = &mut secrets.objects {
+            for object in objects {
+                stamp_environment(object, env);
+            }
+        }
         Ok(Desired {
             env: env.clone(),
             namespaces,
@@ -150,6 +157,15 @@ impl Desired {
     pub fn waves(&self) -> Vec<(i32, Vec<&Component>)> {
         waves(self.components.iter())
     }
+}
+
+/// Label an object the repository declares for `env` alone (its SealedSecrets) the way the Applications'
+/// templates label themselves, so that `up --prune` can tell it apart once the repository drops it.
+fn stamp_environment(object: &mut DynamicObject, env: &Environment) {
+    let labels = object.metadata.labels.get_or_insert_with(Default::default);
+    labels.insert(MANAGED_BY_LABEL.into(), crate::namespaces::MANAGED_BY.into());
+    labels.insert(ENVIRONMENT_LABEL.into(), env.name.clone());
+    labels.insert(SCOPE_LABEL.into(), "environment".into());
 }
 
 /// Group components by wave, lowest first (Argo CD's order), names sorted within a wave.

@@ -124,12 +124,11 @@ pub async fn down(ctx: &Context, opts: &DownOptions, yes: bool) -> Result<DownRe
             return Err(DownError::PlatformInUse { users }.into());
         }
     }
-    let deadline = tokio::time::Instant::now() + opts.timeout;
-    let deleter = Deleter {
-        resolver: resolver.clone(),
-        deadline,
+    let deleter = Deleter::new(
+        resolver.clone(),
+        tokio::time::Instant::now() + opts.timeout,
         started,
-    };
+    );
     let mut steps = Vec::new();
     let mut skipped = Vec::new();
 
@@ -431,7 +430,9 @@ async fn get(
         .map(|o| with_type(o, &resource)))
 }
 
-async fn list(
+/// The objects of a kind in `namespace` matching `selector` (empty: all), `apiVersion` and `kind` set; none
+/// when the kind is not served.
+pub(crate) async fn list(
     resolver: &Resolver,
     group: &str,
     version: &str,
@@ -460,17 +461,27 @@ fn with_type(object: DynamicObject, resource: &kube::api::ApiResource) -> Value 
     value
 }
 
-struct Deleter {
+/// Deletes objects and waits until they are gone, saying what it still waits on (`down`, `up --prune`).
+pub(crate) struct Deleter {
     resolver: Resolver,
     deadline: tokio::time::Instant,
     started: Instant,
 }
 
 impl Deleter {
+    /// A deleter that gives up at `deadline`; a timeout reports the time since `started`.
+    pub(crate) fn new(resolver: Resolver, deadline: tokio::time::Instant, started: Instant) -> Self {
+        Deleter {
+            resolver,
+            deadline,
+            started,
+        }
+    }
+
     /// Delete `objects` concurrently, then wait until every one is gone; while that takes long, say every
     /// [`PROGRESS_EVERY`] what is still there and which finalizers hold it (Argo CD's cascade can take
     /// minutes, and a blank screen does not say whether anything happens).
-    async fn delete_all(&self, objects: &[Value]) -> Result<Vec<ObjectId>, EnvError> {
+    pub(crate) async fn delete_all(&self, objects: &[Value]) -> Result<Vec<ObjectId>, EnvError> {
         let pending: std::sync::Mutex<BTreeMap<String, Vec<String>>> = std::sync::Mutex::new(
             objects
                 .iter()

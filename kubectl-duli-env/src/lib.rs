@@ -19,6 +19,8 @@
 //! - `preflight`, `platform` (running `helm`, with the `provider` token Secret), `namespaces`,
 //!   `secrets`, `wait`: the phases; `up` runs them.
 //! - `plan`, `status`, `down`, `list`: the other subcommands.
+//! - `prune`: what `up` once applied that the repository no longer declares (`plan`'s deletions,
+//!   `up --prune`).
 //! - `components`: which live objects belong to which component, and their readiness.
 //! - `summary`, `log`: what the user sees at the end, progress while it runs, and the log file.
 //! - `lock`: one `up`/`down` per environment and cluster at a time.
@@ -39,6 +41,7 @@ pub(crate) mod plan;
 pub(crate) mod platform;
 pub(crate) mod preflight;
 pub(crate) mod provider;
+pub(crate) mod prune;
 pub(crate) mod secrets;
 pub(crate) mod status;
 pub(crate) mod summary;

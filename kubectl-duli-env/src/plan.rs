@@ -6,6 +6,9 @@
 //! charts are compared with the deployed releases. Exit code 1 when anything would change, like
 //! `argocd app diff` and `helmfile diff --detailed-exitcode`.
 //!
+//! Objects `up` once applied that the repository no longer declares are listed as deletions with why
+//! (see [`crate::prune`] for the rule); `plan` deletes nothing, `up --prune` does.
+//!
 //! Objects that cannot be dry-run yet are reported as creations with the reason: their namespace does not
 //! exist, or their kind is not served until the platform phase installs its CRD.
 
@@ -22,7 +25,7 @@ use crate::apply::{self, Applier, ApplyError, ApplyResult, ObjectId, Resolver};
 use crate::desired::Desired;
 use crate::helm::Helm;
 use crate::platform::{self, ChartAction, ChartPlan};
-use crate::{Context, EnvError, Phase};
+use crate::{Context, EnvError, Phase, prune};
 use shared::api::Call;
 use shared::output::OutputFormat;
 
@@ -51,6 +54,8 @@ pub enum Action {
     Change,
     /// Nothing would change.
     Unchanged,
+    /// The repository no longer declares it: `up --prune` would delete it.
+    Delete,
 }
 
 /// One object in the plan.
@@ -169,6 +174,40 @@ pub async fn plan(ctx: &Context, opts: &PlanOptions) -> Result<PlanReport, EnvEr
             Err(err) => problems.push(err.to_string()),
         }
     }
+    let candidates = match prune::candidates(&resolver, &ctx.repo, &desired, &Phase::ALL).await {
+        Ok(candidates) => candidates,
+        Err(EnvError::Api(err)) if err.code() == Some(403) => {
+            problems.push(format!("what `up --prune` would delete cannot be listed: {err}"));
+            Vec::new()
+        }
+        Err(err) => return Err(err),
+    };
+    for candidate in candidates {
+        let entry = PlanEntry {
+            object: candidate.id,
+            action: Action::Delete,
+            diff: None,
+            note: Some(candidate.reason.to_string()),
+        };
+        let component = match (candidate.phase, entry.object.kind.as_str()) {
+            (Phase::Gitops, "AppProject") => Some("projects".to_string()),
+            (Phase::Gitops, _) => candidate.component.or_else(|| Some(entry.object.name.clone())),
+            _ => None,
+        };
+        match groups
+            .iter_mut()
+            .find(|g| g.phase == candidate.phase && g.component == component)
+        {
+            Some(group) => group.objects.push(entry),
+            None => {
+                let mut deletions = group(candidate.phase, component, candidate.wave);
+                deletions.objects.push(entry);
+                groups.push(deletions);
+            }
+        }
+    }
+    // A group of deletions only goes after the groups of its phase.
+    groups.sort_by_key(|g| g.phase);
     let changes = !problems.is_empty()
         || charts.iter().any(|c| c.action != ChartAction::UpToDate)
         || groups
@@ -281,7 +320,7 @@ impl PlanReport {
             }
         }
         let mut last_phase = None;
-        let (mut create, mut change, mut unchanged) = (0, 0, 0);
+        let (mut create, mut change, mut unchanged, mut delete) = (0, 0, 0, 0);
         for group in &self.groups {
             if last_phase != Some(group.phase) {
                 text.push_str(&format!("\n{}:\n", group.phase));
@@ -306,6 +345,10 @@ impl PlanReport {
                     Action::Unchanged => {
                         unchanged += 1;
                         '='
+                    }
+                    Action::Delete => {
+                        delete += 1;
+                        '-'
                     }
                 };
                 text.push_str(&format!("    {mark} {}", entry.object));
@@ -337,7 +380,7 @@ impl PlanReport {
             .filter(|c| matches!(c.action, ChartAction::Upgrade | ChartAction::Recover))
             .count();
         text.push_str(&format!(
-            "\n{create} to create, {change} to change, {unchanged} unchanged; charts: {installs} to install, {upgrades} to upgrade\n"
+            "\n{create} to create, {change} to change, {delete} to delete, {unchanged} unchanged; charts: {installs} to install, {upgrades} to upgrade\n"
         ));
         out.write_all(text.as_bytes())?;
         out.flush()?;

@@ -84,12 +84,13 @@ impl Access {
     }
 }
 
-/// Run every check for the selected `phases`.
+/// Run every check for the selected `phases` (and `prune`: `up --prune`).
 pub async fn run(
     ctx: &Context,
     desired: &Desired,
     resolver: &Resolver,
     phases: &[Phase],
+    prune: bool,
 ) -> Result<PreflightReport, PreflightFailed> {
     let has = |phase: Phase| phases.contains(&phase);
     let mut problems = Vec::new();
@@ -116,7 +117,7 @@ pub async fn run(
         ctx.cluster.server, ctx.cluster.context
     ));
 
-    let accesses = match required_accesses(desired, resolver, phases).await {
+    let accesses = match required_accesses(desired, resolver, phases, prune).await {
         Ok(accesses) => accesses,
         Err(err) => {
             problems.push(Problem {
@@ -267,11 +268,12 @@ async fn review(api: &shared::api::ApiClient, access: &Access) -> Result<bool, S
     Ok(answer.status.map(|s| s.allowed).unwrap_or(false))
 }
 
-/// Every permission the selected phases use.
+/// Every permission the selected phases use (with `prune`, listing and deleting what they apply).
 async fn required_accesses(
     desired: &Desired,
     resolver: &Resolver,
     phases: &[Phase],
+    prune: bool,
 ) -> Result<Vec<Access>, api::ApiError> {
     let has = |phase: Phase| phases.contains(&phase);
     let mut set: BTreeSet<Access> = BTreeSet::new();
@@ -298,6 +300,29 @@ async fn required_accesses(
                 resource: resource.plural.clone(),
                 namespace: if namespaced { id.namespace.clone() } else { None },
             });
+        }
+    }
+    if prune {
+        let mut kinds: Vec<(&str, &str, String)> = Vec::new();
+        if has(Phase::Secrets) {
+            kinds.push(("bitnami.com", "SealedSecret", desired.env.namespace.clone()));
+        }
+        if has(Phase::Gitops) {
+            let argocd = &desired.env.gitops.argocd_namespace;
+            kinds.push(("argoproj.io", "Application", argocd.clone()));
+            kinds.push(("argoproj.io", "AppProject", argocd.clone()));
+        }
+        for (group, kind, namespace) in kinds {
+            let gvk = GroupVersionKind::gvk(group, "v1alpha1", kind);
+            let (resource, _) = resolver.resource_or_guess(&gvk).await?;
+            for verb in ["list", "delete"] {
+                set.insert(Access {
+                    verb,
+                    group: group.to_string(),
+                    resource: resource.plural.clone(),
+                    namespace: Some(namespace.clone()),
+                });
+            }
         }
     }
     if has(Phase::Wait) {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::Phase;
-use crate::apply::Counts;
+use crate::apply::{Counts, ObjectId};
 use shared::environment::{Endpoints, Environment};
 use shared::output::{self, OutputFormat};
 
@@ -65,6 +65,9 @@ pub struct Summary {
     pub totals: Counts,
     /// The environment's endpoints.
     pub endpoints: Endpoints,
+    /// What `--prune` deleted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<ObjectId>,
     /// The log file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_file: Option<PathBuf>,
@@ -95,6 +98,7 @@ impl Summary {
             phases,
             totals,
             endpoints: env.endpoints.clone(),
+            pruned: Vec::new(),
             log_file,
         }
     }
@@ -131,6 +135,10 @@ impl Summary {
             if self.ready { "up" } else { "not ready" }
         )?;
         writeln!(out, "{phases}")?;
+        if !self.pruned.is_empty() {
+            let names: Vec<String> = self.pruned.iter().map(ToString::to_string).collect();
+            writeln!(out, "pruned: {}", names.join(", "))?;
+        }
         writeln!(out, "{}", endpoints_table(&self.endpoints))?;
         out.flush()?;
         Ok(())

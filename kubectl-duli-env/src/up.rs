@@ -5,17 +5,20 @@
 //! before the applications that connect to them — and the components of one wave are applied and waited
 //! on concurrently. So the wall time is the sum of the waves' slowest components, not of all components.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::apply::{self, Applier, Counts, Resolver};
 use crate::desired::Desired;
+use crate::down::Deleter;
 use crate::helm::Helm;
 use crate::log::PROGRESS;
 use crate::platform::PlatformError;
 use crate::summary::{PhaseSummary, Summary};
 use crate::wait::{WaitError, Waiter};
-use crate::{Context, EnvError, Phase, platform, preflight};
+use crate::{Context, EnvError, Phase, platform, preflight, prune};
+use shared::confirm::{self, Confirmation};
 use shared::duration::parse_duration;
 use shared::error::Outcome;
 use shared::output::OutputFormat;
@@ -38,6 +41,12 @@ pub struct UpOptions {
     /// Take over fields another field manager owns instead of reporting the conflict.
     #[arg(long)]
     pub force_conflicts: bool,
+    /// After the apply waves succeeded, delete what duli applied for ENV that the repository no longer
+    /// declares (Applications, AppProjects, SealedSecrets; `plan` lists them). An Application goes with
+    /// Argo CD's cascade finalizer, so its resources go too. Namespaces are never pruned (that is `down`'s
+    /// job). prod asks first, or --yes.
+    #[arg(long)]
+    pub prune: bool,
     /// A platform catalog to use instead of gitops/platform.yml.
     #[arg(long, value_name = "FILE")]
     pub platform_file: Option<PathBuf>,
@@ -79,10 +88,11 @@ fn done(phase: Phase, elapsed: Duration, counts: Counts, note: Option<String>) -
 
 /// Run `up`. A component that does not become ready prints the summary so far and its report, and ends
 /// with [`Outcome::Findings`]; other failures are errors. The summary is written to `out` as `output` and
-/// names `log_file`.
+/// names `log_file`. `yes` (`--yes`) answers the prod guard of `--prune`.
 pub async fn up(
     ctx: &Context,
     opts: &UpOptions,
+    yes: bool,
     output: OutputFormat,
     log_file: Option<PathBuf>,
     out: &mut dyn std::io::Write,
@@ -107,13 +117,38 @@ pub async fn up(
 
     if has(Phase::Preflight) {
         let t = Instant::now();
-        let report = preflight::run(ctx, &desired, &resolver, &phases).await?;
+        let report = preflight::run(ctx, &desired, &resolver, &phases, opts.prune).await?;
         for note in &report.notes {
             tracing::info!(target: PROGRESS, "  {note}");
         }
         let note = format!("{} permissions checked", report.permissions_checked);
         summaries.push(done(Phase::Preflight, t.elapsed(), Counts::default(), Some(note)));
     }
+
+    // The kinds pruned are those of the phases that run.
+    let prune_phases: Vec<Phase> = phases
+        .iter()
+        .copied()
+        .filter(|p| matches!(p, Phase::Secrets | Phase::Gitops))
+        .collect();
+    // Asked before anything is applied, so that a refusal changes nothing; what is confirmed is all that
+    // goes at the end.
+    let confirmed = if opts.prune && !prune_phases.is_empty() {
+        let early = prune::candidates(&resolver, &ctx.repo, &desired, &prune_phases).await?;
+        if !early.is_empty() {
+            let action = format!(
+                "delete {} the repository no longer declares ({})",
+                objects(early.len()),
+                prune::names(&early)
+            );
+            tracing_indicatif::suspend_tracing_indicatif(|| {
+                confirm::guard(&env, &action, yes, Confirmation::YesNo)
+            })?;
+        }
+        Some(early.into_iter().map(|c| c.id).collect::<BTreeSet<_>>())
+    } else {
+        None
+    };
 
     if has(Phase::Platform) {
         let t = Instant::now();
@@ -231,7 +266,49 @@ pub async fn up(
         }
     }
 
-    let summary = Summary::new(&env, summaries, started.elapsed(), ready, log_file);
+    let mut pruned = Vec::new();
+    if !prune_phases.is_empty() {
+        if ready {
+            let found = match prune::candidates(&resolver, &ctx.repo, &desired, &prune_phases).await {
+                Ok(found) => found,
+                Err(err) if confirmed.is_some() => return Err(err),
+                // Without --prune the listing only feeds a hint: a user who may not list these kinds loses
+                // the hint, not the run.
+                Err(err) => {
+                    tracing::debug!("cannot tell what is no longer declared: {err}");
+                    Vec::new()
+                }
+            };
+            let (go, stay): (Vec<_>, Vec<_>) = found
+                .into_iter()
+                .partition(|c| confirmed.as_ref().is_some_and(|ids| ids.contains(&c.id)));
+            if !go.is_empty() {
+                let t = Instant::now();
+                let deleter = Deleter::new(resolver.clone(), ctx.api.deadline(), started);
+                pruned = prune::delete(&deleter, &go).await?;
+                tracing::info!(
+                    target: PROGRESS,
+                    "✓ prune {:.1}s: deleted {}",
+                    t.elapsed().as_secs_f64(),
+                    prune::names(&go)
+                );
+            }
+            if !stay.is_empty() {
+                tracing::info!(
+                    target: PROGRESS,
+                    "{} {} no longer declared ({}); `up --prune` deletes them",
+                    objects(stay.len()),
+                    if stay.len() == 1 { "is" } else { "are" },
+                    prune::names(&stay)
+                );
+            }
+        } else if opts.prune {
+            tracing::info!(target: PROGRESS, "not pruning: {} is not ready", env.name);
+        }
+    }
+
+    let mut summary = Summary::new(&env, summaries, started.elapsed(), ready, log_file);
+    summary.pruned = pruned;
     summary.print(output, out).map_err(EnvError::Output)?;
     match stuck {
         None => Ok(Outcome::Clean),
@@ -240,6 +317,15 @@ pub async fn up(
             eprintln!("error: {} is not ready:\n{err}", env.name);
             Ok(Outcome::Findings)
         }
+    }
+}
+
+/// `1 object` / `3 objects`.
+fn objects(n: usize) -> String {
+    if n == 1 {
+        "1 object".into()
+    } else {
+        format!("{n} objects")
     }
 }
 

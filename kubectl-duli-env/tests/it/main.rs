@@ -10,6 +10,7 @@
 //!   stand-in directly, protobuf bodies and all.
 //! - `up`: from empty to ready, idempotence, resume after a kill, faults, stuck components.
 //! - `plan`, `status`, `down`: the other subcommands against an environment that `up` built.
+//! - `prune`: `plan`'s deletions and `up --prune`: what goes, what never goes, prod's guard.
 //! - `corpus`: the bad-input corpus of issue #9 — every case exits 2 (or the documented code) with one
 //!   sentence naming the file, field or resource and what to do, and applies and writes nothing.
 //! - `leaks`: the secret-leak audit of issue #9 — `up`, `plan`, `status` at `-vv` with the DigitalOcean
@@ -24,6 +25,7 @@ mod down;
 mod faults;
 mod leaks;
 mod plan;
+mod prune;
 mod status;
 mod support;
 mod up;
