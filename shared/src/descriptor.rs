@@ -77,7 +77,9 @@ pub enum DescriptorError {
         tried: String,
     },
     /// A descriptor in the cluster is not what `env up` writes.
-    #[error("configmap {namespace}/{name} in context {context} is not a valid duli environment descriptor: {problem}; run `kubectl duli env up ENV` from the repository to publish it again")]
+    #[error(
+        "configmap {namespace}/{name} in context {context} is not a valid duli environment descriptor: {problem}; run `kubectl duli env up ENV` from the repository to publish it again"
+    )]
     Invalid {
         /// Its namespace.
         namespace: String,
@@ -163,7 +165,9 @@ pub fn from_config_map(map: &ConfigMap, context: &str) -> Result<Environment, De
         .and_then(|data| data.get(DATA_KEY))
         .ok_or_else(|| invalid(format!("it has no data key `{DATA_KEY}`")))?;
     // Named like a file `<env>.yml`, so the file-name rule checks the label against the content.
-    let source = PathBuf::from(format!("configmap {namespace}/{name} (context {context})/{labelled}.yml"));
+    let source = PathBuf::from(format!(
+        "configmap {namespace}/{name} (context {context})/{labelled}.yml"
+    ));
     let env = Environment::from_yaml(text, &source).map_err(|err| invalid(err.to_string()))?;
     if env.namespace != namespace {
         return Err(invalid(format!(
@@ -420,7 +424,12 @@ mod tests {
             serde_json::to_value(e).unwrap()
         };
         assert_eq!(strip(&back), strip(&env));
-        assert!(back.source.display().to_string().contains("configmap staging/duli-environment"));
+        assert!(
+            back.source
+                .display()
+                .to_string()
+                .contains("configmap staging/duli-environment")
+        );
     }
 
     #[test]
@@ -432,7 +441,10 @@ mod tests {
             .unwrap()
             .insert(ENVIRONMENT_LABEL.into(), "prod".into());
         let err = from_config_map(&map, "ctx").unwrap_err().to_string();
-        assert!(err.contains("configmap staging/duli-environment in context ctx"), "{err}");
+        assert!(
+            err.contains("configmap staging/duli-environment in context ctx"),
+            "{err}"
+        );
         assert!(err.contains("field `name`"), "{err}");
         map.metadata.namespace = Some("other".into());
         map.metadata
@@ -449,14 +461,20 @@ mod tests {
         let mut env = staging();
         env.gitops.repo_url = "https://deploy:ghp_token@github.com/duli-one/x.git".into();
         let err = to_config_map(&env, None).unwrap_err().to_string();
-        assert!(err.contains("gitops.repo_url") && err.contains("staging.yml"), "{err}");
+        assert!(
+            err.contains("gitops.repo_url") && err.contains("staging.yml"),
+            "{err}"
+        );
         assert!(!err.contains("ghp_token"), "{err}");
         let mut env = staging();
         env.chart_mirrors = crate::environment::ChartMirrorEntries::List(vec![
             "*=https://mirror.example/charts?token=abc".into(),
         ]);
         let err = to_config_map(&env, None).unwrap_err().to_string();
-        assert!(err.contains("chart_mirrors[0]") && err.contains("query string"), "{err}");
+        assert!(
+            err.contains("chart_mirrors[0]") && err.contains("query string"),
+            "{err}"
+        );
         let mut env = staging();
         env.endpoints.redis.external = "user:pw@redis.example:6379".into();
         let err = to_config_map(&env, None).unwrap_err().to_string();
