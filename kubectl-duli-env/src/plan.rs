@@ -129,6 +129,13 @@ pub async fn plan(ctx: &Context, opts: &PlanOptions) -> Result<PlanReport, EnvEr
         objects: Vec::new(),
     };
     groups.push((group(Phase::Namespaces, None, None), desired.namespaces.clone()));
+    match crate::descriptor::object(&ctx.repo, &env) {
+        Ok(descriptor) => groups.push((
+            group(Phase::Namespaces, Some("descriptor".into()), None),
+            vec![descriptor],
+        )),
+        Err(err) => problems.push(err.to_string()),
+    }
     match &desired.secrets.objects {
         Ok(objects) => groups.push((group(Phase::Secrets, None, None), objects.clone())),
         Err(err) => problems.push(err.to_string()),
