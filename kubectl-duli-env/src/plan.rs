@@ -73,7 +73,7 @@ pub struct PlanEntry {
 pub struct PlanGroup {
     /// The phase.
     pub phase: Phase,
-    /// The component, for gitops groups.
+    /// The component, for gitops groups; `descriptor` for the environment descriptor (namespaces phase).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub component: Option<String>,
     /// The sync wave, for gitops groups.
