@@ -36,6 +36,7 @@ use std::io::Write;
 pub use catalog::Service;
 pub use secrets::Password;
 use shared::api::{ApiClient, ApiError, Call};
+use shared::descriptor::EnvironmentSource;
 use shared::environment::Environment;
 use shared::error::Outcome;
 use shared::output::OutputFormat;
@@ -57,12 +58,19 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<Outc
             Ok(Outcome::Clean)
         }
         Command::Status(options) => {
-            let repo = cli.global.common.locate_repo()?;
-            let environments = match &options.env {
-                Some(name) => vec![Environment::load(&repo, name)?],
-                None => Environment::load_all(&repo)?,
-            };
+            let source = EnvironmentSource::locate(&cli.global.common)?;
+            // Bad input is reported before the cluster is asked, when there is a repository.
+            let local = source.local(options.env.as_deref()).transpose()?;
             let cluster = cli.global.cluster.target().connect(Some(options.timeout)).await?;
+            let environments = match local {
+                Some(environments) => environments,
+                None => {
+                    let api = ApiClient::new(&cluster, options.timeout);
+                    source
+                        .from_cluster(&api, &cluster, options.env.as_deref())
+                        .await?
+                }
+            };
             if options.watch {
                 let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
                 let format = cli.global.common.output;
@@ -72,18 +80,22 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<Outc
             status::run(&api, &environments, &options, cli.global.common.output, out).await
         }
         Command::Connect(options) => {
-            let env = Environment::load(&cli.global.common.locate_repo()?, &options.env)?;
+            let source = EnvironmentSource::locate(&cli.global.common)?;
+            let local = source.local(Some(&options.env)).transpose()?;
             options.validate()?;
             // No read timeout on this client: it carries the port-forward for an interactive session. The
             // API reads before the client starts are bounded by --timeout all the same.
             let cluster = cli.global.cluster.target().connect(None).await?;
             let api = ApiClient::new(&cluster, options.timeout);
+            let env = one(&source, local, &api, &cluster, &options.env).await?;
             Ok(connect::run(&api, &env, &options, cli.global.common.yes, out).await?)
         }
         Command::Creds(options) => {
-            let env = Environment::load(&cli.global.common.locate_repo()?, &options.env)?;
+            let source = EnvironmentSource::locate(&cli.global.common)?;
+            let local = source.local(Some(&options.env)).transpose()?;
             let cluster = cli.global.cluster.target().connect(Some(options.timeout)).await?;
             let api = ApiClient::new(&cluster, options.timeout);
+            let env = one(&source, local, &api, &cluster, &options.env).await?;
             let report = creds::run(&api, &env, &options, cli.global.common.yes).await?;
             let format = match (cli.env_output, cli.global.common.output) {
                 (true, _) => CredsFormat::Env,
@@ -94,6 +106,21 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<Outc
             out.flush()?;
             Ok(Outcome::Clean)
         }
+    }
+}
+
+/// The environment `name`: from the repository when [`EnvironmentSource::local`] found it there, else
+/// from its descriptor in the cluster.
+async fn one(
+    source: &EnvironmentSource,
+    local: Option<Vec<Environment>>,
+    api: &ApiClient,
+    cluster: &shared::cluster::Cluster,
+    name: &str,
+) -> Result<Environment, shared::descriptor::DescriptorError> {
+    match local.and_then(|mut found| found.pop()) {
+        Some(env) => Ok(env),
+        None => source.load_one(api, cluster, name).await,
     }
 }
 

@@ -21,6 +21,7 @@ use crate::up::UpOptions;
 use crate::{Context, EnvError, down, list, log, plan, status, up};
 use shared::api::{ApiClient, Call};
 use shared::cli::{CompletionShell, GlobalArgs};
+use shared::cluster::{Cluster, ClusterTarget};
 use shared::error::Outcome;
 use shared::fsio::Stdout;
 use shared::output::OutputFormat;
@@ -216,6 +217,17 @@ async fn context(command: &Cli) -> Result<Context, EnvError> {
     if let Some(env) = command.command.env() {
         crate::load_env(&repo, env)?;
     }
+    let (target, cluster, api) = connect(command).await?;
+    Ok(Context {
+        repo,
+        target,
+        cluster,
+        api,
+    })
+}
+
+/// Connect to the selected cluster and check that it answers.
+async fn connect(command: &Cli) -> Result<(ClusterTarget, Cluster, ApiClient), EnvError> {
     let target = command.global.cluster.target();
     let cluster = target.connect(None).await?;
     let timeout = command.command.timeout();
@@ -228,16 +240,30 @@ async fn context(command: &Cli) -> Result<Context, EnvError> {
         })
         .await?;
     let api = ApiClient::new(&cluster, timeout.unwrap_or(NO_TIMEOUT));
-    Ok(Context {
-        repo,
-        target,
-        cluster,
-        api,
-    })
+    Ok((target, cluster, api))
 }
 
 async fn execute(command: &Cli, log_file: Option<PathBuf>, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let output = command.global.common.output;
+    // `status` and `list` also work without a repository, from the descriptors `up` published.
+    if matches!(command.command, Command::Status(_) | Command::List)
+        && let Some(source) = crate::descriptor::source_without_repo(&command.global.common)?
+    {
+        let (_, cluster, api) = connect(command).await?;
+        return match &command.command {
+            Command::Status(opts) => crate::descriptor::status(&source, &api, &cluster, opts)
+                .await?
+                .print(output, out),
+            _ => {
+                list::print(
+                    &crate::descriptor::list(&source, &api, &cluster).await?,
+                    output,
+                    out,
+                )?;
+                Ok(Outcome::Clean)
+            }
+        };
+    }
     let ctx = context(command).await?;
     // Commands that change the environment take its lock (held until they return or the process ends).
     let _lock = match command.command.logged() {

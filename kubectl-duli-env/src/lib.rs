@@ -21,6 +21,8 @@
 //! - `plan`, `status`, `down`, `list`: the other subcommands.
 //! - `prune`: what `up` once applied that the repository no longer declares (`plan`'s deletions,
 //!   `up --prune`).
+//! - `descriptor`: the environment published into the cluster (`up`), and `status`/`list` from it when
+//!   there is no repository.
 //! - `components`: which live objects belong to which component, and their readiness.
 //! - `summary`, `log`: what the user sees at the end, progress while it runs, and the log file.
 //! - `lock`: one `up`/`down` per environment and cluster at a time.
@@ -30,6 +32,7 @@
 pub(crate) mod apply;
 pub mod cli;
 pub(crate) mod components;
+pub(crate) mod descriptor;
 pub mod desired;
 pub(crate) mod down;
 pub(crate) mod helm;
@@ -117,6 +120,9 @@ pub enum EnvError {
     /// The environment file is missing or invalid.
     #[error(transparent)]
     Environment(#[from] shared::environment::EnvironmentError),
+    /// The environment descriptor: not publishable, or neither a repository nor a descriptor.
+    #[error(transparent)]
+    Descriptor(#[from] shared::descriptor::DescriptorError),
     /// The cluster could not be reached or configured.
     #[error(transparent)]
     Cluster(#[from] shared::cluster::ClusterError),

@@ -10,7 +10,7 @@ use crate::write_document;
 use serde::Serialize;
 
 use crate::apply::Resolver;
-use crate::desired::Desired;
+use crate::desired::{Component, Desired, Scope};
 use crate::status::{live_applications, namespace_exists};
 use crate::{Context, EnvError, components};
 use shared::environment::Environment;
@@ -51,31 +51,40 @@ pub async fn list(ctx: &Context) -> Result<Vec<EnvRow>, EnvError> {
     let mut rows = Vec::new();
     for env in Environment::load_all(&ctx.repo)? {
         let desired = Desired::load(&ctx.repo, &env, None)?;
-        let apps = live_applications(&resolver, &desired).await?;
-        let exists = namespace_exists(&resolver, &env.namespace).await?;
-        let own: Vec<_> = desired.env_components().collect();
-        let present = own.iter().filter(|c| apps.contains_key(&c.app)).count();
-        let ready = own
-            .iter()
-            .filter(|c| components::application_readiness(apps.get(&c.app)).ready)
-            .count();
-        let state = if exists && ready == own.len() {
-            State::Up
-        } else if !exists && present == 0 {
-            State::Down
-        } else {
-            State::Degraded
-        };
-        rows.push(EnvRow {
-            name: env.name.clone(),
-            namespace: env.namespace.clone(),
-            tier: env.tier.as_label().to_string(),
-            state,
-            ready,
-            applications: own.len(),
-        });
+        rows.push(row(&resolver, &env, &desired.components).await?);
     }
     Ok(rows)
+}
+
+/// The row of `env` made of `desired` components (rendered, or the live ones without a repository).
+pub(crate) async fn row(
+    resolver: &Resolver,
+    env: &Environment,
+    desired: &[Component],
+) -> Result<EnvRow, EnvError> {
+    let apps = live_applications(resolver, desired).await?;
+    let exists = namespace_exists(resolver, &env.namespace).await?;
+    let own: Vec<_> = desired.iter().filter(|c| c.scope == Scope::Environment).collect();
+    let present = own.iter().filter(|c| apps.contains_key(&c.app)).count();
+    let ready = own
+        .iter()
+        .filter(|c| components::application_readiness(apps.get(&c.app)).ready)
+        .count();
+    let state = if exists && ready == own.len() {
+        State::Up
+    } else if !exists && present == 0 {
+        State::Down
+    } else {
+        State::Degraded
+    };
+    Ok(EnvRow {
+        name: env.name.clone(),
+        namespace: env.namespace.clone(),
+        tier: env.tier.as_label().to_string(),
+        state,
+        ready,
+        applications: own.len(),
+    })
 }
 
 /// Print the rows.

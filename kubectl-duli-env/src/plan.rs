@@ -78,7 +78,7 @@ pub struct PlanEntry {
 pub struct PlanGroup {
     /// The phase.
     pub phase: Phase,
-    /// The component, for gitops groups.
+    /// The component, for gitops groups; `descriptor` for the environment descriptor (namespaces phase).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub component: Option<String>,
     /// The sync wave, for gitops groups.
@@ -134,6 +134,13 @@ pub async fn plan(ctx: &Context, opts: &PlanOptions) -> Result<PlanReport, EnvEr
         objects: Vec::new(),
     };
     groups.push((group(Phase::Namespaces, None, None), desired.namespaces.clone()));
+    match crate::descriptor::object(&ctx.repo, &env) {
+        Ok(descriptor) => groups.push((
+            group(Phase::Namespaces, Some("descriptor".into()), None),
+            vec![descriptor],
+        )),
+        Err(err) => problems.push(err.to_string()),
+    }
     match &desired.secrets.objects {
         Ok(objects) => groups.push((group(Phase::Secrets, None, None), objects.clone())),
         Err(err) => problems.push(err.to_string()),

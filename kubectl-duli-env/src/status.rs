@@ -15,10 +15,11 @@ use serde_json::Value;
 
 use crate::apply::Resolver;
 use crate::components::{self, Snapshot};
-use crate::desired::{Desired, Scope};
+use crate::desired::{Component, Desired, Scope};
 use crate::{Context, EnvError};
 use shared::api::Call;
 use shared::duration::parse_duration;
+use shared::environment::Environment;
 use shared::error::Outcome;
 use shared::output::{self, OutputFormat};
 
@@ -99,13 +100,25 @@ pub async fn status(ctx: &Context, opts: &StatusOptions) -> Result<StatusReport,
     let env = crate::load_env(&ctx.repo, &opts.env)?;
     let desired = Desired::load(&ctx.repo, &env, opts.platform_file.as_deref())?;
     let resolver = Resolver::new(ctx.api.clone());
-    let apps = live_applications(&resolver, &desired).await?;
+    report(&resolver, &env, &desired.components).await
+}
+
+/// The status of `env` made of `desired` components (rendered, or the live ones without a repository).
+pub(crate) async fn report(
+    resolver: &Resolver,
+    env: &Environment,
+    desired: &[Component],
+) -> Result<StatusReport, EnvError> {
+    let resolver = resolver.clone();
+    let env = env.clone();
+    let apps = live_applications(&resolver, desired).await?;
     let namespace_exists = namespace_exists(&resolver, &env.namespace).await?;
     let mut snapshots: BTreeMap<String, Snapshot> = BTreeMap::new();
     let mut components = Vec::new();
     let ordered = desired
-        .env_components()
-        .chain(desired.components.iter().filter(|c| c.scope == Scope::Shared));
+        .iter()
+        .filter(|c| c.scope == Scope::Environment)
+        .chain(desired.iter().filter(|c| c.scope == Scope::Shared));
     for component in ordered {
         if !snapshots.contains_key(&component.destination) {
             let snapshot = if component.destination == env.namespace && !namespace_exists {
@@ -174,10 +187,9 @@ pub async fn status(ctx: &Context, opts: &StatusOptions) -> Result<StatusReport,
 /// The live Applications named by `desired`, by name.
 pub async fn live_applications(
     resolver: &Resolver,
-    desired: &Desired,
+    desired: &[Component],
 ) -> Result<BTreeMap<String, Value>, EnvError> {
     let mut namespaces: Vec<String> = desired
-        .components
         .iter()
         .filter_map(|c| c.object.metadata.namespace.clone())
         .collect();

@@ -101,6 +101,7 @@ pub async fn up(
     let env = crate::load_env(&ctx.repo, &opts.env)?;
     let mut desired = Desired::load(&ctx.repo, &env, opts.platform_file.as_deref())?;
     desired.apply_chart_mirrors(&opts.chart_mirrors)?;
+    let descriptor = crate::descriptor::object(&ctx.repo, &env)?;
     let phases = opts.phases();
     let has = |phase: Phase| phases.contains(&phase);
     let resolver = Resolver::new(ctx.api.clone());
@@ -183,8 +184,9 @@ pub async fn up(
 
     if has(Phase::Namespaces) {
         let t = Instant::now();
-        let applied = applier.apply_all(&desired.namespaces, false).await?;
-        summaries.push(done(Phase::Namespaces, t.elapsed(), apply::count(&applied), None));
+        let mut counts = apply::count(&applier.apply_all(&desired.namespaces, false).await?);
+        counts.merge(crate::descriptor::publish(&applier, &descriptor).await?);
+        summaries.push(done(Phase::Namespaces, t.elapsed(), counts, None));
     }
 
     if has(Phase::Secrets) {

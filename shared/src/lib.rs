@@ -7,6 +7,7 @@
 //! - [`repo`]: finding the repository that holds `helm/` and `gitops/`.
 //! - [`paths`]: every path of the repository layout, named once (consts and `Repo` methods).
 //! - [`cluster`]: kubectl-compatible cluster access (`--kubeconfig`, `--context`, `-n`).
+//! - [`descriptor`]: environments published into the cluster, and where environments come from (repo or cluster).
 //! - [`cli`]: the flags every plugin shares, so they behave alike.
 //! - [`completion`]: kubectl-native completion (`kubectl_complete-duli-*` → `PLUGIN __complete WORDS`).
 //! - [`output`]: tables, `-o json|yaml`, exit codes.
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod cluster;
 pub mod completion;
 pub mod confirm;
+pub mod descriptor;
 pub mod duration;
 pub mod environment;
 pub mod error;

@@ -14,6 +14,7 @@
 //! - `hostile`: issue #17's cases: SIGTERM during connect, a hanging exec credential plugin, a closed stdout.
 //! - `in_process`: the library's `run` called in-process, its output captured from the writer it is given.
 
+mod anywhere;
 mod client_flags;
 mod connect;
 mod corpus;

@@ -18,6 +18,7 @@
 //! - `faults`: the fault matrix of `status` and `up` (latency, 429, 500 bursts, dropped watches, the API
 //!   server killed and restarted mid-run).
 
+mod anywhere;
 mod completion;
 mod corpus;
 mod discovery;
