@@ -198,6 +198,28 @@ fn is_label(s: &str) -> bool {
 /// Checks `metadata.name` the way the API server does (DNS-1123 subdomain; namespaces and services:
 /// DNS-1123 label). Returns the 422 on failure.
 pub fn validate_name(rt: &ResourceType, name: &str) -> Result<(), ApiError> {
+    // RBAC objects only need to be a valid path segment (`cert-manager:leaderelection` is a real name).
+    if rt.group == "rbac.authorization.k8s.io" {
+        let problem = match name {
+            "." => Some("may not be '.'"),
+            ".." => Some("may not be '..'"),
+            _ if name.contains('/') => Some("may not contain '/'"),
+            _ if name.contains('%') => Some("may not contain '%'"),
+            _ => None,
+        };
+        return match problem {
+            None => Ok(()),
+            Some(help) => Err(ApiError::invalid(
+                rt,
+                name,
+                vec![Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("Invalid value: {name:?}: {help}"),
+                    field: "metadata.name".into(),
+                }],
+            )),
+        };
+    }
     let label_only = rt.group.is_empty() && matches!(rt.plural.as_str(), "namespaces" | "services");
     let ok = if label_only {
         is_label(name)
@@ -246,5 +268,7 @@ mod tests {
                 .starts_with("Secret \"Bad_Name\" is invalid: metadata.name: Invalid value")
         );
         assert!(validate_name(&reg.lookup("namespaces").unwrap(), "a.b").is_err());
+        assert!(validate_name(&reg.lookup("roles").unwrap(), "cert-manager:leaderelection").is_ok());
+        assert!(validate_name(&reg.lookup("clusterroles").unwrap(), "a/b").is_err());
     }
 }
