@@ -14,6 +14,8 @@
 //!   sentence naming the file, field or resource and what to do, and applies and writes nothing.
 //! - `leaks`: the secret-leak audit of issue #9 — `up`, `plan`, `status` at `-vv` with the DigitalOcean
 //!   token and a kubeconfig token: neither in output, logs, temporary files, or helm's argv/environment.
+//! - `platform_real`: `up --only platform` installing the real cert-manager, sealed-secrets and argo-cd
+//!   charts from a mirror of `../shared/charts/repo` (provider `generic`).
 //! - `faults`: the fault matrix of `status` and `up` (latency, 429, 500 bursts, dropped watches, the API
 //!   server killed and restarted mid-run).
 
@@ -24,6 +26,7 @@ mod down;
 mod faults;
 mod leaks;
 mod plan;
+mod platform_real;
 mod status;
 mod support;
 mod up;
