@@ -127,16 +127,13 @@ fn self_signed(private: &rsa::PrivateKey) -> Result<String, String> {
             _issuer: SubjectPublicKeyInfoRef<'_>,
             tbs: &x509_cert::TbsCertificate,
         ) -> x509_cert::builder::Result<Vec<Extension>> {
-            let mut out = Vec::new();
-            out.push(KeyUsage(KeyUsages::EncipherOnly.into()).to_extension(tbs.subject(), &out)?);
-            out.push(
-                BasicConstraints {
-                    ca: false,
-                    path_len_constraint: None,
-                }
-                .to_extension(tbs.subject(), &out)?,
-            );
-            Ok(out)
+            let key_usage = KeyUsage(KeyUsages::EncipherOnly.into()).to_extension(tbs.subject(), &[])?;
+            let basic = BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            }
+            .to_extension(tbs.subject(), std::slice::from_ref(&key_usage))?;
+            Ok(vec![key_usage, basic])
         }
     }
 
@@ -385,17 +382,18 @@ pub async fn serve(ring: &Arc<KeyRing>, method: &Method, rest: &str, body: &[u8]
         Ok(keys) => keys,
         Err(e) => return reply(StatusCode::INTERNAL_SERVER_ERROR, text, e.into_bytes()),
     };
-    let sealed_secret = || -> Result<Value, Response> {
+    // The request's SealedSecret, or the status and message the controller answers.
+    let sealed_secret = || -> Result<Value, (StatusCode, String)> {
         let doc: Value = serde_json::from_slice(body)
             .or_else(|_| serde_saphyr::from_slice(body))
-            .map_err(|e| reply(StatusCode::BAD_REQUEST, text, e.to_string().into_bytes()))?;
+            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
         if doc["kind"] != "SealedSecret" {
             let kind = format!(
                 "unexpected resource type: {}, Kind={}",
                 doc["apiVersion"].as_str().unwrap_or(""),
                 doc["kind"].as_str().unwrap_or("")
             );
-            return Err(reply(StatusCode::INTERNAL_SERVER_ERROR, text, kind.into_bytes()));
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, kind));
         }
         Ok(doc)
     };
@@ -413,18 +411,17 @@ pub async fn serve(ring: &Arc<KeyRing>, method: &Method, rest: &str, body: &[u8]
                 };
                 reply(status, text, Vec::new())
             }
-            Err(resp) => resp,
+            Err((status, message)) => reply(status, text, message.into_bytes()),
         },
-        (&Method::POST, "v1/rotate") => match sealed_secret() {
-            Ok(doc) => match rotate(&doc, &keys) {
-                Ok(out) => reply(
-                    StatusCode::OK,
-                    "application/json",
-                    serde_json::to_vec(&out).unwrap_or_default(),
-                ),
-                Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, text, e.into_bytes()),
-            },
-            Err(resp) => resp,
+        (&Method::POST, "v1/rotate") => match sealed_secret()
+            .and_then(|doc| rotate(&doc, &keys).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e)))
+        {
+            Ok(out) => reply(
+                StatusCode::OK,
+                "application/json",
+                serde_json::to_vec(&out).unwrap_or_default(),
+            ),
+            Err((status, message)) => reply(status, text, message.into_bytes()),
         },
         _ => reply(StatusCode::NOT_FOUND, text, b"404 page not found\n".to_vec()),
     }
