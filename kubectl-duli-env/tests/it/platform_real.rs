@@ -1,8 +1,10 @@
 //! The platform phase with the REAL upstream charts: `env up staging --only platform --chart-mirror
 //! '*=MIRROR'` on a repository copy whose staging is `provider: generic`, the mirror serving
 //! `../shared/charts/repo`, real helm 4 straight at a stand-in that starts with no CRDs (they come from the
-//! charts, as on a real cluster). The later phases need an Argo CD that really syncs (issue #15 item 2,
-//! not in the stand-in yet), so this stops after the platform phase.
+//! charts, as on a real cluster). It stops after the platform phase: a full `up` also needs SealedSecrets
+//! sealed with the controller's certificate (`kubectl duli secrets init`, another crate's binary) and a
+//! storage class, and its gitops phase would only prove the stand-in's placeholder Argo CD (issue #15
+//! item 2 is not built).
 
 use std::time::Duration;
 
@@ -127,6 +129,20 @@ async fn up_platform_installs_the_real_upstream_charts_from_a_mirror() {
             .get("statefulsets", "argocd", "argocd-application-controller")
             .is_some()
     );
+    // The chart's Service (`fullnameOverride: sealed-secrets-controller`) brings up the stand-in's
+    // sealed-secrets controller: its certificate answers through the proxy, ready for `secrets init`.
+    let cert = api
+        .client()
+        .request_text(
+            http::Request::get(
+                "/api/v1/namespaces/kube-system/services/http:sealed-secrets-controller:http/proxy/v1/cert.pem",
+            )
+            .body(Vec::new())
+            .unwrap(),
+        )
+        .await
+        .expect("the controller's certificate");
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
     // No DigitalOcean chart on a generic provider.
     assert!(store.get("storageclasses", "", "do-block-storage").is_none());
 }
