@@ -1,6 +1,6 @@
 //! The platform phase with the REAL upstream charts: `env up staging --only platform --chart-mirror
 //! '*=MIRROR'` on a repository copy whose staging is `provider: generic`, the mirror serving
-//! `../shared/charts/repo`, real helm 4 straight at a stand-in that starts with no CRDs (they come from the
+//! `../shared/charts/repo`, real helm 4 straight at a stand-in whose CRDs are deleted first (they come from the
 //! charts, as on a real cluster). It stops after the platform phase: a full `up` also needs SealedSecrets
 //! sealed with the controller's certificate (`kubectl duli secrets init`, another crate's binary) and a
 //! storage class, and its gitops phase would only prove the stand-in's placeholder Argo CD (issue #15
@@ -8,23 +8,28 @@
 
 use std::time::Duration;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams};
 use testkit::chartrepo::{ChartRepoServer, shared_chart_repo};
-use testkit::tools::helm4;
 
-use crate::support::{copy_dir, run_to_end, workspace};
+use crate::support::{World, workspace};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn up_platform_installs_the_real_upstream_charts_from_a_mirror() {
-    let api = kube_standin::StandIn::builder()
-        .simulate_ready(Duration::from_millis(100))
-        .start()
+    let world = World::start(Duration::from_millis(100)).await;
+    // An empty cluster: the charts bring their own CRDs (cert-manager's and argo-cd's are templates,
+    // which helm refuses to adopt if they already exist).
+    Api::<CustomResourceDefinition>::all(world.api.client())
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await
-        .expect("stand-in starts");
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    copy_dir(&workspace().join("gitops"), &repo.join("gitops"));
-    copy_dir(&workspace().join("helm"), &repo.join("helm"));
-    let staging = repo.join("gitops/environments/staging.yml");
+        .expect("CRDs deleted");
+    // The repository's own catalog (not the fixture charts), staging on a generic provider.
+    std::fs::copy(
+        workspace().join("gitops/platform.yml"),
+        world.repo.join("gitops/platform.yml"),
+    )
+    .unwrap();
+    let staging = world.repo.join("gitops/environments/staging.yml");
     let text = std::fs::read_to_string(&staging).unwrap();
     assert!(text.contains("provider: digitalocean"), "{text}");
     std::fs::write(
@@ -32,53 +37,29 @@ async fn up_platform_installs_the_real_upstream_charts_from_a_mirror() {
         text.replace("provider: digitalocean", "provider: generic"),
     )
     .unwrap();
-    let kubeconfig = api.write_kubeconfig(dir.path()).unwrap();
-    let bin = dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(
-        env!("CARGO_BIN_EXE_kubectl-duli-env"),
-        bin.join("kubectl-duli-env"),
-    )
-    .unwrap();
-    std::os::unix::fs::symlink(helm4(), bin.join("helm")).unwrap();
     let mirror = ChartRepoServer::serve(&shared_chart_repo());
 
-    let home = dir.path().join("home");
-    let mut up = tokio::process::Command::new("/usr/bin/kubectl");
-    up.args([
-        "duli",
-        "env",
-        "up",
-        "staging",
-        "--only",
-        "platform",
-        "--timeout",
-        "3m",
-    ])
-    .arg("--chart-mirror")
-    .arg(format!("*={}", mirror.url))
-    .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-    .env("KUBECONFIG", &kubeconfig)
-    .env("DULI_REPO", &repo)
-    .env("DULI_STATE_DIR", dir.path().join("state"))
-    .env("HOME", &home)
-    .env("HELM_CACHE_HOME", home.join(".cache/helm"))
-    .env("HELM_CONFIG_HOME", home.join(".config/helm"))
-    .env("HELM_DATA_HOME", home.join(".local/share/helm"))
-    .env_remove("HELM_BIN")
-    .env_remove("DULI_CHART_MIRRORS")
-    .stdin(std::process::Stdio::null())
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .kill_on_drop(true);
-    let run = run_to_end(up).await.expect(0);
+    let mirror_flag = format!("*={}", mirror.url);
+    let run = world
+        .run(&[
+            "up",
+            "staging",
+            "--only",
+            "platform",
+            "--chart-mirror",
+            &mirror_flag,
+            "--timeout",
+            "3m",
+        ])
+        .await
+        .expect(0);
     assert!(
         mirror.requests() >= 4,
         "helm fetched from the mirror:\n{}",
         run.all()
     );
 
-    let store = api.store();
+    let store = world.api.store();
     for (ns, release) in [
         ("cert-manager", "cert-manager"),
         ("kube-system", "sealed-secrets-controller"),
@@ -102,6 +83,14 @@ async fn up_platform_installs_the_real_upstream_charts_from_a_mirror() {
             "CRD {crd}"
         );
     }
+    // Templated CRDs belong to their release, as helm labels what it renders.
+    let certificates = store
+        .get("customresourcedefinitions", "", "certificates.cert-manager.io")
+        .unwrap();
+    assert_eq!(
+        certificates["metadata"]["annotations"]["meta.helm.sh/release-name"],
+        "cert-manager"
+    );
     assert!(
         store
             .get("validatingwebhookconfigurations", "", "cert-manager-webhook")
@@ -131,7 +120,8 @@ async fn up_platform_installs_the_real_upstream_charts_from_a_mirror() {
     );
     // The chart's Service (`fullnameOverride: sealed-secrets-controller`) brings up the stand-in's
     // sealed-secrets controller: its certificate answers through the proxy, ready for `secrets init`.
-    let cert = api
+    let cert = world
+        .api
         .client()
         .request_text(
             http::Request::get(
