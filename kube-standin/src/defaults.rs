@@ -199,24 +199,32 @@ fn is_label(s: &str) -> bool {
 /// DNS-1123 label). Returns the 422 on failure.
 pub fn validate_name(rt: &ResourceType, name: &str) -> Result<(), ApiError> {
     let label_only = rt.group.is_empty() && matches!(rt.plural.as_str(), "namespaces" | "services");
-    let ok = if label_only {
-        is_label(name)
+    let problem = if rt.group == "rbac.authorization.k8s.io" {
+        // RBAC objects only need to be a valid path segment (`cert-manager:leaderelection` is a real name).
+        match name {
+            "." => Some("may not be '.'"),
+            ".." => Some("may not be '..'"),
+            _ if name.contains('/') => Some("may not contain '/'"),
+            _ if name.contains('%') => Some("may not contain '%'"),
+            _ => None,
+        }
+    } else if label_only {
+        (!is_label(name)).then_some(LABEL_HELP)
     } else {
-        name.len() <= 253 && name.split('.').all(is_label)
+        (name.len() > 253 || !name.split('.').all(is_label)).then_some(SUBDOMAIN_HELP)
     };
-    if ok {
-        return Ok(());
+    match problem {
+        None => Ok(()),
+        Some(help) => Err(ApiError::invalid(
+            rt,
+            name,
+            vec![Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!("Invalid value: {name:?}: {help}"),
+                field: "metadata.name".into(),
+            }],
+        )),
     }
-    let help = if label_only { LABEL_HELP } else { SUBDOMAIN_HELP };
-    Err(ApiError::invalid(
-        rt,
-        name,
-        vec![Cause {
-            reason: "FieldValueInvalid".into(),
-            message: format!("Invalid value: {name:?}: {help}"),
-            field: "metadata.name".into(),
-        }],
-    ))
 }
 
 #[cfg(test)]
@@ -246,5 +254,7 @@ mod tests {
                 .starts_with("Secret \"Bad_Name\" is invalid: metadata.name: Invalid value")
         );
         assert!(validate_name(&reg.lookup("namespaces").unwrap(), "a.b").is_err());
+        assert!(validate_name(&reg.lookup("roles").unwrap(), "cert-manager:leaderelection").is_ok());
+        assert!(validate_name(&reg.lookup("clusterroles").unwrap(), "a/b").is_err());
     }
 }

@@ -32,7 +32,7 @@
 //! (CRD validation), [`apply`] (server-side apply), [`patch`], [`selector`], [`watch`], [`discovery`],
 //! [`openapi`], [`printers`] (server-side Tables), [`scale`], [`strategic`] (strategic merge patch),
 //! [`protobuf`] (protobuf request bodies and answers), [`authz`] (access policy), [`handlers`] (HTTP
-//! routing), [`portforward`], [`proxy`], [`simulate`], [`controllers`] (garbage collector, namespace,
+//! routing), [`portforward`], [`proxy`], [`sealing`] (the sealed-secrets controller's keys and endpoints), [`simulate`], [`controllers`] (garbage collector, namespace,
 //! workload and Argo CD controllers), [`faults`], [`server`] (builder and handle).
 
 pub mod apply;
@@ -52,6 +52,7 @@ pub mod proxy;
 pub mod registry;
 pub mod scale;
 pub mod schema;
+pub mod sealing;
 pub mod selector;
 pub mod server;
 pub mod simulate;

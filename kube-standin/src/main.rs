@@ -49,6 +49,10 @@ enum Command {
         /// NS, with 403 and in access reviews; repeatable (e.g. get:secrets, create:deployments:staging).
         #[arg(long = "deny", value_name = "VERB:RESOURCE[:NS]", value_parser = kube_standin::authz::Denial::parse)]
         denials: Vec<kube_standin::authz::Denial>,
+        /// The sealed-secrets controller's key (PEM RSA private key, optionally followed by its certificate);
+        /// repeatable, the last is active. Without it `--simulate-ready` makes a 2048-bit key on first use.
+        #[arg(long = "sealing-key", value_name = "FILE")]
+        sealing_keys: Vec<PathBuf>,
     },
 }
 
@@ -69,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         kubeconfig_out,
         protos,
         denials,
+        sealing_keys,
     } = Cli::parse().command;
     let mut builder = StandIn::builder().port(port);
     for c in crds {
@@ -86,6 +91,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(dir) = protos {
         builder = builder.protos_dir(dir);
+    }
+    for key in sealing_keys {
+        builder = builder.sealing_key(key);
     }
     for denial in denials {
         builder = builder.denial(denial);

@@ -2,7 +2,9 @@
 //! relayed to a real local HTTP server named by [`crate::Builder::proxy`] or by the object's annotation
 //! `kube-standin/proxy: "http://127.0.0.1:PORT"`. The upstream's own status, headers and body come back
 //! unchanged (kubeseal fetches `/v1/cert.pem` this way); a missing object is a 404 `Status`, a missing
-//! target a 503 like the real "no endpoints available".
+//! target a 503 like the real "no endpoints available". Without a target, the Service
+//! `kube-system/sealed-secrets-controller` is answered by the stand-in's own sealed-secrets controller
+//! when it runs ([`crate::sealing::serve`]).
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -57,6 +59,14 @@ pub async fn handle(
             .or_else(|| get_str(obj, &["metadata", "annotations", PROXY_ANNOTATION]).map(str::to_string))
     };
     let Some(base) = base else {
+        if let Some(ring) = own_controller(app, rt, ns, name) {
+            let method = req.method().clone();
+            let body = match axum::body::to_bytes(req.into_body(), 4 << 20).await {
+                Ok(body) => body,
+                Err(e) => return ApiError::new(400, "BadRequest", e.to_string()).into_response(),
+            };
+            return crate::sealing::serve(&ring, &method, rest, &body).await;
+        }
         let kind = if rt.plural == "services" { "service" } else { "pod" };
         return ApiError::new(
             503,
@@ -74,6 +84,19 @@ pub async fn handle(
         )
         .into_response(),
     }
+}
+
+/// The stand-in's own sealed-secrets controller, when `ns/name` is its Service and it runs.
+fn own_controller(
+    app: &AppState,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+) -> Option<std::sync::Arc<crate::sealing::KeyRing>> {
+    if rt.plural != "services" || (ns, name) != crate::controllers::sealed_secrets::SERVICE {
+        return None;
+    }
+    app.store.lock().overrides.sealing.clone()
 }
 
 async fn relay(base: &str, rest: &str, req: Request) -> Result<Response, String> {

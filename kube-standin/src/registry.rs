@@ -199,6 +199,7 @@ impl Registry {
             review
         };
         let rbac = "rbac.authorization.k8s.io";
+        let admission = "admissionregistration.k8s.io";
         // One line a type: group, version, kind, plural, namespaced, short names, status subresource, others.
         #[rustfmt::skip]
         let mut types = vec![
@@ -230,6 +231,17 @@ impl Registry {
             builtin(rbac, "v1", "RoleBinding", "rolebindings", true, &[], false, vec![]),
             builtin(rbac, "v1", "ClusterRole", "clusterroles", false, &[], false, vec![]),
             builtin(rbac, "v1", "ClusterRoleBinding", "clusterrolebindings", false, &[], false, vec![]),
+            // What the platform charts (cert-manager, sealed-secrets, argo-cd) install besides workloads: the
+            // objects are stored and served; nothing calls the webhooks or enforces the policies (see README).
+            builtin("apps", "v1", "DaemonSet", "daemonsets", true, &["ds"], true, vec![]),
+            builtin("batch", "v1", "CronJob", "cronjobs", true, &["cj"], true, vec![]),
+            builtin("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true, &["pdb"], true, vec![]),
+            builtin("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true, &["netpol"], false, vec![]),
+            builtin("networking.k8s.io", "v1", "Ingress", "ingresses", true, &["ing"], true, vec![]),
+            builtin("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true, &["hpa"], true, vec![]),
+            builtin(admission, "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", false, &[], false, vec![]),
+            builtin(admission, "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", false, &[], false, vec![]),
+            builtin("apiregistration.k8s.io", "v1", "APIService", "apiservices", false, &[], true, vec![]),
         ];
         for t in &mut types {
             if [
@@ -239,6 +251,8 @@ impl Registry {
                 "statefulsets",
                 "replicasets",
                 "jobs",
+                "daemonsets",
+                "cronjobs",
             ]
             .contains(&t.plural.as_str())
             {

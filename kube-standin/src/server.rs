@@ -54,6 +54,7 @@ pub struct Builder {
     port: u16,
     openapi: Option<PathBuf>,
     protos: Option<PathBuf>,
+    sealing_keys: Vec<PathBuf>,
 }
 
 /// A running in-memory Kubernetes API server on `127.0.0.1`.
@@ -88,6 +89,7 @@ impl StandIn {
             port: 0,
             openapi: None,
             protos: None,
+            sealing_keys: Vec::new(),
         }
     }
 
@@ -409,6 +411,15 @@ impl Builder {
         self
     }
 
+    /// A sealing key for the sealed-secrets controller (PEM RSA private key, optionally followed by its
+    /// certificate); repeatable, the last one is active (`/v1/cert.pem`, `/v1/rotate`), all decrypt. Turns
+    /// the controller on even without [`Builder::simulate_ready`]; with neither it does not run, and with
+    /// only the simulation it makes a key of [`crate::sealing::GENERATED_KEY_BITS`] on first use.
+    pub fn sealing_key(mut self, path: impl AsRef<Path>) -> Self {
+        self.sealing_keys.push(path.as_ref().to_path_buf());
+        self
+    }
+
     /// Reads protobuf bodies with the Kubernetes `.proto` files under `dir` instead of
     /// [`crate::shared_protos_dir`]; a missing folder fails [`Builder::start`].
     pub fn protos_dir(mut self, dir: impl AsRef<Path>) -> Self {
@@ -466,6 +477,15 @@ impl Builder {
                 st.overrides.proxies.insert((ns, svc), url);
             }
             st.overrides.denials.extend(self.denials);
+            if self.simulate.is_some() || !self.sealing_keys.is_empty() {
+                let keys = self
+                    .sealing_keys
+                    .iter()
+                    .map(|path| crate::sealing::SealingKey::from_pem_file(path))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(Error::Start)?;
+                st.overrides.sealing = Some(std::sync::Arc::new(crate::sealing::KeyRing::new(keys)));
+            }
         }
         // The upstream document is read here and parsed once per process when first needed; without it
         // OpenAPI stays minimal.

@@ -126,6 +126,9 @@ pub struct Overrides {
     /// A garbage collector and namespace controller run (see [`crate::controllers`]): deleting an owner or a
     /// namespace leaves its dependents to them, as on a real cluster. Without them the store cascades inline.
     pub garbage_collector: bool,
+    /// The sealed-secrets controller's keys, when it runs (`--simulate-ready` or `--sealing-key`): it unseals
+    /// SealedSecrets and answers the proxy of `kube-system/sealed-secrets-controller`.
+    pub sealing: Option<std::sync::Arc<crate::sealing::KeyRing>>,
 }
 
 /// Everything behind the lock.

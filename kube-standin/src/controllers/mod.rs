@@ -1,7 +1,7 @@
 //! The controllers a real cluster runs, driven by the store's events like [`crate::simulate`]:
 //! the garbage collector and the namespace controller (always, as kube-controller-manager always runs),
 //! and — with `--simulate-ready` — the Deployment, ReplicaSet, StatefulSet and Job controllers and Argo
-//! CD's application controller.
+//! CD's application controller; with `--simulate-ready` or `--sealing-key`, the sealed-secrets controller.
 //!
 //! Each controller says which of its objects an event concerns ([`Controller::watches`]) and reconciles
 //! one object at a time, level-triggered, under the store lock ([`Controller::reconcile`]). Writes that
@@ -14,6 +14,7 @@ pub mod garbage_collector;
 pub mod job;
 pub mod namespace;
 pub mod replicaset;
+pub mod sealed_secrets;
 pub mod statefulset;
 
 use std::collections::BTreeSet;
@@ -74,6 +75,9 @@ pub fn spawn(store: Store, simulate: Option<Duration>) -> JoinHandle<()> {
         controllers.push(Box::new(statefulset::StatefulSetController::default()));
         controllers.push(Box::new(job::JobController::default()));
         controllers.push(Box::new(argocd::ApplicationController::new(delay)));
+    }
+    if let Some(keys) = store.lock().overrides.sealing.clone() {
+        controllers.push(Box::new(sealed_secrets::SealedSecretsController::new(keys)));
     }
     let (pokes_tx, mut pokes) = mpsc::unbounded_channel::<ObjKey>();
     let (later_tx, mut later) = mpsc::unbounded_channel::<(usize, ObjKey)>();

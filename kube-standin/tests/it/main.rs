@@ -9,6 +9,8 @@
 //! - `openapi_explain`: `/openapi/v2|v3`, `kubectl explain`, client-side `apply` and `diff`.
 //! - `real_clients`: kubectl `create`/`auth can-i` (protobuf bodies), helm 4 and 3 lifecycles with no proxy,
 //!   the Python `kubernetes` client.
+//! - `sealed_secrets`: the sealed-secrets controller unsealing what kubesealpy sealed, its endpoints.
+//! - `platform_charts`: the real cert-manager, sealed-secrets and argo-cd charts installed by helm 4 and 3.
 
 mod binary;
 mod bridges;
@@ -17,6 +19,8 @@ mod controllers;
 mod kube_rs;
 mod kubectl;
 mod openapi_explain;
+mod platform_charts;
 mod printing;
 mod protocol;
 mod real_clients;
+mod sealed_secrets;

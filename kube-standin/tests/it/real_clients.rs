@@ -229,7 +229,7 @@ async fn auth_can_i_follows_the_deny_policy() {
 }
 
 /// A helm binary from `env` or the tools cache; missing is a failure, not a skip.
-fn helm_bin(env: &str, version: &str) -> PathBuf {
+pub(crate) fn helm_bin(env: &str, version: &str) -> PathBuf {
     let bin = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
         let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
         home.join(format!(".cache/duli/tools/helm-{version}/helm"))
@@ -246,15 +246,15 @@ fn chart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/chart")
 }
 
-struct Helm {
-    label: &'static str,
+pub(crate) struct Helm {
+    pub(crate) label: &'static str,
     bin: PathBuf,
     kubeconfig: PathBuf,
     dir: tempfile::TempDir,
 }
 
 impl Helm {
-    fn new(label: &'static str, bin: PathBuf, api: &StandIn) -> Helm {
+    pub(crate) fn new(label: &'static str, bin: PathBuf, api: &StandIn) -> Helm {
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = api.write_kubeconfig(dir.path()).expect("kubeconfig");
         Helm {
@@ -265,10 +265,15 @@ impl Helm {
         }
     }
 
-    async fn ok(&self, args: &[&str]) -> String {
+    pub(crate) async fn ok(&self, args: &[&str]) -> String {
+        self.ok_within(args, Duration::from_secs(60)).await
+    }
+
+    /// Runs and asserts success within `limit` (a hang guard, not a timing check), returning stdout.
+    pub(crate) async fn ok_within(&self, args: &[&str], limit: Duration) -> String {
         let home = self.dir.path();
         let out = tokio::time::timeout(
-            Duration::from_secs(60),
+            limit,
             tokio::process::Command::new(&self.bin)
                 .args(args)
                 .env("KUBECONFIG", &self.kubeconfig)

@@ -11,10 +11,13 @@
 //! - `up`: from empty to ready, idempotence, resume after a kill, faults, stuck components.
 //! - `plan`, `status`, `down`: the other subcommands against an environment that `up` built.
 //! - `prune`: `plan`'s deletions and `up --prune`: what goes, what never goes, prod's guard.
+//! - `anywhere`: `status` and `list` from the descriptor `up` publishes, run from outside any repository.
 //! - `corpus`: the bad-input corpus of issue #9 — every case exits 2 (or the documented code) with one
 //!   sentence naming the file, field or resource and what to do, and applies and writes nothing.
 //! - `leaks`: the secret-leak audit of issue #9 — `up`, `plan`, `status` at `-vv` with the DigitalOcean
 //!   token and a kubeconfig token: neither in output, logs, temporary files, or helm's argv/environment.
+//! - `platform_real`: `up --only platform` installing the real cert-manager, sealed-secrets and argo-cd
+//!   charts from a mirror of `../shared/charts/repo` (provider `generic`).
 //! - `faults`: the fault matrix of `status` and `up` (latency, 429, 500 bursts, dropped watches, the API
 //!   server killed and restarted mid-run).
 
@@ -26,6 +29,7 @@ mod down;
 mod faults;
 mod leaks;
 mod plan;
+mod platform_real;
 mod prune;
 mod status;
 mod support;

@@ -19,4 +19,5 @@ mod init;
 mod kubeseal;
 mod kubesealpy;
 mod leaks;
+mod standin_controller;
 mod unseal;
