@@ -69,7 +69,10 @@ type RenderMemo = Arc<tokio::sync::Mutex<BTreeMap<String, Arc<tokio::sync::OnceC
 /// (chart tree, upstream packages, values file contents): a shared chart whose values files say the same
 /// in every environment, and every platform chart, is read once, not once per environment.
 #[derive(Clone, Default)]
-struct ShippedCrds(Arc<std::sync::Mutex<BTreeMap<String, Arc<std::sync::Mutex<Option<CrdStore>>>>>>);
+struct ShippedCrds(Arc<std::sync::Mutex<BTreeMap<String, ShippedSlot>>>);
+
+/// One [`ShippedCrds`] entry: locked while it is read, so a concurrent environment waits for it.
+type ShippedSlot = Arc<std::sync::Mutex<Option<CrdStore>>>;
 
 impl ShippedCrds {
     /// The store for `key`, read by `read` unless an earlier (or concurrent: it waits) read of the run
