@@ -84,7 +84,7 @@ baseline() {
   unset HELM_CACHE_HOME HELM_CONFIG_HOME HELM_DATA_HOME
 }
 ours() {
-  "$bin" staging prod --repo "$copy" --crds "$crds" --cache-dir "$work/cache" --chart-mirror "*=$mirror" \
+  "$bin" staging prod --repo "$copy" --cache-dir "$work/cache" --chart-mirror "*=$mirror" \
     --report "$work/report.json" >/dev/null 2>"$work/ours.err" || [ $? -eq 1 ] || { cat "$work/ours.err" >&2; exit 2; }
 }
 

@@ -79,8 +79,8 @@ pub struct Violation {
     pub fix: String,
 }
 
-/// Known CRD schemas by group, version and kind.
-#[derive(Default)]
+/// Known CRD schemas by group, version and kind (a clone shares the parsed schemas).
+#[derive(Default, Clone)]
 pub struct CrdStore {
     entries: BTreeMap<Gvk, Arc<Entry>>,
 }

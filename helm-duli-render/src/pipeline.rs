@@ -36,6 +36,8 @@ struct Job<'a> {
     platform: bool,
     layers: Layers,
     render_key: String,
+    /// What the CRDs in `crds/` of the chart and its subcharts depend on (see [`ShippedCrds`]).
+    crd_key: String,
     validate_key: Option<String>,
     objects: Option<Vec<Object>>,
     findings: Option<Vec<Finding>>,
@@ -57,10 +59,45 @@ pub struct Shared {
     crds: Arc<tokio::sync::OnceCell<Arc<CrdStore>>>,
     fetches: deps::FetchMemo,
     renders: RenderMemo,
+    shipped_crds: ShippedCrds,
 }
 
 /// Renders of one run by render key.
 type RenderMemo = Arc<tokio::sync::Mutex<BTreeMap<String, Arc<tokio::sync::OnceCell<Vec<Object>>>>>>;
+
+/// The CRDs in `crds/` of a chart and of its enabled subcharts, read once per run for each set of inputs
+/// (chart tree, upstream packages, values file contents): a shared chart whose values files say the same
+/// in every environment, and every platform chart, is read once, not once per environment.
+#[derive(Clone, Default)]
+struct ShippedCrds(Arc<std::sync::Mutex<BTreeMap<String, ShippedSlot>>>);
+
+/// One [`ShippedCrds`] entry: locked while it is read, so a concurrent environment waits for it.
+type ShippedSlot = Arc<std::sync::Mutex<Option<CrdStore>>>;
+
+impl ShippedCrds {
+    /// The store for `key`, read by `read` unless an earlier (or concurrent: it waits) read of the run
+    /// has it; a failed read is not kept, so every environment reports its own error.
+    fn get_or_read(
+        &self,
+        key: &str,
+        read: impl FnOnce() -> Result<CrdStore, RenderError>,
+    ) -> Result<CrdStore, RenderError> {
+        let cell = self
+            .0
+            .lock()
+            .expect("shipped CRDs lock")
+            .entry(key.to_string())
+            .or_default()
+            .clone();
+        let mut slot = cell.lock().expect("shipped CRDs lock");
+        if let Some(store) = &*slot {
+            return Ok(store.clone());
+        }
+        let store = read()?;
+        *slot = Some(store.clone());
+        Ok(store)
+    }
+}
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -78,6 +115,7 @@ impl Shared {
             crds: Arc::new(tokio::sync::OnceCell::new()),
             fetches: deps::FetchMemo::default(),
             renders: RenderMemo::default(),
+            shipped_crds: ShippedCrds::default(),
         }
     }
 
@@ -369,6 +407,9 @@ pub async fn render_with(
                 env.namespace.clone(),
             )
         };
+        // The chart (tree or package, and a platform entry's values) so far; the shipped CRDs add the
+        // upstream packages and the contents of the values files, none of the environment's other inputs.
+        let mut crd_key = key.clone();
         // --kube-version/--api-versions: what every chart, ours or upstream, renders for.
         layers.capabilities = options.capability_args();
         for arg in &layers.capabilities {
@@ -377,7 +418,12 @@ pub async fn render_with(
         let resolved = resolved.get(&chart.name);
         if let Some(resolved) = resolved {
             key.text("upstream", &resolved.key());
+            crd_key.text("upstream", &resolved.key());
         }
+        for file in &layers.files {
+            crd_key.file("values", file);
+        }
+        let crd_key = crd_key.finish();
         if is_platform {
             key.text("release", &chart.name)
                 .text("namespace", &namespace)
@@ -396,6 +442,7 @@ pub async fn render_with(
                 platform: true,
                 layers,
                 render_key,
+                crd_key,
                 validate_key,
                 objects,
                 findings,
@@ -423,6 +470,7 @@ pub async fn render_with(
             platform: false,
             layers,
             render_key,
+            crd_key,
             validate_key: None,
             objects,
             findings: None,
@@ -548,6 +596,7 @@ pub async fn render_with(
                     .collect();
                 CrdInput {
                     chart: j.chart.clone(),
+                    key: j.crd_key.clone(),
                     resolved: j.resolved.cloned(),
                     files: j.layers.files.clone(),
                     crds,
@@ -556,7 +605,8 @@ pub async fn render_with(
             .collect();
         let threads = options.jobs.max(1);
         let start = Instant::now();
-        let stores = tokio::task::spawn_blocking(move || chart_crd_stores(&inputs, threads))
+        let shipped = shared.shipped_crds.clone();
+        let stores = tokio::task::spawn_blocking(move || chart_crd_stores(&inputs, &shipped, threads))
             .await
             .expect("chart CRD loading panicked");
         let mut rendered_crds = CrdStore::default();
@@ -920,6 +970,8 @@ fn upstream_findings(
 /// What [`chart_crds`] reads for one chart.
 struct CrdInput {
     chart: Chart,
+    /// [`Job::crd_key`].
+    key: String,
     /// A wrapper's upstream packages (from the chart store), when it has them.
     resolved: Option<ResolvedChart>,
     /// Its values files, highest priority last.
@@ -929,7 +981,11 @@ struct CrdInput {
 }
 
 /// The CRDs each chart ships ([`chart_crds`]), read on up to `threads` threads, in input order.
-fn chart_crd_stores(inputs: &[CrdInput], threads: usize) -> Vec<Result<CrdStore, RenderError>> {
+fn chart_crd_stores(
+    inputs: &[CrdInput],
+    shipped: &ShippedCrds,
+    threads: usize,
+) -> Vec<Result<CrdStore, RenderError>> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -940,7 +996,7 @@ fn chart_crd_stores(inputs: &[CrdInput], threads: usize) -> Vec<Result<CrdStore,
                     let Some(input) = inputs.get(i) else {
                         break;
                     };
-                    let store = chart_crds(input);
+                    let store = chart_crds(input, shipped);
                     results.lock().expect("results lock").push((i, store));
                 }
             });
@@ -952,9 +1008,19 @@ fn chart_crd_stores(inputs: &[CrdInput], threads: usize) -> Vec<Result<CrdStore,
 }
 
 /// The CRDs a chart ships: `crds/` of the chart and its enabled vendored subcharts (with the chart's
-/// values `files`, `--set` aside, deciding which are enabled), then the rendered ones (`objects`).
-fn chart_crds(input: &CrdInput) -> Result<CrdStore, RenderError> {
-    let (chart, files, objects) = (&input.chart, &input.files, &input.crds);
+/// values `files`, `--set` aside, deciding which are enabled; once per run for the same inputs), then the
+/// rendered ones (`objects`).
+fn chart_crds(input: &CrdInput, shipped: &ShippedCrds) -> Result<CrdStore, RenderError> {
+    let mut store = shipped.get_or_read(&input.key, || crds_in_chart_dirs(input))?;
+    for object in &input.crds {
+        store.add(&object.value, &rendered_source(&input.chart, object));
+    }
+    Ok(store)
+}
+
+/// The CRDs in `crds/` of the chart and of its enabled vendored subcharts.
+fn crds_in_chart_dirs(input: &CrdInput) -> Result<CrdStore, RenderError> {
+    let (chart, files) = (&input.chart, &input.files);
     let mut store = CrdStore::default();
     // A wrapper whose upstream packages sit in the chart store: read them from a copy with `charts/`
     // filled, as helm sees it; a platform entry is its package itself.
@@ -980,9 +1046,6 @@ fn chart_crds(input: &CrdInput) -> Result<CrdStore, RenderError> {
         }
         let values: Vec<&serde_json::Value> = values.iter().collect();
         store.add_chart_dir(dir, &values)?;
-    }
-    for object in objects {
-        store.add(&object.value, &rendered_source(chart, object));
     }
     Ok(store)
 }

@@ -1408,17 +1408,18 @@ fn argocd_applications_and_projects() {
                     "{component}: large CRDs need ServerSideApply"
                 );
             }
-            // Sources: our chart from this repository, releaseName = component, values files exist.
-            let sources: Vec<&Value> = match app["spec"]["sources"].as_array() {
-                Some(list) => list.iter().collect(),
-                None => vec![&app["spec"]["source"]],
-            };
-            let ours: Vec<&&Value> = sources
-                .iter()
-                .filter(|src| src["repoURL"] == facts["gitops"]["repo_url"])
-                .collect();
-            assert_eq!(ours.len(), 1, "{component}: one source from this repository");
-            let ours = ours[0];
+            // One source: our chart from this repository (CRDs ship in the chart's crds/, so nothing needs
+            // a second source and the platform installs without GitHub access), releaseName = component,
+            // values files exist.
+            assert!(
+                app["spec"]["sources"].is_null(),
+                "{component}: one `source`, not `sources`"
+            );
+            let ours = &app["spec"]["source"];
+            assert_eq!(
+                ours["repoURL"], facts["gitops"]["repo_url"],
+                "{component}: the source is this repository"
+            );
             assert_eq!(ours["targetRevision"], facts["gitops"]["target_revision"]);
             let path = s(ours, "/path");
             let chart = path.strip_prefix("helm/").expect("charts live in helm/");
@@ -1439,13 +1440,9 @@ fn argocd_applications_and_projects() {
         // Every chart is deployed by an Application.
         for chart in &charts {
             assert!(
-                apps.values().flat_map(|docs| docs.iter()).any(|doc| {
-                    let sources = doc["spec"]["sources"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_else(|| vec![doc["spec"]["source"].clone()]);
-                    sources.iter().any(|src| src["path"] == format!("helm/{chart}"))
-                }),
+                apps.values()
+                    .flat_map(|docs| docs.iter())
+                    .any(|doc| doc["spec"]["source"]["path"] == format!("helm/{chart}")),
                 "no Application deploys helm/{chart}"
             );
         }
@@ -1513,10 +1510,31 @@ fn argocd_applications_and_projects() {
             env_project["spec"]["sourceRepos"],
             json!([facts["gitops"]["repo_url"]])
         );
-        assert!(
-            projects.iter().any(|p| p["metadata"]["name"] == "platform"),
-            "platform AppProject"
-        );
+        // The platform project: this repository and the chart repositories the wrapper charts depend on
+        // (Argo CD spells OCI ones without `oci://`), nothing else (no git repository for CRDs).
+        let platform = projects
+            .iter()
+            .find(|p| p["metadata"]["name"] == "platform")
+            .expect("platform AppProject");
+        let repos: BTreeSet<&str> = platform["spec"]["sourceRepos"]
+            .as_array()
+            .expect("sourceRepos")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let mut want: BTreeSet<String> = charts
+            .iter()
+            .flat_map(|chart| {
+                let meta = yaml_file(&helm_dir().join(chart).join("Chart.yaml"));
+                let deps = meta["dependencies"].as_array().cloned().unwrap_or_default();
+                deps.iter()
+                    .map(|d| s(d, "/repository").trim_start_matches("oci://").to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        want.insert(s(&facts, "/gitops/repo_url").to_string());
+        let want: BTreeSet<&str> = want.iter().map(String::as_str).collect();
+        assert_eq!(repos, want, "platform AppProject sourceRepos");
         // Validated against the Argo CD CRDs (and the policies) by the render.
         let findings: Vec<Finding> = main_render().findings[env]
             .iter()
