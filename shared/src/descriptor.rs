@@ -228,9 +228,18 @@ pub fn check_no_secret(env: &Environment) -> Result<(), DescriptorError> {
 }
 
 /// The repository's commit (`git rev-parse HEAD`), when git is installed and the repository is a git
-/// work tree; `None` otherwise (the descriptor then says nothing about it).
+/// work tree; `None` otherwise (the descriptor then says nothing about it). git gets only `PATH` and `HOME`
+/// of the plugin's environment: the user's provider tokens and kubeconfig credentials are none of its
+/// business (the leak audit checks every child's environment).
 pub fn revision(repo: &Repo) -> Option<String> {
-    let output = std::process::Command::new("git")
+    let mut git = std::process::Command::new("git");
+    git.env_clear();
+    for var in ["PATH", "HOME"] {
+        if let Some(value) = std::env::var_os(var) {
+            git.env(var, value);
+        }
+    }
+    let output = git
         .arg("-C")
         .arg(repo.root())
         .args(["rev-parse", "--verify", "--quiet", "HEAD"])
