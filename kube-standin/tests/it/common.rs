@@ -6,6 +6,15 @@ use std::time::Duration;
 
 use kube_standin::StandIn;
 
+/// A stand-in running its controllers (objects ready after 100 ms), as real helm's `--wait` needs.
+pub async fn standin_with_controllers() -> StandIn {
+    StandIn::builder()
+        .simulate_ready(Duration::from_millis(100))
+        .start()
+        .await
+        .expect("stand-in starts")
+}
+
 /// One folder of `../shared/crds` (relative to the repository root), asserting it exists so a wrong
 /// path fails loudly.
 pub fn crds(folder: &str) -> PathBuf {

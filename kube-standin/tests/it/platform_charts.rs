@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kube_standin::StandIn;
 use serde_json::Value;
 use testkit::chartrepo::{ChartRepoServer, shared_chart_repo};
 
@@ -47,11 +46,7 @@ fn platform_charts() -> Vec<PlatformChart> {
 
 async fn install_platform(label: &'static str, bin: PathBuf) {
     let repo = ChartRepoServer::serve(&shared_chart_repo());
-    let api = StandIn::builder()
-        .simulate_ready(Duration::from_millis(100))
-        .start()
-        .await
-        .expect("stand-in starts");
+    let api = crate::common::standin_with_controllers().await;
     let helm = Helm::new(label, bin, &api);
     let scratch = tempfile::tempdir().expect("tempdir");
     let charts = platform_charts();

@@ -311,11 +311,7 @@ fn release_secrets(api: &StandIn, release: &str) -> Vec<String> {
 /// `--wait` judges a Deployment by its new ReplicaSet, helm 4's by kstatus: both come from the stand-in's
 /// Deployment controller.
 async fn helm_lifecycle(label: &'static str, bin: PathBuf) {
-    let api = StandIn::builder()
-        .simulate_ready(Duration::from_millis(100))
-        .start()
-        .await
-        .expect("stand-in starts");
+    let api = crate::common::standin_with_controllers().await;
     let helm = Helm::new(label, bin, &api);
     let chart = chart();
     let chart = chart.to_str().expect("UTF-8 path");

@@ -157,12 +157,7 @@ async fn setup() -> Env {
 }
 
 async fn run(env: &Env, args: &[&str], stdin: &str) -> Output {
-    let mut command = plugin(env.home.path());
-    command.env("KUBECONFIG", &env.kubeconfig).args(args);
-    let stdin = stdin.as_bytes().to_vec();
-    tokio::task::spawn_blocking(move || run_with_stdin(command, &stdin))
-        .await
-        .unwrap()
+    run_against(env.home.path(), &env.kubeconfig, args, stdin).await
 }
 
 const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: staging}\nstringData: {password: s3cret, user: app}\n";

@@ -103,6 +103,17 @@ pub fn run_with_stdin(mut command: Command, stdin: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `kubectl-duli-secrets ARGS` with `KUBECONFIG` and `stdin`, off the async runtime (a test's stand-in
+/// keeps serving meanwhile).
+pub async fn run_against(home: &Path, kubeconfig: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut command = plugin(home);
+    command.env("KUBECONFIG", kubeconfig).args(args);
+    let stdin = stdin.as_bytes().to_vec();
+    tokio::task::spawn_blocking(move || run_with_stdin(command, &stdin))
+        .await
+        .unwrap()
+}
+
 /// stdout as text.
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
