@@ -19,8 +19,8 @@ use shared::repo::Repo;
 pub const COMPONENT_LABEL: &str = "duli.one/component";
 /// The label saying whether an Application is shared by all environments or belongs to one.
 pub const SCOPE_LABEL: &str = "duli.one/scope";
-/// The label naming an Application's environment.
-pub const ENVIRONMENT_LABEL: &str = "environment";
+/// The label naming an Application's environment (the descriptor's too).
+pub use shared::descriptor::ENVIRONMENT_LABEL;
 /// The label saying which tool created an object outside Argo CD (value [`crate::namespaces::MANAGED_BY`]).
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Argo CD's sync-wave annotation (a string holding an integer, default 0).
