@@ -745,7 +745,7 @@ pub async fn run(
 }
 
 /// `--watch`: a round of [`collect`] every `--interval`, each bounded by `--timeout`, until Ctrl-C (the
-/// runner ends the process with 130). On a terminal with a table format the screen is redrawn in place (as
+/// runner ends the process with 130, quietly: Ctrl-C is how a watch ends). On a terminal with a table format the screen is redrawn in place (as
 /// `watch` does); otherwise one compact JSON line is printed per change of the report — its first round,
 /// then whenever what it says changes (the live checks' latencies and the ages do not count). A round
 /// that fails (the API server went away) is a line `{"error": …}` and the watch goes on.
@@ -758,6 +758,7 @@ pub async fn watch(
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<shared::error::Outcome> {
     use shared::output::OutputFormat;
+    shared::runner::set_interrupt_ends_quietly();
     let redraw = terminal && matches!(format, OutputFormat::Table | OutputFormat::Wide);
     let names: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
     let mut last: Option<Value> = None;

@@ -131,6 +131,21 @@ fn rerun_hint() -> Option<String> {
 
 static INTERRUPT_PASS_THROUGH: AtomicUsize = AtomicUsize::new(0);
 
+/// Set by commands that Ctrl-C is the way to end (`--watch`), so SIGINT ends them without the
+/// "interrupted … stopped before it finished" line (still exit 130, as `kubectl get -w`).
+static INTERRUPT_ENDS_QUIETLY: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C is this command's normal end: no "interrupted" line for SIGINT (SIGTERM/SIGHUP still say it).
+pub fn set_interrupt_ends_quietly() {
+    INTERRUPT_ENDS_QUIETLY.store(true, Ordering::SeqCst);
+}
+
+/// The line an interrupted command prints, unless Ctrl-C is its normal end.
+fn interruption_report(signal: StopSignal, message: String) -> Option<String> {
+    let quiet = signal == StopSignal::Interrupt && INTERRUPT_ENDS_QUIETLY.load(Ordering::SeqCst);
+    (!quiet).then_some(message)
+}
+
 /// While held, Ctrl-C (SIGINT) does not stop the command: an interactive child in the foreground (psql,
 /// redis-cli) gets it from the terminal and handles it itself. SIGTERM and SIGHUP still stop the command.
 #[derive(Debug)]
@@ -333,7 +348,7 @@ impl Runner {
                 .name("duli-watchdog".into())
                 .spawn(move || {
                     std::thread::sleep(limit);
-                    hard_exit(&message, EXIT_ERROR);
+                    hard_exit(Some(&message), EXIT_ERROR);
                 })
                 .ok();
         }
@@ -367,7 +382,9 @@ impl Runner {
                 ExitCode::from(EXIT_ERROR)
             }
             Ended::Signal(signal) => {
-                eprintln!("error: {}", self.interrupted_message(signal));
+                if let Some(message) = interruption_report(signal, self.interrupted_message(signal)) {
+                    eprintln!("error: {message}");
+                }
                 ExitCode::from(signal.exit_code())
             }
         }
@@ -419,7 +436,8 @@ impl Runner {
                     };
                     let _ = stop.send(first);
                     let _ = tokio::time::timeout(GRACE, next_signal(&mut int, &mut term, &mut hup)).await;
-                    hard_exit(&runner.interrupted_message(first), first.exit_code());
+                    let message = interruption_report(first, runner.interrupted_message(first));
+                    hard_exit(message.as_deref(), first.exit_code());
                 });
             })
             .map_err(|err| anyhow::Error::new(err).context("cannot start the signal handler"))?;
@@ -451,12 +469,14 @@ enum Ended {
 
 /// End the process from a helper thread: cleanups, one line, the code. No-op when another path already
 /// claimed the exit (that path finishes the job).
-fn hard_exit(message: &str, code: u8) {
+fn hard_exit(message: Option<&str>, code: u8) {
     if !claim_exit() {
         return;
     }
     run_cleanups();
-    eprintln!("error: {message}");
+    if let Some(message) = message {
+        eprintln!("error: {message}");
+    }
     std::process::exit(i32::from(code));
 }
 

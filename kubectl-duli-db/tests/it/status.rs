@@ -347,6 +347,12 @@ async fn watch_prints_a_json_line_per_change_and_ends_on_ctrl_c() {
     assert_eq!(status.code(), Some(130));
     // Nothing more was printed between the change and Ctrl-C (the rounds said the same).
     assert!(lines.next_line().await.unwrap().is_none());
+    // Ctrl-C is how a watch ends: no "interrupted … stopped before it finished" line.
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert!(!stderr.contains("interrupted"), "{stderr}");
 }
 
 /// `status --watch` on a terminal: the screen is redrawn in place each round under a `watch`-like header;
