@@ -428,7 +428,11 @@ fn every_cached_input_invalidates_the_cache_when_changed() {
         "log_level: debug",
         "log_level: info",
     );
-    assert_eq!(status(&repo), "cached", "the environment file is not a helm input");
+    assert_eq!(
+        status(&repo),
+        "cached",
+        "the environment file is not a helm input"
+    );
     // --set values.
     assert_eq!(
         good_status(&repo, &["--values", &extra, "--set", "config.EXTRA=b"], None).0,
