@@ -1,9 +1,11 @@
 //! The content-hash cache that lets unchanged charts skip `helm template` and validation.
 //!
-//! A chart's render key hashes everything the output depends on: every file of the chart directory
-//! (templates, `values.yaml`, `values-<env>.yml`, vendored subcharts), the `--values` files, the
-//! environment file, the `--set` items, the namespace, and the helm binary (path, size, mtime: a helm
-//! upgrade or a different `HELM_BIN` misses). Validation results are keyed by the rendered text and a
+//! A chart's render key hashes everything helm reads and nothing else: every file of the chart directory
+//! (templates, `values.yaml`, `values-<env>.yml`, vendored subcharts), the contents of the values files
+//! it is given (`values-<env>.yml`, `--values`), the `--set` items, the release name and namespace, the
+//! capabilities, the upstream packages, and the helm binary (path, size, mtime: a helm upgrade or a
+//! different `HELM_BIN` misses). Not the environment file or the values files' paths: a chart whose
+//! inputs are the same in two environments has one key, and is rendered once per run. Validation results are keyed by the rendered text and a
 //! fingerprint of the CRD files, so changing a CRD re-validates without re-rendering.
 //!
 //! Entries are files named by their key under the cache directory, written to a temporary file and

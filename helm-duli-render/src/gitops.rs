@@ -145,6 +145,51 @@ pub fn render_all(repo_root: &Path, env_file: &Path) -> Result<Vec<Rendered>, Gi
     Ok(rendered)
 }
 
+/// Where Argo CD installs a chart of `helm/`: its Application's release name and destination namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// `spec.source.helm.releaseName`, else the chart's directory name (what render has always used).
+    pub release: String,
+    /// `spec.destination.namespace`.
+    pub namespace: String,
+}
+
+/// The destination of each chart of `helm/` (by directory name) that a rendered Application deploys
+/// (`spec.source.path: helm/<chart>`). A chart several Applications deploy takes the one whose release
+/// name is the chart's own (the release `helm duli-render` renders); with none such it has no entry.
+pub fn destinations(applications: &[Rendered]) -> std::collections::BTreeMap<String, Destination> {
+    let mut by_chart: std::collections::BTreeMap<String, Vec<Destination>> = Default::default();
+    for object in applications.iter().flat_map(|a| &a.objects) {
+        if object.kind() != "Application" {
+            continue;
+        }
+        let text = |pointer: &str| object.value.pointer(pointer).and_then(serde_json::Value::as_str);
+        let Some(chart) = text("/spec/source/path")
+            .and_then(|path| path.trim_end_matches('/').strip_prefix("helm/"))
+            .filter(|chart| !chart.is_empty() && !chart.contains('/'))
+        else {
+            continue;
+        };
+        let Some(namespace) = text("/spec/destination/namespace") else {
+            continue;
+        };
+        let release = text("/spec/source/helm/releaseName").unwrap_or(chart);
+        by_chart.entry(chart.to_string()).or_default().push(Destination {
+            release: release.to_string(),
+            namespace: namespace.to_string(),
+        });
+    }
+    by_chart
+        .into_iter()
+        .filter_map(|(chart, mut found)| {
+            if found.len() > 1 {
+                found.retain(|d| d.release == chart);
+            }
+            (found.len() == 1).then(|| (chart, found.remove(0)))
+        })
+        .collect()
+}
+
 /// The Jinja environment: strict undefined, Jinja2 whitespace rules, Python-compatible methods.
 pub fn environment() -> Environment<'static> {
     let mut jinja = Environment::new();
@@ -243,6 +288,23 @@ mod tests {
             .to_string();
         assert!(err.contains("gitops/applications/backend.yml.j2 line 4"), "{err}");
         assert!(err.contains("undefined"), "{err}");
+    }
+
+    #[test]
+    fn destinations_map_charts_to_their_application() {
+        let tmp = repo_with(
+            "kind: Application\nmetadata: {name: op}\nspec:\n  source: {path: helm/op, helm: {releaseName: operator}}\n  destination: {namespace: op-system}\n---\nkind: Application\nmetadata: {name: staging-secrets}\nspec:\n  source: {path: helm/secrets}\n  destination: {namespace: \"{{ namespace }}\"}\n---\nkind: Application\nmetadata: {name: platform-secrets}\nspec:\n  source: {path: helm/secrets, helm: {releaseName: platform-secrets}}\n  destination: {namespace: kube-system}\n---\nkind: AppProject\nmetadata: {name: p}\nspec: {}\n",
+        );
+        let rendered = render_all(tmp.path(), &tmp.path().join("env.yml")).unwrap();
+        let found = destinations(&rendered);
+        let one = |release: &str, namespace: &str| Destination {
+            release: release.into(),
+            namespace: namespace.into(),
+        };
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found["op"], one("operator", "op-system"));
+        // Two Applications deploy it: the one with the chart's own release name.
+        assert_eq!(found["secrets"], one("secrets", "staging"));
     }
 
     #[test]

@@ -28,8 +28,11 @@ pub const APPLICATIONS: &str = "applications";
 /// One chart to render, with its inputs and cache keys.
 struct Job<'a> {
     chart: &'a Chart,
-    /// The release namespace (the environment's, or a platform entry's).
+    /// The release namespace (the environment's, a platform entry's, or the destination of the Argo CD
+    /// Application that deploys the chart).
     namespace: String,
+    /// The release name (the chart's directory name, or its Application's release name).
+    release: String,
     /// For a wrapper chart: its upstream charts, copied into a temporary `charts/` to render.
     resolved: Option<&'a ResolvedChart>,
     /// A `gitops/platform.yml` entry (no policy checks: upstream's chart, not ours).
@@ -219,9 +222,8 @@ pub async fn render_with(
     for chart in &selected {
         confine::check_tree(repo.root(), &chart.dir)?;
     }
-    if with_applications {
-        confine::check_tree(repo.root(), &repo.applications_dir())?;
-    }
+    // Always: the Applications say which namespace each chart renders into, `--chart` subset or not.
+    confine::check_tree(repo.root(), &repo.applications_dir())?;
     let cache = Cache::new(options.cache_dir.clone(), options.use_cache);
     let mirrors =
         ChartMirrors::from_flags_env_and_file(&options.chart_mirrors, &env.chart_mirrors, &env.source)?;
@@ -369,12 +371,21 @@ pub async fn render_with(
             .as_ref()
             .map(|fp| KeyBuilder::new().text("seed", seed).text("crds", fp).finish())
     };
+    // Rendered first (jinja, no helm): Argo CD installs each chart with its Application's release name
+    // into its destination namespace, so `helm template` gets the same.
+    let applications = gitops::render_all(repo.root(), &env.source)?;
+    let destinations = gitops::destinations(&applications);
+    let applications = if with_applications {
+        applications
+    } else {
+        Vec::new()
+    };
     let mut jobs = Vec::new();
     let repo_charts = local.iter().map(|chart| (*chart, false));
     let platform_jobs = platform_charts.iter().map(|chart| (chart, true));
     for (chart, is_platform) in repo_charts.chain(platform_jobs) {
         let mut key = KeyBuilder::new();
-        let (mut layers, namespace) = if is_platform {
+        let (mut layers, namespace, release) = if is_platform {
             let entry = platform_entries
                 .iter()
                 .find(|e| e.name == chart.name)
@@ -399,12 +410,18 @@ pub async fn render_with(
                 set: Vec::new(),
                 capabilities: Vec::new(),
             };
-            (layers, entry.namespace.clone())
+            (layers, entry.namespace.clone(), chart.name.clone())
         } else {
             key.tree("chart", &chart.dir);
+            // A chart no Application deploys renders into the environment's namespace, as its own release.
+            let (namespace, release) = match destinations.get(&chart.name) {
+                Some(to) => (to.namespace.clone(), to.release.clone()),
+                None => (env.namespace.clone(), chart.name.clone()),
+            };
             (
                 values::layers(chart, &env.name, &options.values, &options.set)?,
-                env.namespace.clone(),
+                namespace,
+                release,
             )
         };
         // The chart (tree or package, and a platform entry's values) so far; the shipped CRDs add the
@@ -438,6 +455,7 @@ pub async fn render_with(
             jobs.push(Job {
                 chart,
                 namespace,
+                release,
                 resolved: None,
                 platform: true,
                 layers,
@@ -450,22 +468,23 @@ pub async fn render_with(
             });
             continue;
         }
+        // Only what helm reads: the values files' contents, not their paths or the environment file,
+        // so a chart whose inputs are the same in two environments of a run is rendered once.
         for file in &layers.files {
-            key.text("values-path", &file.display().to_string())
-                .file("values", file);
+            key.file("values", file);
         }
         for item in &layers.set {
             key.text("set", item);
         }
-        key.file("environment", &env.source)
-            .text("namespace", &env.namespace)
-            .text("release", &chart.name)
+        key.text("namespace", &namespace)
+            .text("release", &release)
             .text("helm", &helm_identity);
         let render_key = key.finish();
         let objects: Option<Vec<Object>> = cache.get("render", &render_key);
         jobs.push(Job {
             chart,
             namespace,
+            release,
             resolved,
             platform: false,
             layers,
@@ -490,11 +509,6 @@ pub async fn render_with(
             _ => None,
         };
     }
-    let applications = if with_applications {
-        gitops::render_all(repo.root(), &env.source)?
-    } else {
-        Vec::new()
-    };
     let app_objects: Vec<Object> = applications.iter().flat_map(|a| a.objects.clone()).collect();
     let app_text: String = applications.iter().map(|a| a.text.as_str()).collect();
     let app_validate_key = validate_key(&format!("applications\0{app_text}\0{run_key}"));
@@ -548,7 +562,7 @@ pub async fn render_with(
                             Err(err) => Err(RenderError::from(err)),
                             Ok(copy) => {
                                 let dir = copy.as_ref().map_or(&job.chart.dir, |(_, dir)| dir);
-                                helm.template(&job.chart.name, dir, &job.namespace, &job.layers)
+                                helm.template(&job.release, dir, &job.namespace, &job.layers)
                                     .await
                                     .map_err(RenderError::from)
                             }
@@ -713,9 +727,11 @@ pub async fn render_with(
         .collect();
     found.extend(policy::check(&env, &other_envs, &located));
     for job in jobs.iter().filter(|j| !j.platform && j.wraps_upstream()) {
-        // A function of the chart's tree and values files, which the render key covers.
+        // A function of the chart's tree and values files, which the render key covers, and of the
+        // environment, whose values file the findings name.
         let key = KeyBuilder::new()
             .text("upstream-values", &job.render_key)
+            .text("env", &env.name)
             .finish();
         let upstream = cache.get("validate", &key).unwrap_or_else(|| {
             let upstream = upstream_findings(job.chart, job.resolved, &env.name, &options.values);

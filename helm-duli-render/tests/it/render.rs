@@ -407,12 +407,12 @@ fn every_cached_input_invalidates_the_cache_when_changed() {
             Box::new(|r| std::fs::write(r.path("extra.yml"), "replicas: 1\n# changed\n").unwrap()),
         ),
         (
-            "environment file",
+            "destination namespace of good's Application",
             Box::new(|r| {
                 r.replace(
-                    "gitops/environments/staging.yml",
-                    "log_level: debug",
-                    "log_level: info",
+                    "gitops/applications/good.yml.j2",
+                    "namespace: {{ namespace }}\n  syncPolicy",
+                    "namespace: good-system\n  syncPolicy",
                 )
             }),
         ),
@@ -422,6 +422,17 @@ fn every_cached_input_invalidates_the_cache_when_changed() {
         assert_eq!(status(&repo), "rendered", "changing the {what} must re-render");
         assert_eq!(status(&repo), "cached", "after changing the {what}");
     }
+    // helm reads none of the environment file: a key it does not pass to the chart misses nothing.
+    repo.replace(
+        "gitops/environments/staging.yml",
+        "log_level: debug",
+        "log_level: info",
+    );
+    assert_eq!(
+        status(&repo),
+        "cached",
+        "the environment file is not a helm input"
+    );
     // --set values.
     assert_eq!(
         good_status(&repo, &["--values", &extra, "--set", "config.EXTRA=b"], None).0,

@@ -306,3 +306,77 @@ fn staging_and_prod_render_every_chart_and_the_platform_charts_with_none_externa
     assert_eq!(code, 0, "{stderr}");
     check(&report);
 }
+
+/// Argo CD renders each chart into its Application's `spec.destination.namespace`, and so does render: an
+/// operator chart's objects land in its fixed namespace in both environments, an environment chart's in the
+/// environment's namespace. A chart whose helm inputs are the same in both environments (values files
+/// with the same contents, same namespace and release) goes through `helm template` once per run: a
+/// `HELM_BIN` wrapper counts the invocations (a test double for counting; the real helm renders).
+#[test]
+fn charts_render_into_their_applications_namespace_and_shared_inputs_render_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = RepoCopy::new("generic");
+    let server = ChartRepoServer::serve(&shared_chart_repo());
+    let log = repo.path("helm-template.log");
+    let helm = repo.path("counting-helm");
+    std::fs::write(
+        &helm,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = template ]; then echo \"$2\" >> '{}'; fi\nexec '{}' \"$@\"\n",
+            log.display(),
+            common::helm4().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let report = repo.path("report.json");
+    let mirror = mirror(&server);
+    let mut cmd = repo.cmd(&["staging", "prod", "--chart-mirror", &mirror, "--no-validate"]);
+    cmd.env("HELM_BIN", &helm).arg("--report").arg(&report);
+    let (code, _, stderr) = run(&mut cmd);
+    assert_eq!(code, 0, "{stderr}");
+    let report = read_json(&report);
+    let envs = report["environments"].as_array().unwrap();
+    assert_eq!(envs.len(), 2);
+    for env in envs {
+        let name = env["env"].as_str().unwrap();
+        let objects = |chart_name: &str| chart(env, chart_name)["objects"].to_string();
+        // postgres-operator's Application: destination cnpg-system.
+        let operator = objects("postgres-operator");
+        assert!(
+            operator.contains("\"Deployment/cnpg-system/"),
+            "{name}: {operator}"
+        );
+        assert!(!operator.contains(&format!("/{name}/")), "{name}: {operator}");
+        // backend's Application: destination the environment's namespace.
+        let backend = objects("backend");
+        assert!(
+            backend.contains(&format!("\"Deployment/{name}/")),
+            "{name}: {backend}"
+        );
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let runs = |release: &str| text.lines().filter(|l| *l == release).count();
+    // Values files byte-identical in staging and prod, fixed destination: once for both.
+    for shared in [
+        "argocd-ingress",
+        "cert-manager-issuers",
+        "keycloak-operator",
+        "kube-prometheus-stack",
+        "loki",
+        "postgres-operator",
+        "rabbitmq-operator",
+        "rabbitmq-topology-operator",
+        "redis-operator",
+    ] {
+        assert_eq!(
+            runs(shared),
+            1,
+            "{shared} rendered {} times:\n{text}",
+            runs(shared)
+        );
+    }
+    // Different values and namespaces: once per environment.
+    assert_eq!(runs("backend"), 2, "{text}");
+    assert_eq!(runs("secrets"), 2, "{text}");
+}
