@@ -21,7 +21,7 @@ pub const COMPONENT_LABEL: &str = "duli.one/component";
 pub const SCOPE_LABEL: &str = "duli.one/scope";
 /// The label naming an Application's environment (the descriptor's too).
 pub use shared::descriptor::ENVIRONMENT_LABEL;
-/// The label saying which tool created an object outside Argo CD (value [`crate::namespaces::MANAGED_BY`]).
+/// The label saying which tool created an object outside Argo CD (value `duli`, `namespaces::MANAGED_BY`).
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Argo CD's sync-wave annotation (a string holding an integer, default 0).
 pub const WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
