@@ -49,11 +49,16 @@ fn child_process_entry() {
                 }
                 return Ok(Outcome::Child(7));
             }
-            "stdout" | "stdout-full" => {
+            "stdout" | "stdout-full" | "stdout-fd3" => {
+                // Here, not in the shell: the test harness's own header would fail first.
                 if scenario == "stdout-full" {
-                    // Here, not in the shell: the test harness's own header would fail first.
                     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
                     rustix::stdio::dup2_stdout(&full).unwrap();
+                }
+                if scenario == "stdout-fd3" {
+                    // The shell's fd 3 is the pipe; reopening it through /dev/fd needs no unsafe.
+                    let pipe = std::fs::OpenOptions::new().write(true).open("/dev/fd/3").unwrap();
+                    rustix::stdio::dup2_stdout(&pipe).unwrap();
                 }
                 let line = "x".repeat(1023) + "\n";
                 for _ in 0..1024 {
@@ -290,7 +295,9 @@ fn stdout_to_dev_null_is_not_a_closed_stdout() {
 
 #[test]
 fn a_broken_pipe_on_stdout_is_quiet() {
-    let (status, stderr) = run_shell("| head -c 1 >/dev/null");
+    // The pipe arrives as fd 3 and becomes stdout only inside the scenario: the harness's header goes to
+    // /dev/null, so only the command's own writes can meet the closed pipe.
+    let (status, stderr) = run_shell_scenario("stdout-fd3", "3>&1 >/dev/null | head -c 1 >/dev/null");
     // pipefail reports the writer's own code: quiet success.
     assert!(matches!(status, Some(0)), "{status:?} {stderr}");
     assert!(error_lines(&stderr).is_empty(), "{stderr}");
