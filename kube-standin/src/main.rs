@@ -53,6 +53,18 @@ enum Command {
         /// repeatable, the last is active. Without it `--simulate-ready` makes a 2048-bit key on first use.
         #[arg(long = "sealing-key", value_name = "FILE")]
         sealing_keys: Vec<PathBuf>,
+        /// Serve a git repository to the Argo CD controller: Applications whose repoURL is REPO_URL are
+        /// rendered from DIR with real helm and applied, as Argo CD does; repeatable. Needs
+        /// --simulate-ready.
+        #[arg(long = "argocd", value_name = "REPO_URL=DIR", value_parser = kube_standin::controllers::argocd_repo::ServedRepo::parse)]
+        argocd_repos: Vec<kube_standin::controllers::argocd_repo::ServedRepo>,
+        /// Fetch charts of upstream repository FROM (an http(s)/oci URL, or * for every one) from TO when
+        /// the Argo CD repo-server builds chart dependencies; repeatable.
+        #[arg(long = "chart-mirror", value_name = "FROM=TO", value_parser = kube_standin::controllers::argocd_repo::ChartMirror::parse)]
+        chart_mirrors: Vec<kube_standin::controllers::argocd_repo::ChartMirror>,
+        /// The helm binary the Argo CD repo-server runs.
+        #[arg(long, value_name = "PATH", default_value = "helm")]
+        helm: PathBuf,
     },
 }
 
@@ -74,7 +86,13 @@ async fn main() -> anyhow::Result<()> {
         protos,
         denials,
         sealing_keys,
+        argocd_repos,
+        chart_mirrors,
+        helm,
     } = Cli::parse().command;
+    if !argocd_repos.is_empty() && simulate_ready.is_none() {
+        anyhow::bail!("--argocd needs --simulate-ready (the Argo CD controller runs with the simulation)");
+    }
     let mut builder = StandIn::builder().port(port);
     for c in crds {
         builder = if c.is_dir() {
@@ -98,6 +116,13 @@ async fn main() -> anyhow::Result<()> {
     for denial in denials {
         builder = builder.denial(denial);
     }
+    for repo in argocd_repos {
+        builder = builder.argocd_repo(repo);
+    }
+    for mirror in chart_mirrors {
+        builder = builder.chart_mirror(mirror);
+    }
+    builder = builder.helm_binary(helm);
     if let Some(delay) = simulate_ready {
         builder = builder.simulate_ready(delay);
     }

@@ -55,6 +55,7 @@ pub struct Builder {
     openapi: Option<PathBuf>,
     protos: Option<PathBuf>,
     sealing_keys: Vec<PathBuf>,
+    argocd: crate::controllers::argocd_repo::RepoServerConfig,
 }
 
 /// A running in-memory Kubernetes API server on `127.0.0.1`.
@@ -90,6 +91,11 @@ impl StandIn {
             openapi: None,
             protos: None,
             sealing_keys: Vec::new(),
+            argocd: crate::controllers::argocd_repo::RepoServerConfig {
+                repos: Vec::new(),
+                mirrors: Vec::new(),
+                helm: PathBuf::from("helm"),
+            },
         }
     }
 
@@ -420,6 +426,27 @@ impl Builder {
         self
     }
 
+    /// Serves a repository to the Argo CD controller (`--argocd REPO_URL=DIR`): Applications whose
+    /// `repoURL` is this one are rendered from the directory with real helm and applied, instead of
+    /// reporting what is already there (see [`crate::controllers::argocd_sync`]). Needs
+    /// [`Builder::simulate_ready`].
+    pub fn argocd_repo(mut self, repo: crate::controllers::argocd_repo::ServedRepo) -> Self {
+        self.argocd.repos.push(repo);
+        self
+    }
+
+    /// A chart mirror for the Argo CD repo-server's dependency pulls (`--chart-mirror FROM=TO`).
+    pub fn chart_mirror(mut self, mirror: crate::controllers::argocd_repo::ChartMirror) -> Self {
+        self.argocd.mirrors.push(mirror);
+        self
+    }
+
+    /// The helm binary the Argo CD repo-server runs (default `helm` on `PATH`).
+    pub fn helm_binary(mut self, helm: impl AsRef<Path>) -> Self {
+        self.argocd.helm = helm.as_ref().to_path_buf();
+        self
+    }
+
     /// Reads protobuf bodies with the Kubernetes `.proto` files under `dir` instead of
     /// [`crate::shared_protos_dir`]; a missing folder fails [`Builder::start`].
     pub fn protos_dir(mut self, dir: impl AsRef<Path>) -> Self {
@@ -529,7 +556,8 @@ impl Builder {
                 tracing::error!("kube-standin server failed: {e}");
             }
         });
-        let controllers = crate::controllers::spawn(store.clone(), self.simulate);
+        let argocd = (!self.argocd.repos.is_empty()).then_some(self.argocd);
+        let controllers = crate::controllers::spawn(store.clone(), self.simulate, argocd);
         let simulation = self
             .simulate
             .map(|delay| crate::simulate::spawn(store.clone(), delay));

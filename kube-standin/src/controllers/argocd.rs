@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+use super::argocd_health::HealthStatus;
 use super::{
     Controller, Requeue, SeededGenerations, delete, deleting, read, remove_finalizer, warn, write_status,
 };
@@ -61,10 +62,30 @@ pub struct SyncOutcome {
     pub resources: Vec<ManagedResource>,
 }
 
-/// How an Application's source becomes resources: render and apply it (a later source), or observe what
-/// is there ([`ObservedSource`]). Called under the store lock; an `Err` is reported as Argo CD's
-/// `ComparisonError` condition with the message, and the Application stays `OutOfSync`/`Missing`.
+/// How an Application's source becomes resources: render and apply it
+/// ([`super::argocd_sync::RenderedSource`], `--argocd`), or observe what is there ([`ObservedSource`]).
+/// Called under the store lock; an `Err` from [`ApplicationSource::sync`] is reported as Argo CD's
+/// `ComparisonError` condition with the message, and the Application stays `Unknown`/`Missing`.
 pub trait ApplicationSource: Send {
+    /// Whether `app` can be synced now; `false` while its manifests are still being produced (the
+    /// controller asks again shortly). Must not block.
+    fn prepare(&mut self, _st: &State, _app: &Value) -> bool {
+        true
+    }
+    /// The revision the source holds for `app` now (a change triggers a sync); `None`: it never changes.
+    fn current_revision(&mut self, _app: &Value) -> Option<String> {
+        None
+    }
+    /// How often to look at [`ApplicationSource::current_revision`] again (the repo-server's polling).
+    fn poll_interval(&self) -> Option<Duration> {
+        None
+    }
+    /// Forgets a deleted Application.
+    fn forget(&mut self, _app: &ObjKey) {}
+    /// The health of one managed resource; `None` when it has no health check (it does not count).
+    fn health(&self, _st: &State, _resource: &ManagedResource) -> Option<(HealthStatus, String)> {
+        None
+    }
     /// Syncs `app` (the stored Application) and reports the outcome.
     fn sync(&mut self, st: &mut State, app: &Value) -> Result<SyncOutcome, String>;
 }
@@ -124,6 +145,16 @@ pub fn tracked_by(obj: &Value, app: &str) -> bool {
         })
 }
 
+/// Whether `app` (deploying into `dest`) manages the object at `k`: tracked in its destination namespace,
+/// or anywhere (cluster-scoped CRDs and ClusterRoles of an operator's chart) by its tracking annotation.
+fn managed_by(k: &ObjKey, obj: &Value, app: &str, dest: &str) -> bool {
+    let annotated = || {
+        get_str(obj, &["metadata", "annotations", TRACKING_ANNOTATION])
+            .is_some_and(|t| t.split(':').next() == Some(app))
+    };
+    (k.namespace == dest && tracked_by(obj, app)) || (annotated() && tracked_by(obj, app))
+}
+
 /// The Application names an object is tracked by.
 fn trackers(obj: &Value) -> Vec<String> {
     let mut out = Vec::new();
@@ -138,7 +169,8 @@ fn trackers(obj: &Value) -> Vec<String> {
     out
 }
 
-fn destination_namespace(app: &Value) -> String {
+/// The namespace an Application deploys into.
+pub fn destination_namespace(app: &Value) -> String {
     get_str(app, &["spec", "destination", "namespace"])
         .or_else(|| get_str(app, &["metadata", "namespace"]))
         .unwrap_or("")
@@ -168,12 +200,13 @@ fn source_type(app: &Value) -> &'static str {
     }
 }
 
-/// What an Application's status depends on: its identity, spec and unready override.
+/// What an Application's status depends on: its identity, spec, unready override and source revision.
 #[derive(Debug, Clone, PartialEq)]
 struct Signature {
     uid: String,
     spec: Value,
     unready: Option<String>,
+    revision: Option<String>,
 }
 
 /// Argo CD's application controller (see the module docs).
@@ -185,6 +218,8 @@ pub struct ApplicationController {
     done: HashMap<ObjKey, Signature>,
     /// The signature waiting for its delay.
     due: HashMap<ObjKey, (Signature, Instant)>,
+    /// When each Application's source is looked at again.
+    polls: HashMap<ObjKey, Instant>,
 }
 
 impl ApplicationController {
@@ -201,6 +236,7 @@ impl ApplicationController {
             seeded: SeededGenerations::default(),
             done: HashMap::new(),
             due: HashMap::new(),
+            polls: HashMap::new(),
         }
     }
 
@@ -217,7 +253,7 @@ impl ApplicationController {
         let dest = destination_namespace(app);
         let managed: Vec<(ObjKey, bool)> = st
             .objects()
-            .filter(|(k, o)| k.namespace == dest && *k != app_key && tracked_by(o, &app_key.name))
+            .filter(|(k, o)| *k != app_key && managed_by(k, o, &app_key.name, &dest))
             .map(|(k, o)| (k.clone(), super::deleting(o)))
             .collect();
         for (k, is_deleting) in &managed {
@@ -227,7 +263,7 @@ impl ApplicationController {
         }
         let left = st
             .objects()
-            .any(|(k, o)| k.namespace == dest && k != app_key && tracked_by(o, &app_key.name));
+            .any(|(k, o)| k != app_key && managed_by(k, o, &app_key.name, &dest));
         if !left {
             for f in finalizers {
                 warn(
@@ -259,6 +295,91 @@ impl ApplicationController {
                 remove_finalizer(st, project_key, RESOURCES_FINALIZER),
             );
         }
+    }
+
+    /// `status.resources` entries (with each one's health) and the Application's health: the worst of its
+    /// resources', with that resource's message.
+    fn resources_and_health(
+        &self,
+        st: &State,
+        resources: &[ManagedResource],
+    ) -> (Vec<Value>, (HealthStatus, String)) {
+        let mut worst = (HealthStatus::Healthy, String::new());
+        let entries = resources
+            .iter()
+            .map(|r| {
+                let mut v = json!({"version": r.version, "kind": r.kind, "namespace": r.namespace,
+                                   "name": r.name, "status": "Synced"});
+                if !r.group.is_empty() {
+                    v["group"] = json!(r.group);
+                }
+                if let Some((status, message)) = self.source.health(st, r) {
+                    v["health"] = json!({"status": status.as_str()});
+                    if !message.is_empty() {
+                        v["health"]["message"] = json!(message);
+                    }
+                    if status > worst.0 {
+                        let what = format!("{} {}", r.kind, r.name);
+                        let message = if message.is_empty() {
+                            what
+                        } else {
+                            format!("{what}: {message}")
+                        };
+                        worst = (status, message);
+                    }
+                }
+                v
+            })
+            .collect();
+        (entries, worst)
+    }
+
+    /// Re-evaluates a synced Application's health from its live resources (they change after the sync);
+    /// reports whether one of them is gone.
+    fn refresh_health(&self, st: &mut State, app_key: &ObjKey, app: &Value) -> bool {
+        let Some(status) = app.get("status") else {
+            return false;
+        };
+        if status.pointer("/sync/status") != Some(&json!("Synced")) {
+            return false;
+        }
+        let resources: Vec<ManagedResource> = status
+            .get("resources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|r| ManagedResource {
+                group: get_str(r, &["group"]).unwrap_or("").to_string(),
+                version: get_str(r, &["version"]).unwrap_or("").to_string(),
+                kind: get_str(r, &["kind"]).unwrap_or("").to_string(),
+                namespace: get_str(r, &["namespace"]).unwrap_or("").to_string(),
+                name: get_str(r, &["name"]).unwrap_or("").to_string(),
+            })
+            .collect();
+        let (entries, health) = self.resources_and_health(st, &resources);
+        let mut next = status.clone();
+        let moved = status.pointer("/health/status") != Some(&json!(health.0.as_str()));
+        next["resources"] = json!(entries);
+        next["health"]["status"] = json!(health.0.as_str());
+        match health.1.as_str() {
+            "" => {
+                if let Some(h) = next["health"].as_object_mut() {
+                    h.remove("message");
+                }
+            }
+            m => next["health"]["message"] = json!(m),
+        }
+        if moved {
+            next["health"]["lastTransitionTime"] = json!(now_rfc3339());
+        }
+        if next != *status {
+            warn(
+                MANAGER,
+                "writing Application health",
+                write_status(st, app_key, next),
+            );
+        }
+        health.0 == HealthStatus::Missing
     }
 
     fn status(&mut self, st: &mut State, app: &Value, unready: Option<&str>) -> Value {
@@ -313,18 +434,7 @@ impl ApplicationController {
                     );
                 }
                 Ok(outcome) => {
-                    let resources: Vec<Value> = outcome
-                        .resources
-                        .iter()
-                        .map(|r| {
-                            let mut v = json!({"version": r.version, "kind": r.kind, "namespace": r.namespace,
-                                               "name": r.name, "status": "Synced"});
-                            if !r.group.is_empty() {
-                                v["group"] = json!(r.group);
-                            }
-                            v
-                        })
-                        .collect();
+                    let (resources, health) = self.resources_and_health(st, &outcome.resources);
                     let already = previous.pointer("/sync/status") == Some(&json!("Synced"))
                         && previous.pointer("/sync/comparedTo") == Some(&compared)
                         && previous.pointer("/sync/revision") == Some(&json!(outcome.revision));
@@ -332,11 +442,12 @@ impl ApplicationController {
                         "sync".into(),
                         json!({"status": "Synced", "revision": outcome.revision, "comparedTo": compared}),
                     );
-                    s.insert(
-                        "health".into(),
-                        json!({"status": "Healthy",
-                        "lastTransitionTime": health_since("Healthy")}),
-                    );
+                    let mut h = json!({"status": health.0.as_str(),
+                        "lastTransitionTime": health_since(health.0.as_str())});
+                    if !health.1.is_empty() {
+                        h["message"] = json!(health.1);
+                    }
+                    s.insert("health".into(), h);
                     s.insert("resources".into(), json!(resources));
                     let initiated = if spec.pointer("/syncPolicy/automated").is_some() {
                         json!({"automated": true})
@@ -444,6 +555,8 @@ impl Controller for ApplicationController {
             if event.kind == EventType::Deleted {
                 self.done.remove(k);
                 self.due.remove(k);
+                self.polls.remove(k);
+                self.source.forget(k);
                 // A project waiting for its Applications to go.
                 keys.extend(
                     st.objects()
@@ -461,23 +574,21 @@ impl Controller for ApplicationController {
         if k.group == "argoproj.io" && k.plural == "appprojects" {
             return vec![k.clone()];
         }
-        // A managed resource gone: an Application waiting on it may finish.
-        if event.kind == EventType::Deleted {
-            let names = trackers(&event.object);
-            if !names.is_empty() {
-                return st
-                    .objects()
-                    .filter(|(a, o)| {
-                        a.group == "argoproj.io"
-                            && a.plural == "applications"
-                            && names.contains(&a.name)
-                            && deleting(o)
-                    })
-                    .map(|(a, _)| a.clone())
-                    .collect();
-            }
+        // A managed resource changed: its Application's health may move, and an Application being deleted
+        // may finish once it is gone.
+        let names = trackers(&event.object);
+        if names.is_empty() {
+            return Vec::new();
         }
-        Vec::new()
+        st.objects()
+            .filter(|(a, o)| {
+                a.group == "argoproj.io"
+                    && a.plural == "applications"
+                    && names.contains(&a.name)
+                    && (deleting(o) || self.done.contains_key(a))
+            })
+            .map(|(a, _)| a.clone())
+            .collect()
     }
 
     fn reconcile(&mut self, st: &mut State, app_key: &ObjKey, queue: &Requeue) {
@@ -497,9 +608,22 @@ impl Controller for ApplicationController {
             uid: get_str(&obj, &["metadata", "uid"]).unwrap_or("").to_string(),
             spec: obj.get("spec").cloned().unwrap_or(json!({})),
             unready: unready.clone(),
+            revision: self.source.current_revision(&obj),
         };
+        if let Some(every) = self.source.poll_interval() {
+            let now = Instant::now();
+            if self.polls.get(app_key).is_none_or(|at| *at <= now) {
+                self.polls.insert(app_key.clone(), now + every);
+                queue.after(app_key, every);
+            }
+        }
         if self.done.get(app_key) == Some(&sig) {
-            return;
+            let gone = self.refresh_health(st, app_key, &obj);
+            // selfHeal: a managed resource deleted behind Argo CD's back is synced back.
+            if !(gone && obj.pointer("/spec/syncPolicy/automated/selfHeal") == Some(&json!(true))) {
+                return;
+            }
+            self.done.remove(app_key);
         }
         if unready.is_none() && self.seeded.frozen(st, app_key, &obj) {
             self.done.insert(app_key.clone(), sig);
@@ -518,6 +642,10 @@ impl Controller for ApplicationController {
                 queue.after(app_key, self.delay);
                 return;
             }
+        }
+        if unready.is_none() && !self.source.prepare(st, &obj) {
+            queue.after(app_key, Duration::from_millis(200));
+            return;
         }
         self.due.remove(app_key);
         let status = self.status(st, &obj, unready.as_deref());

@@ -193,7 +193,7 @@ mod tests {
     #[tokio::test]
     async fn a_dependent_with_another_owner_survives_until_the_last_goes() {
         let store = Store::new();
-        let controllers = crate::controllers::spawn(store.clone(), None);
+        let controllers = crate::controllers::spawn(store.clone(), None, None);
         let uid = |name: &str| store.get("configmaps", "default", name).unwrap()["metadata"]["uid"].clone();
         for name in ["a", "b"] {
             store

@@ -9,6 +9,9 @@
 //! simulation's kubelet stand-in ([`crate::simulate`]), which is what moves the workload controllers on.
 
 pub mod argocd;
+pub mod argocd_health;
+pub mod argocd_repo;
+pub mod argocd_sync;
 pub mod deployment;
 pub mod garbage_collector;
 pub mod job;
@@ -64,7 +67,11 @@ impl Requeue {
 
 /// Starts the controllers: the garbage collector and namespace controller always, the workload and Argo
 /// CD controllers when `simulate` gives the operators' delay.
-pub fn spawn(store: Store, simulate: Option<Duration>) -> JoinHandle<()> {
+pub fn spawn(
+    store: Store,
+    simulate: Option<Duration>,
+    argocd: Option<argocd_repo::RepoServerConfig>,
+) -> JoinHandle<()> {
     let mut controllers: Vec<Box<dyn Controller>> = vec![
         Box::new(garbage_collector::GarbageCollector),
         Box::new(namespace::NamespaceController),
@@ -74,7 +81,15 @@ pub fn spawn(store: Store, simulate: Option<Duration>) -> JoinHandle<()> {
         controllers.push(Box::new(replicaset::ReplicaSetController::default()));
         controllers.push(Box::new(statefulset::StatefulSetController::default()));
         controllers.push(Box::new(job::JobController::default()));
-        controllers.push(Box::new(argocd::ApplicationController::new(delay)));
+        let application_controller = match argocd.map(argocd_sync::RenderedSource::new) {
+            Some(Ok(source)) => argocd::ApplicationController::with_source(delay, Box::new(source)),
+            Some(Err(e)) => {
+                tracing::error!("argocd: cannot create the repo-server's cache directory: {e}");
+                argocd::ApplicationController::new(delay)
+            }
+            None => argocd::ApplicationController::new(delay),
+        };
+        controllers.push(Box::new(application_controller));
     }
     if let Some(keys) = store.lock().overrides.sealing.clone() {
         controllers.push(Box::new(sealed_secrets::SealedSecretsController::new(keys)));

@@ -5,6 +5,7 @@
 //! - `protocol`: raw-HTTP checks of watch, errors, access reviews, admin endpoints, simulation;
 //! - `binary`: the `kube-standin serve` command;
 //! - `controllers`: Deployment/StatefulSet/Job controllers, garbage collection, namespaces, Argo CD.
+//! - `argocd_sync`: `--argocd`: Applications rendered with real helm and applied, errors, pruning, mirrors.
 //! - `printing`: server-side Tables (`kubectl get`, `-o wide`, `-w`, CRD columns) and `kubectl scale`;
 //! - `openapi_explain`: `/openapi/v2|v3`, `kubectl explain`, client-side `apply` and `diff`.
 //! - `real_clients`: kubectl `create`/`auth can-i` (protobuf bodies), helm 4 and 3 lifecycles with no proxy,
@@ -12,6 +13,7 @@
 //! - `sealed_secrets`: the sealed-secrets controller unsealing what kubesealpy sealed, its endpoints.
 //! - `platform_charts`: the real cert-manager, sealed-secrets and argo-cd charts installed by helm 4 and 3.
 
+mod argocd_sync;
 mod binary;
 mod bridges;
 mod common;
