@@ -204,6 +204,7 @@ impl Registry {
         #[rustfmt::skip]
         let mut types = vec![
             builtin("", "v1", "Namespace", "namespaces", false, &["ns"], true, vec![]),
+            builtin("", "v1", "Node", "nodes", false, &["no"], true, vec![proxy("NodeProxyOptions")]),
             builtin("", "v1", "Secret", "secrets", true, &[], false, vec![]),
             builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, vec![]),
             builtin("", "v1", "Service", "services", true, &["svc"], true, vec![proxy("ServiceProxyOptions")]),

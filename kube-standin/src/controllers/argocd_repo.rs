@@ -361,9 +361,13 @@ impl RepoServerConfig {
         helm_home: &Path,
     ) -> Result<(), String> {
         let source = self.mirrored(repo);
-        let partial = store.with_extension("partial");
-        let _ = std::fs::remove_dir_all(&partial);
-        std::fs::create_dir_all(&partial).map_err(|e| load_failure(&e.to_string()))?;
+        // A directory of this pull's own: two Applications may pull the same chart at once.
+        let parent = store.parent().unwrap_or(store);
+        std::fs::create_dir_all(parent).map_err(|e| load_failure(&e.to_string()))?;
+        let partial = tempfile::Builder::new()
+            .prefix(".pull-")
+            .tempdir_in(parent)
+            .map_err(|e| load_failure(&e.to_string()))?;
         let mut cmd = self.helm_command(helm_home);
         cmd.arg("pull");
         if source.starts_with("oci://") {
@@ -374,19 +378,27 @@ impl RepoServerConfig {
         if !version.is_empty() {
             cmd.args(["--version", version]);
         }
-        cmd.arg("--destination").arg(&partial);
+        cmd.arg("--destination").arg(partial.path());
         let output = cmd
             .output()
             .map_err(|e| load_failure(&format!("running {}: {e}", self.helm.display())))?;
         if !output.status.success() {
-            let _ = std::fs::remove_dir_all(&partial);
             return Err(load_failure(&format!(
                 "`helm dependency build` failed: pulling {name} {version} from {source}: {}",
                 String::from_utf8_lossy(&output.stderr).trim()
             )));
         }
-        // Renamed into place: a render never sees half a download.
-        std::fs::rename(&partial, store).map_err(|e| load_failure(&e.to_string()))
+        // Renamed into place: a render never sees half a download; if another pull won, its copy serves.
+        let partial = partial.keep();
+        if std::fs::rename(&partial, store).is_err() {
+            let _ = std::fs::remove_dir_all(&partial);
+            if !store.is_dir() {
+                return Err(load_failure(&format!(
+                    "storing {name} {version} in the chart cache failed"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 //! The controllers a real cluster runs, driven by the store's events like [`crate::simulate`]:
 //! the garbage collector and the namespace controller (always, as kube-controller-manager always runs),
-//! and — with `--simulate-ready` — the Deployment, ReplicaSet, StatefulSet and Job controllers and Argo
+//! and — with `--simulate-ready` — the Deployment, ReplicaSet, StatefulSet, DaemonSet and Job controllers and Argo
 //! CD's application controller; with `--simulate-ready` or `--sealing-key`, the sealed-secrets controller.
 //!
 //! Each controller says which of its objects an event concerns ([`Controller::watches`]) and reconciles
@@ -12,6 +12,7 @@ pub mod argocd;
 pub mod argocd_health;
 pub mod argocd_repo;
 pub mod argocd_sync;
+pub mod daemonset;
 pub mod deployment;
 pub mod garbage_collector;
 pub mod job;
@@ -80,6 +81,7 @@ pub fn spawn(
         controllers.push(Box::new(deployment::DeploymentController::default()));
         controllers.push(Box::new(replicaset::ReplicaSetController::default()));
         controllers.push(Box::new(statefulset::StatefulSetController::default()));
+        controllers.push(Box::new(daemonset::DaemonSetController::default()));
         controllers.push(Box::new(job::JobController::default()));
         let application_controller = match argocd.map(argocd_sync::RenderedSource::new) {
             Some(Ok(source)) => argocd::ApplicationController::with_source(delay, Box::new(source)),

@@ -797,3 +797,46 @@ async fn an_unready_deployment_keeps_its_pods_unready() {
     .expect("the Deployment completes once its pods are ready")
     .unwrap();
 }
+
+#[tokio::test]
+async fn a_daemonset_runs_one_pod_per_node_and_none_without_nodes() {
+    let api = start().await;
+    let ds = "apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: exporter, namespace: apps}
+spec:
+  selector: {matchLabels: {app: exporter}}
+  template:
+    metadata: {labels: {app: exporter}}
+    spec: {containers: [{name: e, image: node-exporter}]}
+";
+    api.store().insert_yaml(ds).unwrap();
+    eventually("rolled out on no node", || {
+        let ds = api.store().get("daemonsets", "apps", "exporter").unwrap();
+        ds["status"]["observedGeneration"] == 1 && ds["status"]["desiredNumberScheduled"] == 0
+    })
+    .await;
+    api.store()
+        .insert_yaml("apiVersion: v1\nkind: Node\nmetadata: {name: node-a}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: node-b}\n")
+        .unwrap();
+    eventually("one ready pod per node", || {
+        let ds = api.store().get("daemonsets", "apps", "exporter").unwrap();
+        ds["status"]["desiredNumberScheduled"] == 2 && ds["status"]["numberAvailable"] == 2
+    })
+    .await;
+    let mut nodes: Vec<String> = api
+        .store()
+        .list("pods", Some("apps"))
+        .iter()
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap_or("").to_string())
+        .collect();
+    nodes.sort();
+    assert_eq!(nodes, ["node-a", "node-b"]);
+    api.store().delete("nodes", "", "node-b").unwrap();
+    eventually("the gone node's pod removed", || {
+        api.store().list("pods", Some("apps")).len() == 1
+            && api.store().get("daemonsets", "apps", "exporter").unwrap()["status"]["desiredNumberScheduled"]
+                == 1
+    })
+    .await;
+}
