@@ -8,6 +8,35 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kube_standin::StandIn;
+use kube_standin::simulate::{BRIDGE_FORMS, Bridge};
+
+/// Parses `--bridge` values; its errors name the flag and the expected forms but never repeat the
+/// value, which may hold a password.
+#[derive(Clone)]
+struct BridgeParser;
+
+impl clap::builder::TypedValueParser for BridgeParser {
+    type Value = Bridge;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Bridge, clap::Error> {
+        let fail = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '--bridge <SERVICE=ADDRESS>': {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| fail(format!("not UTF-8; expected one of: {BRIDGE_FORMS}")))?;
+        Bridge::parse(text).map_err(fail)
+    }
+}
 
 /// An in-memory Kubernetes API server for end-to-end tests.
 #[derive(Parser)]
@@ -53,6 +82,20 @@ enum Command {
         /// repeatable, the last is active. Without it `--simulate-ready` makes a 2048-bit key on first use.
         #[arg(long = "sealing-key", value_name = "FILE")]
         sealing_keys: Vec<PathBuf>,
+        /// Point the pods the operator simulation creates at a real local server, so port-forwards reach
+        /// it; repeatable, needs --simulate-ready. `postgres=HOST:PORT`: CloudNativePG instance pods,
+        /// port 5432. `redis=HOST:PORT`: redis-operator data pods, port 6379 (the password stays the one
+        /// in the user's Secret). `rabbitmq=USER@HOST:PORT`: RabbitMQ server pods, port 5672, with
+        /// `NAME-default-user` holding USER and the password from $KUBE_STANDIN_RABBITMQ_PASSWORD
+        /// (`rabbitmq=USER:PASSWORD@HOST:PORT` also works but puts the password in argv, visible to
+        /// other users of the machine). `rabbitmq-management=HOST:PORT`: port 15672 of those pods.
+        #[arg(
+            long = "bridge",
+            value_name = "SERVICE=ADDRESS",
+            value_parser = BridgeParser,
+            requires = "simulate_ready"
+        )]
+        bridges: Vec<Bridge>,
     },
 }
 
@@ -74,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
         protos,
         denials,
         sealing_keys,
+        bridges,
     } = Cli::parse().command;
     let mut builder = StandIn::builder().port(port);
     for c in crds {
@@ -97,6 +141,9 @@ async fn main() -> anyhow::Result<()> {
     }
     for denial in denials {
         builder = builder.denial(denial);
+    }
+    for bridge in bridges {
+        builder = builder.bridge(bridge);
     }
     if let Some(delay) = simulate_ready {
         builder = builder.simulate_ready(delay);
