@@ -7,7 +7,13 @@
 //! or when its unready override changes. An override — the annotation `kube-standin/unready: "message"`
 //! or [`crate::StandIn::set_unready`] — makes the object report not-ready with that message instead.
 //! Objects seeded with a status keep it until their spec changes. Side objects are created only when
-//! absent, owned by the object (deleting it cascades).
+//! absent, owned by the object (deleting it cascades). Names, labels and fields follow the operators'
+//! sources as summarized in `shared/reference/operators.md` (CloudNativePG, redis-operator incl.
+//! `RedisSentinel` and embedded Sentinel, RabbitMQ cluster and topology operators, Keycloak).
+//!
+//! [`Bridge`]s (`--bridge`, [`crate::Builder::bridge`]) point the pods created here at real local servers
+//! through [`crate::portforward::FORWARD_ANNOTATION`]; a RabbitMQ bridge's credentials fill
+//! `<name>-default-user`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
