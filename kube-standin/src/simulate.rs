@@ -617,9 +617,10 @@ fn desired_status(key: &ObjKey, obj: &Value, unready: Option<&str>) -> Option<Va
         // RedisSentinel has an empty status struct.
         ("redis.redis.opstreelabs.in", "redissentinels") => return None,
         ("redis.redis.opstreelabs.in", "redisclusters") => {
-            let leaders = int_at(obj, "/spec/clusterSize", 3);
+            let leaders = redis_cluster_replicas(obj, "leader");
+            let followers = redis_cluster_replicas(obj, "follower");
             if ready {
-                json!({"state": "Ready", "reason": "RedisCluster is ready", "readyLeaderReplicas": leaders, "readyFollowerReplicas": leaders})
+                json!({"state": "Ready", "reason": "RedisCluster is ready", "readyLeaderReplicas": leaders, "readyFollowerReplicas": followers})
             } else {
                 json!({"state": "Initializing", "reason": msg, "readyLeaderReplicas": 0, "readyFollowerReplicas": 0})
             }
@@ -1164,13 +1165,12 @@ fn redis_sentinel_objects(ns: &str, name: &str, obj: &Value) -> Vec<Value> {
 /// A `RedisCluster` X (`internal/k8sutils/redis-cluster.go`): StatefulSets `X-leader` and `X-follower`
 /// with their Services, labels `redis_setup_type=cluster`, `role=leader|follower`.
 fn redis_cluster_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -> Vec<Value> {
-    let size = int_at(obj, "/spec/clusterSize", 3);
     let forward = bridges.redis.as_ref().map(|a| format!("6379={a}"));
     let image =
         get_str(obj, &["spec", "kubernetesConfig", "image"]).unwrap_or("quay.io/opstree/redis:v7.0.15");
     let mut out = Vec::new();
     for role in ["leader", "follower"] {
-        let replicas = int_at(obj, &format!("/spec/redis{}/replicas", capitalized(role)), size);
+        let replicas = redis_cluster_replicas(obj, role);
         let app = format!("{name}-{role}");
         let labels = redis_labels(&app, "cluster", role);
         out.extend(redis_set(
@@ -1192,11 +1192,15 @@ fn redis_cluster_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -
     out
 }
 
-fn capitalized(s: &str) -> String {
-    let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-        .unwrap_or_default()
+/// `spec.redisLeader.replicas` / `spec.redisFollower.replicas`, else `spec.clusterSize` (GetReplicaCounts).
+fn redis_cluster_replicas(obj: &Value, role: &str) -> i64 {
+    let size = int_at(obj, "/spec/clusterSize", 3);
+    let field = if role == "leader" {
+        "redisLeader"
+    } else {
+        "redisFollower"
+    };
+    int_at(obj, &format!("/spec/{field}/replicas"), size)
 }
 
 fn keycloak_objects(ns: &str, name: &str, obj: &Value) -> Vec<Value> {
@@ -1546,6 +1550,14 @@ mod tests {
         );
         assert!(names(&sides).contains(&"rc-follower-headless".to_string()));
         assert!(!names(&sides).contains(&"rc-follower-1".to_string()));
+        let s = desired_status(&k, &obj, None).unwrap();
+        assert_eq!(
+            (
+                s["readyLeaderReplicas"].as_i64(),
+                s["readyFollowerReplicas"].as_i64()
+            ),
+            (Some(3), Some(1))
+        );
     }
 
     #[test]
