@@ -942,6 +942,18 @@ fn rabbitmq_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -> Vec
     };
     let host = format!("{name}.{ns}.svc");
     let labels = json!({"app.kubernetes.io/name": name, "app.kubernetes.io/component": "rabbitmq", "app.kubernetes.io/part-of": "rabbitmq"});
+    let mut client = service(
+        ns,
+        name,
+        obj,
+        json!({"app.kubernetes.io/name": name}),
+        json!([{"name": "amqp", "port": 5672, "targetPort": 5672}, {"name": "management", "port": 15672, "targetPort": 15672},
+               {"name": "prometheus", "port": 15692, "targetPort": 15692}]),
+        false,
+    );
+    if let Some(ty) = get_str(obj, &["spec", "service", "type"]) {
+        client["spec"]["type"] = json!(ty);
+    }
     let mut out = vec![
         secret(
             ns,
@@ -963,15 +975,7 @@ fn rabbitmq_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -> Vec
                 ("connection_string", format!("amqp://{user}:{pass}@{host}:5672/")),
             ],
         ),
-        service(
-            ns,
-            name,
-            obj,
-            json!({"app.kubernetes.io/name": name}),
-            json!([{"name": "amqp", "port": 5672, "targetPort": 5672}, {"name": "management", "port": 15672, "targetPort": 15672},
-                   {"name": "prometheus", "port": 15692, "targetPort": 15692}]),
-            false,
-        ),
+        client,
         service(
             ns,
             &format!("{name}-nodes"),
@@ -1637,6 +1641,12 @@ mod tests {
         assert_eq!(
             find(&sides, "StatefulSet", "queue-server")["spec"]["serviceName"],
             "queue-nodes"
+        );
+        assert_eq!(find(&sides, "Service", "queue")["spec"]["type"], "ClusterIP");
+        let lb = json!({"metadata": {"name": "queue"}, "spec": {"service": {"type": "LoadBalancer"}}});
+        assert_eq!(
+            find(&side_objects(&k, &lb, &b), "Service", "queue")["spec"]["type"],
+            "LoadBalancer"
         );
         // Without a bridge: a generated default_user_… name.
         let sides = side_objects(&k, &obj, &Bridges::default());
