@@ -8,6 +8,35 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kube_standin::StandIn;
+use kube_standin::simulate::{BRIDGE_FORMS, Bridge};
+
+/// Parses `--bridge` values; its errors name the flag and the expected forms but never repeat the
+/// value, which may hold a password.
+#[derive(Clone)]
+struct BridgeParser;
+
+impl clap::builder::TypedValueParser for BridgeParser {
+    type Value = Bridge;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Bridge, clap::Error> {
+        let fail = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '--bridge <SERVICE=ADDRESS>': {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| fail(format!("not UTF-8; expected one of: {BRIDGE_FORMS}")))?;
+        Bridge::parse(text).map_err(fail)
+    }
+}
 
 /// An in-memory Kubernetes API server for end-to-end tests.
 #[derive(Parser)]
@@ -56,7 +85,7 @@ enum Command {
         /// Serve a git repository to the Argo CD controller: Applications whose repoURL is REPO_URL are
         /// rendered from DIR with real helm and applied, as Argo CD does; repeatable. Needs
         /// --simulate-ready.
-        #[arg(long = "argocd", value_name = "REPO_URL=DIR", value_parser = kube_standin::controllers::argocd_repo::ServedRepo::parse)]
+        #[arg(long = "argocd", value_name = "REPO_URL=DIR", value_parser = kube_standin::controllers::argocd_repo::ServedRepo::parse, requires = "simulate_ready")]
         argocd_repos: Vec<kube_standin::controllers::argocd_repo::ServedRepo>,
         /// Fetch charts of upstream repository FROM (an http(s)/oci URL, or * for every one) from TO when
         /// the Argo CD repo-server builds chart dependencies; repeatable.
@@ -65,6 +94,20 @@ enum Command {
         /// The helm binary the Argo CD repo-server runs.
         #[arg(long, value_name = "PATH", default_value = "helm")]
         helm: PathBuf,
+        /// Point the pods the operator simulation creates at a real local server, so port-forwards reach
+        /// it; repeatable, needs --simulate-ready. `postgres=HOST:PORT`: CloudNativePG instance pods,
+        /// port 5432. `redis=HOST:PORT`: redis-operator data pods, port 6379 (the password stays the one
+        /// in the user's Secret). `rabbitmq=USER@HOST:PORT`: RabbitMQ server pods, port 5672, with
+        /// `NAME-default-user` holding USER and the password from $KUBE_STANDIN_RABBITMQ_PASSWORD
+        /// (`rabbitmq=USER:PASSWORD@HOST:PORT` also works but puts the password in argv, visible to
+        /// other users of the machine). `rabbitmq-management=HOST:PORT`: port 15672 of those pods.
+        #[arg(
+            long = "bridge",
+            value_name = "SERVICE=ADDRESS",
+            value_parser = BridgeParser,
+            requires = "simulate_ready"
+        )]
+        bridges: Vec<Bridge>,
     },
 }
 
@@ -89,10 +132,8 @@ async fn main() -> anyhow::Result<()> {
         argocd_repos,
         chart_mirrors,
         helm,
+        bridges,
     } = Cli::parse().command;
-    if !argocd_repos.is_empty() && simulate_ready.is_none() {
-        anyhow::bail!("--argocd needs --simulate-ready (the Argo CD controller runs with the simulation)");
-    }
     let mut builder = StandIn::builder().port(port);
     for c in crds {
         builder = if c.is_dir() {
@@ -123,6 +164,9 @@ async fn main() -> anyhow::Result<()> {
         builder = builder.chart_mirror(mirror);
     }
     builder = builder.helm_binary(helm);
+    for bridge in bridges {
+        builder = builder.bridge(bridge);
+    }
     if let Some(delay) = simulate_ready {
         builder = builder.simulate_ready(delay);
     }

@@ -7,7 +7,8 @@
 //! handshake; when the client sends Close the TCP write halves are shut and the handshake completed.
 //!
 //! Targets come from [`crate::Builder::port_forward`] or the pod annotation
-//! `kube-standin/forward: "5432=127.0.0.1:5432,9187=127.0.0.1:9187"`. SPDY (kubectl port-forward) is
+//! `kube-standin/forward: "5432=127.0.0.1:5432,9187=127.0.0.1:9187"`, which the operator simulation puts
+//! on the pods it creates when given bridges (`--bridge`, [`crate::Builder::bridge`]). SPDY (kubectl port-forward) is
 //! not implemented: kubectl gets a clear 400.
 
 use axum::body::Bytes;

@@ -49,6 +49,7 @@ pub struct Builder {
     forwards: Vec<(String, String, u16, String)>,
     proxies: Vec<(String, String, String)>,
     simulate: Option<Duration>,
+    bridges: crate::simulate::Bridges,
     faults: Vec<Fault>,
     denials: Vec<crate::authz::Denial>,
     port: u16,
@@ -85,6 +86,7 @@ impl StandIn {
             forwards: Vec::new(),
             proxies: Vec::new(),
             simulate: None,
+            bridges: Default::default(),
             faults: Vec::new(),
             denials: Vec::new(),
             port: 0,
@@ -399,6 +401,23 @@ impl Builder {
         self
     }
 
+    /// Points the pods the operator simulation creates at a real local server (`kube-standin serve
+    /// --bridge`): CloudNativePG instance pods forward 5432 to [`Bridge::Postgres`], redis-operator data
+    /// pods 6379 to [`Bridge::Redis`], RabbitMQ server pods 5672 to [`Bridge::Rabbitmq`] (whose
+    /// credentials also fill `NAME-default-user`) and 15672 to [`Bridge::RabbitmqManagement`]. Repeatable;
+    /// the last bridge per service wins. The simulated pods carry it as the annotation
+    /// [`crate::portforward::FORWARD_ANNOTATION`]; without [`Builder::simulate_ready`] there are no such
+    /// pods and [`Builder::start`] fails.
+    ///
+    /// [`Bridge::Postgres`]: crate::simulate::Bridge::Postgres
+    /// [`Bridge::Redis`]: crate::simulate::Bridge::Redis
+    /// [`Bridge::Rabbitmq`]: crate::simulate::Bridge::Rabbitmq
+    /// [`Bridge::RabbitmqManagement`]: crate::simulate::Bridge::RabbitmqManagement
+    pub fn bridge(mut self, bridge: crate::simulate::Bridge) -> Self {
+        self.bridges.add(bridge);
+        self
+    }
+
     /// Adds a fault rule from the start.
     pub fn fault(mut self, fault: Fault) -> Self {
         self.faults.push(fault);
@@ -484,6 +503,11 @@ impl Builder {
         if protobuf.dir().is_dir() {
             protobuf.warm_up();
         }
+        if !self.bridges.is_empty() && self.simulate.is_none() {
+            return Err(Error::Start(
+                "bridges point the pods the operator simulation creates at real servers, but the simulation is off: call Builder::simulate_ready (kube-standin serve: --simulate-ready)".into(),
+            ));
+        }
         let store = Store::new();
         for source in &self.crds {
             for doc in documents(source, true)? {
@@ -558,9 +582,10 @@ impl Builder {
         });
         let argocd = (!self.argocd.repos.is_empty()).then_some(self.argocd);
         let controllers = crate::controllers::spawn(store.clone(), self.simulate, argocd);
+        let bridges = self.bridges;
         let simulation = self
             .simulate
-            .map(|delay| crate::simulate::spawn(store.clone(), delay));
+            .map(|delay| crate::simulate::spawn(store.clone(), delay, bridges));
         Ok(StandIn {
             addr,
             store,

@@ -7,7 +7,13 @@
 //! or when its unready override changes. An override — the annotation `kube-standin/unready: "message"`
 //! or [`crate::StandIn::set_unready`] — makes the object report not-ready with that message instead.
 //! Objects seeded with a status keep it until their spec changes. Side objects are created only when
-//! absent, owned by the object (deleting it cascades).
+//! absent, owned by the object (deleting it cascades). Names, labels and fields follow the operators'
+//! sources as summarized in `shared/reference/operators.md` (CloudNativePG, redis-operator incl.
+//! `RedisSentinel` and embedded Sentinel, RabbitMQ cluster and topology operators, Keycloak).
+//!
+//! [`Bridge`]s (`--bridge`, [`crate::Builder::bridge`]) point the pods created here at real local servers
+//! through [`crate::portforward::FORWARD_ANNOTATION`]; a RabbitMQ bridge's credentials fill
+//! `<name>-default-user`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +31,182 @@ use crate::util::{get_str, now_rfc3339, random_suffix};
 /// The annotation that keeps an object unready, with its value as the message.
 pub const UNREADY_ANNOTATION: &str = "kube-standin/unready";
 
+/// The environment variable `--bridge rabbitmq=USER@HOST:PORT` reads the password from.
+pub const RABBITMQ_PASSWORD_ENV: &str = "KUBE_STANDIN_RABBITMQ_PASSWORD";
+
+/// The forms `--bridge` accepts, for error messages and help.
+pub const BRIDGE_FORMS: &str = "postgres=HOST:PORT, redis=HOST:PORT, rabbitmq=USER@HOST:PORT (password from \
+     $KUBE_STANDIN_RABBITMQ_PASSWORD), rabbitmq=USER:PASSWORD@HOST:PORT (puts the password in argv) or \
+     rabbitmq-management=HOST:PORT";
+
+/// One real local server the simulated operators' pods forward to (`kube-standin serve --bridge`,
+/// [`crate::Builder::bridge`]). Pods the simulation creates carry the annotation
+/// [`crate::portforward::FORWARD_ANNOTATION`] pointing at it, so a port-forward reaches the real server.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Bridge {
+    /// CloudNativePG `Cluster` pods: port 5432.
+    Postgres(String),
+    /// redis-operator data pods (`RedisReplication`, `RedisCluster`): port 6379. The password stays the
+    /// one in the user's Secret (`spec.kubernetesConfig.redisSecret`), as with the real operator.
+    Redis(String),
+    /// `RabbitmqCluster` server pods: port 5672; the `NAME-default-user` Secret carries these credentials
+    /// instead of generated ones.
+    Rabbitmq {
+        /// The user the real server accepts.
+        user: String,
+        /// Its password.
+        password: String,
+        /// `HOST:PORT` of the AMQP listener.
+        addr: String,
+    },
+    /// `RabbitmqCluster` server pods: port 15672 (the management HTTP API/UI).
+    RabbitmqManagement(String),
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bridge::Postgres(a) => write!(f, "postgres={a}"),
+            Bridge::Redis(a) => write!(f, "redis={a}"),
+            Bridge::Rabbitmq { user, addr, .. } => write!(f, "rabbitmq={user}:<redacted>@{addr}"),
+            Bridge::RabbitmqManagement(a) => write!(f, "rabbitmq-management={a}"),
+        }
+    }
+}
+
+/// Checks `HOST:PORT` (a non-empty host, a port 1..=65535).
+fn host_port(service: &str, addr: &str) -> Result<String, String> {
+    let ok = addr.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains('@') && port.parse::<u16>().is_ok_and(|p| p > 0)
+    });
+    if ok {
+        Ok(addr.to_string())
+    } else {
+        Err(format!(
+            "the address of {service} must be HOST:PORT with a port from 1 to 65535 (e.g. {service}=127.0.0.1:{})",
+            match service {
+                "postgres" => 5432,
+                "redis" => 6379,
+                "rabbitmq-management" => 15672,
+                _ => 5672,
+            }
+        ))
+    }
+}
+
+impl Bridge {
+    /// Parses `SERVICE=ADDRESS` (see [`BRIDGE_FORMS`]), reading the RabbitMQ password from
+    /// [`RABBITMQ_PASSWORD_ENV`] when the address has no `:PASSWORD`. Errors never repeat a password.
+    pub fn parse(value: &str) -> Result<Bridge, String> {
+        Self::parse_with(value, |k| std::env::var(k).ok())
+    }
+
+    /// [`Bridge::parse`] with the environment given as a lookup function.
+    pub fn parse_with(value: &str, env: impl Fn(&str) -> Option<String>) -> Result<Bridge, String> {
+        let Some((service, addr)) = value.split_once('=') else {
+            return Err(format!("expected SERVICE=ADDRESS, one of: {BRIDGE_FORMS}"));
+        };
+        match service.trim() {
+            "postgres" => Ok(Bridge::Postgres(host_port("postgres", addr.trim())?)),
+            "redis" => Ok(Bridge::Redis(host_port("redis", addr.trim())?)),
+            "rabbitmq-management" => Ok(Bridge::RabbitmqManagement(host_port(
+                "rabbitmq-management",
+                addr.trim(),
+            )?)),
+            "rabbitmq" => {
+                let form = "rabbitmq=USER@HOST:PORT (password from $KUBE_STANDIN_RABBITMQ_PASSWORD) or \
+                            rabbitmq=USER:PASSWORD@HOST:PORT";
+                let Some((creds, hostport)) = addr.rsplit_once('@') else {
+                    return Err(format!("rabbitmq needs a user: {form}"));
+                };
+                let addr = host_port("rabbitmq", hostport.trim())?;
+                let (user, password) = match creds.split_once(':') {
+                    Some((user, password)) => (user.to_string(), password.to_string()),
+                    None => {
+                        let password = env(RABBITMQ_PASSWORD_ENV).filter(|p| !p.is_empty()).ok_or_else(
+                            || {
+                                format!(
+                                    "rabbitmq={creds}@{addr} has no password: set {RABBITMQ_PASSWORD_ENV} \
+                                     (or give rabbitmq=USER:PASSWORD@HOST:PORT, which puts it in argv)"
+                                )
+                            },
+                        )?;
+                        (creds.to_string(), password)
+                    }
+                };
+                if user.is_empty() {
+                    return Err(format!("rabbitmq needs a non-empty user: {form}"));
+                }
+                if password.is_empty() {
+                    return Err(format!("rabbitmq needs a non-empty password: {form}"));
+                }
+                Ok(Bridge::Rabbitmq { user, password, addr })
+            }
+            other => Err(format!(
+                "unknown service {other:?}: expected one of: {BRIDGE_FORMS}"
+            )),
+        }
+    }
+}
+
+/// The bridges in effect (the last one given per service wins).
+#[derive(Clone, Default)]
+pub struct Bridges {
+    postgres: Option<String>,
+    redis: Option<String>,
+    rabbitmq: Option<(String, String, String)>,
+    rabbitmq_management: Option<String>,
+}
+
+impl std::fmt::Debug for Bridges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridges")
+            .field("postgres", &self.postgres)
+            .field("redis", &self.redis)
+            .field(
+                "rabbitmq",
+                &self
+                    .rabbitmq
+                    .as_ref()
+                    .map(|(u, _, a)| format!("{u}:<redacted>@{a}")),
+            )
+            .field("rabbitmq_management", &self.rabbitmq_management)
+            .finish()
+    }
+}
+
+impl Bridges {
+    /// Whether no bridge is set.
+    pub fn is_empty(&self) -> bool {
+        self.postgres.is_none()
+            && self.redis.is_none()
+            && self.rabbitmq.is_none()
+            && self.rabbitmq_management.is_none()
+    }
+
+    /// Adds one bridge.
+    pub fn add(&mut self, bridge: Bridge) {
+        match bridge {
+            Bridge::Postgres(a) => self.postgres = Some(a),
+            Bridge::Redis(a) => self.redis = Some(a),
+            Bridge::Rabbitmq { user, password, addr } => self.rabbitmq = Some((user, password, addr)),
+            Bridge::RabbitmqManagement(a) => self.rabbitmq_management = Some(a),
+        }
+    }
+
+    /// The forward annotation value for a RabbitMQ server pod, if any bridge applies.
+    fn rabbitmq_forward(&self) -> Option<String> {
+        let parts: Vec<String> = [
+            self.rabbitmq.as_ref().map(|(_, _, a)| format!("5672={a}")),
+            self.rabbitmq_management.as_ref().map(|a| format!("15672={a}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!parts.is_empty()).then(|| parts.join(","))
+    }
+}
+
 /// Whether a group/resource is simulated.
 pub fn is_simulated(group: &str, plural: &str) -> bool {
     matches!(
@@ -33,7 +215,7 @@ pub fn is_simulated(group: &str, plural: &str) -> bool {
             | ("rabbitmq.com", _)
             | (
                 "redis.redis.opstreelabs.in",
-                "redisreplications" | "redisclusters"
+                "redisreplications" | "redisclusters" | "redissentinels"
             )
             | ("k8s.keycloak.org", "keycloaks" | "keycloakrealmimports")
             | ("cert-manager.io", "certificates" | "issuers" | "clusterissuers")
@@ -105,8 +287,9 @@ fn read(store: &Store, key: &ObjKey) -> Option<Value> {
     st.get(&rt, &key.namespace, &key.name).cloned()
 }
 
-/// Starts the simulation task.
-pub fn spawn(store: Store, delay: Duration) -> JoinHandle<()> {
+/// Starts the simulation task; pods it creates forward to `bridges`.
+pub fn spawn(store: Store, delay: Duration, bridges: Bridges) -> JoinHandle<()> {
+    let bridges = Arc::new(bridges);
     let mut events = store.subscribe();
     let (poke_tx, mut pokes) = mpsc::unbounded_channel();
     let initial: Vec<(ObjKey, Value)> = {
@@ -135,9 +318,10 @@ pub fn spawn(store: Store, delay: Duration) -> JoinHandle<()> {
                     return; // seeded with a status: keep it until the spec changes
                 }
                 let store = sim.clone();
+                let bridges = bridges.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    reconcile(&store, &key, &sig);
+                    reconcile(&store, &key, &sig, &bridges);
                 });
             };
         for (key, obj) in initial {
@@ -170,7 +354,7 @@ pub fn spawn(store: Store, delay: Duration) -> JoinHandle<()> {
 
 /// Writes the simulated status (and side objects) if the object still has the signature it was
 /// scheduled for.
-fn reconcile(store: &Store, key: &ObjKey, sig: &Signature) {
+fn reconcile(store: &Store, key: &ObjKey, sig: &Signature, bridges: &Bridges) {
     let Some(obj) = read(store, key) else { return };
     let now_sig = signature(store, key, &obj);
     if now_sig.uid != sig.uid || now_sig.generation != sig.generation || now_sig.unready != sig.unready {
@@ -209,7 +393,7 @@ fn reconcile(store: &Store, key: &ObjKey, sig: &Signature) {
         }
     }
     if unready.is_none() {
-        for side in side_objects(key, &obj) {
+        for side in side_objects(key, &obj, bridges) {
             let kind = get_str(&side, &["kind"]).unwrap_or("").to_string();
             let api_version = get_str(&side, &["apiVersion"]).unwrap_or("").to_string();
             let name = get_str(&side, &["metadata", "name"]).unwrap_or("").to_string();
@@ -269,6 +453,52 @@ fn int_at(obj: &Value, pointer: &str, default: i64) -> i64 {
     obj.pointer(pointer).and_then(Value::as_i64).unwrap_or(default)
 }
 
+/// The image a CloudNativePG 1.27 cluster runs: `spec.imageName`, else the operator's default.
+fn cnpg_image(obj: &Value) -> String {
+    get_str(obj, &["spec", "imageName"])
+        .unwrap_or("ghcr.io/cloudnative-pg/postgresql:17.6")
+        .to_string()
+}
+
+/// A stable 64-bit FNV-1a hash of an object's uid (simulated ids must not change between reconciles,
+/// or every reconcile would rewrite the status).
+fn uid_hash(obj: &Value) -> u64 {
+    get_str(obj, &["metadata", "uid"])
+        .unwrap_or("")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+/// PostgreSQL's system identifier: a 19-digit number.
+fn system_id(obj: &Value) -> String {
+    (7_000_000_000_000_000_000 + uid_hash(obj) % 1_000_000_000_000_000_000).to_string()
+}
+
+/// The user name the topology operator generates for a `User` (stable per object); `None` with
+/// `spec.importCredentialsSecret`, whose Secret the simulation does not read.
+fn topology_username(obj: &Value) -> Option<String> {
+    if obj.pointer("/spec/importCredentialsSecret").is_some() {
+        return None;
+    }
+    let alphabet = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut h = uid_hash(obj);
+    (0..24)
+        .map(|_| {
+            let c = alphabet[(h % alphabet.len() as u64) as usize] as char;
+            h = h.rotate_left(7) ^ 0x9e37_79b9_7f4a_7c15;
+            c
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// `RedisReplication.spec.sentinel.size` (0 without an embedded Sentinel).
+fn embedded_sentinel(obj: &Value) -> i64 {
+    int_at(obj, "/spec/sentinel/size", 0).max(0)
+}
+
 /// The status the operator would write, or `None` for kinds without one.
 fn desired_status(key: &ObjKey, obj: &Value, unready: Option<&str>) -> Option<Value> {
     let name = key.name.as_str();
@@ -281,15 +511,31 @@ fn desired_status(key: &ObjKey, obj: &Value, unready: Option<&str>) -> Option<Va
             let n = int_at(obj, "/spec/instances", 1);
             let names: Vec<String> = (1..=n).map(|i| format!("{name}-{i}")).collect();
             if ready {
+                let reported: serde_json::Map<String, Value> = names
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.clone(),
+                            json!({"isPrimary": *p == format!("{name}-1"), "timeLineID": 1}),
+                        )
+                    })
+                    .collect();
                 json!({
                     "phase": "Cluster in healthy state",
                     "instances": n, "readyInstances": n,
                     "currentPrimary": format!("{name}-1"), "targetPrimary": format!("{name}-1"),
-                    "currentPrimaryTimestamp": now,
+                    "currentPrimaryTimestamp": now, "targetPrimaryTimestamp": now,
                     "instanceNames": names, "instancesStatus": {"healthy": names},
+                    "instancesReportedState": reported,
+                    "healthyPVC": names, "pvcCount": n,
                     "writeService": format!("{name}-rw"), "readService": format!("{name}-r"),
                     "latestGeneratedNode": n, "timelineID": 1,
-                    "conditions": [condition("Ready", true, "ClusterIsReady", "Cluster is Ready", generation, &now)]
+                    "image": cnpg_image(obj), "systemID": system_id(obj),
+                    "conditions": [
+                        condition("Ready", true, "ClusterIsReady", "Cluster is Ready", generation, &now),
+                        condition("ConsistentSystemID", true, "Unique",
+                                  "A single, unique system ID was found across reporting instances.", generation, &now)
+                    ]
                 })
             } else {
                 json!({
@@ -326,24 +572,55 @@ fn desired_status(key: &ObjKey, obj: &Value, unready: Option<&str>) -> Option<Va
             }
             s
         }
-        ("rabbitmq.com", _) => json!({
-            "observedGeneration": generation,
-            "conditions": [condition("Ready", ready, if ready { "SuccessfulCreateOrUpdate" } else { "FailedCreateOrUpdate" }, msg, generation, &now)]
-        }),
+        ("rabbitmq.com", plural) => {
+            // The topology operator's conditions (api/v1beta1/conditions.go): no observedGeneration, a
+            // message only when failing.
+            let topo = |ty: &str, ok_reason: &str, failed_reason: &str| {
+                let mut c = json!({"type": ty, "status": if ready { "True" } else { "False" },
+                                   "reason": if ready { ok_reason } else { failed_reason }, "lastTransitionTime": now});
+                if !ready {
+                    c["message"] = json!(msg);
+                }
+                c
+            };
+            let mut s = json!({
+                "observedGeneration": generation,
+                "conditions": [topo("Ready", "SuccessfulCreateOrUpdate", "FailedCreateOrUpdate")]
+            });
+            if plural == "users" && ready {
+                s["conditions"].as_array_mut().expect("an array").push(topo(
+                    "PasswordSynced",
+                    "SuccessfulPasswordSync",
+                    "FailedPasswordSync",
+                ));
+                if let Some(user) = topology_username(obj) {
+                    s["username"] = json!(user);
+                    s["credentials"] = json!({"name": format!("{name}-user-credentials")});
+                }
+            }
+            s
+        }
         ("redis.redis.opstreelabs.in", "redisreplications") => {
+            // GetConnectionInfo (api/redisreplication/v1beta2/redisreplication_types_helper.go).
+            let ns = key.namespace.as_str();
+            let connection = if embedded_sentinel(obj) > 0 {
+                json!({"host": format!("{name}-s-hl.{ns}.svc.cluster.local"), "port": 26379, "masterName": "mymaster"})
+            } else {
+                json!({"host": format!("{name}-master.{ns}.svc.cluster.local"), "port": 6379})
+            };
             if ready {
-                json!({
-                    "masterNode": format!("{name}-0"),
-                    "connectionInfo": {"host": format!("{name}-master.{}.svc.cluster.local", key.namespace), "port": 6379}
-                })
+                json!({"masterNode": format!("{name}-0"), "connectionInfo": connection})
             } else {
                 json!({})
             }
         }
+        // RedisSentinel has an empty status struct.
+        ("redis.redis.opstreelabs.in", "redissentinels") => return None,
         ("redis.redis.opstreelabs.in", "redisclusters") => {
-            let leaders = int_at(obj, "/spec/clusterSize", 3);
+            let leaders = redis_cluster_replicas(obj, "leader");
+            let followers = redis_cluster_replicas(obj, "follower");
             if ready {
-                json!({"state": "Ready", "reason": "RedisCluster is ready", "readyLeaderReplicas": leaders, "readyFollowerReplicas": leaders})
+                json!({"state": "Ready", "reason": "RedisCluster is ready", "readyLeaderReplicas": leaders, "readyFollowerReplicas": followers})
             } else {
                 json!({"state": "Initializing", "reason": msg, "readyLeaderReplicas": 0, "readyFollowerReplicas": 0})
             }
@@ -496,10 +773,29 @@ fn ready_pod(ns: &str, name: &str, owner: &Value, labels: Value, container: &str
                                    "restartCount": 0, "state": {"running": {"startedAt": now}}}]}})
 }
 
+/// Points a simulated pod's port-forwards at a bridge (`PORT=HOST:PORT[,...]`), if there is one.
+fn forwarded(mut pod: Value, forward: Option<&str>) -> Value {
+    if let Some(f) = forward {
+        pod["metadata"]["annotations"] = json!({crate::portforward::FORWARD_ANNOTATION: f});
+    }
+    pod
+}
+
 fn ready_statefulset(ns: &str, name: &str, owner: &Value, replicas: i64, labels: Value) -> Value {
+    ready_statefulset_in(ns, name, &format!("{name}-headless"), owner, replicas, labels)
+}
+
+fn ready_statefulset_in(
+    ns: &str,
+    name: &str,
+    service_name: &str,
+    owner: &Value,
+    replicas: i64,
+    labels: Value,
+) -> Value {
     json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
         "metadata": {"name": name, "namespace": ns, "labels": labels.clone(), "ownerReferences": owner_ref(owner)},
-        "spec": {"replicas": replicas, "serviceName": format!("{name}-headless"), "selector": {"matchLabels": labels.clone()},
+        "spec": {"replicas": replicas, "serviceName": service_name, "selector": {"matchLabels": labels.clone()},
                  "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "main", "image": "standin"}]}}},
         "status": {"observedGeneration": 1, "replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas,
                    "currentReplicas": replicas, "updatedReplicas": replicas,
@@ -512,230 +808,491 @@ fn password(n: usize) -> String {
     format!("{}{}", random_suffix(n / 2), &p[..n - n / 2])
 }
 
-/// Objects the operator creates next to a ready object (created only when absent).
-fn side_objects(key: &ObjKey, obj: &Value) -> Vec<Value> {
+/// redis-operator's labels (`internal/controller/common/labels.go`): `app`, `redis_setup_type`, `role`.
+fn redis_labels(app: &str, setup: &str, role: &str) -> Value {
+    json!({"app": app, "redis_setup_type": setup, "role": role})
+}
+
+fn with_label(labels: &Value, key: &str, value: &str) -> Value {
+    let mut l = labels.clone();
+    l[key] = json!(value);
+    l
+}
+
+/// A CloudNativePG user Secret (`pkg/specs/secrets.go`): the same keys for `app` and `superuser`.
+fn cnpg_secret(ns: &str, cluster: &str, owner: &Value, user_type: &str, user: &str, db: &str) -> Value {
+    let pass = password(64);
+    let host = format!("{cluster}-rw");
+    let suffix = if user_type == "superuser" {
+        "superuser"
+    } else {
+        "app"
+    };
+    secret(
+        ns,
+        &format!("{cluster}-{suffix}"),
+        owner,
+        "kubernetes.io/basic-auth",
+        json!({"cnpg.io/cluster": cluster, "cnpg.io/userType": user_type, "cnpg.io/reload": "true"}),
+        &[
+            ("username", user.to_string()),
+            ("user", user.to_string()),
+            ("password", pass.clone()),
+            ("dbname", db.to_string()),
+            ("host", host.clone()),
+            ("port", "5432".into()),
+            ("pgpass", format!("{host}:5432:{db}:{user}:{pass}\n")),
+            ("uri", format!("postgresql://{user}:{pass}@{host}.{ns}:5432/{db}")),
+            (
+                "jdbc-uri",
+                format!("jdbc:postgresql://{host}.{ns}:5432/{db}?password={pass}&user={user}"),
+            ),
+            (
+                "fqdn-uri",
+                format!("postgresql://{user}:{pass}@{host}.{ns}.svc.cluster.local:5432/{db}"),
+            ),
+            (
+                "fqdn-jdbc-uri",
+                format!(
+                    "jdbc:postgresql://{host}.{ns}.svc.cluster.local:5432/{db}?password={pass}&user={user}"
+                ),
+            ),
+        ],
+    )
+}
+
+fn cnpg_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -> Vec<Value> {
+    let mut out = Vec::new();
+    let n = int_at(obj, "/spec/instances", 1);
+    let port = json!([{"name": "postgres", "port": 5432, "protocol": "TCP", "targetPort": 5432}]);
+    let disabled: Vec<&str> = obj
+        .pointer("/spec/managed/services/disabledDefaultServices")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    // pkg/specs/services.go: -rw always, -ro and -r unless disabled, -any internal.
+    for (suffix, key, value) in [
+        ("rw", "cnpg.io/instanceRole", "primary"),
+        ("ro", "cnpg.io/instanceRole", "replica"),
+        ("r", "cnpg.io/podRole", "instance"),
+    ] {
+        if suffix != "rw" && disabled.contains(&suffix) {
+            continue;
+        }
+        let selector = json!({"cnpg.io/cluster": name, key: value});
+        out.push(service(
+            ns,
+            &format!("{name}-{suffix}"),
+            obj,
+            selector,
+            port.clone(),
+            false,
+        ));
+    }
+    let mut any = service(
+        ns,
+        &format!("{name}-any"),
+        obj,
+        json!({"cnpg.io/cluster": name, "cnpg.io/podRole": "instance"}),
+        port,
+        false,
+    );
+    any["spec"]["publishNotReadyAddresses"] = json!(true);
+    out.push(any);
+    // The app Secret, unless the bootstrap names its own (initdb, recovery or pg_basebackup).
+    let own_secret = ["initdb", "recovery", "pg_basebackup"]
+        .iter()
+        .any(|m| obj.pointer(&format!("/spec/bootstrap/{m}/secret/name")).is_some());
+    if !own_secret {
+        let method = ["initdb", "recovery", "pg_basebackup"]
+            .into_iter()
+            .find(|m| obj.pointer(&format!("/spec/bootstrap/{m}")).is_some())
+            .unwrap_or("initdb");
+        let user = get_str(obj, &["spec", "bootstrap", method, "owner"]).unwrap_or("app");
+        let db = get_str(obj, &["spec", "bootstrap", method, "database"]).unwrap_or("app");
+        out.push(cnpg_secret(ns, name, obj, "app", user, db));
+    }
+    // The superuser Secret only with enableSuperuserAccess (default false) and no superuserSecret.
+    if obj.pointer("/spec/enableSuperuserAccess") == Some(&json!(true))
+        && obj.pointer("/spec/superuserSecret/name").is_none()
+    {
+        out.push(cnpg_secret(ns, name, obj, "superuser", "postgres", "*"));
+    }
+    let forward = bridges.postgres.as_ref().map(|a| format!("5432={a}"));
+    let image = cnpg_image(obj);
+    for i in 1..=n {
+        let pod = format!("{name}-{i}");
+        let role = if i == 1 { "primary" } else { "replica" };
+        let labels = json!({"cnpg.io/cluster": name, "cnpg.io/instanceName": pod, "cnpg.io/podRole": "instance",
+                            "cnpg.io/instanceRole": role, "role": role});
+        out.push(forwarded(
+            ready_pod(ns, &pod, obj, labels, "postgres", &image),
+            forward.as_deref(),
+        ));
+    }
+    out
+}
+
+fn rabbitmq_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -> Vec<Value> {
+    let n = int_at(obj, "/spec/replicas", 1);
+    // Bridged: the real server's credentials, as if the operator had generated them.
+    let (user, pass) = match &bridges.rabbitmq {
+        Some((user, pass, _)) => (user.clone(), pass.clone()),
+        None => (format!("default_user_{}", random_suffix(20)), password(32)),
+    };
+    let host = format!("{name}.{ns}.svc");
+    let labels = json!({"app.kubernetes.io/name": name, "app.kubernetes.io/component": "rabbitmq", "app.kubernetes.io/part-of": "rabbitmq"});
+    let mut client = service(
+        ns,
+        name,
+        obj,
+        json!({"app.kubernetes.io/name": name}),
+        json!([{"name": "amqp", "port": 5672, "targetPort": 5672}, {"name": "management", "port": 15672, "targetPort": 15672},
+               {"name": "prometheus", "port": 15692, "targetPort": 15692}]),
+        false,
+    );
+    if let Some(ty) = get_str(obj, &["spec", "service", "type"]) {
+        client["spec"]["type"] = json!(ty);
+    }
+    let mut out = vec![
+        secret(
+            ns,
+            &format!("{name}-default-user"),
+            obj,
+            "Opaque",
+            labels.clone(),
+            &[
+                ("username", user.clone()),
+                ("password", pass.clone()),
+                (
+                    "default_user.conf",
+                    format!("default_user = {user}\ndefault_pass = {pass}\n"),
+                ),
+                ("provider", "rabbitmq".into()),
+                ("type", "rabbitmq".into()),
+                ("host", host.clone()),
+                ("port", "5672".into()),
+                ("connection_string", format!("amqp://{user}:{pass}@{host}:5672/")),
+            ],
+        ),
+        client,
+        service(
+            ns,
+            &format!("{name}-nodes"),
+            obj,
+            json!({"app.kubernetes.io/name": name}),
+            json!([{"name": "epmd", "port": 4369}, {"name": "cluster-rpc", "port": 25672}]),
+            true,
+        ),
+        ready_statefulset_in(
+            ns,
+            &format!("{name}-server"),
+            &format!("{name}-nodes"),
+            obj,
+            n,
+            labels.clone(),
+        ),
+    ];
+    let forward = bridges.rabbitmq_forward();
+    for i in 0..n {
+        out.push(forwarded(
+            ready_pod(
+                ns,
+                &format!("{name}-server-{i}"),
+                obj,
+                labels.clone(),
+                "rabbitmq",
+                "rabbitmq:4",
+            ),
+            forward.as_deref(),
+        ));
+    }
+    out
+}
+
+/// A redis-operator set: StatefulSet `app`, its ready pods and the Services `app`, `app-headless` and,
+/// when `additional`, `app-additional` (all selecting `labels`).
+fn redis_set(
+    ns: &str,
+    app: &str,
+    obj: &Value,
+    replicas: i64,
+    labels: &Value,
+    port: (&str, u16),
+    additional: bool,
+) -> Vec<Value> {
+    let ports = json!([{"name": port.0, "port": port.1, "protocol": "TCP", "targetPort": port.1}]);
+    let mut out = vec![
+        ready_statefulset(ns, app, obj, replicas, labels.clone()),
+        service(ns, app, obj, labels.clone(), ports.clone(), false),
+        service(
+            ns,
+            &format!("{app}-headless"),
+            obj,
+            labels.clone(),
+            ports.clone(),
+            true,
+        ),
+    ];
+    if additional {
+        out.push(service(
+            ns,
+            &format!("{app}-additional"),
+            obj,
+            labels.clone(),
+            ports,
+            false,
+        ));
+    }
+    out
+}
+
+/// Whether `kubernetesConfig.service.additional.enabled` is on (the CRD default: on).
+fn redis_additional(obj: &Value) -> bool {
+    obj.pointer("/spec/kubernetesConfig/service/additional/enabled") != Some(&json!(false))
+}
+
+fn redis_replication_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -> Vec<Value> {
+    let n = int_at(obj, "/spec/clusterSize", 1);
+    let labels = redis_labels(name, "replication", "replication");
+    let port = json!([{"name": "redis-client", "port": 6379, "protocol": "TCP", "targetPort": 6379}]);
+    let mut out = redis_set(
+        ns,
+        name,
+        obj,
+        n,
+        &labels,
+        ("redis-client", 6379),
+        redis_additional(obj),
+    );
+    out.push(service(
+        ns,
+        &format!("{name}-master"),
+        obj,
+        with_label(&labels, "redis-role", "master"),
+        port.clone(),
+        false,
+    ));
+    out.push(service(
+        ns,
+        &format!("{name}-replica"),
+        obj,
+        with_label(&labels, "redis-role", "slave"),
+        port,
+        false,
+    ));
+    let forward = bridges.redis.as_ref().map(|a| format!("6379={a}"));
+    for i in 0..n {
+        let role = if i == 0 { "master" } else { "slave" };
+        out.push(forwarded(
+            ready_pod(
+                ns,
+                &format!("{name}-{i}"),
+                obj,
+                with_label(&labels, "redis-role", role),
+                name,
+                "quay.io/opstree/redis:v7.0.15",
+            ),
+            forward.as_deref(),
+        ));
+    }
+    // Embedded Sentinel (redisreplication_sentinel.go): StatefulSet NAME-s, headless Service NAME-s-hl.
+    let sentinels = embedded_sentinel(obj);
+    if sentinels > 0 {
+        let app = format!("{name}-s");
+        let labels = redis_labels(&app, "sentinel", "sentinel");
+        out.push(ready_statefulset_in(
+            ns,
+            &app,
+            &format!("{name}-s-hl"),
+            obj,
+            sentinels,
+            labels.clone(),
+        ));
+        out.push(service(
+            ns,
+            &format!("{name}-s-hl"),
+            obj,
+            labels.clone(),
+            json!([{"name": "sentinel", "port": 26379, "protocol": "TCP", "targetPort": 26379}]),
+            true,
+        ));
+        let image =
+            get_str(obj, &["spec", "sentinel", "image"]).unwrap_or("quay.io/opstree/redis-sentinel:v7.0.15");
+        for i in 0..sentinels {
+            out.push(ready_pod(
+                ns,
+                &format!("{app}-{i}"),
+                obj,
+                labels.clone(),
+                "sentinel",
+                image,
+            ));
+        }
+    }
+    out
+}
+
+/// A standalone `RedisSentinel` X (`internal/k8sutils/redis-sentinel.go`): StatefulSet `X-sentinel`,
+/// Services `X-sentinel`, `X-sentinel-headless`, `X-sentinel-additional` (and `X-sentinel-metrics` with
+/// the exporter), port 26379 `sentinel-client`.
+fn redis_sentinel_objects(ns: &str, name: &str, obj: &Value) -> Vec<Value> {
+    let n = int_at(obj, "/spec/clusterSize", 3);
+    let app = format!("{name}-sentinel");
+    let labels = redis_labels(&app, "sentinel", "sentinel");
+    let mut out = redis_set(ns, &app, obj, n, &labels, ("sentinel-client", 26379), true);
+    if obj.pointer("/spec/redisExporter/enabled") == Some(&json!(true)) {
+        out.push(service(
+            ns,
+            &format!("{app}-metrics"),
+            obj,
+            labels.clone(),
+            json!([{"name": "redis-exporter", "port": 9121, "protocol": "TCP", "targetPort": 9121}]),
+            false,
+        ));
+    }
+    let image = get_str(obj, &["spec", "kubernetesConfig", "image"])
+        .unwrap_or("quay.io/opstree/redis-sentinel:v7.0.15");
+    for i in 0..n {
+        out.push(ready_pod(
+            ns,
+            &format!("{app}-{i}"),
+            obj,
+            labels.clone(),
+            &app,
+            image,
+        ));
+    }
+    out
+}
+
+/// A `RedisCluster` X (`internal/k8sutils/redis-cluster.go`): StatefulSets `X-leader` and `X-follower`
+/// with their Services, labels `redis_setup_type=cluster`, `role=leader|follower`.
+fn redis_cluster_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -> Vec<Value> {
+    let forward = bridges.redis.as_ref().map(|a| format!("6379={a}"));
+    let image =
+        get_str(obj, &["spec", "kubernetesConfig", "image"]).unwrap_or("quay.io/opstree/redis:v7.0.15");
+    let mut out = Vec::new();
+    for role in ["leader", "follower"] {
+        let replicas = redis_cluster_replicas(obj, role);
+        let app = format!("{name}-{role}");
+        let labels = redis_labels(&app, "cluster", role);
+        out.extend(redis_set(
+            ns,
+            &app,
+            obj,
+            replicas,
+            &labels,
+            ("redis-client", 6379),
+            redis_additional(obj),
+        ));
+        for i in 0..replicas {
+            out.push(forwarded(
+                ready_pod(ns, &format!("{app}-{i}"), obj, labels.clone(), &app, image),
+                forward.as_deref(),
+            ));
+        }
+    }
+    out
+}
+
+/// `spec.redisLeader.replicas` / `spec.redisFollower.replicas`, else `spec.clusterSize` (GetReplicaCounts).
+fn redis_cluster_replicas(obj: &Value, role: &str) -> i64 {
+    let size = int_at(obj, "/spec/clusterSize", 3);
+    let field = if role == "leader" {
+        "redisLeader"
+    } else {
+        "redisFollower"
+    };
+    int_at(obj, &format!("/spec/{field}/replicas"), size)
+}
+
+fn keycloak_objects(ns: &str, name: &str, obj: &Value) -> Vec<Value> {
+    let labels = json!({"app": "keycloak", "app.kubernetes.io/managed-by": "keycloak-operator", "app.kubernetes.io/instance": name});
+    let n = int_at(obj, "/spec/instances", 1);
+    // KeycloakServiceDependentResource: http 8080 unless disabled with TLS, https 8443 with TLS,
+    // management 9000.
+    let tls = obj.pointer("/spec/http/tlsSecret").is_some();
+    let http = !tls || obj.pointer("/spec/http/httpEnabled") == Some(&json!(true));
+    let mut ports = Vec::new();
+    if http {
+        ports.push(json!({"name": "http", "port": 8080, "protocol": "TCP", "targetPort": 8080}));
+    }
+    if tls {
+        ports.push(json!({"name": "https", "port": 8443, "protocol": "TCP", "targetPort": 8443}));
+    }
+    ports.push(json!({"name": "management", "port": 9000, "protocol": "TCP", "targetPort": 9000}));
+    let mut out = vec![
+        service(
+            ns,
+            &format!("{name}-service"),
+            obj,
+            labels.clone(),
+            json!(ports),
+            false,
+        ),
+        service(
+            ns,
+            &format!("{name}-discovery"),
+            obj,
+            labels.clone(),
+            json!([{"name": "tcp", "port": 7800, "protocol": "TCP", "targetPort": 7800}]),
+            true,
+        ),
+        ready_statefulset_in(ns, name, &format!("{name}-discovery"), obj, n, labels.clone()),
+    ];
+    for i in 0..n {
+        out.push(ready_pod(
+            ns,
+            &format!("{name}-{i}"),
+            obj,
+            labels.clone(),
+            "keycloak",
+            "quay.io/keycloak/keycloak:26.0.0",
+        ));
+    }
+    if obj.pointer("/spec/bootstrapAdmin/user/secret").is_none() {
+        let pass: String = (0..32)
+            .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+            .collect();
+        out.push(secret(
+            ns,
+            &format!("{name}-initial-admin"),
+            obj,
+            "kubernetes.io/basic-auth",
+            labels,
+            &[("username", "temp-admin".into()), ("password", pass)],
+        ));
+    }
+    out
+}
+
+/// Objects the operator creates next to a ready object (created only when absent); pods forward to
+/// `bridges`.
+fn side_objects(key: &ObjKey, obj: &Value, bridges: &Bridges) -> Vec<Value> {
     let ns = key.namespace.as_str();
     let name = key.name.as_str();
     match (key.group.as_str(), key.plural.as_str()) {
-        ("postgresql.cnpg.io", "clusters") => {
-            let mut out = Vec::new();
-            let n = int_at(obj, "/spec/instances", 1);
-            let sel = |role: &str| json!({"cnpg.io/cluster": name, role.split('=').next().unwrap(): role.split('=').nth(1).unwrap()});
-            let port = json!([{"name": "postgres", "port": 5432, "protocol": "TCP", "targetPort": 5432}]);
-            out.push(service(
+        ("postgresql.cnpg.io", "clusters") => cnpg_objects(ns, name, obj, bridges),
+        ("rabbitmq.com", "rabbitmqclusters") => rabbitmq_objects(ns, name, obj, bridges),
+        ("rabbitmq.com", "users") => match topology_username(obj) {
+            // user_controller.go: the generated credentials in NAME-user-credentials.
+            Some(user) => vec![secret(
                 ns,
-                &format!("{name}-rw"),
+                &format!("{name}-user-credentials"),
                 obj,
-                sel("cnpg.io/instanceRole=primary"),
-                port.clone(),
-                false,
-            ));
-            out.push(service(
-                ns,
-                &format!("{name}-ro"),
-                obj,
-                sel("cnpg.io/instanceRole=replica"),
-                port.clone(),
-                false,
-            ));
-            out.push(service(
-                ns,
-                &format!("{name}-r"),
-                obj,
-                sel("cnpg.io/podRole=instance"),
-                port,
-                false,
-            ));
-            if obj.pointer("/spec/bootstrap/initdb/secret/name").is_none() {
-                let user = get_str(obj, &["spec", "bootstrap", "initdb", "owner"])
-                    .unwrap_or("app")
-                    .to_string();
-                let db = get_str(obj, &["spec", "bootstrap", "initdb", "database"])
-                    .unwrap_or("app")
-                    .to_string();
-                let pass = password(64);
-                let host = format!("{name}-rw");
-                out.push(secret(
-                    ns,
-                    &format!("{name}-app"),
-                    obj,
-                    "kubernetes.io/basic-auth",
-                    json!({"cnpg.io/cluster": name, "cnpg.io/userType": "app", "cnpg.io/reload": "true"}),
-                    &[
-                        ("username", user.clone()),
-                        ("user", user.clone()),
-                        ("password", pass.clone()),
-                        ("dbname", db.clone()),
-                        ("host", host.clone()),
-                        ("port", "5432".into()),
-                        ("pgpass", format!("{host}:5432:{db}:{user}:{pass}\n")),
-                        ("uri", format!("postgresql://{user}:{pass}@{host}.{ns}:5432/{db}")),
-                        ("jdbc-uri", format!("jdbc:postgresql://{host}.{ns}:5432/{db}?password={pass}&user={user}")),
-                        ("fqdn-uri", format!("postgresql://{user}:{pass}@{host}.{ns}.svc.cluster.local:5432/{db}")),
-                        ("fqdn-jdbc-uri", format!("jdbc:postgresql://{host}.{ns}.svc.cluster.local:5432/{db}?password={pass}&user={user}")),
-                    ],
-                ));
-            }
-            for i in 1..=n {
-                let pod = format!("{name}-{i}");
-                let role = if i == 1 { "primary" } else { "replica" };
-                out.push(ready_pod(
-                    ns,
-                    &pod,
-                    obj,
-                    json!({"cnpg.io/cluster": name, "cnpg.io/instanceName": pod, "cnpg.io/podRole": "instance",
-                           "cnpg.io/instanceRole": role, "role": role}),
-                    "postgres",
-                    "ghcr.io/cloudnative-pg/postgresql:17",
-                ));
-            }
-            out
-        }
-        ("rabbitmq.com", "rabbitmqclusters") => {
-            let n = int_at(obj, "/spec/replicas", 1);
-            let user = format!("default_user_{}", random_suffix(20));
-            let pass = password(32);
-            let host = format!("{name}.{ns}.svc");
-            let labels = json!({"app.kubernetes.io/name": name, "app.kubernetes.io/component": "rabbitmq", "app.kubernetes.io/part-of": "rabbitmq"});
-            let mut out = vec![
-                secret(
-                    ns,
-                    &format!("{name}-default-user"),
-                    obj,
-                    "Opaque",
-                    labels.clone(),
-                    &[
-                        ("username", user.clone()),
-                        ("password", pass.clone()),
-                        (
-                            "default_user.conf",
-                            format!("default_user = {user}\ndefault_pass = {pass}\n"),
-                        ),
-                        ("provider", "rabbitmq".into()),
-                        ("type", "rabbitmq".into()),
-                        ("host", host.clone()),
-                        ("port", "5672".into()),
-                        ("connection_string", format!("amqp://{user}:{pass}@{host}:5672/")),
-                    ],
-                ),
-                service(
-                    ns,
-                    name,
-                    obj,
-                    json!({"app.kubernetes.io/name": name}),
-                    json!([{"name": "amqp", "port": 5672, "targetPort": 5672}, {"name": "management", "port": 15672, "targetPort": 15672},
-                           {"name": "prometheus", "port": 15692, "targetPort": 15692}]),
-                    false,
-                ),
-                service(
-                    ns,
-                    &format!("{name}-nodes"),
-                    obj,
-                    json!({"app.kubernetes.io/name": name}),
-                    json!([{"name": "epmd", "port": 4369}, {"name": "cluster-rpc", "port": 25672}]),
-                    true,
-                ),
-                ready_statefulset(ns, &format!("{name}-server"), obj, n, labels.clone()),
-            ];
-            for i in 0..n {
-                out.push(ready_pod(
-                    ns,
-                    &format!("{name}-server-{i}"),
-                    obj,
-                    labels.clone(),
-                    "rabbitmq",
-                    "rabbitmq:4",
-                ));
-            }
-            out
-        }
+                "Opaque",
+                json!({}),
+                &[("username", user), ("password", password(32))],
+            )],
+            None => Vec::new(),
+        },
         ("redis.redis.opstreelabs.in", "redisreplications") => {
-            let n = int_at(obj, "/spec/clusterSize", 1);
-            let labels = json!({"app": name, "redis_setup_type": "replication", "role": "replication"});
-            let port = json!([{"name": "redis-client", "port": 6379, "targetPort": 6379}]);
-            let with_role = |role: &str| {
-                let mut l = labels.clone();
-                l["redis-role"] = json!(role);
-                l
-            };
-            let mut out = vec![
-                ready_statefulset(ns, name, obj, n, labels.clone()),
-                service(ns, name, obj, labels.clone(), port.clone(), false),
-                service(
-                    ns,
-                    &format!("{name}-headless"),
-                    obj,
-                    labels.clone(),
-                    port.clone(),
-                    true,
-                ),
-                service(
-                    ns,
-                    &format!("{name}-master"),
-                    obj,
-                    with_role("master"),
-                    port.clone(),
-                    false,
-                ),
-                service(
-                    ns,
-                    &format!("{name}-replica"),
-                    obj,
-                    with_role("slave"),
-                    port,
-                    false,
-                ),
-            ];
-            for i in 0..n {
-                let role = if i == 0 { "master" } else { "slave" };
-                out.push(ready_pod(
-                    ns,
-                    &format!("{name}-{i}"),
-                    obj,
-                    with_role(role),
-                    name,
-                    "quay.io/opstree/redis:v7.0.15",
-                ));
-            }
-            out
+            redis_replication_objects(ns, name, obj, bridges)
         }
-        ("k8s.keycloak.org", "keycloaks") => {
-            let labels = json!({"app": "keycloak", "app.kubernetes.io/managed-by": "keycloak-operator", "app.kubernetes.io/instance": name});
-            let n = int_at(obj, "/spec/instances", 1);
-            let mut out = vec![
-                service(
-                    ns,
-                    &format!("{name}-service"),
-                    obj,
-                    labels.clone(),
-                    json!([{"name": "http", "port": 8080, "targetPort": 8080}, {"name": "management", "port": 9000, "targetPort": 9000}]),
-                    false,
-                ),
-                service(
-                    ns,
-                    &format!("{name}-discovery"),
-                    obj,
-                    labels.clone(),
-                    json!([{"name": "tcp", "port": 7800}]),
-                    true,
-                ),
-                ready_statefulset(ns, name, obj, n, labels.clone()),
-            ];
-            if obj.pointer("/spec/bootstrapAdmin/user/secret").is_none() {
-                let pass: String = (0..32)
-                    .map(|_| format!("{:x}", rand::random::<u8>() % 16))
-                    .collect();
-                out.push(secret(
-                    ns,
-                    &format!("{name}-initial-admin"),
-                    obj,
-                    "kubernetes.io/basic-auth",
-                    labels,
-                    &[("username", "temp-admin".into()), ("password", pass)],
-                ));
-            }
-            out
-        }
+        ("redis.redis.opstreelabs.in", "redissentinels") => redis_sentinel_objects(ns, name, obj),
+        ("redis.redis.opstreelabs.in", "redisclusters") => redis_cluster_objects(ns, name, obj, bridges),
+        ("k8s.keycloak.org", "keycloaks") => keycloak_objects(ns, name, obj),
         _ => Vec::new(),
     }
 }
@@ -764,22 +1321,394 @@ mod tests {
         let u = desired_status(&key("postgresql.cnpg.io", "clusters"), &obj, Some("disk full")).unwrap();
         assert_eq!(u["conditions"][0]["status"], "False");
         assert_eq!(u["conditions"][0]["message"], "disk full");
-        let sides = side_objects(&key("postgresql.cnpg.io", "clusters"), &obj);
-        let names: Vec<&str> = sides
-            .iter()
-            .map(|o| o["metadata"]["name"].as_str().unwrap())
-            .collect();
+        let sides = side_objects(&key("postgresql.cnpg.io", "clusters"), &obj, &Bridges::default());
         assert_eq!(
-            names,
+            names(&sides),
             [
                 "database-rw",
                 "database-ro",
                 "database-r",
+                "database-any",
                 "database-app",
                 "database-1",
                 "database-2"
             ]
         );
+        assert!(
+            sides.iter().all(|o| o.pointer("/metadata/annotations").is_none()),
+            "no bridge, no forward annotation"
+        );
+    }
+
+    fn names(objs: &[Value]) -> Vec<String> {
+        objs.iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+        objs.iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind}/{name} in {:?}", names(objs)))
+    }
+
+    fn decoded(secret: &Value, key: &str) -> String {
+        let b = base64::engine::general_purpose::STANDARD
+            .decode(secret["data"][key].as_str().unwrap())
+            .unwrap();
+        String::from_utf8(b).unwrap()
+    }
+
+    fn bridges(list: &[&str]) -> Bridges {
+        let mut b = Bridges::default();
+        for v in list {
+            b.add(Bridge::parse_with(v, |_| Some("from-env".into())).unwrap());
+        }
+        b
+    }
+
+    #[test]
+    fn cnpg_superuser_secret_status_fields_and_bridge() {
+        let k = key("postgresql.cnpg.io", "clusters");
+        let obj = json!({"metadata": {"name": "database", "uid": "u-1"},
+                         "spec": {"instances": 2, "enableSuperuserAccess": true,
+                                  "managed": {"services": {"disabledDefaultServices": ["ro"]}}}});
+        let sides = side_objects(&k, &obj, &bridges(&["postgres=127.0.0.1:5432"]));
+        assert!(!names(&sides).contains(&"database-ro".to_string()));
+        let su = find(&sides, "Secret", "database-superuser");
+        assert_eq!(su["type"], "kubernetes.io/basic-auth");
+        assert_eq!(su["metadata"]["labels"]["cnpg.io/userType"], "superuser");
+        assert_eq!(decoded(su, "username"), "postgres");
+        assert_eq!(decoded(su, "dbname"), "*");
+        let pass = decoded(su, "password");
+        assert_eq!(pass.len(), 64);
+        assert_eq!(
+            decoded(su, "pgpass"),
+            format!("database-rw:5432:*:postgres:{pass}\n")
+        );
+        for pod in ["database-1", "database-2"] {
+            assert_eq!(
+                find(&sides, "Pod", pod)["metadata"]["annotations"]["kube-standin/forward"],
+                "5432=127.0.0.1:5432"
+            );
+        }
+        // Disabled (the default) or with a user-given superuserSecret: none.
+        let off = json!({"metadata": {"name": "database"}, "spec": {"instances": 1}});
+        assert!(!names(&side_objects(&k, &off, &Bridges::default())).contains(&"database-superuser".into()));
+        let given = json!({"metadata": {"name": "database"},
+                           "spec": {"enableSuperuserAccess": true, "superuserSecret": {"name": "mine"}}});
+        assert!(
+            !names(&side_objects(&k, &given, &Bridges::default())).contains(&"database-superuser".into())
+        );
+        // A bootstrap Secret of the user's: no database-app.
+        let own = json!({"metadata": {"name": "database"},
+                         "spec": {"bootstrap": {"initdb": {"secret": {"name": "mine"}}}}});
+        assert!(!names(&side_objects(&k, &own, &Bridges::default())).contains(&"database-app".into()));
+
+        let s = desired_status(&k, &obj, None).unwrap();
+        assert_eq!(s["image"], "ghcr.io/cloudnative-pg/postgresql:17.6");
+        assert_eq!(s["systemID"].as_str().unwrap().len(), 19);
+        assert_eq!(
+            s["systemID"],
+            desired_status(&k, &obj, None).unwrap()["systemID"],
+            "stable"
+        );
+        assert_eq!(s["instancesReportedState"]["database-1"]["isPrimary"], true);
+        assert_eq!(s["instancesReportedState"]["database-2"]["isPrimary"], false);
+        assert_eq!(s["conditions"][1]["type"], "ConsistentSystemID");
+    }
+
+    #[test]
+    fn redis_sentinel_names_and_labels() {
+        let k = ObjKey {
+            name: "cache".into(),
+            ..key("redis.redis.opstreelabs.in", "redissentinels")
+        };
+        assert!(is_simulated("redis.redis.opstreelabs.in", "redissentinels"));
+        let obj = json!({"metadata": {"name": "cache"},
+                         "spec": {"clusterSize": 3, "redisSentinelConfig": {"redisReplicationName": "redis"}}});
+        assert_eq!(
+            desired_status(&k, &obj, None),
+            None,
+            "RedisSentinel has an empty status"
+        );
+        let sides = side_objects(&k, &obj, &bridges(&["redis=127.0.0.1:6379"]));
+        assert_eq!(
+            names(&sides),
+            [
+                "cache-sentinel",
+                "cache-sentinel",
+                "cache-sentinel-headless",
+                "cache-sentinel-additional",
+                "cache-sentinel-0",
+                "cache-sentinel-1",
+                "cache-sentinel-2"
+            ]
+        );
+        let labels = json!({"app": "cache-sentinel", "redis_setup_type": "sentinel", "role": "sentinel"});
+        assert_eq!(
+            find(&sides, "StatefulSet", "cache-sentinel")["spec"]["replicas"],
+            3
+        );
+        for o in &sides {
+            let l = if o["kind"] == "Service" {
+                &o["spec"]["selector"]
+            } else {
+                &o["metadata"]["labels"]
+            };
+            assert_eq!(l, &labels, "{}", o["metadata"]["name"]);
+        }
+        let svc = find(&sides, "Service", "cache-sentinel");
+        assert_eq!(svc["spec"]["ports"][0]["name"], "sentinel-client");
+        assert_eq!(svc["spec"]["ports"][0]["port"], 26379);
+        assert_eq!(
+            find(&sides, "Service", "cache-sentinel-headless")["spec"]["clusterIP"],
+            "None"
+        );
+        // Sentinel pods are not data pods: no redis bridge.
+        assert!(
+            find(&sides, "Pod", "cache-sentinel-0")
+                .pointer("/metadata/annotations")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn redis_replication_with_embedded_sentinel_and_bridge() {
+        let k = ObjKey {
+            name: "redis".into(),
+            ..key("redis.redis.opstreelabs.in", "redisreplications")
+        };
+        let plain = json!({"metadata": {"name": "redis"}, "spec": {"clusterSize": 2}});
+        let s = desired_status(&k, &plain, None).unwrap();
+        assert_eq!(s["masterNode"], "redis-0");
+        assert_eq!(
+            s["connectionInfo"],
+            json!({"host": "redis-master.staging.svc.cluster.local", "port": 6379})
+        );
+        assert_eq!(desired_status(&k, &plain, Some("down")).unwrap(), json!({}));
+        let sides = side_objects(&k, &plain, &bridges(&["redis=127.0.0.1:6379"]));
+        let master = find(&sides, "Pod", "redis-0");
+        assert_eq!(master["metadata"]["labels"]["redis-role"], "master");
+        assert_eq!(master["metadata"]["labels"]["redis_setup_type"], "replication");
+        assert_eq!(
+            master["metadata"]["annotations"]["kube-standin/forward"],
+            "6379=127.0.0.1:6379"
+        );
+        assert_eq!(
+            find(&sides, "Pod", "redis-1")["metadata"]["labels"]["redis-role"],
+            "slave"
+        );
+        assert_eq!(
+            find(&sides, "Service", "redis-master")["spec"]["selector"]["redis-role"],
+            "master"
+        );
+        assert!(!names(&sides).iter().any(|n| n.starts_with("redis-s")));
+
+        let with = json!({"metadata": {"name": "redis"},
+                          "spec": {"clusterSize": 2, "sentinel": {"size": 3, "image": "sentinel:1"}}});
+        let s = desired_status(&k, &with, None).unwrap();
+        assert_eq!(
+            s["connectionInfo"],
+            json!({"host": "redis-s-hl.staging.svc.cluster.local", "port": 26379, "masterName": "mymaster"})
+        );
+        let sides = side_objects(&k, &with, &Bridges::default());
+        let sts = find(&sides, "StatefulSet", "redis-s");
+        assert_eq!(sts["spec"]["replicas"], 3);
+        assert_eq!(sts["spec"]["serviceName"], "redis-s-hl");
+        assert_eq!(
+            sts["metadata"]["labels"],
+            json!({"app": "redis-s", "redis_setup_type": "sentinel", "role": "sentinel"})
+        );
+        let hl = find(&sides, "Service", "redis-s-hl");
+        assert_eq!(hl["spec"]["clusterIP"], "None");
+        assert_eq!(
+            hl["spec"]["ports"][0],
+            json!({"name": "sentinel", "port": 26379, "protocol": "TCP", "targetPort": 26379})
+        );
+        assert_eq!(
+            find(&sides, "Pod", "redis-s-2")["spec"]["containers"][0]["image"],
+            "sentinel:1"
+        );
+    }
+
+    #[test]
+    fn redis_cluster_leaders_and_followers() {
+        let k = ObjKey {
+            name: "rc".into(),
+            ..key("redis.redis.opstreelabs.in", "redisclusters")
+        };
+        let obj =
+            json!({"metadata": {"name": "rc"}, "spec": {"clusterSize": 3, "redisFollower": {"replicas": 1}}});
+        let sides = side_objects(&k, &obj, &bridges(&["redis=127.0.0.1:6379"]));
+        assert_eq!(find(&sides, "StatefulSet", "rc-leader")["spec"]["replicas"], 3);
+        assert_eq!(find(&sides, "StatefulSet", "rc-follower")["spec"]["replicas"], 1);
+        let leader = find(&sides, "Pod", "rc-leader-2");
+        assert_eq!(
+            leader["metadata"]["labels"],
+            json!({"app": "rc-leader", "redis_setup_type": "cluster", "role": "leader"})
+        );
+        assert_eq!(
+            leader["metadata"]["annotations"]["kube-standin/forward"],
+            "6379=127.0.0.1:6379"
+        );
+        assert!(names(&sides).contains(&"rc-follower-headless".to_string()));
+        assert!(!names(&sides).contains(&"rc-follower-1".to_string()));
+        let s = desired_status(&k, &obj, None).unwrap();
+        assert_eq!(
+            (
+                s["readyLeaderReplicas"].as_i64(),
+                s["readyFollowerReplicas"].as_i64()
+            ),
+            (Some(3), Some(1))
+        );
+    }
+
+    #[test]
+    fn topology_objects_get_the_topology_operators_conditions() {
+        for plural in [
+            "queues",
+            "exchanges",
+            "bindings",
+            "vhosts",
+            "permissions",
+            "policies",
+            "users",
+        ] {
+            let k = ObjKey {
+                name: "orders".into(),
+                ..key("rabbitmq.com", plural)
+            };
+            let obj = json!({"metadata": {"name": "orders", "generation": 2, "uid": "u-2"},
+                             "spec": {"rabbitmqClusterReference": {"name": "queue"}}});
+            let s = desired_status(&k, &obj, None).unwrap();
+            assert_eq!(s["observedGeneration"], 2, "{plural}");
+            let ready = &s["conditions"][0];
+            assert_eq!(ready["type"], "Ready");
+            assert_eq!(ready["status"], "True");
+            assert_eq!(ready["reason"], "SuccessfulCreateOrUpdate");
+            assert!(
+                ready.get("message").is_none() && ready.get("observedGeneration").is_none(),
+                "{ready}"
+            );
+            let failed = desired_status(&k, &obj, Some("vhost missing")).unwrap();
+            assert_eq!(failed["conditions"][0]["status"], "False");
+            assert_eq!(failed["conditions"][0]["reason"], "FailedCreateOrUpdate");
+            assert_eq!(failed["conditions"][0]["message"], "vhost missing");
+        }
+        let k = ObjKey {
+            name: "orders".into(),
+            ..key("rabbitmq.com", "users")
+        };
+        let obj = json!({"metadata": {"name": "orders", "uid": "u-3"}, "spec": {}});
+        let s = desired_status(&k, &obj, None).unwrap();
+        assert_eq!(s["conditions"][1]["type"], "PasswordSynced");
+        assert_eq!(s["conditions"][1]["reason"], "SuccessfulPasswordSync");
+        assert_eq!(s["credentials"]["name"], "orders-user-credentials");
+        let sides = side_objects(&k, &obj, &Bridges::default());
+        let creds = find(&sides, "Secret", "orders-user-credentials");
+        assert_eq!(decoded(creds, "username"), s["username"].as_str().unwrap());
+        assert_eq!(s["username"].as_str().unwrap().len(), 24);
+    }
+
+    #[test]
+    fn rabbitmq_bridge_fills_the_default_user() {
+        let k = ObjKey {
+            name: "queue".into(),
+            ..key("rabbitmq.com", "rabbitmqclusters")
+        };
+        let obj = json!({"metadata": {"name": "queue"}, "spec": {"replicas": 1}});
+        let b = bridges(&[
+            "rabbitmq=guest:guest@127.0.0.1:5672",
+            "rabbitmq-management=127.0.0.1:15672",
+        ]);
+        let sides = side_objects(&k, &obj, &b);
+        let user = find(&sides, "Secret", "queue-default-user");
+        assert_eq!(decoded(user, "username"), "guest");
+        assert_eq!(decoded(user, "password"), "guest");
+        assert_eq!(
+            decoded(user, "default_user.conf"),
+            "default_user = guest\ndefault_pass = guest\n"
+        );
+        assert_eq!(
+            decoded(user, "connection_string"),
+            "amqp://guest:guest@queue.staging.svc:5672/"
+        );
+        assert_eq!(
+            find(&sides, "Pod", "queue-server-0")["metadata"]["annotations"]["kube-standin/forward"],
+            "5672=127.0.0.1:5672,15672=127.0.0.1:15672"
+        );
+        assert_eq!(
+            find(&sides, "StatefulSet", "queue-server")["spec"]["serviceName"],
+            "queue-nodes"
+        );
+        assert_eq!(find(&sides, "Service", "queue")["spec"]["type"], "ClusterIP");
+        let lb = json!({"metadata": {"name": "queue"}, "spec": {"service": {"type": "LoadBalancer"}}});
+        assert_eq!(
+            find(&side_objects(&k, &lb, &b), "Service", "queue")["spec"]["type"],
+            "LoadBalancer"
+        );
+        // Without a bridge: a generated default_user_… name.
+        let sides = side_objects(&k, &obj, &Bridges::default());
+        assert!(
+            decoded(find(&sides, "Secret", "queue-default-user"), "username").starts_with("default_user_")
+        );
+    }
+
+    #[test]
+    fn bridge_values_parse_and_errors_keep_passwords_out() {
+        let no_env = |_: &str| None;
+        assert_eq!(
+            Bridge::parse_with("postgres=127.0.0.1:5432", no_env),
+            Ok(Bridge::Postgres("127.0.0.1:5432".into()))
+        );
+        assert_eq!(
+            Bridge::parse_with("rabbitmq=guest:p@ss@localhost:5672", no_env),
+            Ok(Bridge::Rabbitmq {
+                user: "guest".into(),
+                password: "p@ss".into(),
+                addr: "localhost:5672".into()
+            })
+        );
+        let env = |k: &str| (k == RABBITMQ_PASSWORD_ENV).then(|| "s3cret".to_string());
+        let b = Bridge::parse_with("rabbitmq=app@127.0.0.1:5672", env).unwrap();
+        assert_eq!(
+            b,
+            Bridge::Rabbitmq {
+                user: "app".into(),
+                password: "s3cret".into(),
+                addr: "127.0.0.1:5672".into()
+            }
+        );
+        assert!(!format!("{b:?}").contains("s3cret"), "{b:?}");
+        let mut all = Bridges::default();
+        all.add(b);
+        assert!(!format!("{all:?}").contains("s3cret"), "{all:?}");
+
+        let e = Bridge::parse_with("rabbitmq=app@127.0.0.1:5672", no_env).unwrap_err();
+        assert!(e.contains(RABBITMQ_PASSWORD_ENV), "{e}");
+        let e = Bridge::parse_with("rabbitmq=app:hunter2@127.0.0.1", no_env).unwrap_err();
+        assert!(e.contains("HOST:PORT") && !e.contains("hunter2"), "{e}");
+        let e = Bridge::parse_with("rabbitmq=127.0.0.1:5672", no_env).unwrap_err();
+        assert!(e.contains("USER@HOST:PORT"), "{e}");
+        let e = Bridge::parse_with("mysql=127.0.0.1:3306", no_env).unwrap_err();
+        assert!(
+            e.contains("unknown service \"mysql\"") && e.contains("postgres=HOST:PORT"),
+            "{e}"
+        );
+        assert!(
+            Bridge::parse_with("postgres", no_env)
+                .unwrap_err()
+                .contains("SERVICE=ADDRESS")
+        );
+        for bad in [
+            "redis=127.0.0.1",
+            "redis=:6379",
+            "redis=host:0",
+            "redis=host:99999",
+        ] {
+            assert!(Bridge::parse_with(bad, no_env).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Integration tests of kube-standin against real clients. Modules:
 //! - `kubectl`: the real kubectl 1.32 (PATH dispatcher) and 1.35 binaries;
 //! - `kube_rs`: kube-rs discovery, SSA, conditions, retries, watchers;
-//! - `bridges`: port-forward to the local PostgreSQL and the service proxy;
+//! - `bridges`: port-forward to the local PostgreSQL, Redis and RabbitMQ (directly and through the simulated
+//!   operators' pods with `Builder::bridge`) and the service proxy;
 //! - `protocol`: raw-HTTP checks of watch, errors, access reviews, admin endpoints, simulation;
-//! - `binary`: the `kube-standin serve` command;
+//! - `binary`: the `kube-standin serve` command (and its `--bridge` flag);
 //! - `controllers`: Deployment/StatefulSet/Job controllers, garbage collection, namespaces, Argo CD.
 //! - `argocd_sync`: `--argocd`: Applications rendered with real helm and applied, errors, pruning, mirrors.
 //! - `printing`: server-side Tables (`kubectl get`, `-o wide`, `-w`, CRD columns) and `kubectl scale`;
