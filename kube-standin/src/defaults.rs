@@ -187,8 +187,13 @@ const SUBDOMAIN_HELP: &str = "a lowercase RFC 1123 subdomain must consist of low
 const LABEL_HELP: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
 fn is_label(s: &str) -> bool {
+    s.len() <= 63 && is_label_shaped(s)
+}
+
+/// One dot-separated part of a DNS-1123 subdomain: a label's characters, without the label's 63-byte
+/// limit (upstream's subdomain regex has none; a ReplicaSet of a 54-character Deployment is valid).
+fn is_label_shaped(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 63
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
@@ -211,7 +216,7 @@ pub fn validate_name(rt: &ResourceType, name: &str) -> Result<(), ApiError> {
     } else if label_only {
         (!is_label(name)).then_some(LABEL_HELP)
     } else {
-        (name.len() > 253 || !name.split('.').all(is_label)).then_some(SUBDOMAIN_HELP)
+        (name.len() > 253 || !name.split('.').all(is_label_shaped)).then_some(SUBDOMAIN_HELP)
     };
     match problem {
         None => Ok(()),
@@ -254,6 +259,9 @@ mod tests {
                 .starts_with("Secret \"Bad_Name\" is invalid: metadata.name: Invalid value")
         );
         assert!(validate_name(&reg.lookup("namespaces").unwrap(), "a.b").is_err());
+        let long = format!("{}-698c454699", "x".repeat(54));
+        assert!(validate_name(&reg.lookup("replicasets").unwrap(), &long).is_ok());
+        assert!(validate_name(&reg.lookup("services").unwrap(), &long).is_err());
         assert!(validate_name(&reg.lookup("roles").unwrap(), "cert-manager:leaderelection").is_ok());
         assert!(validate_name(&reg.lookup("clusterroles").unwrap(), "a/b").is_err());
     }

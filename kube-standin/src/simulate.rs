@@ -361,7 +361,10 @@ fn reconcile(store: &Store, key: &ObjKey, sig: &Signature, bridges: &Bridges) {
         return; // a newer change has its own timer
     }
     let unready = sig.unready.as_deref();
-    let status = desired_status(key, &obj, unready);
+    let mut status = desired_status(key, &obj, unready);
+    if let Some(status) = status.as_mut() {
+        imported_user_credentials(store, key, &obj, status);
+    }
     if let Some(status) = status
         && !same_ignoring_times(obj.get("status"), &status)
     {
@@ -404,6 +407,40 @@ fn reconcile(store: &Store, key: &ObjKey, sig: &Signature, bridges: &Bridges) {
             };
             if !exists && let Err(e) = store.insert(side) {
                 tracing::warn!("simulation could not create {kind}/{name}: {e}");
+            }
+        }
+    }
+}
+
+/// A topology `User` with `spec.importCredentialsSecret`: the operator takes the user name from that
+/// Secret's `username` key (`status.username` is required by the CRD); without the Secret it fails as the
+/// operator does.
+fn imported_user_credentials(store: &Store, key: &ObjKey, obj: &Value, status: &mut Value) {
+    let (true, Some(secret)) = (
+        key.group == "rabbitmq.com" && key.plural == "users",
+        get_str(obj, &["spec", "importCredentialsSecret", "name"]),
+    ) else {
+        return;
+    };
+    let username = store
+        .get("secrets", &key.namespace, secret)
+        .and_then(|s| {
+            s.pointer("/data/username")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    match username {
+        Some(user) => status["username"] = json!(user),
+        None => {
+            status["username"] = json!("");
+            if let Some(conditions) = status["conditions"].as_array_mut() {
+                for c in conditions.iter_mut() {
+                    c["status"] = json!("False");
+                    c["reason"] = json!("FailedCreateOrUpdate");
+                    c["message"] = json!(format!("Secret \"{secret}\" not found"));
+                }
             }
         }
     }

@@ -345,6 +345,17 @@ pub fn normalize(value: &Value) -> Value {
     value
 }
 
+/// The Argo CD Application that manages a live object, by Argo CD's tracking annotation
+/// (`argocd.argoproj.io/tracking-id: APP:GROUP/KIND:NAMESPACE/NAME`, Argo CD 3's default tracking).
+pub fn argocd_tracker(meta: &kube::api::ObjectMeta) -> Option<&str> {
+    meta.annotations
+        .as_ref()?
+        .get("argocd.argoproj.io/tracking-id")?
+        .split(':')
+        .next()
+        .filter(|app| !app.is_empty())
+}
+
 fn resource_version(value: &Value) -> Option<&str> {
     value.pointer("/metadata/resourceVersion").and_then(Value::as_str)
 }
@@ -383,6 +394,20 @@ impl Applier {
             .api_client()
             .call(&get, || api.get_opt(&id.name))
             .await?;
+        // An object Argo CD has taken over (the `<env>-secrets` Application keeps the SealedSecrets this
+        // command seeded) is Argo CD's: applying it again would fight its sync over the same fields.
+        if let Some(live) = &before
+            && let Some(app) = argocd_tracker(&live.metadata)
+        {
+            tracing::debug!("{id}: left to Argo CD (Application {app} manages it)");
+            let live = serde_json::to_value(live).unwrap_or_default();
+            return Ok(Applied {
+                id,
+                outcome: ApplyResult::Unchanged,
+                before: Some(live.clone()),
+                after: live,
+            });
+        }
         let mut params = PatchParams::apply(FIELD_MANAGER);
         if self.force {
             params = params.force();

@@ -193,11 +193,24 @@ pub async fn up(
         let t = Instant::now();
         let objects = desired.secrets.objects.clone()?;
         let applied = applier.apply_all(&objects, false).await?;
+        let kept = applied
+            .iter()
+            .filter(|a| {
+                a.before
+                    .as_ref()
+                    .and_then(|b| b.pointer("/metadata/annotations/argocd.argoproj.io~1tracking-id"))
+                    .is_some()
+            })
+            .count();
+        let mut note = format!("from {}", rel(&ctx.repo, &desired.secrets.dir));
+        if kept > 0 {
+            note.push_str(&format!("; {kept} kept in sync by Argo CD"));
+        }
         summaries.push(done(
             Phase::Secrets,
             t.elapsed(),
             apply::count(&applied),
-            Some(format!("from {}", rel(&ctx.repo, &desired.secrets.dir))),
+            Some(note),
         ));
     }
 

@@ -649,6 +649,7 @@ impl Controller for ApplicationController {
         }
         self.due.remove(app_key);
         let status = self.status(st, &obj, unready.as_deref());
+        let failed = status.get("conditions").is_some();
         if !obj.get("status").is_some_and(|s| same_ignoring_times(s, &status)) {
             warn(
                 MANAGER,
@@ -656,7 +657,14 @@ impl Controller for ApplicationController {
                 write_status(st, app_key, status),
             );
         }
-        self.done.insert(app_key.clone(), sig);
+        match self.source.poll_interval() {
+            // A failed comparison is retried, as Argo CD's controller does on each refresh: a CRD from an
+            // earlier wave may be there now.
+            Some(every) if failed => queue.after(app_key, every),
+            _ => {
+                self.done.insert(app_key.clone(), sig);
+            }
+        }
     }
 }
 
