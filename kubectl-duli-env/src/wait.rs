@@ -6,6 +6,9 @@
 //! watch that breaks (5xx, reset connection) is re-established with backoff, and a 403 stops at once with
 //! the permission that is missing. The components of one wave are waited on concurrently.
 //!
+//! An Application whose source Argo CD cannot render (a `ComparisonError` for the spec just applied, for
+//! 10 s) stops the wait at once: waiting would not fix the repository.
+//!
 //! On timeout the error names the stuck component, the failing condition's message (Argo CD's own message
 //! for an Application stuck OutOfSync), its objects' messages, and the commands to look closer.
 
@@ -108,6 +111,27 @@ impl fmt::Display for Stuck {
 
 /// How long the check that the API server is still there may take once the wait's deadline has passed.
 const REACHABLE_PROBE: Duration = Duration::from_secs(1);
+
+/// How long an Application may report Argo CD's `ComparisonError` for the spec just applied before the wait
+/// stops on it: its source cannot be rendered (a wrong path, a values file that does not parse, a template
+/// error), which waiting does not fix; the grace covers Argo CD's cache catching up with CRDs of the wave
+/// before.
+const COMPARISON_ERROR_GRACE: Duration = Duration::from_secs(10);
+
+/// Argo CD's comparison error on `app` when it concerns the Application's current source (Argo CD records
+/// what it compared in `status.sync.comparedTo`).
+fn current_comparison_error(app: &Value) -> Option<&str> {
+    let error = app
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| matches!(c["type"].as_str(), Some("ComparisonError" | "InvalidSpecError")))?;
+    let compared = app.pointer("/status/sync/comparedTo/source");
+    if compared.is_some() && compared != app.pointer("/spec/source") {
+        return None;
+    }
+    error["message"].as_str()
+}
 
 /// True when the API server was not reached at all (refused, reset, timed out), as opposed to answering.
 fn is_connection(err: &kube::Error) -> bool {
@@ -216,10 +240,35 @@ impl Waiter {
             }
         };
         let call = Call::for_resource("watch", &resource, Some(&app_namespace), Some(&component.app));
-        if !watch_until(&api, &component.app, condition, self.deadline, &call)
-            .await
-            .map_err(|e| NotReady::Failed(e.into()))?
-        {
+        // Stops the wait when Argo CD keeps failing to render the source (see COMPARISON_ERROR_GRACE).
+        let unrenderable = {
+            let latest = latest.clone();
+            async move {
+                let mut since: Option<Instant> = None;
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    let failing = latest
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                        .as_ref()
+                        .is_some_and(|app| current_comparison_error(app).is_some());
+                    match (failing, since) {
+                        (false, _) => since = None,
+                        (true, None) => since = Some(Instant::now()),
+                        (true, Some(at)) if at.elapsed() >= COMPARISON_ERROR_GRACE => return,
+                        (true, Some(_)) => {}
+                    }
+                }
+            }
+        };
+        let met = tokio::select! {
+            met = watch_until(&api, &component.app, condition, self.deadline, &call) => {
+                met.map_err(|e| NotReady::Failed(e.into()))?
+            }
+            () = unrenderable => false,
+        };
+        if !met {
             let (app, verdict) = latest.lock().unwrap_or_else(|e| e.into_inner()).clone();
             return Err(self
                 .stuck(component, &app_namespace, app.as_ref(), verdict.message)
@@ -440,6 +489,25 @@ fn permanent(call: &Call, err: &kube::runtime::watcher::Error) -> Option<ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_comparison_error_about_the_current_source_stops_the_wait() {
+        let app = |compared: &str| {
+            serde_json::json!({"spec": {"source": {"path": "helm/web"}},
+                "status": {"sync": {"comparedTo": {"source": {"path": compared}}},
+                           "conditions": [{"type": "ComparisonError", "message": "helm/web: app path does not exist"}]}})
+        };
+        assert_eq!(
+            current_comparison_error(&app("helm/web")),
+            Some("helm/web: app path does not exist")
+        );
+        assert_eq!(
+            current_comparison_error(&app("helm/old")),
+            None,
+            "about an earlier spec"
+        );
+        assert_eq!(current_comparison_error(&serde_json::json!({"status": {}})), None);
+    }
 
     #[test]
     fn stuck_components_name_the_message_and_how_to_look_closer() {

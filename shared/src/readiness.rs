@@ -316,6 +316,13 @@ pub fn is_keycloak_ready(keycloak: &Value) -> Readiness {
 pub fn is_argocd_application_ready(application: &Value) -> Readiness {
     let sync = str_at(application, "/status/sync/status").unwrap_or("Unknown");
     let health = str_at(application, "/status/health/status").unwrap_or("Unknown");
+    // A status about an earlier spec (Argo CD records what it compared) says nothing about this one.
+    let compared = application.pointer("/status/sync/comparedTo/source");
+    if compared.is_some() && compared != application.pointer("/spec/source") {
+        return Readiness::not_ready(format!(
+            "sync {sync}, health {health} for the previous source: Argo CD has not compared the new one yet"
+        ));
+    }
     if sync == "Synced" && health == "Healthy" {
         return Readiness::ready("Synced, Healthy");
     }
@@ -752,6 +759,21 @@ status:
                 .message
                 .ends_with("ComparisonError: repository not found")
         );
+        // Synced and Healthy, but for the source before the one just applied.
+        let stale = format!(
+            "{}spec:\n  source: {{path: helm/backend-new}}\n",
+            APP.replace(
+                "revision: abc}",
+                "revision: abc, comparedTo: {source: {path: helm/backend}}}"
+            )
+        );
+        let verdict = is_argocd_application_ready(&yaml(&stale));
+        assert!(
+            !verdict.ready && verdict.message.contains("has not compared the new one yet"),
+            "{verdict:?}"
+        );
+        let current = stale.replace("helm/backend-new", "helm/backend");
+        assert!(is_argocd_application_ready(&yaml(&current)).ready);
     }
 
     #[test]

@@ -660,7 +660,11 @@ impl Controller for ApplicationController {
         match self.source.poll_interval() {
             // A failed comparison is retried, as Argo CD's controller does on each refresh: a CRD from an
             // earlier wave may be there now.
-            Some(every) if failed => queue.after(app_key, every),
+            Some(every) if failed => {
+                // Forget the last good sync too: going back to that spec must be synced again.
+                self.done.remove(app_key);
+                queue.after(app_key, every);
+            }
             _ => {
                 self.done.insert(app_key.clone(), sig);
             }

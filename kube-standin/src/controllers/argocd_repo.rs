@@ -1,6 +1,6 @@
 //! Argo CD's repo-server, for `kube-standin serve --argocd REPO_URL=DIR`: an Application whose
 //! `source.repoURL` is a served repository is rendered from `DIR/<path>` with real helm, as the
-//! repo-server does, and [`RenderedSource`] applies the result (see [`super::argocd`]).
+//! repo-server does, and [`super::argocd_sync::RenderedSource`] applies the result (see [`super::argocd`]).
 //!
 //! - Rendering works on a copy of the chart (the repository is never written to). Dependencies from
 //!   upstream chart repositories (Chart.yaml `dependencies` with an `https://` or `oci://` repository) are

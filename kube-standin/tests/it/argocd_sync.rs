@@ -209,6 +209,36 @@ async fn an_application_is_rendered_applied_and_follows_the_repository() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // A wrong path, then back to the last good spec: synced again (the failure is not remembered as done).
+    let gvk = kube::api::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application");
+    let apps: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(api.client(), "argocd", &kube::api::ApiResource::from_gvk(&gvk));
+    let set_path = |path: &str| {
+        let patch = serde_json::json!({"spec": {"source": {"path": path}}});
+        let apps = apps.clone();
+        async move {
+            apps.patch(
+                "staging-web",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(patch),
+            )
+            .await
+            .expect("the Application is patched")
+        }
+    };
+    set_path("helm/typo").await;
+    let message = wait_app(&api, "staging-web", comparison_error).await;
+    assert!(
+        message.ends_with("helm/typo: app path does not exist"),
+        "{message}"
+    );
+    set_path("helm/web").await;
+    wait_app(&api, "staging-web", |a| {
+        synced_healthy(a)
+            .filter(|_| a.pointer("/status/sync/comparedTo/source/path") == Some(&"helm/web".into()))
+    })
+    .await;
+
     // Cascade deletion removes what the sync applied, then the Application.
     api.store()
         .delete("applications.argoproj.io", "argocd", "staging-web")
