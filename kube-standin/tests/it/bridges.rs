@@ -429,29 +429,55 @@ fn secret_text(secret: &Secret, key: &str) -> String {
 async fn bridged_cnpg_cluster_pod_reaches_real_postgres() {
     use futures::FutureExt;
     let suffix = format!("{:08x}", rand::random::<u32>());
-    let (cluster, owner, database) = (
+    let (cluster, owner, database, reader) = (
         format!("pg-{suffix}"),
         format!("own_{suffix}"),
         format!("db_{suffix}"),
+        format!("ro_{suffix}"),
     );
     let admin = pg_superuser().await;
-    let outcome = std::panic::AssertUnwindSafe(cnpg_initdb_checks(&admin, &cluster, &owner, &database))
-        .catch_unwind()
-        .await;
+    let outcome =
+        std::panic::AssertUnwindSafe(cnpg_initdb_checks(&admin, &cluster, &owner, &database, &reader))
+            .catch_unwind()
+            .await;
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
         .await
         .expect("drop the test database");
-    admin
-        .batch_execute(&format!("DROP ROLE IF EXISTS \"{owner}\""))
-        .await
-        .expect("drop the test role");
+    for role in [&owner, &reader] {
+        admin
+            .batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\""))
+            .await
+            .expect("drop the test roles");
+    }
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
 }
 
-async fn cnpg_initdb_checks(admin: &tokio_postgres::Client, cluster: &str, owner: &str, database: &str) {
+/// Creates the basic-auth Secret `reader-password` for the managed role `reader`.
+async fn reader_secret(api: &StandIn, reader: &str, password: &str) {
+    let secrets: Api<Secret> = Api::namespaced(api.client(), "staging");
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("reader-password".into());
+    secret.type_ = Some("kubernetes.io/basic-auth".into());
+    secret.string_data = Some(
+        [
+            ("username".to_string(), reader.to_string()),
+            ("password".to_string(), password.to_string()),
+        ]
+        .into(),
+    );
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+}
+
+async fn cnpg_initdb_checks(
+    admin: &tokio_postgres::Client,
+    cluster: &str,
+    owner: &str,
+    database: &str,
+    reader: &str,
+) {
     let yaml = format!(
         "apiVersion: postgresql.cnpg.io/v1
 kind: Cluster
@@ -462,9 +488,14 @@ spec:
   storage: {{size: 1Gi}}
   bootstrap:
     initdb: {{database: {database}, owner: {owner}}}
+  managed:
+    roles:
+    - {{name: {reader}, login: true, passwordSecret: {{name: reader-password}}, inRoles: [pg_monitor]}}
 "
     );
+    let reader_password = format!("r{:016x}", rand::random::<u64>());
     let api = bridged_standin().await;
+    reader_secret(&api, reader, &reader_password).await;
     let clusters = create(&api, "clusters", &yaml).await;
     let status = status_where(clusters, cluster, |s| s["phase"] == "Cluster in healthy state").await;
     assert_eq!(status["readyInstances"], 2);
@@ -525,10 +556,37 @@ spec:
         scram_verifies(&verifier, &password),
         "the role's password is the one in {cluster}-app"
     );
+    // spec.managed.roles (done after initdb): LOGIN, the password of its Secret, member of pg_monitor.
+    eventually("the managed role", || async {
+        let row = admin
+            .query_opt(
+                "SELECT rolcanlogin, coalesce(rolpassword, ''), pg_has_role(rolname, 'pg_monitor', 'member') \
+                 FROM pg_authid WHERE rolname = $1",
+                &[&reader],
+            )
+            .await
+            .map_err(pg_error)?
+            .ok_or("no role yet")?;
+        let (login, verifier, monitor) = (
+            row.get::<_, bool>(0),
+            row.get::<_, String>(1),
+            row.get::<_, bool>(2),
+        );
+        (login && scram_verifies(&verifier, &reader_password) && monitor)
+            .then_some(())
+            .ok_or_else(|| {
+                format!(
+                    "login {login}, password set {}, in pg_monitor {monitor}",
+                    !verifier.is_empty()
+                )
+            })
+    })
+    .await;
 
     // Another stand-in (as a parallel test would be) with the same owner: its new password replaces the
     // old one, the existing database is no error.
     let again = bridged_standin().await;
+    reader_secret(&again, reader, &reader_password).await;
     create(&again, "clusters", &yaml).await;
     let secrets: Api<Secret> = Api::namespaced(again.client(), "staging");
     let second = tokio::time::timeout(Duration::from_secs(10), async {
