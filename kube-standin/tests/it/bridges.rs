@@ -775,7 +775,8 @@ async fn redis_command<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
 }
 
 /// A password-protected `redis-server` and a Sentinel monitoring it (as the platform's redis-instance
-/// chart deploys them: a RedisReplication and a RedisSentinel), bridged: the data pods report the server's
+/// chart deploys them: a RedisReplication and a RedisSentinel; here the Sentinel also has its own password,
+/// `kubernetesConfig.redisSecret`, which the operator makes its `requirepass`), bridged: the data pods report the server's
 /// host as `status.podIP`, so the Sentinel, reached through a port-forward to its pod, names the master pod's
 /// IP as the master's address. Also the embedded Sentinel (`spec.sentinel`) pods.
 #[tokio::test]
@@ -832,7 +833,9 @@ kind: RedisSentinel
 metadata: {name: redis, namespace: staging}
 spec:
   clusterSize: 1
-  kubernetesConfig: {image: quay.io/opstree/redis-sentinel:v7.0.15}
+  kubernetesConfig:
+    image: quay.io/opstree/redis-sentinel:v7.0.15
+    redisSecret: {name: redis-secret, key: password}
   redisSentinelConfig:
     redisReplicationName: redis
     masterGroupName: mymaster
