@@ -95,9 +95,13 @@ enum Command {
         #[arg(long, value_name = "PATH", default_value = "helm")]
         helm: PathBuf,
         /// Point the pods the operator simulation creates at a real local server, so port-forwards reach
-        /// it; repeatable, needs --simulate-ready. `postgres=HOST:PORT`: CloudNativePG instance pods,
-        /// port 5432. `redis=HOST:PORT`: redis-operator data pods, port 6379 (the password stays the one
-        /// in the user's Secret). `rabbitmq=USER@HOST:PORT`: RabbitMQ server pods, port 5672, with
+        /// it; repeatable, needs --simulate-ready. `postgres=[USER@]HOST:PORT`: CloudNativePG instance
+        /// pods, port 5432; the simulated operator also runs initdb there as USER (default postgres, a
+        /// superuser the server trusts): the owner role with the password of NAME-app (or
+        /// bootstrap.initdb.secret), its database, and spec.managed.roles. `redis=HOST:PORT`:
+        /// redis-operator data pods, port 6379, whose status.podIP becomes HOST (the password stays the
+        /// one in the user's Secret). `redis-sentinel=HOST:PORT`: Sentinel pods (RedisSentinel X-sentinel-*,
+        /// embedded NAME-s-*), port 26379. `rabbitmq=USER@HOST:PORT`: RabbitMQ server pods, port 5672, with
         /// `NAME-default-user` holding USER and the password from $KUBE_STANDIN_RABBITMQ_PASSWORD
         /// (`rabbitmq=USER:PASSWORD@HOST:PORT` also works but puts the password in argv, visible to
         /// other users of the machine). `rabbitmq-management=HOST:PORT`: port 15672 of those pods.

@@ -402,8 +402,10 @@ impl Builder {
     }
 
     /// Points the pods the operator simulation creates at a real local server (`kube-standin serve
-    /// --bridge`): CloudNativePG instance pods forward 5432 to [`Bridge::Postgres`], redis-operator data
-    /// pods 6379 to [`Bridge::Redis`], RabbitMQ server pods 5672 to [`Bridge::Rabbitmq`] (whose
+    /// --bridge`): CloudNativePG instance pods forward 5432 to [`Bridge::Postgres`] (where the simulated
+    /// operator also creates the owner role and database, as initdb does), redis-operator data pods 6379
+    /// to [`Bridge::Redis`] (and report its host as their `status.podIP`), Sentinel pods 26379 to
+    /// [`Bridge::RedisSentinel`], RabbitMQ server pods 5672 to [`Bridge::Rabbitmq`] (whose
     /// credentials also fill `NAME-default-user`) and 15672 to [`Bridge::RabbitmqManagement`]. Repeatable;
     /// the last bridge per service wins. The simulated pods carry it as the annotation
     /// [`crate::portforward::FORWARD_ANNOTATION`]; without [`Builder::simulate_ready`] there are no such
@@ -411,6 +413,7 @@ impl Builder {
     ///
     /// [`Bridge::Postgres`]: crate::simulate::Bridge::Postgres
     /// [`Bridge::Redis`]: crate::simulate::Bridge::Redis
+    /// [`Bridge::RedisSentinel`]: crate::simulate::Bridge::RedisSentinel
     /// [`Bridge::Rabbitmq`]: crate::simulate::Bridge::Rabbitmq
     /// [`Bridge::RabbitmqManagement`]: crate::simulate::Bridge::RabbitmqManagement
     pub fn bridge(mut self, bridge: crate::simulate::Bridge) -> Self {

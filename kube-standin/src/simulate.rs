@@ -35,20 +35,31 @@ pub const UNREADY_ANNOTATION: &str = "kube-standin/unready";
 pub const RABBITMQ_PASSWORD_ENV: &str = "KUBE_STANDIN_RABBITMQ_PASSWORD";
 
 /// The forms `--bridge` accepts, for error messages and help.
-pub const BRIDGE_FORMS: &str = "postgres=HOST:PORT, redis=HOST:PORT, rabbitmq=USER@HOST:PORT (password from \
-     $KUBE_STANDIN_RABBITMQ_PASSWORD), rabbitmq=USER:PASSWORD@HOST:PORT (puts the password in argv) or \
-     rabbitmq-management=HOST:PORT";
+pub const BRIDGE_FORMS: &str = "postgres=HOST:PORT (or postgres=USER@HOST:PORT), redis=HOST:PORT, redis-sentinel=HOST:PORT, \
+     rabbitmq=USER@HOST:PORT (password from $KUBE_STANDIN_RABBITMQ_PASSWORD), rabbitmq=USER:PASSWORD@HOST:PORT \
+     (puts the password in argv) or rabbitmq-management=HOST:PORT";
 
 /// One real local server the simulated operators' pods forward to (`kube-standin serve --bridge`,
 /// [`crate::Builder::bridge`]). Pods the simulation creates carry the annotation
 /// [`crate::portforward::FORWARD_ANNOTATION`] pointing at it, so a port-forward reaches the real server.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Bridge {
-    /// CloudNativePG `Cluster` pods: port 5432.
-    Postgres(String),
-    /// redis-operator data pods (`RedisReplication`, `RedisCluster`): port 6379. The password stays the
-    /// one in the user's Secret (`spec.kubernetesConfig.redisSecret`), as with the real operator.
+    /// CloudNativePG `Cluster` pods: port 5432. The simulated operator also runs initdb against the server
+    /// as `user` (a superuser, `postgres` unless `postgres=USER@HOST:PORT`; no password: the server must
+    /// trust it): the owner role with the password of `NAME-app` (or `spec.bootstrap.initdb.secret`) and
+    /// the database.
+    Postgres {
+        /// The superuser the simulation connects as.
+        user: String,
+        /// `HOST:PORT` of the server.
+        addr: String,
+    },
+    /// redis-operator data pods (`RedisReplication`, `RedisCluster`): port 6379, and their `status.podIP`
+    /// is the bridged host (so a real Sentinel monitoring it names the master pod's IP). The password stays
+    /// the one in the user's Secret (`spec.kubernetesConfig.redisSecret`), as with the real operator.
     Redis(String),
+    /// redis-operator Sentinel pods (`RedisSentinel` `X-sentinel-*`, embedded `NAME-s-*`): port 26379.
+    RedisSentinel(String),
     /// `RabbitmqCluster` server pods: port 5672; the `NAME-default-user` Secret carries these credentials
     /// instead of generated ones.
     Rabbitmq {
@@ -66,8 +77,9 @@ pub enum Bridge {
 impl std::fmt::Debug for Bridge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Bridge::Postgres(a) => write!(f, "postgres={a}"),
+            Bridge::Postgres { user, addr } => write!(f, "postgres={user}@{addr}"),
             Bridge::Redis(a) => write!(f, "redis={a}"),
+            Bridge::RedisSentinel(a) => write!(f, "redis-sentinel={a}"),
             Bridge::Rabbitmq { user, addr, .. } => write!(f, "rabbitmq={user}:<redacted>@{addr}"),
             Bridge::RabbitmqManagement(a) => write!(f, "rabbitmq-management={a}"),
         }
@@ -87,6 +99,7 @@ fn host_port(service: &str, addr: &str) -> Result<String, String> {
             match service {
                 "postgres" => 5432,
                 "redis" => 6379,
+                "redis-sentinel" => 26379,
                 "rabbitmq-management" => 15672,
                 _ => 5672,
             }
@@ -107,8 +120,25 @@ impl Bridge {
             return Err(format!("expected SERVICE=ADDRESS, one of: {BRIDGE_FORMS}"));
         };
         match service.trim() {
-            "postgres" => Ok(Bridge::Postgres(host_port("postgres", addr.trim())?)),
+            "postgres" => {
+                let (user, hostport) = match addr.trim().rsplit_once('@') {
+                    Some((user, hostport)) => (user.trim(), hostport),
+                    None => ("postgres", addr.trim()),
+                };
+                if user.is_empty() || user.contains(':') {
+                    return Err(
+                        "postgres takes postgres=HOST:PORT or postgres=USER@HOST:PORT (a superuser the server \
+                         trusts; no password)"
+                            .to_string(),
+                    );
+                }
+                Ok(Bridge::Postgres {
+                    user: user.to_string(),
+                    addr: host_port("postgres", hostport.trim())?,
+                })
+            }
             "redis" => Ok(Bridge::Redis(host_port("redis", addr.trim())?)),
+            "redis-sentinel" => Ok(Bridge::RedisSentinel(host_port("redis-sentinel", addr.trim())?)),
             "rabbitmq-management" => Ok(Bridge::RabbitmqManagement(host_port(
                 "rabbitmq-management",
                 addr.trim(),
@@ -152,8 +182,10 @@ impl Bridge {
 /// The bridges in effect (the last one given per service wins).
 #[derive(Clone, Default)]
 pub struct Bridges {
-    postgres: Option<String>,
+    /// `(superuser, HOST:PORT)`.
+    postgres: Option<(String, String)>,
     redis: Option<String>,
+    redis_sentinel: Option<String>,
     rabbitmq: Option<(String, String, String)>,
     rabbitmq_management: Option<String>,
 }
@@ -163,6 +195,7 @@ impl std::fmt::Debug for Bridges {
         f.debug_struct("Bridges")
             .field("postgres", &self.postgres)
             .field("redis", &self.redis)
+            .field("redis_sentinel", &self.redis_sentinel)
             .field(
                 "rabbitmq",
                 &self
@@ -180,6 +213,7 @@ impl Bridges {
     pub fn is_empty(&self) -> bool {
         self.postgres.is_none()
             && self.redis.is_none()
+            && self.redis_sentinel.is_none()
             && self.rabbitmq.is_none()
             && self.rabbitmq_management.is_none()
     }
@@ -187,11 +221,22 @@ impl Bridges {
     /// Adds one bridge.
     pub fn add(&mut self, bridge: Bridge) {
         match bridge {
-            Bridge::Postgres(a) => self.postgres = Some(a),
+            Bridge::Postgres { user, addr } => self.postgres = Some((user, addr)),
             Bridge::Redis(a) => self.redis = Some(a),
+            Bridge::RedisSentinel(a) => self.redis_sentinel = Some(a),
             Bridge::Rabbitmq { user, password, addr } => self.rabbitmq = Some((user, password, addr)),
             Bridge::RabbitmqManagement(a) => self.rabbitmq_management = Some(a),
         }
+    }
+
+    /// The forward annotation and `status.podIP` of a redis-operator data pod, if bridged.
+    fn redis_data(&self) -> Option<(String, String)> {
+        self.redis.as_ref().map(|a| (format!("6379={a}"), host_ip(a)))
+    }
+
+    /// The forward annotation of a redis-operator Sentinel pod, if bridged.
+    fn redis_sentinel_forward(&self) -> Option<String> {
+        self.redis_sentinel.as_ref().map(|a| format!("26379={a}"))
     }
 
     /// The forward annotation value for a RabbitMQ server pod, if any bridge applies.
@@ -205,6 +250,22 @@ impl Bridges {
         .collect();
         (!parts.is_empty()).then(|| parts.join(","))
     }
+}
+
+/// The IP a pod bridged to `HOST:PORT` reports as `status.podIP`: the host (the pod "is" that server),
+/// resolved when it is a name.
+fn host_ip(addr: &str) -> String {
+    use std::net::ToSocketAddrs;
+    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "0"));
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return host.to_string();
+    }
+    (host, port.parse::<u16>().unwrap_or(0))
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .map_or_else(|| host.to_string(), |a| a.ip().to_string())
 }
 
 /// Whether a group/resource is simulated.
@@ -409,6 +470,303 @@ fn reconcile(store: &Store, key: &ObjKey, sig: &Signature, bridges: &Bridges) {
                 tracing::warn!("simulation could not create {kind}/{name}: {e}");
             }
         }
+        // With a postgres bridge, CloudNativePG's initdb (and managed roles) on the real server, off the
+        // store lock; the pods' readiness does not wait for it.
+        if let Some((user, addr)) = &bridges.postgres
+            && let Some(plan) = PostgresBootstrap::of(key, &obj)
+        {
+            let (store, user, addr) = (store.clone(), user.clone(), addr.clone());
+            tokio::spawn(async move { plan.run(&store, &user, &addr).await });
+        }
+    }
+}
+
+/// A `spec.managed.roles` entry of a CloudNativePG `Cluster`.
+#[derive(Debug, Clone)]
+struct ManagedRole {
+    name: String,
+    present: bool,
+    /// Attribute keywords (`LOGIN`/`NOLOGIN`, `SUPERUSER`/`NOSUPERUSER`, ...).
+    attributes: Vec<&'static str>,
+    password_secret: Option<String>,
+    disable_password: bool,
+    in_roles: Vec<String>,
+}
+
+/// What CloudNativePG creates in a new cluster's database (initdb: the owner role with the password of
+/// its Secret and the database it owns; then `spec.managed.roles`), done on a bridged server.
+#[derive(Debug, Clone)]
+struct PostgresBootstrap {
+    namespace: String,
+    cluster: String,
+    /// The owner's basic-auth Secret (`NAME-app` or `spec.bootstrap.initdb.secret`), `None` without initdb.
+    secret: Option<String>,
+    /// `spec.bootstrap.initdb.owner` (default `app`; the Secret's `username` wins).
+    owner: String,
+    /// `spec.bootstrap.initdb.database` (default `app`).
+    database: String,
+    roles: Vec<ManagedRole>,
+}
+
+/// Reads one key of a Secret in the store, decoded.
+fn secret_value(store: &Store, ns: &str, name: &str, key: &str) -> Option<String> {
+    let secret = store.get("secrets", ns, name)?;
+    if let Some(v) = secret
+        .pointer(&format!("/stringData/{key}"))
+        .and_then(Value::as_str)
+    {
+        return Some(v.to_string());
+    }
+    let b = secret.pointer(&format!("/data/{key}"))?.as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Whether a PostgreSQL error says the object is already there (also the unique-index error two
+/// concurrent creators can get).
+fn duplicate(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.code().is_some_and(|c| {
+        [
+            SqlState::DUPLICATE_OBJECT,
+            SqlState::DUPLICATE_DATABASE,
+            SqlState::UNIQUE_VIOLATION,
+        ]
+        .contains(c)
+    })
+}
+
+impl PostgresBootstrap {
+    /// The plan for a Cluster: initdb unless it bootstraps from a backup or another cluster (then only
+    /// the managed roles); `None` when there is nothing to do.
+    fn of(key: &ObjKey, obj: &Value) -> Option<PostgresBootstrap> {
+        if key.group != "postgresql.cnpg.io" || key.plural != "clusters" {
+            return None;
+        }
+        let initdb = obj
+            .pointer("/spec/bootstrap")
+            .and_then(Value::as_object)
+            .is_none_or(|b| {
+                b.contains_key("initdb") || !(b.contains_key("recovery") || b.contains_key("pg_basebackup"))
+            });
+        let field = |f: &str| get_str(obj, &["spec", "bootstrap", "initdb", f]).filter(|v| !v.is_empty());
+        let secret = initdb.then(|| {
+            get_str(obj, &["spec", "bootstrap", "initdb", "secret", "name"])
+                .map_or_else(|| format!("{}-app", key.name), str::to_string)
+        });
+        let roles: Vec<ManagedRole> = obj
+            .pointer("/spec/managed/roles")
+            .and_then(Value::as_array)
+            .map(|roles| roles.iter().filter_map(ManagedRole::of).collect())
+            .unwrap_or_default();
+        if secret.is_none() && roles.is_empty() {
+            return None;
+        }
+        Some(PostgresBootstrap {
+            namespace: key.namespace.clone(),
+            cluster: key.name.clone(),
+            secret,
+            owner: field("owner").unwrap_or("app").to_string(),
+            database: field("database").unwrap_or("app").to_string(),
+            roles,
+        })
+    }
+
+    /// Runs the plan against `addr` as `user`, retrying a little (the owner's Secret may appear later,
+    /// a concurrent stand-in may be altering the same role); failures are logged with the Cluster's
+    /// name, never with a password.
+    async fn run(&self, store: &Store, user: &str, addr: &str) {
+        let mut last = String::new();
+        for attempt in 0..60 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            match self.apply(store, user, addr).await {
+                Ok(()) => {
+                    tracing::info!(
+                        "simulated CloudNativePG bootstrap of Cluster {}/{} done on the postgres bridge {addr}",
+                        self.namespace,
+                        self.cluster
+                    );
+                    return;
+                }
+                Err(e) => last = e,
+            }
+        }
+        tracing::warn!(
+            "simulated CloudNativePG bootstrap of Cluster {}/{} on the postgres bridge {addr} failed: {last}",
+            self.namespace,
+            self.cluster
+        );
+    }
+
+    async fn apply(&self, store: &Store, user: &str, addr: &str) -> Result<(), String> {
+        let ns = self.namespace.as_str();
+        // Read the Secrets first: nothing is done on the server until they exist.
+        let owner = match &self.secret {
+            Some(secret) => {
+                let password = secret_value(store, ns, secret, "password").ok_or_else(|| {
+                    format!("Secret {ns}/{secret} (the owner's password) is missing or has no `password` key")
+                })?;
+                let owner = secret_value(store, ns, secret, "username").unwrap_or_else(|| self.owner.clone());
+                Some((owner, password))
+            }
+            None => None,
+        };
+        let mut role_passwords = Vec::new();
+        for role in &self.roles {
+            let password = match (&role.password_secret, role.present && !role.disable_password) {
+                (Some(secret), true) => Some(secret_value(store, ns, secret, "password").ok_or_else(|| {
+                    format!(
+                        "Secret {ns}/{secret} (password of managed role {}) is missing or has no `password` key",
+                        role.name
+                    )
+                })?),
+                _ => None,
+            };
+            role_passwords.push(password);
+        }
+
+        let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "5432"));
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(host.trim_start_matches('[').trim_end_matches(']'))
+            .port(port.parse().unwrap_or(5432))
+            .user(user)
+            .dbname("postgres")
+            .application_name("kube-standin")
+            .connect_timeout(Duration::from_secs(5));
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("cannot connect as {user}: {e}"))?;
+        let driver = tokio::spawn(connection);
+        let result = async {
+            if let Some((owner, password)) = &owner {
+                let login = ["LOGIN"];
+                ensure_role(&client, owner, &login, Some(password)).await?;
+                let exists = client
+                    .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&self.database])
+                    .await
+                    .map_err(|e| format!("cannot look up database {}: {e}", self.database))?
+                    .is_some();
+                if !exists {
+                    let sql =
+                        format_sql(&client, "CREATE DATABASE %I OWNER %I", &[&self.database, owner]).await?;
+                    match client.batch_execute(&sql).await {
+                        Err(e) if !duplicate(&e) => {
+                            return Err(format!("cannot create database {}: {e}", self.database));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            for (role, password) in self.roles.iter().zip(&role_passwords) {
+                if !role.present {
+                    let sql = format_sql(&client, "DROP ROLE IF EXISTS %I", &[&role.name]).await?;
+                    client
+                        .batch_execute(&sql)
+                        .await
+                        .map_err(|e| format!("cannot drop managed role {}: {e}", role.name))?;
+                    continue;
+                }
+                let mut attributes = role.attributes.clone();
+                if role.disable_password {
+                    attributes.push("PASSWORD NULL");
+                }
+                ensure_role(&client, &role.name, &attributes, password.as_ref()).await?;
+                for parent in &role.in_roles {
+                    let sql = format_sql(&client, "GRANT %I TO %I", &[parent, &role.name]).await?;
+                    client
+                        .batch_execute(&sql)
+                        .await
+                        .map_err(|e| format!("cannot grant {parent} to managed role {}: {e}", role.name))?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        drop(client);
+        driver.abort();
+        result
+    }
+}
+
+/// `format(template, args...)` on the server: identifiers (`%I`) and literals (`%L`) quoted by
+/// PostgreSQL itself.
+async fn format_sql(
+    client: &tokio_postgres::Client,
+    template: &str,
+    args: &[&String],
+) -> Result<String, String> {
+    let args: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+    client
+        .query_one(
+            "SELECT format($1::text, VARIADIC $2::text[])",
+            &[&template, &args],
+        )
+        .await
+        .map(|row| row.get(0))
+        .map_err(|e| format!("cannot build a statement: {e}"))
+}
+
+/// `CREATE ROLE name attributes [PASSWORD ...]`, or `ALTER ROLE` with the same when it exists.
+async fn ensure_role(
+    client: &tokio_postgres::Client,
+    name: &String,
+    attributes: &[&str],
+    password: Option<&String>,
+) -> Result<(), String> {
+    let mut options = attributes.join(" ");
+    let mut args = vec![name];
+    if let Some(password) = password {
+        options.push_str(" PASSWORD %L");
+        args.push(password);
+    }
+    let create = format_sql(client, &format!("CREATE ROLE %I {options}"), &args).await?;
+    match client.batch_execute(&create).await {
+        Ok(()) => return Ok(()),
+        Err(e) if !duplicate(&e) => return Err(format!("cannot create role {name}: {e}")),
+        Err(_) => {}
+    }
+    if options.trim().is_empty() {
+        return Ok(());
+    }
+    let alter = format_sql(client, &format!("ALTER ROLE %I {options}"), &args).await?;
+    client
+        .batch_execute(&alter)
+        .await
+        .map_err(|e| format!("cannot alter role {name}: {e}"))
+}
+
+impl ManagedRole {
+    /// One `spec.managed.roles` entry (CloudNativePG `RoleConfiguration`; its defaults: `ensure: present`,
+    /// `inherit: true`, every other flag false).
+    fn of(role: &Value) -> Option<ManagedRole> {
+        let name = role.get("name")?.as_str()?.to_string();
+        let flag = |f: &str, default: bool| role.get(f).and_then(Value::as_bool).unwrap_or(default);
+        let pick = |on: bool, yes: &'static str, no: &'static str| if on { yes } else { no };
+        let attributes = vec![
+            pick(flag("login", false), "LOGIN", "NOLOGIN"),
+            pick(flag("superuser", false), "SUPERUSER", "NOSUPERUSER"),
+            pick(flag("createdb", false), "CREATEDB", "NOCREATEDB"),
+            pick(flag("createrole", false), "CREATEROLE", "NOCREATEROLE"),
+            pick(flag("inherit", true), "INHERIT", "NOINHERIT"),
+            pick(flag("replication", false), "REPLICATION", "NOREPLICATION"),
+            pick(flag("bypassrls", false), "BYPASSRLS", "NOBYPASSRLS"),
+        ];
+        Some(ManagedRole {
+            name,
+            present: role.get("ensure").and_then(Value::as_str) != Some("absent"),
+            attributes,
+            password_secret: get_str(role, &["passwordSecret", "name"]).map(str::to_string),
+            disable_password: flag("disablePassword", false),
+            in_roles: role
+                .get("inRoles")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default(),
+        })
     }
 }
 
@@ -688,6 +1046,7 @@ fn desired_status(key: &ObjKey, obj: &Value, unready: Option<&str>) -> Option<Va
                             "lastTransitionTime": now, "observedGeneration": generation}]
         }),
         ("", "pods") if ready && run_to_completion(obj) => {
+            let pod_ip = pod_ip(obj);
             // A Job's pod: its containers run and exit 0.
             let containers = container_statuses(obj, |c| {
                 json!({
@@ -706,12 +1065,13 @@ fn desired_status(key: &ObjKey, obj: &Value, unready: Option<&str>) -> Option<Va
             json!({
                 "phase": "Succeeded",
                 "conditions": [cond("PodScheduled", true), cond("Initialized", true), cond("ContainersReady", false), cond("Ready", false)],
-                "hostIP": "10.0.0.1", "podIP": "10.244.0.10", "podIPs": [{"ip": "10.244.0.10"}],
+                "hostIP": "10.0.0.1", "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
                 "startTime": now, "qosClass": "BestEffort",
                 "containerStatuses": containers
             })
         }
         ("", "pods") => {
+            let pod_ip = pod_ip(obj);
             let containers = container_statuses(obj, |c| {
                 json!({
                     "name": c["name"], "image": c["image"], "imageID": "", "ready": ready, "started": ready,
@@ -730,7 +1090,7 @@ fn desired_status(key: &ObjKey, obj: &Value, unready: Option<&str>) -> Option<Va
             json!({
                 "phase": if ready { "Running" } else { "Pending" },
                 "conditions": [cond("PodScheduled", true), cond("Initialized", true), cond("ContainersReady", ready), cond("Ready", ready)],
-                "hostIP": "10.0.0.1", "podIP": "10.244.0.10", "podIPs": [{"ip": "10.244.0.10"}],
+                "hostIP": "10.0.0.1", "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
                 "startTime": now, "qosClass": "BestEffort",
                 "containerStatuses": containers
             })
@@ -749,6 +1109,14 @@ fn desired_status(key: &ObjKey, obj: &Value, unready: Option<&str>) -> Option<Va
         _ => return None,
     };
     Some(status)
+}
+
+/// A pod's IP: the one it has (a pod keeps its IP, and a bridged pod's is its server's), else the
+/// simulation's default.
+fn pod_ip(pod: &Value) -> String {
+    get_str(pod, &["status", "podIP"])
+        .unwrap_or("10.244.0.10")
+        .to_string()
 }
 
 /// One status per container of the pod's spec, each built by `status`.
@@ -815,6 +1183,18 @@ fn forwarded(mut pod: Value, forward: Option<&str>) -> Value {
     if let Some(f) = forward {
         pod["metadata"]["annotations"] = json!({crate::portforward::FORWARD_ANNOTATION: f});
     }
+    pod
+}
+
+/// A redis-operator data pod bridged to a server (`(annotation, IP)` from [`Bridges::redis_data`]): it
+/// forwards there and reports the server's host as its `status.podIP`.
+fn redis_bridged(pod: Value, bridge: Option<&(String, String)>) -> Value {
+    let Some((forward, ip)) = bridge else {
+        return pod;
+    };
+    let mut pod = forwarded(pod, Some(forward));
+    pod["status"]["podIP"] = json!(ip);
+    pod["status"]["podIPs"] = json!([{"ip": ip}]);
     pod
 }
 
@@ -955,7 +1335,7 @@ fn cnpg_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -> Vec<Val
     {
         out.push(cnpg_secret(ns, name, obj, "superuser", "postgres", "*"));
     }
-    let forward = bridges.postgres.as_ref().map(|a| format!("5432={a}"));
+    let forward = bridges.postgres.as_ref().map(|(_, a)| format!("5432={a}"));
     let image = cnpg_image(obj);
     for i in 1..=n {
         let pod = format!("{name}-{i}");
@@ -1118,10 +1498,10 @@ fn redis_replication_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridge
         port,
         false,
     ));
-    let forward = bridges.redis.as_ref().map(|a| format!("6379={a}"));
+    let bridge = bridges.redis_data();
     for i in 0..n {
         let role = if i == 0 { "master" } else { "slave" };
-        out.push(forwarded(
+        out.push(redis_bridged(
             ready_pod(
                 ns,
                 &format!("{name}-{i}"),
@@ -1130,7 +1510,7 @@ fn redis_replication_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridge
                 name,
                 "quay.io/opstree/redis:v7.0.15",
             ),
-            forward.as_deref(),
+            bridge.as_ref(),
         ));
     }
     // Embedded Sentinel (redisreplication_sentinel.go): StatefulSet NAME-s, headless Service NAME-s-hl.
@@ -1156,14 +1536,11 @@ fn redis_replication_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridge
         ));
         let image =
             get_str(obj, &["spec", "sentinel", "image"]).unwrap_or("quay.io/opstree/redis-sentinel:v7.0.15");
+        let forward = bridges.redis_sentinel_forward();
         for i in 0..sentinels {
-            out.push(ready_pod(
-                ns,
-                &format!("{app}-{i}"),
-                obj,
-                labels.clone(),
-                "sentinel",
-                image,
+            out.push(forwarded(
+                ready_pod(ns, &format!("{app}-{i}"), obj, labels.clone(), "sentinel", image),
+                forward.as_deref(),
             ));
         }
     }
@@ -1173,7 +1550,7 @@ fn redis_replication_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridge
 /// A standalone `RedisSentinel` X (`internal/k8sutils/redis-sentinel.go`): StatefulSet `X-sentinel`,
 /// Services `X-sentinel`, `X-sentinel-headless`, `X-sentinel-additional` (and `X-sentinel-metrics` with
 /// the exporter), port 26379 `sentinel-client`.
-fn redis_sentinel_objects(ns: &str, name: &str, obj: &Value) -> Vec<Value> {
+fn redis_sentinel_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -> Vec<Value> {
     let n = int_at(obj, "/spec/clusterSize", 3);
     let app = format!("{name}-sentinel");
     let labels = redis_labels(&app, "sentinel", "sentinel");
@@ -1190,14 +1567,11 @@ fn redis_sentinel_objects(ns: &str, name: &str, obj: &Value) -> Vec<Value> {
     }
     let image = get_str(obj, &["spec", "kubernetesConfig", "image"])
         .unwrap_or("quay.io/opstree/redis-sentinel:v7.0.15");
+    let forward = bridges.redis_sentinel_forward();
     for i in 0..n {
-        out.push(ready_pod(
-            ns,
-            &format!("{app}-{i}"),
-            obj,
-            labels.clone(),
-            &app,
-            image,
+        out.push(forwarded(
+            ready_pod(ns, &format!("{app}-{i}"), obj, labels.clone(), &app, image),
+            forward.as_deref(),
         ));
     }
     out
@@ -1206,7 +1580,7 @@ fn redis_sentinel_objects(ns: &str, name: &str, obj: &Value) -> Vec<Value> {
 /// A `RedisCluster` X (`internal/k8sutils/redis-cluster.go`): StatefulSets `X-leader` and `X-follower`
 /// with their Services, labels `redis_setup_type=cluster`, `role=leader|follower`.
 fn redis_cluster_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -> Vec<Value> {
-    let forward = bridges.redis.as_ref().map(|a| format!("6379={a}"));
+    let bridge = bridges.redis_data();
     let image =
         get_str(obj, &["spec", "kubernetesConfig", "image"]).unwrap_or("quay.io/opstree/redis:v7.0.15");
     let mut out = Vec::new();
@@ -1224,9 +1598,9 @@ fn redis_cluster_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -
             redis_additional(obj),
         ));
         for i in 0..replicas {
-            out.push(forwarded(
+            out.push(redis_bridged(
                 ready_pod(ns, &format!("{app}-{i}"), obj, labels.clone(), &app, image),
-                forward.as_deref(),
+                bridge.as_ref(),
             ));
         }
     }
@@ -1327,7 +1701,7 @@ fn side_objects(key: &ObjKey, obj: &Value, bridges: &Bridges) -> Vec<Value> {
         ("redis.redis.opstreelabs.in", "redisreplications") => {
             redis_replication_objects(ns, name, obj, bridges)
         }
-        ("redis.redis.opstreelabs.in", "redissentinels") => redis_sentinel_objects(ns, name, obj),
+        ("redis.redis.opstreelabs.in", "redissentinels") => redis_sentinel_objects(ns, name, obj, bridges),
         ("redis.redis.opstreelabs.in", "redisclusters") => redis_cluster_objects(ns, name, obj, bridges),
         ("k8s.keycloak.org", "keycloaks") => keycloak_objects(ns, name, obj),
         _ => Vec::new(),
@@ -1508,6 +1882,11 @@ mod tests {
                 .pointer("/metadata/annotations")
                 .is_none()
         );
+        let sides = side_objects(&k, &obj, &bridges(&["redis-sentinel=127.0.0.1:26379"]));
+        assert_eq!(
+            find(&sides, "Pod", "cache-sentinel-1")["metadata"]["annotations"]["kube-standin/forward"],
+            "26379=127.0.0.1:26379"
+        );
     }
 
     #[test]
@@ -1532,6 +1911,21 @@ mod tests {
             master["metadata"]["annotations"]["kube-standin/forward"],
             "6379=127.0.0.1:6379"
         );
+        // A bridged pod is its server: its IP is the bridged host, and re-simulating keeps it.
+        assert_eq!(master["status"]["podIP"], "127.0.0.1");
+        assert_eq!(master["status"]["podIPs"], json!([{"ip": "127.0.0.1"}]));
+        let pod_key = ObjKey {
+            name: "redis-0".into(),
+            ..key("", "pods")
+        };
+        assert_eq!(
+            desired_status(&pod_key, master, None).unwrap()["podIP"],
+            "127.0.0.1"
+        );
+        assert_eq!(
+            desired_status(&pod_key, &json!({"metadata": {"name": "p"}}), None).unwrap()["podIP"],
+            "10.244.0.10"
+        );
         assert_eq!(
             find(&sides, "Pod", "redis-1")["metadata"]["labels"]["redis-role"],
             "slave"
@@ -1549,7 +1943,31 @@ mod tests {
             s["connectionInfo"],
             json!({"host": "redis-s-hl.staging.svc.cluster.local", "port": 26379, "masterName": "mymaster"})
         );
-        let sides = side_objects(&k, &with, &Bridges::default());
+        let unbridged = side_objects(&k, &with, &Bridges::default());
+        assert_eq!(
+            find(&unbridged, "Pod", "redis-0")["status"]["podIP"],
+            "10.244.0.10"
+        );
+        assert!(
+            find(&unbridged, "Pod", "redis-s-0")
+                .pointer("/metadata/annotations")
+                .is_none()
+        );
+        let sides = side_objects(
+            &k,
+            &with,
+            &bridges(&["redis=localhost:6380", "redis-sentinel=127.0.0.1:26380"]),
+        );
+        let ip = find(&sides, "Pod", "redis-0")["status"]["podIP"].clone();
+        assert!(ip == "127.0.0.1" || ip == "::1", "localhost resolved: {ip}");
+        for pod in ["redis-s-0", "redis-s-2"] {
+            let p = find(&sides, "Pod", pod);
+            assert_eq!(
+                p["metadata"]["annotations"]["kube-standin/forward"],
+                "26379=127.0.0.1:26380"
+            );
+            assert_eq!(p["status"]["podIP"], "10.244.0.10", "not a data pod");
+        }
         let sts = find(&sides, "StatefulSet", "redis-s");
         assert_eq!(sts["spec"]["replicas"], 3);
         assert_eq!(sts["spec"]["serviceName"], "redis-s-hl");
@@ -1697,7 +2115,30 @@ mod tests {
         let no_env = |_: &str| None;
         assert_eq!(
             Bridge::parse_with("postgres=127.0.0.1:5432", no_env),
-            Ok(Bridge::Postgres("127.0.0.1:5432".into()))
+            Ok(Bridge::Postgres {
+                user: "postgres".into(),
+                addr: "127.0.0.1:5432".into()
+            })
+        );
+        assert_eq!(
+            Bridge::parse_with("postgres=admin@db.local:6432", no_env),
+            Ok(Bridge::Postgres {
+                user: "admin".into(),
+                addr: "db.local:6432".into()
+            })
+        );
+        for bad in ["postgres=@127.0.0.1:5432", "postgres=a:pw@127.0.0.1:5432"] {
+            let e = Bridge::parse_with(bad, no_env).unwrap_err();
+            assert!(e.contains("USER@HOST:PORT") && !e.contains("pw"), "{bad}: {e}");
+        }
+        assert_eq!(
+            Bridge::parse_with("redis-sentinel=127.0.0.1:26379", no_env),
+            Ok(Bridge::RedisSentinel("127.0.0.1:26379".into()))
+        );
+        assert!(
+            Bridge::parse_with("redis-sentinel=127.0.0.1", no_env)
+                .unwrap_err()
+                .contains("redis-sentinel=127.0.0.1:26379")
         );
         assert_eq!(
             Bridge::parse_with("rabbitmq=guest:p@ss@localhost:5672", no_env),
@@ -1746,6 +2187,55 @@ mod tests {
         ] {
             assert!(Bridge::parse_with(bad, no_env).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn cnpg_bootstrap_plan_follows_initdb_and_managed_roles() {
+        let k = key("postgresql.cnpg.io", "clusters");
+        let plain = json!({"metadata": {"name": "database"}, "spec": {"instances": 1}});
+        let p = PostgresBootstrap::of(&k, &plain).unwrap();
+        assert_eq!(
+            (p.secret.as_deref(), p.owner.as_str(), p.database.as_str()),
+            (Some("database-app"), "app", "app")
+        );
+        assert!(p.roles.is_empty());
+        let own = json!({"metadata": {"name": "database"},
+                         "spec": {"bootstrap": {"initdb": {"database": "orders", "owner": "shop",
+                                                           "secret": {"name": "shop-creds"}}}}});
+        let p = PostgresBootstrap::of(&k, &own).unwrap();
+        assert_eq!(
+            (p.secret.as_deref(), p.owner.as_str(), p.database.as_str()),
+            (Some("shop-creds"), "shop", "orders")
+        );
+        // Restored from a backup: no initdb, nothing to do unless roles are managed.
+        let restored = json!({"metadata": {"name": "database"},
+                              "spec": {"bootstrap": {"recovery": {"source": "old"}}}});
+        assert!(PostgresBootstrap::of(&k, &restored).is_none());
+        let managed = json!({"metadata": {"name": "database"},
+                             "spec": {"bootstrap": {"pg_basebackup": {"source": "old"}},
+                                      "managed": {"roles": [
+                                          {"name": "reader", "login": true, "passwordSecret": {"name": "reader-pw"},
+                                           "inRoles": ["pg_monitor"]},
+                                          {"name": "gone", "ensure": "absent"}]}}});
+        let p = PostgresBootstrap::of(&k, &managed).unwrap();
+        assert_eq!(p.secret, None);
+        assert_eq!(p.roles.len(), 2);
+        assert_eq!(
+            p.roles[0].attributes,
+            [
+                "LOGIN",
+                "NOSUPERUSER",
+                "NOCREATEDB",
+                "NOCREATEROLE",
+                "INHERIT",
+                "NOREPLICATION",
+                "NOBYPASSRLS"
+            ]
+        );
+        assert_eq!(p.roles[0].password_secret.as_deref(), Some("reader-pw"));
+        assert_eq!(p.roles[0].in_roles, ["pg_monitor"]);
+        assert!(p.roles[0].present && !p.roles[1].present);
+        assert!(PostgresBootstrap::of(&key("rabbitmq.com", "rabbitmqclusters"), &plain).is_none());
     }
 
     #[test]

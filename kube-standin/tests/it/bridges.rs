@@ -242,7 +242,7 @@ async fn bridged_standin() -> StandIn {
         .crd_dir(crds("rabbitmq-topology-operator"))
         .seed_yaml("apiVersion: v1\nkind: Namespace\nmetadata: {name: staging}\n")
         .simulate_ready(Duration::from_millis(100))
-        .bridge(Bridge::Postgres("127.0.0.1:5432".into()))
+        .bridge(Bridge::parse("postgres=127.0.0.1:5432").unwrap())
         .bridge(Bridge::Redis("127.0.0.1:6379".into()))
         .bridge(Bridge::parse("rabbitmq=guest:guest@127.0.0.1:5672").unwrap())
         .start()
@@ -304,55 +304,309 @@ fn forward_annotation(pod: &Pod) -> Option<String> {
         .and_then(|a| a.get("kube-standin/forward").cloned())
 }
 
+/// The machine's PostgreSQL as its superuser (trust auth): checks and cleanup.
+async fn pg_superuser() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("the machine's PostgreSQL on 127.0.0.1:5432 (user postgres, trust)");
+    tokio::spawn(connection);
+    client
+}
+
+/// HMAC-SHA-256 (RFC 2104).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let inner = Sha256::new()
+        .chain_update(block.map(|b| b ^ 0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(block.map(|b| b ^ 0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+/// Whether `password` is the one a PostgreSQL SCRAM verifier
+/// (`SCRAM-SHA-256$ITERATIONS:SALT$STOREDKEY:SERVERKEY`, `pg_authid.rolpassword`) was made from (RFC 5802:
+/// PBKDF2-HMAC-SHA-256, then the stored and server keys). The machine's server trusts local logins, so a
+/// login would not prove the password.
+fn scram_verifies(verifier: &str, password: &str) -> bool {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let parse = || -> Option<bool> {
+        let rest = verifier.strip_prefix("SCRAM-SHA-256$")?;
+        let (params, keys) = rest.split_once('$')?;
+        let (iterations, salt) = params.split_once(':')?;
+        let (stored, server) = keys.split_once(':')?;
+        let iterations: u32 = iterations.parse().ok()?;
+        let salt = b64.decode(salt).ok()?;
+        let mut u = hmac_sha256(password.as_bytes(), &[salt.as_slice(), &[0, 0, 0, 1]].concat());
+        let mut salted = u;
+        for _ in 1..iterations {
+            u = hmac_sha256(password.as_bytes(), &u);
+            salted.iter_mut().zip(u).for_each(|(s, x)| *s ^= x);
+        }
+        let stored_key = Sha256::digest(hmac_sha256(&salted, b"Client Key"));
+        let server_key = hmac_sha256(&salted, b"Server Key");
+        Some(b64.encode(stored_key) == stored && b64.encode(server_key) == server)
+    };
+    parse().unwrap_or(false)
+}
+
+#[test]
+fn scram_check_can_fail() {
+    // A verifier PostgreSQL 15 made for `pencil` (password_encryption = scram-sha-256).
+    let v = "SCRAM-SHA-256$4096:d6ZicK+7o5GNlpeSFx/MbQ==$Iw+gVyGiByrmLCFAy1aHkGSkBrafUy/QJfVd3RDzlas=:Stn1f7iGMRcnEiLDgXznDduRLhZWc6VNG0sZOMpoFWc=";
+    assert!(scram_verifies(v, "pencil"));
+    assert!(!scram_verifies(v, "pencil2"));
+    assert!(!scram_verifies("SCRAM-SHA-256$4096:c2FsdA==$eA==:eA==", "pencil"));
+    assert!(!scram_verifies("md5abc", "pencil"));
+}
+
+/// Waits until `check` holds (polling), panicking with `what` after 15 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match check().await {
+            Ok(()) => return,
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("{what}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// `rolcanlogin`, `rolpassword` of a role and the owner of a database, as the superuser sees them.
+async fn role_and_database(
+    admin: &tokio_postgres::Client,
+    role: &str,
+    db: &str,
+) -> Result<(bool, String, String), String> {
+    let row = admin
+        .query_opt(
+            "SELECT r.rolcanlogin, coalesce(r.rolpassword, ''), d.datdba::regrole::text \
+             FROM pg_authid r, pg_database d WHERE r.rolname = $1 AND d.datname = $2",
+            &[&role, &db],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no role {role} or no database {db} yet"))?;
+    Ok((row.get(0), row.get(1), row.get(2)))
+}
+
+/// A PostgreSQL error with the server's message (`db error` alone says nothing).
+fn pg_error(e: tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+fn secret_text(secret: &Secret, key: &str) -> String {
+    let data = secret.data.as_ref().expect("data");
+    String::from_utf8(data[key].0.clone()).unwrap()
+}
+
+/// A CloudNativePG Cluster with a postgres bridge: the simulated operator runs initdb on the real server,
+/// so the owner in `NAME-app` logs in through a port-forward to `NAME-1`, with its password, into its
+/// database; a second stand-in with the same owner changes the password (ALTER ROLE) and finds the
+/// database there. The role and database (unique per run) are dropped at the end.
 #[tokio::test]
 async fn bridged_cnpg_cluster_pod_reaches_real_postgres() {
-    let api = bridged_standin().await;
-    let clusters = create(
-        &api,
-        "clusters",
+    use futures::FutureExt;
+    let suffix = format!("{:08x}", rand::random::<u32>());
+    let (cluster, owner, database, reader) = (
+        format!("pg-{suffix}"),
+        format!("own_{suffix}"),
+        format!("db_{suffix}"),
+        format!("ro_{suffix}"),
+    );
+    let admin = pg_superuser().await;
+    let outcome =
+        std::panic::AssertUnwindSafe(cnpg_initdb_checks(&admin, &cluster, &owner, &database, &reader))
+            .catch_unwind()
+            .await;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
+        .await
+        .expect("drop the test database");
+    for role in [&owner, &reader] {
+        admin
+            .batch_execute(&format!("DROP ROLE IF EXISTS \"{role}\""))
+            .await
+            .expect("drop the test roles");
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Creates the basic-auth Secret `reader-password` for the managed role `reader`.
+async fn reader_secret(api: &StandIn, reader: &str, password: &str) {
+    let secrets: Api<Secret> = Api::namespaced(api.client(), "staging");
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("reader-password".into());
+    secret.type_ = Some("kubernetes.io/basic-auth".into());
+    secret.string_data = Some(
+        [
+            ("username".to_string(), reader.to_string()),
+            ("password".to_string(), password.to_string()),
+        ]
+        .into(),
+    );
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+}
+
+async fn cnpg_initdb_checks(
+    admin: &tokio_postgres::Client,
+    cluster: &str,
+    owner: &str,
+    database: &str,
+    reader: &str,
+) {
+    let yaml = format!(
         "apiVersion: postgresql.cnpg.io/v1
 kind: Cluster
-metadata: {name: database, namespace: staging}
+metadata: {{name: {cluster}, namespace: staging}}
 spec:
   instances: 2
   enableSuperuserAccess: true
-  storage: {size: 1Gi}
-",
-    )
-    .await;
-    let status = status_where(clusters, "database", |s| s["phase"] == "Cluster in healthy state").await;
+  storage: {{size: 1Gi}}
+  bootstrap:
+    initdb: {{database: {database}, owner: {owner}}}
+  managed:
+    roles:
+    - {{name: {reader}, login: true, passwordSecret: {{name: reader-password}}, inRoles: [pg_monitor]}}
+"
+    );
+    let reader_password = format!("r{:016x}", rand::random::<u64>());
+    let api = bridged_standin().await;
+    reader_secret(&api, reader, &reader_password).await;
+    let clusters = create(&api, "clusters", &yaml).await;
+    let status = status_where(clusters, cluster, |s| s["phase"] == "Cluster in healthy state").await;
     assert_eq!(status["readyInstances"], 2);
-    assert_eq!(status["currentPrimary"], "database-1");
+    assert_eq!(status["currentPrimary"], format!("{cluster}-1"));
     assert_eq!(status["conditions"][0]["reason"], "ClusterIsReady");
     assert_eq!(status["systemID"].as_str().map(str::len), Some(19), "{status}");
 
-    let primary = pod(&api, "database-1").await;
+    let primary = pod(&api, &format!("{cluster}-1")).await;
     let labels = primary.metadata.labels.clone().unwrap();
-    assert_eq!(labels["cnpg.io/cluster"], "database");
+    assert_eq!(labels["cnpg.io/cluster"], cluster);
     assert_eq!(labels["cnpg.io/instanceRole"], "primary");
     assert_eq!(
         forward_annotation(&primary).as_deref(),
         Some("5432=127.0.0.1:5432")
     );
     let secrets: Api<Secret> = Api::namespaced(api.client(), "staging");
-    let superuser = secrets.get("database-superuser").await.unwrap().data.unwrap();
-    assert_eq!(superuser["username"].0, b"postgres");
+    let superuser = secrets.get(&format!("{cluster}-superuser")).await.unwrap();
+    assert_eq!(secret_text(&superuser, "username"), "postgres");
+    let app = secrets.get(&format!("{cluster}-app")).await.unwrap();
+    assert_eq!(secret_text(&app, "username"), owner);
+    assert_eq!(secret_text(&app, "dbname"), database);
+    let password = secret_text(&app, "password");
 
+    // What `kubectl duli db status` does: log in as the Secret's user through a port-forward.
     let pods: Api<Pod> = Api::namespaced(api.client(), "staging");
-    let mut pf = pods.portforward("database-1", &[5432]).await.unwrap();
-    let stream = pf.take_stream(5432).unwrap();
-    let mut config = tokio_postgres::Config::new();
-    config.user("postgres").dbname("postgres");
-    let (client, connection) = config
-        .connect_raw(stream, tokio_postgres::NoTls)
-        .await
-        .expect("postgres through the simulated pod");
-    let conn = tokio::spawn(connection);
-    let row = client.query_one("SELECT 1::int4 AS one", &[]).await.unwrap();
-    assert_eq!(row.get::<_, i32>("one"), 1);
-    drop(client);
-    let _ = conn.await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), pf.join()).await;
+    let primary_pod = format!("{cluster}-1");
+    eventually("the owner logs in through the port-forward", || async {
+        let mut pf = pods
+            .portforward(&primary_pod, &[5432])
+            .await
+            .map_err(|e| e.to_string())?;
+        let stream = pf.take_stream(5432).ok_or("no stream")?;
+        let mut config = tokio_postgres::Config::new();
+        config.user(owner).password(&password).dbname(database);
+        let (client, connection) = config
+            .connect_raw(stream, tokio_postgres::NoTls)
+            .await
+            .map_err(pg_error)?;
+        let conn = tokio::spawn(connection);
+        let row = client
+            .query_one("SELECT current_user::text, current_database()::text", &[])
+            .await
+            .map_err(pg_error)?;
+        assert_eq!(
+            (row.get::<_, String>(0), row.get::<_, String>(1)),
+            (owner.to_string(), database.to_string())
+        );
+        drop(client);
+        let _ = conn.await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), pf.join()).await;
+        Ok(())
+    })
+    .await;
+    let (login, verifier, db_owner) = role_and_database(admin, owner, database).await.unwrap();
+    assert!(login, "the owner has LOGIN");
+    assert_eq!(db_owner, owner, "the database belongs to the owner");
+    assert!(
+        scram_verifies(&verifier, &password),
+        "the role's password is the one in {cluster}-app"
+    );
+    // spec.managed.roles (done after initdb): LOGIN, the password of its Secret, member of pg_monitor.
+    eventually("the managed role", || async {
+        let row = admin
+            .query_opt(
+                "SELECT rolcanlogin, coalesce(rolpassword, ''), pg_has_role(rolname, 'pg_monitor', 'member') \
+                 FROM pg_authid WHERE rolname = $1",
+                &[&reader],
+            )
+            .await
+            .map_err(pg_error)?
+            .ok_or("no role yet")?;
+        let (login, verifier, monitor) = (
+            row.get::<_, bool>(0),
+            row.get::<_, String>(1),
+            row.get::<_, bool>(2),
+        );
+        (login && scram_verifies(&verifier, &reader_password) && monitor)
+            .then_some(())
+            .ok_or_else(|| {
+                format!(
+                    "login {login}, password set {}, in pg_monitor {monitor}",
+                    !verifier.is_empty()
+                )
+            })
+    })
+    .await;
+
+    // Another stand-in (as a parallel test would be) with the same owner: its new password replaces the
+    // old one, the existing database is no error.
+    let again = bridged_standin().await;
+    reader_secret(&again, reader, &reader_password).await;
+    create(&again, "clusters", &yaml).await;
+    let secrets: Api<Secret> = Api::namespaced(again.client(), "staging");
+    let second = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(s) = secrets.get_opt(&format!("{cluster}-app")).await.unwrap() {
+                return secret_text(&s, "password");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the second stand-in's app Secret in time");
+    assert_ne!(second, password, "a newly generated password");
+    eventually("ALTER ROLE to the second password", || async {
+        let (_, verifier, _) = role_and_database(admin, owner, database).await?;
+        scram_verifies(&verifier, &second)
+            .then_some(())
+            .ok_or_else(|| "still the old password".to_string())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -435,6 +689,218 @@ spec:
             .ready_replicas,
         Some(1)
     );
+}
+
+/// A real `redis-server` (or Sentinel) of this test, killed when dropped.
+struct RedisProcess(std::process::Child);
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `redis-server` with `config` given on stdin (no password in argv), or, for a Sentinel, from a
+/// 0600 file in `dir` (Sentinel rewrites its configuration file), and waits until it accepts connections.
+async fn redis_process(config: &str, port: u16, sentinel_dir: Option<&std::path::Path>) -> RedisProcess {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let binary = which::which("redis-server").expect("redis-server on PATH");
+    let mut command = Command::new(binary);
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    let child = match sentinel_dir {
+        Some(dir) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let path = dir.join("sentinel.conf");
+            std::fs::OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut f| f.write_all(config.as_bytes()))
+                .unwrap();
+            command.arg(&path).arg("--sentinel").spawn().unwrap()
+        }
+        None => {
+            let mut child = command.arg("-").stdin(Stdio::piped()).spawn().unwrap();
+            child.stdin.take().unwrap().write_all(config.as_bytes()).unwrap();
+            child
+        }
+    };
+    let process = RedisProcess(child);
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return process;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis-server on port {port} did not start");
+}
+
+/// Sends one command (RESP array of bulk strings) and reads `lines` CRLF-terminated reply lines.
+async fn redis_command<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    args: &[&str],
+    lines: usize,
+) -> Vec<String> {
+    let mut request = format!("*{}\r\n", args.len());
+    for a in args {
+        request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 256];
+    while reply.windows(2).filter(|w| w == b"\r\n").count() < lines {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("a reply in time")
+            .unwrap();
+        assert!(n > 0, "EOF before a reply: {:?}", String::from_utf8_lossy(&reply));
+        reply.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(reply)
+        .unwrap()
+        .split_terminator("\r\n")
+        .map(str::to_string)
+        .collect()
+}
+
+/// A password-protected `redis-server` and a Sentinel monitoring it (as the platform's redis-instance
+/// chart deploys them: a RedisReplication and a RedisSentinel; here the Sentinel also has its own password,
+/// `kubernetesConfig.redisSecret`, which the operator makes its `requirepass`), bridged: the data pods report the server's
+/// host as `status.podIP`, so the Sentinel, reached through a port-forward to its pod, names the master pod's
+/// IP as the master's address. Also the embedded Sentinel (`spec.sentinel`) pods.
+#[tokio::test]
+async fn bridged_redis_sentinel_reports_the_master_pods_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = format!("pw{:016x}", rand::random::<u64>());
+    let (redis_port, sentinel_port) = (free_port(), free_port());
+    let base = |port: u16| {
+        format!(
+            "port {port}\nbind 127.0.0.1\nrequirepass {password}\nsave \"\"\nappendonly no\ndir {}\n",
+            dir.path().display()
+        )
+    };
+    let _redis = redis_process(&base(redis_port), redis_port, None).await;
+    let sentinel_config = format!(
+        "{}sentinel monitor mymaster 127.0.0.1 {redis_port} 1\nsentinel auth-pass mymaster {password}\n",
+        base(sentinel_port)
+    );
+    let _sentinel = redis_process(&sentinel_config, sentinel_port, Some(dir.path())).await;
+
+    let api = StandIn::builder()
+        .crd_dir(crds("redis-operator"))
+        .seed_yaml("apiVersion: v1\nkind: Namespace\nmetadata: {name: staging}\n")
+        .simulate_ready(Duration::from_millis(100))
+        .bridge(Bridge::parse(&format!("redis=127.0.0.1:{redis_port}")).unwrap())
+        .bridge(Bridge::parse(&format!("redis-sentinel=127.0.0.1:{sentinel_port}")).unwrap())
+        .start()
+        .await
+        .expect("stand-in starts");
+    let secrets: Api<Secret> = Api::namespaced(api.client(), "staging");
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("redis-secret".into());
+    secret.string_data = Some([("password".to_string(), password.clone())].into());
+    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    create(
+        &api,
+        "redisreplications",
+        "apiVersion: redis.redis.opstreelabs.in/v1beta2
+kind: RedisReplication
+metadata: {name: redis, namespace: staging}
+spec:
+  clusterSize: 2
+  kubernetesConfig:
+    image: quay.io/opstree/redis:v7.0.15
+    redisSecret: {name: redis-secret, key: password}
+",
+    )
+    .await;
+    create(
+        &api,
+        "redissentinels",
+        "apiVersion: redis.redis.opstreelabs.in/v1beta2
+kind: RedisSentinel
+metadata: {name: redis, namespace: staging}
+spec:
+  clusterSize: 1
+  kubernetesConfig:
+    image: quay.io/opstree/redis-sentinel:v7.0.15
+    redisSecret: {name: redis-secret, key: password}
+  redisSentinelConfig:
+    redisReplicationName: redis
+    masterGroupName: mymaster
+    redisReplicationPassword: {secretKeyRef: {name: redis-secret, key: password}}
+",
+    )
+    .await;
+
+    let master = pod(&api, "redis-0").await;
+    let master_ip = master.status.unwrap().pod_ip.expect("a podIP");
+    assert_eq!(master_ip, "127.0.0.1", "the bridged host");
+    let sentinel_pod = pod(&api, "redis-sentinel-0").await;
+    assert_eq!(
+        forward_annotation(&sentinel_pod),
+        Some(format!("26379=127.0.0.1:{sentinel_port}"))
+    );
+
+    let pods: Api<Pod> = Api::namespaced(api.client(), "staging");
+    // The data pod is the password-protected server.
+    let mut pf = pods.portforward("redis-0", &[6379]).await.unwrap();
+    let mut stream = pf.take_stream(6379).unwrap();
+    assert_eq!(
+        redis_command(&mut stream, &["PING"], 1).await[0],
+        "-NOAUTH Authentication required."
+    );
+    assert_eq!(redis_command(&mut stream, &["AUTH", &password], 1).await, ["+OK"]);
+    assert_eq!(redis_command(&mut stream, &["PING"], 1).await, ["+PONG"]);
+    drop(stream);
+    pf.abort();
+
+    // The Sentinel pods (standalone and embedded) are the real Sentinel: it names the master pod's IP.
+    create(
+        &api,
+        "redisreplications",
+        "apiVersion: redis.redis.opstreelabs.in/v1beta2
+kind: RedisReplication
+metadata: {name: cache, namespace: staging}
+spec:
+  clusterSize: 1
+  kubernetesConfig: {image: quay.io/opstree/redis:v7.0.15, redisSecret: {name: redis-secret, key: password}}
+  sentinel: {size: 1, image: quay.io/opstree/redis-sentinel:v7.0.15}
+",
+    )
+    .await;
+    pod(&api, "cache-s-0").await;
+    for sentinel in ["redis-sentinel-0", "cache-s-0"] {
+        let mut pf = pods.portforward(sentinel, &[26379]).await.unwrap();
+        let mut stream = pf.take_stream(26379).unwrap();
+        assert_eq!(
+            redis_command(&mut stream, &["AUTH", &password], 1).await,
+            ["+OK"],
+            "{sentinel}"
+        );
+        let reply = redis_command(
+            &mut stream,
+            &["SENTINEL", "get-master-addr-by-name", "mymaster"],
+            5,
+        )
+        .await;
+        assert_eq!(reply[0], "*2", "{sentinel}: {reply:?}");
+        assert_eq!(reply[2], master_ip, "{sentinel}: {reply:?}");
+        assert_eq!(reply[4], redis_port.to_string(), "{sentinel}: {reply:?}");
+        drop(stream);
+        pf.abort();
+    }
 }
 
 #[tokio::test]
