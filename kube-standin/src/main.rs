@@ -98,8 +98,8 @@ enum Command {
         /// it; repeatable, needs --simulate-ready. `postgres=[USER@]HOST:PORT`: CloudNativePG instance
         /// pods, port 5432; the simulated operator also runs initdb there as USER (default postgres, a
         /// superuser the server trusts): the owner role with the password of NAME-app (or
-        /// bootstrap.initdb.secret), its database, and spec.managed.roles. `redis=HOST:PORT`:
-        /// redis-operator data pods, port 6379, whose status.podIP becomes HOST (the password stays the
+        /// bootstrap.initdb.secret), its database, and spec.managed.roles. `redis=HOST:PORT[,HOST:PORT...]`:
+        /// redis-operator data pods (pod i gets address i mod n), port 6379, whose status.podIP becomes HOST (the password stays the
         /// one in the user's Secret). `redis-sentinel=HOST:PORT`: Sentinel pods (RedisSentinel X-sentinel-*,
         /// embedded NAME-s-*), port 26379. `rabbitmq=USER@HOST:PORT`: RabbitMQ server pods, port 5672, with
         /// `NAME-default-user` holding USER and the password from $KUBE_STANDIN_RABBITMQ_PASSWORD

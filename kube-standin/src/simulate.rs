@@ -35,7 +35,7 @@ pub const UNREADY_ANNOTATION: &str = "kube-standin/unready";
 pub const RABBITMQ_PASSWORD_ENV: &str = "KUBE_STANDIN_RABBITMQ_PASSWORD";
 
 /// The forms `--bridge` accepts, for error messages and help.
-pub const BRIDGE_FORMS: &str = "postgres=HOST:PORT (or postgres=USER@HOST:PORT), redis=HOST:PORT, redis-sentinel=HOST:PORT, \
+pub const BRIDGE_FORMS: &str = "postgres=HOST:PORT (or postgres=USER@HOST:PORT), redis=HOST:PORT[,HOST:PORT…] (by pod ordinal), redis-sentinel=HOST:PORT, \
      rabbitmq=USER@HOST:PORT (password from $KUBE_STANDIN_RABBITMQ_PASSWORD), rabbitmq=USER:PASSWORD@HOST:PORT \
      (puts the password in argv) or rabbitmq-management=HOST:PORT";
 
@@ -57,7 +57,9 @@ pub enum Bridge {
     /// redis-operator data pods (`RedisReplication`, `RedisCluster`): port 6379, and their `status.podIP`
     /// is the bridged host (so a real Sentinel monitoring it names the master pod's IP). The password stays
     /// the one in the user's Secret (`spec.kubernetesConfig.redisSecret`), as with the real operator.
-    Redis(String),
+    /// Several addresses (`redis=A,B,C`) go to the pods by ordinal (pod `i` → address `i mod n`): a real
+    /// master and its replicas, so the master reports its replicas connected.
+    Redis(Vec<String>),
     /// redis-operator Sentinel pods (`RedisSentinel` `X-sentinel-*`, embedded `NAME-s-*`): port 26379.
     RedisSentinel(String),
     /// `RabbitmqCluster` server pods: port 5672; the `NAME-default-user` Secret carries these credentials
@@ -78,7 +80,7 @@ impl std::fmt::Debug for Bridge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Bridge::Postgres { user, addr } => write!(f, "postgres={user}@{addr}"),
-            Bridge::Redis(a) => write!(f, "redis={a}"),
+            Bridge::Redis(a) => write!(f, "redis={}", a.join(",")),
             Bridge::RedisSentinel(a) => write!(f, "redis-sentinel={a}"),
             Bridge::Rabbitmq { user, addr, .. } => write!(f, "rabbitmq={user}:<redacted>@{addr}"),
             Bridge::RabbitmqManagement(a) => write!(f, "rabbitmq-management={a}"),
@@ -137,7 +139,11 @@ impl Bridge {
                     addr: host_port("postgres", hostport.trim())?,
                 })
             }
-            "redis" => Ok(Bridge::Redis(host_port("redis", addr.trim())?)),
+            "redis" => Ok(Bridge::Redis(
+                addr.split(',')
+                    .map(|a| host_port("redis", a.trim()))
+                    .collect::<Result<_, _>>()?,
+            )),
             "redis-sentinel" => Ok(Bridge::RedisSentinel(host_port("redis-sentinel", addr.trim())?)),
             "rabbitmq-management" => Ok(Bridge::RabbitmqManagement(host_port(
                 "rabbitmq-management",
@@ -184,7 +190,7 @@ impl Bridge {
 pub struct Bridges {
     /// `(superuser, HOST:PORT)`.
     postgres: Option<(String, String)>,
-    redis: Option<String>,
+    redis: Option<Vec<String>>,
     redis_sentinel: Option<String>,
     rabbitmq: Option<(String, String, String)>,
     rabbitmq_management: Option<String>,
@@ -229,9 +235,11 @@ impl Bridges {
         }
     }
 
-    /// The forward annotation and `status.podIP` of a redis-operator data pod, if bridged.
-    fn redis_data(&self) -> Option<(String, String)> {
-        self.redis.as_ref().map(|a| (format!("6379={a}"), host_ip(a)))
+    /// The forward annotation and `status.podIP` of the redis-operator data pod with `ordinal`, if bridged.
+    fn redis_data(&self, ordinal: i64) -> Option<(String, String)> {
+        let addrs = self.redis.as_ref().filter(|a| !a.is_empty())?;
+        let a = &addrs[ordinal.rem_euclid(addrs.len() as i64) as usize];
+        Some((format!("6379={a}"), host_ip(a)))
     }
 
     /// The forward annotation of a redis-operator Sentinel pod, if bridged.
@@ -1498,9 +1506,9 @@ fn redis_replication_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridge
         port,
         false,
     ));
-    let bridge = bridges.redis_data();
     for i in 0..n {
         let role = if i == 0 { "master" } else { "slave" };
+        let bridge = bridges.redis_data(i);
         out.push(redis_bridged(
             ready_pod(
                 ns,
@@ -1580,7 +1588,6 @@ fn redis_sentinel_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) 
 /// A `RedisCluster` X (`internal/k8sutils/redis-cluster.go`): StatefulSets `X-leader` and `X-follower`
 /// with their Services, labels `redis_setup_type=cluster`, `role=leader|follower`.
 fn redis_cluster_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -> Vec<Value> {
-    let bridge = bridges.redis_data();
     let image =
         get_str(obj, &["spec", "kubernetesConfig", "image"]).unwrap_or("quay.io/opstree/redis:v7.0.15");
     let mut out = Vec::new();
@@ -1600,7 +1607,7 @@ fn redis_cluster_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -
         for i in 0..replicas {
             out.push(redis_bridged(
                 ready_pod(ns, &format!("{app}-{i}"), obj, labels.clone(), &app, image),
-                bridge.as_ref(),
+                bridges.redis_data(i).as_ref(),
             ));
         }
     }
@@ -1996,6 +2003,22 @@ mod tests {
         let obj =
             json!({"metadata": {"name": "rc"}, "spec": {"clusterSize": 3, "redisFollower": {"replicas": 1}}});
         let sides = side_objects(&k, &obj, &bridges(&["redis=127.0.0.1:6379"]));
+        let by_ordinal = side_objects(&k, &obj, &bridges(&["redis=127.0.0.1:7000,127.0.0.1:7001"]));
+        let forward = |name: &str| {
+            find(&by_ordinal, "Pod", name)["metadata"]["annotations"]["kube-standin/forward"].clone()
+        };
+        assert_eq!(
+            [
+                forward("rc-leader-0"),
+                forward("rc-leader-1"),
+                forward("rc-leader-2")
+            ],
+            [
+                json!("6379=127.0.0.1:7000"),
+                json!("6379=127.0.0.1:7001"),
+                json!("6379=127.0.0.1:7000")
+            ]
+        );
         assert_eq!(find(&sides, "StatefulSet", "rc-leader")["spec"]["replicas"], 3);
         assert_eq!(find(&sides, "StatefulSet", "rc-follower")["spec"]["replicas"], 1);
         let leader = find(&sides, "Pod", "rc-leader-2");

@@ -243,7 +243,7 @@ async fn bridged_standin() -> StandIn {
         .seed_yaml("apiVersion: v1\nkind: Namespace\nmetadata: {name: staging}\n")
         .simulate_ready(Duration::from_millis(100))
         .bridge(Bridge::parse("postgres=127.0.0.1:5432").unwrap())
-        .bridge(Bridge::Redis("127.0.0.1:6379".into()))
+        .bridge(Bridge::Redis(vec!["127.0.0.1:6379".into()]))
         .bridge(Bridge::parse("rabbitmq=guest:guest@127.0.0.1:5672").unwrap())
         .start()
         .await
@@ -997,7 +997,7 @@ spec: {rabbitmqClusterReference: {name: queue}}
 #[tokio::test]
 async fn bridges_need_the_simulation() {
     let err = StandIn::builder()
-        .bridge(Bridge::Redis("127.0.0.1:6379".into()))
+        .bridge(Bridge::Redis(vec!["127.0.0.1:6379".into()]))
         .start()
         .await
         .unwrap_err();
