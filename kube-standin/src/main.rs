@@ -95,7 +95,7 @@ enum Command {
         #[arg(long, value_name = "PATH", default_value = "helm")]
         helm: PathBuf,
         /// Point the pods the operator simulation creates at a real local server, so port-forwards reach
-        /// it; repeatable, needs --simulate-ready. `postgres=[USER@]HOST:PORT`: CloudNativePG instance
+        /// it; repeatable, needs --simulate-ready. `postgres=[USER@]HOST:PORT[,STANDBY:PORT...]`: CloudNativePG instance
         /// pods, port 5432; the simulated operator also runs initdb there as USER (default postgres, a
         /// superuser the server trusts): the owner role with the password of NAME-app (or
         /// bootstrap.initdb.secret), its database, and spec.managed.roles. `redis=HOST:PORT[,HOST:PORT...]`:

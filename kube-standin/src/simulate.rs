@@ -35,7 +35,7 @@ pub const UNREADY_ANNOTATION: &str = "kube-standin/unready";
 pub const RABBITMQ_PASSWORD_ENV: &str = "KUBE_STANDIN_RABBITMQ_PASSWORD";
 
 /// The forms `--bridge` accepts, for error messages and help.
-pub const BRIDGE_FORMS: &str = "postgres=HOST:PORT (or postgres=USER@HOST:PORT), redis=HOST:PORT[,HOST:PORT…] (by pod ordinal), redis-sentinel=HOST:PORT, \
+pub const BRIDGE_FORMS: &str = "postgres=[USER@]HOST:PORT[,STANDBY_HOST:PORT…], redis=HOST:PORT[,HOST:PORT…] (by pod ordinal), redis-sentinel=HOST:PORT, \
      rabbitmq=USER@HOST:PORT (password from $KUBE_STANDIN_RABBITMQ_PASSWORD), rabbitmq=USER:PASSWORD@HOST:PORT \
      (puts the password in argv) or rabbitmq-management=HOST:PORT";
 
@@ -51,8 +51,12 @@ pub enum Bridge {
     Postgres {
         /// The superuser the simulation connects as.
         user: String,
-        /// `HOST:PORT` of the server.
+        /// `HOST:PORT` of the server (the primary, `NAME-1`; initdb runs here).
         addr: String,
+        /// Streaming standbys of that server for `NAME-2..N` by ordinal (`postgres=PRIMARY,STANDBY,…`):
+        /// the primary's `pg_stat_replication` then lists them, as CloudNativePG's replicas. Empty: every
+        /// pod is the primary's server.
+        standbys: Vec<String>,
     },
     /// redis-operator data pods (`RedisReplication`, `RedisCluster`): port 6379, and their `status.podIP`
     /// is the bridged host (so a real Sentinel monitoring it names the master pod's IP). The password stays
@@ -79,7 +83,10 @@ pub enum Bridge {
 impl std::fmt::Debug for Bridge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Bridge::Postgres { user, addr } => write!(f, "postgres={user}@{addr}"),
+            Bridge::Postgres { user, addr, standbys } => {
+                write!(f, "postgres={user}@{addr}")?;
+                standbys.iter().try_for_each(|a| write!(f, ",{a}"))
+            }
             Bridge::Redis(a) => write!(f, "redis={}", a.join(",")),
             Bridge::RedisSentinel(a) => write!(f, "redis-sentinel={a}"),
             Bridge::Rabbitmq { user, addr, .. } => write!(f, "rabbitmq={user}:<redacted>@{addr}"),
@@ -134,9 +141,11 @@ impl Bridge {
                             .to_string(),
                     );
                 }
+                let mut addrs = hostport.split(',').map(|a| host_port("postgres", a.trim()));
                 Ok(Bridge::Postgres {
                     user: user.to_string(),
-                    addr: host_port("postgres", hostport.trim())?,
+                    addr: addrs.next().expect("split yields one item")?,
+                    standbys: addrs.collect::<Result<_, _>>()?,
                 })
             }
             "redis" => Ok(Bridge::Redis(
@@ -189,7 +198,7 @@ impl Bridge {
 #[derive(Clone, Default)]
 pub struct Bridges {
     /// `(superuser, HOST:PORT)`.
-    postgres: Option<(String, String)>,
+    postgres: Option<(String, String, Vec<String>)>,
     redis: Option<Vec<String>>,
     redis_sentinel: Option<String>,
     rabbitmq: Option<(String, String, String)>,
@@ -227,7 +236,7 @@ impl Bridges {
     /// Adds one bridge.
     pub fn add(&mut self, bridge: Bridge) {
         match bridge {
-            Bridge::Postgres { user, addr } => self.postgres = Some((user, addr)),
+            Bridge::Postgres { user, addr, standbys } => self.postgres = Some((user, addr, standbys)),
             Bridge::Redis(a) => self.redis = Some(a),
             Bridge::RedisSentinel(a) => self.redis_sentinel = Some(a),
             Bridge::Rabbitmq { user, password, addr } => self.rabbitmq = Some((user, password, addr)),
@@ -480,7 +489,7 @@ fn reconcile(store: &Store, key: &ObjKey, sig: &Signature, bridges: &Bridges) {
         }
         // With a postgres bridge, CloudNativePG's initdb (and managed roles) on the real server, off the
         // store lock; the pods' readiness does not wait for it.
-        if let Some((user, addr)) = &bridges.postgres
+        if let Some((user, addr, _)) = &bridges.postgres
             && let Some(plan) = PostgresBootstrap::of(key, &obj)
         {
             let (store, user, addr) = (store.clone(), user.clone(), addr.clone());
@@ -1343,9 +1352,15 @@ fn cnpg_objects(ns: &str, name: &str, obj: &Value, bridges: &Bridges) -> Vec<Val
     {
         out.push(cnpg_secret(ns, name, obj, "superuser", "postgres", "*"));
     }
-    let forward = bridges.postgres.as_ref().map(|(_, a)| format!("5432={a}"));
     let image = cnpg_image(obj);
     for i in 1..=n {
+        let forward = bridges.postgres.as_ref().map(|(_, primary, standbys)| {
+            let addr = match usize::try_from(i - 2) {
+                Ok(k) if !standbys.is_empty() => &standbys[k % standbys.len()],
+                _ => primary,
+            };
+            format!("5432={addr}")
+        });
         let pod = format!("{name}-{i}");
         let role = if i == 1 { "primary" } else { "replica" };
         let labels = json!({"cnpg.io/cluster": name, "cnpg.io/instanceName": pod, "cnpg.io/podRole": "instance",
@@ -1810,6 +1825,23 @@ mod tests {
                 "5432=127.0.0.1:5432"
             );
         }
+        // With standbys, the replicas are the standbys by ordinal.
+        let three = json!({"metadata": {"name": "database", "uid": "u-1"}, "spec": {"instances": 3}});
+        let sides = side_objects(&k, &three, &bridges(&["postgres=127.0.0.1:5432,127.0.0.1:5433"]));
+        let forward =
+            |pod: &str| find(&sides, "Pod", pod)["metadata"]["annotations"]["kube-standin/forward"].clone();
+        assert_eq!(
+            [
+                forward("database-1"),
+                forward("database-2"),
+                forward("database-3")
+            ],
+            [
+                json!("5432=127.0.0.1:5432"),
+                json!("5432=127.0.0.1:5433"),
+                json!("5432=127.0.0.1:5433")
+            ]
+        );
         // Disabled (the default) or with a user-given superuserSecret: none.
         let off = json!({"metadata": {"name": "database"}, "spec": {"instances": 1}});
         assert!(!names(&side_objects(&k, &off, &Bridges::default())).contains(&"database-superuser".into()));
@@ -2140,14 +2172,16 @@ mod tests {
             Bridge::parse_with("postgres=127.0.0.1:5432", no_env),
             Ok(Bridge::Postgres {
                 user: "postgres".into(),
-                addr: "127.0.0.1:5432".into()
+                addr: "127.0.0.1:5432".into(),
+                standbys: vec![]
             })
         );
         assert_eq!(
-            Bridge::parse_with("postgres=admin@db.local:6432", no_env),
+            Bridge::parse_with("postgres=admin@db.local:6432,db.local:6433", no_env),
             Ok(Bridge::Postgres {
                 user: "admin".into(),
-                addr: "db.local:6432".into()
+                addr: "db.local:6432".into(),
+                standbys: vec!["db.local:6433".into()]
             })
         );
         for bad in ["postgres=@127.0.0.1:5432", "postgres=a:pw@127.0.0.1:5432"] {
@@ -2194,7 +2228,7 @@ mod tests {
         assert!(e.contains("USER@HOST:PORT"), "{e}");
         let e = Bridge::parse_with("mysql=127.0.0.1:3306", no_env).unwrap_err();
         assert!(
-            e.contains("unknown service \"mysql\"") && e.contains("postgres=HOST:PORT"),
+            e.contains("unknown service \"mysql\"") && e.contains("postgres=[USER@]HOST:PORT"),
             "{e}"
         );
         assert!(

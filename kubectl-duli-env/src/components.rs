@@ -33,6 +33,33 @@ pub fn application_gvk() -> kube::api::GroupVersionKind {
     kube::api::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application")
 }
 
+/// Argo CD's refresh annotation: set to `normal` (as `argocd app get --refresh` does), Argo CD compares
+/// the Application with its repository now instead of at its next poll, and removes the annotation when done.
+pub const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
+
+/// Asks Argo CD to refresh each component's Application, so that the wait judges the repository as it is
+/// now (a changed values file does not change the Application). A merge patch of the annotation alone:
+/// the server-side apply of the Application stays unchanged, and Argo CD's removal of the annotation is
+/// no conflict.
+pub async fn request_refresh(resolver: &Resolver, components: &[&Component]) -> Result<(), ApiError> {
+    let patch = kube::api::Patch::Merge(
+        serde_json::json!({"metadata": {"annotations": {REFRESH_ANNOTATION: "normal"}}}),
+    );
+    for component in components {
+        let namespace = component.object.metadata.namespace.as_deref().unwrap_or("argocd");
+        let Some((api, resource)) = resolver.api(&application_gvk(), Some(namespace)).await? else {
+            return Ok(()); // no Argo CD: the wait says so
+        };
+        let call = Call::for_resource("patch", &resource, Some(namespace), Some(&component.app));
+        let params = kube::api::PatchParams::default();
+        resolver
+            .api_client()
+            .call(&call, || api.patch(&component.app, &params, &patch))
+            .await?;
+    }
+    Ok(())
+}
+
 /// One of a component's objects, judged.
 #[derive(Debug, Clone, Serialize)]
 pub struct Member {

@@ -237,6 +237,7 @@ pub async fn up(
                 let t = Instant::now();
                 let objects: Vec<_> = components.iter().map(|c| c.object.clone()).collect();
                 let counts = apply::count(&applier.apply_all(&objects, false).await?);
+                crate::components::request_refresh(&resolver, &components).await?;
                 tracing::info!(
                     target: PROGRESS,
                     "  wave {wave}: applied {} ({} created, {} changed, {} unchanged)",

@@ -316,6 +316,13 @@ pub fn is_keycloak_ready(keycloak: &Value) -> Readiness {
 pub fn is_argocd_application_ready(application: &Value) -> Readiness {
     let sync = str_at(application, "/status/sync/status").unwrap_or("Unknown");
     let health = str_at(application, "/status/health/status").unwrap_or("Unknown");
+    // A refresh asked for (`argocd.argoproj.io/refresh`, removed by Argo CD once done) is not done yet:
+    // the status may predate the repository's current content.
+    if let Some(kind) = str_at(application, "/metadata/annotations/argocd.argoproj.io~1refresh") {
+        return Readiness::not_ready(format!(
+            "sync {sync}, health {health}: Argo CD has not finished the {kind} refresh asked for"
+        ));
+    }
     // A status about an earlier spec (Argo CD records what it compared) says nothing about this one.
     let compared = application.pointer("/status/sync/comparedTo/source");
     if compared.is_some() && compared != application.pointer("/spec/source") {
@@ -774,6 +781,15 @@ status:
         );
         let current = stale.replace("helm/backend-new", "helm/backend");
         assert!(is_argocd_application_ready(&yaml(&current)).ready);
+        let refreshing = current.replace(
+            "namespace: argocd}",
+            "namespace: argocd, annotations: {argocd.argoproj.io/refresh: normal}}",
+        );
+        let verdict = is_argocd_application_ready(&yaml(&refreshing));
+        assert!(
+            !verdict.ready && verdict.message.ends_with("normal refresh asked for"),
+            "{verdict:?}"
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //!   in the shape Argo CD writes them. An unready override (`kube-standin/unready: message`) reports it
 //!   `OutOfSync`/`Progressing` with that message instead. An Application seeded with a status keeps it
 //!   until its spec changes.
+//! - Refresh: `argocd.argoproj.io/refresh: normal|hard` (what `argocd app get --refresh` sets) makes the
+//!   Application compared again now (`hard` renders again), then the annotation is removed, as Argo CD does.
 //! - Cascade deletion: an Application being deleted with `resources-finalizer.argocd.argoproj.io`
 //!   (foreground, Argo CD's default) or its `/foreground` and `/background` variants has the resources it
 //!   manages deleted with that propagation policy — those in its destination namespace carrying its
@@ -37,6 +39,26 @@ pub const TRACKING_LABEL: &str = "app.kubernetes.io/instance";
 /// The annotation Argo CD's annotation tracking writes (`APP:GROUP/KIND:NAMESPACE/NAME`).
 pub const TRACKING_ANNOTATION: &str = "argocd.argoproj.io/tracking-id";
 const MANAGER: &str = "argocd-application-controller";
+/// The annotation that asks for a refresh now (`normal`, or `hard` to render again); removed when done.
+pub const REFRESH_ANNOTATION: &str = "argocd.argoproj.io/refresh";
+
+/// Removes the refresh annotation, as Argo CD does once the refresh is done.
+fn clear_refresh(st: &mut State, key: &ObjKey) {
+    let Some(mut obj) = read(st, key) else { return };
+    let Some(annotations) = obj
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if annotations.remove(REFRESH_ANNOTATION).is_some() {
+        warn(
+            MANAGER,
+            "removing the refresh annotation",
+            super::update(st, key, obj).map(|_| ()),
+        );
+    }
+}
 
 /// One resource an Application manages.
 #[derive(Debug, Clone, PartialEq)]
@@ -604,6 +626,14 @@ impl Controller for ApplicationController {
             return;
         }
         let unready = super::unready_message(st, app_key, &obj);
+        let refresh = get_str(&obj, &["metadata", "annotations", REFRESH_ANNOTATION]).map(str::to_string);
+        if let Some(kind) = &refresh {
+            // Once per refresh: the render it starts must not be thrown away on the next look.
+            if kind == "hard" && !self.due.contains_key(app_key) {
+                self.source.forget(app_key);
+            }
+            self.done.remove(app_key);
+        }
         let sig = Signature {
             uid: get_str(&obj, &["metadata", "uid"]).unwrap_or("").to_string(),
             spec: obj.get("spec").cloned().unwrap_or(json!({})),
@@ -627,6 +657,9 @@ impl Controller for ApplicationController {
         }
         if unready.is_none() && self.seeded.frozen(st, app_key, &obj) {
             self.done.insert(app_key.clone(), sig);
+            if refresh.is_some() {
+                clear_refresh(st, app_key);
+            }
             return;
         }
         let now = Instant::now();
@@ -656,6 +689,9 @@ impl Controller for ApplicationController {
                 "writing Application status",
                 write_status(st, app_key, status),
             );
+        }
+        if refresh.is_some() {
+            clear_refresh(st, app_key);
         }
         match self.source.poll_interval() {
             // A failed comparison is retried, as Argo CD's controller does on each refresh: a CRD from an

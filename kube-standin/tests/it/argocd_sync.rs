@@ -239,6 +239,23 @@ async fn an_application_is_rendered_applied_and_follows_the_repository() {
     })
     .await;
 
+    // A refresh asked for is done, and its annotation removed, as Argo CD does.
+    let refresh = serde_json::json!({"metadata": {"annotations": {"argocd.argoproj.io/refresh": "hard"}}});
+    apps.patch(
+        "staging-web",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(refresh),
+    )
+    .await
+    .unwrap();
+    wait_app(&api, "staging-web", |a| {
+        a.pointer("/metadata/annotations/argocd.argoproj.io~1refresh")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    wait_app(&api, "staging-web", synced_healthy).await;
+
     // Cascade deletion removes what the sync applied, then the Application.
     api.store()
         .delete("applications.argoproj.io", "argocd", "staging-web")
