@@ -26,7 +26,7 @@ fail() { printf 'walkthrough: %s\n' "$*" >&2; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pg_bin="$(dirname "$(readlink -f "$(command -v pg_ctl)")")"
 # PostgreSQL refuses to run as root.
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_postgres() { if [ "$(id -u)" = 0 ]; then "$(PATH="$PATH:/usr/sbin:/sbin" command -v runuser)" -u postgres -- "$@"; else "$@"; fi; }
 pg_dirs=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done

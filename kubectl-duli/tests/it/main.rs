@@ -1,9 +1,10 @@
 //! `kubectl-duli`, the one binary: every slice through real kubectl (as krew installs it, and under the
 //! slices' own names), and the release artefacts `.ci/release` makes from it, installed as krew and helm
-//! install them.
+//! install them; and the whole-platform walkthrough (`walkthrough.sh`) that the README tells.
 
 mod release;
 mod slices;
+mod walkthrough;
 
 use std::path::{Path, PathBuf};
 
