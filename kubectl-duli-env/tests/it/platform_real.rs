@@ -1,10 +1,9 @@
 //! The platform phase with the REAL upstream charts: `env up staging --only platform --chart-mirror
 //! '*=MIRROR'` on a repository copy whose staging is `provider: generic`, the mirror serving
 //! `../shared/charts/repo`, real helm 4 straight at a stand-in whose CRDs are deleted first (they come from the
-//! charts, as on a real cluster). It stops after the platform phase: a full `up` also needs SealedSecrets
-//! sealed with the controller's certificate (`kubectl duli secrets init`, another crate's binary) and a
-//! storage class, and its gitops phase would only prove the stand-in's placeholder Argo CD (issue #15
-//! item 2 is not built).
+//! charts, as on a real cluster). It stops after the platform phase: the full story (`secrets init`, every
+//! phase of `up` against kube-standin's rendering Argo CD, `db`, `down`) is `kubectl-duli/walkthrough.sh`,
+//! run by `kubectl-duli/tests/it/walkthrough.rs`, since it needs every slice's binary.
 
 use std::time::Duration;
 
