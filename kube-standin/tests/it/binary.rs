@@ -103,7 +103,7 @@ async fn serve_bridge_flag() {
         ),
         (
             &["--simulate-ready", "1s", "--bridge", "mysql=127.0.0.1:3306"][..],
-            "postgres=HOST:PORT",
+            "postgres=[USER@]HOST:PORT",
         ),
         (
             &[
