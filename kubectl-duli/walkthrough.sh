@@ -35,12 +35,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "A copy of the repository; staging on a generic cluster (no DigitalOcean charts, storage class 'standard')"
+step "A copy of the repository; staging and prod on a generic cluster (no DigitalOcean charts, storage class 'standard')"
 rm -rf "$work/repo"
 mkdir -p "$work/repo"
 cp -r "$root/gitops" "$root/helm" "$work/repo/"
 sed -i 's/^provider: digitalocean/provider: generic/; s/^storage_class: do-block-storage/storage_class: standard/' \
-    "$work/repo/gitops/environments/staging.yml"
+    "$work/repo/gitops/environments/staging.yml" "$work/repo/gitops/environments/prod.yml"
 export DULI_REPO="$work/repo" KUBECONFIG="$work/kubeconfig" DULI_STATE_DIR="$work/state"
 
 step "The upstream charts, served on 127.0.0.1 as a chart mirror"
@@ -115,6 +115,10 @@ printf '%s\n' "$again" | grep -E '^total ' | grep -qE '^total +[0-9.]+s +0 +0 ' 
 $again"
 printf '%s\n' "$again" | grep -E '^total '
 
+step "prod beside it (guarded: --yes, as a pipeline says it)"
+kubectl duli secrets init prod --from-env-file "$work/prompts.env" --yes </dev/null
+kubectl duli env up prod --chart-mirror "*=$charts" --timeout 5m --yes
+
 step "Real Redis behind the pods: a master, two replicas and a Sentinel, with the password of redis-secret"
 password="$(kubectl -n staging get secret redis-secret -o jsonpath='{.data.password}' | base64 -d)"
 [ -n "$password" ] || fail "redis-secret has no password"
@@ -181,6 +185,7 @@ if kubectl get namespace staging >/dev/null 2>&1; then fail "namespace staging i
 kubectl -n argocd get application postgres-operator redis-operator rabbitmq-operator >/dev/null \
     || fail "the shared operators' Applications are gone"
 kubectl -n cnpg-system get deployment cnpg-controller-manager >/dev/null || fail "the CloudNativePG operator is gone"
+kubectl duli env status prod >/dev/null || fail "prod is not ready after staging went: $(kubectl duli env status prod 2>&1)"
 
 printf '\nwalkthrough: ok — full env up %ss, db status %ss (up + status %ss)\n' \
     "$up_seconds" "$status_seconds" "$(python3 -c "print(f'{$up_seconds + $status_seconds:.1f}')")"
