@@ -11,7 +11,6 @@
 //! Entries are files named by their key under the cache directory, written to a temporary file and
 //! renamed, so concurrent runs never see half an entry. A corrupt entry is a miss.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -60,9 +59,11 @@ impl Cache {
 fn write_atomically<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
     let dir = path.parent().expect("cache entries live in a directory");
     std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer(&mut file, value)?;
-    file.flush()?;
+    let file = tempfile::NamedTempFile::new_in(dir)?;
+    // Buffered: serde_json writes token by token, a system call each without it.
+    let mut writer = std::io::BufWriter::with_capacity(64 * 1024, file);
+    serde_json::to_writer(&mut writer, value)?;
+    let file = writer.into_inner().map_err(std::io::IntoInnerError::into_error)?;
     file.persist(path).map_err(|err| err.error)?;
     Ok(())
 }

@@ -651,6 +651,10 @@ async fn pull(
     } else {
         command.arg(name).arg("--repo").arg(url);
     }
+    // A short-lived Go process: no garbage collector (as for `helm template`).
+    if std::env::var_os("GOGC").is_none() {
+        command.env("GOGC", "off");
+    }
     command
         .arg("--version")
         .arg(version)
