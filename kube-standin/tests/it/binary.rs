@@ -11,6 +11,15 @@ use serde_json::Value;
 
 use crate::common::crds;
 
+/// The first line `kube-standin serve` prints (its URL), read from the child's piped stdout.
+fn url_line(child: &mut std::process::Child) -> String {
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout is piped"))
+        .read_line(&mut first)
+        .unwrap();
+    first
+}
+
 #[tokio::test]
 async fn serve_prints_url_and_serves_until_killed() {
     let dir = tempfile::tempdir().unwrap();
@@ -35,10 +44,7 @@ async fn serve_prints_url_and_serves_until_killed() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let first = url_line(&mut child);
     let url = first.trim().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let text = std::fs::read_to_string(&kubeconfig).unwrap();
@@ -152,10 +158,9 @@ async fn serve_bridge_flag() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    // Waits for the server: the URL is printed once it listens.
+    let url = url_line(&mut child);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let config = kube::Config::from_custom_kubeconfig(
         kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
         &kube::config::KubeConfigOptions::default(),

@@ -15,6 +15,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::crds;
 
+/// The platform chart's RedisReplication: two pods, the password from `redis-secret`.
+const REDIS_REPLICATION: &str = "apiVersion: redis.redis.opstreelabs.in/v1beta2
+kind: RedisReplication
+metadata: {name: redis, namespace: staging}
+spec:
+  clusterSize: 2
+  kubernetesConfig:
+    image: quay.io/opstree/redis:v7.0.15
+    redisSecret: {name: redis-secret, key: password}
+";
+
 const PODS: &str = "apiVersion: v1
 kind: Namespace
 metadata: {name: staging}
@@ -612,20 +623,7 @@ spec:
 #[tokio::test]
 async fn bridged_redis_replication_pod_answers_ping() {
     let api = bridged_standin().await;
-    let replications = create(
-        &api,
-        "redisreplications",
-        "apiVersion: redis.redis.opstreelabs.in/v1beta2
-kind: RedisReplication
-metadata: {name: redis, namespace: staging}
-spec:
-  clusterSize: 2
-  kubernetesConfig:
-    image: quay.io/opstree/redis:v7.0.15
-    redisSecret: {name: redis-secret, key: password}
-",
-    )
-    .await;
+    let replications = create(&api, "redisreplications", REDIS_REPLICATION).await;
     let status = status_where(replications, "redis", |s| s["masterNode"].is_string()).await;
     assert_eq!(status["masterNode"], "redis-0");
     assert_eq!(
@@ -811,20 +809,7 @@ async fn bridged_redis_sentinel_reports_the_master_pods_ip() {
     secret.metadata.name = Some("redis-secret".into());
     secret.string_data = Some([("password".to_string(), password.clone())].into());
     secrets.create(&PostParams::default(), &secret).await.unwrap();
-    create(
-        &api,
-        "redisreplications",
-        "apiVersion: redis.redis.opstreelabs.in/v1beta2
-kind: RedisReplication
-metadata: {name: redis, namespace: staging}
-spec:
-  clusterSize: 2
-  kubernetesConfig:
-    image: quay.io/opstree/redis:v7.0.15
-    redisSecret: {name: redis-secret, key: password}
-",
-    )
-    .await;
+    create(&api, "redisreplications", REDIS_REPLICATION).await;
     create(
         &api,
         "redissentinels",
