@@ -123,15 +123,17 @@ step "Real Redis behind the pods: a master, two replicas and a Sentinel, with th
 password="$(kubectl -n staging get secret redis-secret -o jsonpath='{.data.password}' | base64 -d)"
 [ -n "$password" ] || fail "redis-secret has no password"
 for i in 0 1 2; do
+    # Each in a directory of its own: a replica stores the master's snapshot there while it syncs.
+    mkdir -p "$work/redis-$i"
     {
-        printf 'port %s\nbind 127.0.0.1\nsave ""\nappendonly no\nrequirepass "%s"\nmasterauth "%s"\n' \
-            "${redis_ports[$i]}" "$password" "$password"
+        printf 'port %s\nbind 127.0.0.1\ndir "%s"\nsave ""\nappendonly no\nrequirepass "%s"\nmasterauth "%s"\n' \
+            "${redis_ports[$i]}" "$work/redis-$i" "$password" "$password"
         [ "$i" = 0 ] || printf 'replicaof 127.0.0.1 %s\n' "${redis_ports[0]}"
     } | redis-server - >"$work/redis-$i.log" 2>&1 &
     pids+=($!)
 done
-printf 'port %s\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 %s 1\nsentinel auth-pass mymaster "%s"\n' \
-    "$sentinel_port" "${redis_ports[0]}" "$password" >"$work/sentinel.conf"
+printf 'port %s\nbind 127.0.0.1\ndir "%s"\nsentinel monitor mymaster 127.0.0.1 %s 1\nsentinel auth-pass mymaster "%s"\n' \
+    "$sentinel_port" "$work" "${redis_ports[0]}" "$password" >"$work/sentinel.conf"
 chmod 600 "$work/sentinel.conf"
 redis-server "$work/sentinel.conf" --sentinel >"$work/sentinel.log" 2>&1 &
 pids+=($!)

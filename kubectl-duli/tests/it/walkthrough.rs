@@ -83,6 +83,9 @@ fn the_whole_platform_walkthrough_runs_as_the_readme_tells_it() {
     ] {
         assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
     }
+    // Everything it started kept its files in its work directory (a Redis replica once left dump.rdb here).
+    let stray = testkit::paths::workspace().join("kubectl-duli/dump.rdb");
+    assert!(!stray.exists(), "the walkthrough wrote {}", stray.display());
     // The figures for the issue note.
     println!("{}", text.lines().last().unwrap_or(""));
 }
