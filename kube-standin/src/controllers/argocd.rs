@@ -148,12 +148,7 @@ impl ApplicationSource for ObservedSource {
 /// ReplicaSets and pods — as children in the tree, not as managed resources; the garbage collector
 /// removes them).
 pub fn tracked_by(obj: &Value, app: &str) -> bool {
-    if app.is_empty()
-        || obj
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .is_some_and(|r| !r.is_empty())
-    {
+    if app.is_empty() || has_owner(obj) {
         return false;
     }
     let name = get_str(obj, &["metadata", "name"]).unwrap_or("");
@@ -175,6 +170,12 @@ fn managed_by(k: &ObjKey, obj: &Value, app: &str, dest: &str) -> bool {
             .is_some_and(|t| t.split(':').next() == Some(app))
     };
     (k.namespace == dest && tracked_by(obj, app)) || (annotated() && tracked_by(obj, app))
+}
+
+fn has_owner(obj: &Value) -> bool {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty())
 }
 
 /// The Application names an object is tracked by.
@@ -597,7 +598,11 @@ impl Controller for ApplicationController {
             return vec![k.clone()];
         }
         // A managed resource changed: its Application's health may move, and an Application being deleted
-        // may finish once it is gone.
+        // may finish once it is gone. Owned objects (a Deployment's pods, which copy its labels) are not
+        // managed: their owner's own events follow.
+        if has_owner(&event.object) {
+            return Vec::new();
+        }
         let names = trackers(&event.object);
         if names.is_empty() {
             return Vec::new();

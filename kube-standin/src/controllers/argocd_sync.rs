@@ -205,14 +205,15 @@ impl ApplicationSource for RenderedSource {
     }
 
     fn health(&self, st: &State, resource: &ManagedResource) -> Option<(HealthStatus, String)> {
-        let key = super::key(
-            &resource.group,
-            &plural_of(st, resource),
-            &resource.namespace,
-            &resource.name,
-        );
-        match st.objects().find(|(k, _)| **k == key) {
-            Some((_, live)) => argocd_health::of(live),
+        let api_version = match resource.group.as_str() {
+            "" => resource.version.clone(),
+            group => format!("{group}/{}", resource.version),
+        };
+        let live = st
+            .type_for(&api_version, &resource.kind)
+            .and_then(|rt| st.get(&rt, &resource.namespace, &resource.name));
+        match live {
+            Some(live) => argocd_health::of(live),
             None => Some((HealthStatus::Missing, String::new())),
         }
     }
@@ -381,14 +382,6 @@ impl ApplicationSource for RenderedSource {
             resources,
         })
     }
-}
-
-fn plural_of(st: &State, r: &ManagedResource) -> String {
-    st.registry
-        .types()
-        .iter()
-        .find(|t| t.group == r.group && t.kind == r.kind)
-        .map_or_else(|| r.kind.to_ascii_lowercase() + "s", |t| t.plural.clone())
 }
 
 fn ctx() -> WriteCtx {

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Controller, Requeue, SeededGenerations, controller_ref, create, delete, deleting, int_at, key, owned,
+    Controller, Requeue, SeededGenerations, create, delete, deleting, int_at, key, owned, pod_from_template,
     pod_ready, read, warn, workload_or_controller, write_status,
 };
 use crate::store::{Event, ObjKey, State};
@@ -65,19 +65,9 @@ impl Controller for DaemonSetController {
             );
         }
         let covered: BTreeSet<String> = pods.iter().map(node_of).collect();
-        let template = ds.pointer("/spec/template").cloned().unwrap_or(json!({}));
         for node in nodes.iter().filter(|n| !covered.contains(*n)) {
-            let mut meta = template
-                .get("metadata")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            meta.insert("generateName".into(), json!(format!("{}-", ds_key.name)));
-            meta.insert("namespace".into(), json!(ns));
-            meta.insert("ownerReferences".into(), json!([controller_ref(&ds)]));
-            let mut spec = template.get("spec").cloned().unwrap_or(json!({}));
-            spec["nodeName"] = json!(node);
-            let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec});
+            let mut pod = pod_from_template(&ds, ns);
+            pod["spec"]["nodeName"] = json!(node);
             warn(self.name(), "creating a pod", create(st, pod).map(|_| ()));
         }
         let pods: Vec<Value> = owned(st, "", "pods", ns, &uid)

@@ -6,11 +6,11 @@
 //! The simulation's kubelet runs every Job pod to `Succeeded` after its delay: whatever the command, a Job
 //! completes. Pods are not given the `batch.kubernetes.io/job-tracking` finalizer.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{
-    Controller, Requeue, SeededGenerations, controller_ref, create, deleting, int_at, owned, pod_ready, read,
-    record_event, warn, workload_or_controller, write_status,
+    Controller, Requeue, SeededGenerations, create, deleting, int_at, owned, pod_from_template, pod_ready,
+    read, record_event, warn, workload_or_controller, write_status,
 };
 use crate::store::{Event, ObjKey, State};
 use crate::util::{get_str, now_rfc3339};
@@ -71,19 +71,8 @@ impl Controller for JobController {
         let mut created = 0;
         if !finished && !suspended && succeeded < completions {
             let want = parallelism.min(completions - succeeded) - active;
-            let template = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
             for _ in 0..want.max(0) {
-                let mut meta: Map<String, Value> = template
-                    .get("metadata")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
-                meta.insert("generateName".into(), json!(format!("{}-", job_key.name)));
-                meta.insert("namespace".into(), json!(ns));
-                meta.insert("ownerReferences".into(), json!([controller_ref(&job)]));
-                let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-                                 "spec": template.get("spec").cloned().unwrap_or(json!({}))});
-                match create(st, pod) {
+                match create(st, pod_from_template(&job, ns)) {
                     Ok(pod) => {
                         created += 1;
                         let message = format!(

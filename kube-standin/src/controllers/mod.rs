@@ -257,6 +257,23 @@ pub fn owner_refs(obj: &Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// A new pod from `owner`'s `spec.template`: named `OWNER-xxxxx` by the server (`generateName`), in
+/// `namespace`, controlled by `owner` — what the ReplicaSet, Job and DaemonSet controllers create.
+pub fn pod_from_template(owner: &Value, namespace: &str) -> Value {
+    let template = owner.pointer("/spec/template").cloned().unwrap_or(json!({}));
+    let mut meta = template
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let name = get_str(owner, &["metadata", "name"]).unwrap_or("");
+    meta.insert("generateName".into(), json!(format!("{name}-")));
+    meta.insert("namespace".into(), json!(namespace));
+    meta.insert("ownerReferences".into(), json!([controller_ref(owner)]));
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+           "spec": template.get("spec").cloned().unwrap_or(json!({}))})
+}
+
 /// The key of `obj`'s controller owner, when it is of `kind`.
 pub fn controller_key(st: &State, obj: &Value, namespace: &str, kind: &str) -> Option<ObjKey> {
     let r = owner_refs(obj)

@@ -8,8 +8,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    Controller, Requeue, SeededGenerations, controlled_by, controller_key, controller_ref, create, delete,
-    deleting, int_at, key, owned, pod_ready, read, record_event, sync_pod_unready, unready_message, warn,
+    Controller, Requeue, SeededGenerations, controlled_by, controller_key, create, delete, deleting, int_at,
+    key, owned, pod_from_template, pod_ready, read, record_event, sync_pod_unready, unready_message, warn,
     workload_or_controller, write_status,
 };
 use crate::store::{Event, ObjKey, State};
@@ -70,22 +70,13 @@ impl Controller for ReplicaSetController {
             .collect();
         sync_pod_unready(st, &pods, unready.as_deref(), self.name());
         if pods.len() < desired {
-            let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
             for _ in pods.len()..desired {
-                let mut meta = template
-                    .get("metadata")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
-                meta.insert("generateName".into(), json!(format!("{}-", rs_key.name)));
-                meta.insert("namespace".into(), json!(ns));
-                meta.insert("ownerReferences".into(), json!([controller_ref(&rs)]));
+                let mut pod = pod_from_template(&rs, ns);
                 if let Some(m) = &unready {
+                    let meta = pod["metadata"].as_object_mut().expect("an object");
                     let ann = meta.entry("annotations").or_insert_with(|| json!({}));
                     ann[crate::simulate::UNREADY_ANNOTATION] = json!(m);
                 }
-                let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-                                 "spec": template.get("spec").cloned().unwrap_or(json!({}))});
                 match create(st, pod) {
                     Ok(pod) => {
                         let message = format!(
