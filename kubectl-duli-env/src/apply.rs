@@ -130,6 +130,8 @@ pub struct Applied {
     pub before: Option<Value>,
     /// The object as the server returned it after the apply.
     pub after: Value,
+    /// The Argo CD Application that has taken the object over, which left it alone (see [`Applier::apply`]).
+    pub left_to_argocd: Option<String>,
 }
 
 /// Why one object could not be applied.
@@ -345,15 +347,12 @@ pub fn normalize(value: &Value) -> Value {
     value
 }
 
-/// The Argo CD Application that manages a live object, by Argo CD's tracking annotation
-/// (`argocd.argoproj.io/tracking-id: APP:GROUP/KIND:NAMESPACE/NAME`, Argo CD 3's default tracking).
-pub fn argocd_tracker(meta: &kube::api::ObjectMeta) -> Option<&str> {
-    meta.annotations
-        .as_ref()?
-        .get("argocd.argoproj.io/tracking-id")?
-        .split(':')
-        .next()
-        .filter(|app| !app.is_empty())
+/// Argo CD's tracking annotation (`APP:GROUP/KIND:NAMESPACE/NAME`, Argo CD 3's default tracking).
+pub const TRACKING_ANNOTATION: &str = "argocd.argoproj.io/tracking-id";
+
+/// The Application a tracking annotation's value names.
+pub fn tracked_by_application(tracking_id: &str) -> Option<&str> {
+    tracking_id.split(':').next().filter(|app| !app.is_empty())
 }
 
 fn resource_version(value: &Value) -> Option<&str> {
@@ -397,15 +396,22 @@ impl Applier {
         // An object Argo CD has taken over (the `<env>-secrets` Application keeps the SealedSecrets this
         // command seeded) is Argo CD's: applying it again would fight its sync over the same fields.
         if let Some(live) = &before
-            && let Some(app) = argocd_tracker(&live.metadata)
+            && let Some(app) = live
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(TRACKING_ANNOTATION))
+                .and_then(|t| tracked_by_application(t))
         {
             tracing::debug!("{id}: left to Argo CD (Application {app} manages it)");
+            let left_to_argocd = Some(app.to_string());
             let live = serde_json::to_value(live).unwrap_or_default();
             return Ok(Applied {
                 id,
                 outcome: ApplyResult::Unchanged,
                 before: Some(live.clone()),
                 after: live,
+                left_to_argocd,
             });
         }
         let mut params = PatchParams::apply(FIELD_MANAGER);
@@ -471,6 +477,7 @@ impl Applier {
             outcome,
             before,
             after,
+            left_to_argocd: None,
         })
     }
 

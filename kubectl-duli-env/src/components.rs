@@ -253,9 +253,13 @@ pub fn owns(component: &Component, app: Option<&Value>, obj: &Value) -> bool {
         return false;
     }
     let instance = str_at(obj, "/metadata/labels/app.kubernetes.io~1instance");
-    let tracking = str_at(obj, "/metadata/annotations/argocd.argoproj.io~1tracking-id");
+    let tracking = obj
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(crate::apply::TRACKING_ANNOTATION))
+        .and_then(Value::as_str)
+        .and_then(crate::apply::tracked_by_application);
     instance.is_some_and(|i| i == component.release || i == component.app)
-        || tracking.is_some_and(|t| t.split(':').next() == Some(component.app.as_str()))
+        || tracking == Some(component.app.as_str())
 }
 
 /// The readiness of a live Application (`None`: it does not exist).

@@ -193,15 +193,7 @@ pub async fn up(
         let t = Instant::now();
         let objects = desired.secrets.objects.clone()?;
         let applied = applier.apply_all(&objects, false).await?;
-        let kept = applied
-            .iter()
-            .filter(|a| {
-                a.before
-                    .as_ref()
-                    .and_then(|b| b.pointer("/metadata/annotations/argocd.argoproj.io~1tracking-id"))
-                    .is_some()
-            })
-            .count();
+        let kept = applied.iter().filter(|a| a.left_to_argocd.is_some()).count();
         let mut note = format!("from {}", rel(&ctx.repo, &desired.secrets.dir));
         if kept > 0 {
             note.push_str(&format!("; {kept} kept in sync by Argo CD"));

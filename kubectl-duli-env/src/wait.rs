@@ -118,21 +118,6 @@ const REACHABLE_PROBE: Duration = Duration::from_secs(1);
 /// before.
 const COMPARISON_ERROR_GRACE: Duration = Duration::from_secs(10);
 
-/// Argo CD's comparison error on `app` when it concerns the Application's current source (Argo CD records
-/// what it compared in `status.sync.comparedTo`).
-fn current_comparison_error(app: &Value) -> Option<&str> {
-    let error = app
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| matches!(c["type"].as_str(), Some("ComparisonError" | "InvalidSpecError")))?;
-    let compared = app.pointer("/status/sync/comparedTo/source");
-    if compared.is_some() && compared != app.pointer("/spec/source") {
-        return None;
-    }
-    error["message"].as_str()
-}
-
 /// True when the API server was not reached at all (refused, reset, timed out), as opposed to answering.
 fn is_connection(err: &kube::Error) -> bool {
     matches!(
@@ -252,7 +237,7 @@ impl Waiter {
                         .unwrap_or_else(|e| e.into_inner())
                         .0
                         .as_ref()
-                        .is_some_and(|app| current_comparison_error(app).is_some());
+                        .is_some_and(|app| shared::readiness::argocd_comparison_error(app).is_some());
                     match (failing, since) {
                         (false, _) => since = None,
                         (true, None) => since = Some(Instant::now()),
@@ -489,25 +474,6 @@ fn permanent(call: &Call, err: &kube::runtime::watcher::Error) -> Option<ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_a_comparison_error_about_the_current_source_stops_the_wait() {
-        let app = |compared: &str| {
-            serde_json::json!({"spec": {"source": {"path": "helm/web"}},
-                "status": {"sync": {"comparedTo": {"source": {"path": compared}}},
-                           "conditions": [{"type": "ComparisonError", "message": "helm/web: app path does not exist"}]}})
-        };
-        assert_eq!(
-            current_comparison_error(&app("helm/web")),
-            Some("helm/web: app path does not exist")
-        );
-        assert_eq!(
-            current_comparison_error(&app("helm/old")),
-            None,
-            "about an earlier spec"
-        );
-        assert_eq!(current_comparison_error(&serde_json::json!({"status": {}})), None);
-    }
 
     #[test]
     fn stuck_components_name_the_message_and_how_to_look_closer() {

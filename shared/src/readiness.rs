@@ -310,6 +310,29 @@ pub fn is_keycloak_ready(keycloak: &Value) -> Readiness {
     Readiness::ready("Ready")
 }
 
+/// Whether an Application's status is about its current source: Argo CD records what it compared in
+/// `status.sync.comparedTo` (nothing recorded counts as current).
+#[must_use]
+pub fn argocd_status_is_current(application: &Value) -> bool {
+    let compared = application.pointer("/status/sync/comparedTo/source");
+    compared.is_none() || compared == application.pointer("/spec/source")
+}
+
+/// Argo CD's `ComparisonError` (or `InvalidSpecError`) message on an Application, when it concerns the
+/// Application's current source: the source cannot be rendered.
+#[must_use]
+pub fn argocd_comparison_error(application: &Value) -> Option<&str> {
+    if !argocd_status_is_current(application) {
+        return None;
+    }
+    application
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| matches!(c["type"].as_str(), Some("ComparisonError" | "InvalidSpecError")))?["message"]
+        .as_str()
+}
+
 /// Argo CD `Application`: sync `Synced` and health `Healthy`; otherwise both states plus the most telling
 /// message (the failed operation's, an error condition's, or the health message).
 #[must_use]
@@ -323,9 +346,8 @@ pub fn is_argocd_application_ready(application: &Value) -> Readiness {
             "sync {sync}, health {health}: Argo CD has not finished the {kind} refresh asked for"
         ));
     }
-    // A status about an earlier spec (Argo CD records what it compared) says nothing about this one.
-    let compared = application.pointer("/status/sync/comparedTo/source");
-    if compared.is_some() && compared != application.pointer("/spec/source") {
+    // A status about an earlier spec says nothing about this one.
+    if !argocd_status_is_current(application) {
         return Readiness::not_ready(format!(
             "sync {sync}, health {health} for the previous source: Argo CD has not compared the new one yet"
         ));
@@ -729,6 +751,25 @@ status:
   sync: {status: Synced, revision: abc}
   health: {status: Healthy}
 "#;
+
+    #[test]
+    fn only_a_comparison_error_about_the_current_source_counts() {
+        let app = |compared: &str| {
+            serde_json::json!({"spec": {"source": {"path": "helm/web"}},
+                "status": {"sync": {"comparedTo": {"source": {"path": compared}}},
+                           "conditions": [{"type": "ComparisonError", "message": "helm/web: app path does not exist"}]}})
+        };
+        assert_eq!(
+            argocd_comparison_error(&app("helm/web")),
+            Some("helm/web: app path does not exist")
+        );
+        assert_eq!(
+            argocd_comparison_error(&app("helm/old")),
+            None,
+            "about an earlier spec"
+        );
+        assert_eq!(argocd_comparison_error(&serde_json::json!({"status": {}})), None);
+    }
 
     #[test]
     fn argocd_application_states_and_messages() {
