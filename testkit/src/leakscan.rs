@@ -183,8 +183,11 @@ impl Scan {
         let stop = Arc::new(AtomicBool::new(false));
         let dirs = dirs.to_vec();
         let flag = stop.clone();
+        // The first look here, not on the thread: a short run under load could end before the thread's
+        // first look, and then nothing was seen at all (the plugin "never ran").
+        let mut seen = Observed::default();
+        poll(root, &dirs, &mut seen);
         let thread = std::thread::spawn(move || {
-            let mut seen = Observed::default();
             while !flag.load(Ordering::Relaxed) {
                 poll(root, &dirs, &mut seen);
                 std::thread::sleep(Duration::from_millis(3));
