@@ -250,17 +250,23 @@ pub async fn render_with(
     let wrappers: Vec<&Chart> = selected.iter().copied().filter(|c| c.is_external()).collect();
     let (wrappers, skipped): (Vec<&Chart>, Vec<&Chart>) =
         wrappers.into_iter().partition(|_| options.upstream);
-    let fetcher = if wrappers.is_empty() && platform_entries.is_empty() {
+    // Charts of helm/ that need nothing fetched.
+    let plain: Vec<&Chart> = selected.iter().copied().filter(|c| !c.is_external()).collect();
+    let helm = if plain.is_empty() && wrappers.is_empty() && platform_entries.is_empty() {
         None
     } else {
-        Some(Fetcher::new(
-            Helm::locate()?,
+        Some(Helm::locate()?)
+    };
+    let fetcher = match &helm {
+        Some(helm) if !wrappers.is_empty() || !platform_entries.is_empty() => Some(Fetcher::new(
+            helm.clone(),
             mirrors,
             ChartStore::for_cache_dir(options.cache_dir.as_deref()),
             options.offline,
             options.fetch_timeout,
             shared.fetches.clone(),
-        ))
+        )),
+        _ => None,
     };
     let mut resolved: BTreeMap<String, ResolvedChart> = BTreeMap::new();
     // Charts (and platform entries) left out, with the reason.
@@ -268,8 +274,57 @@ pub async fn render_with(
     for chart in skipped {
         unavailable.insert(chart.name.clone(), "upstream charts are not resolved here".into());
     }
-    let mut platform_charts: Vec<Chart> = Vec::new();
-    if let Some(fetcher) = &fetcher {
+    // Platform values files (inline `values` in the catalog), alive until helm has read them.
+    let values_dir = tempfile::Builder::new()
+        .prefix("duli-render-values-")
+        .tempdir()
+        .map_err(|err| {
+            RenderError::Platform(platform::PlatformError {
+                path: catalog_file.clone(),
+                message: format!("cannot create a temporary directory for its values: {err}"),
+            })
+        })?;
+
+    // Inputs and cache keys.
+    let crd_files = if options.validate {
+        crds::files(&options.crds)?
+    } else {
+        Vec::new()
+    };
+    let crd_fingerprint =
+        (options.validate && !options.crds_from_cluster).then(|| crds::fingerprint(&crd_files));
+    let validate_key = |seed: &str| {
+        crd_fingerprint
+            .as_ref()
+            .map(|fp| KeyBuilder::new().text("seed", seed).text("crds", fp).finish())
+    };
+    // Rendered first (jinja, no helm): Argo CD installs each chart with its Application's release name
+    // into its destination namespace, so `helm template` gets the same.
+    let applications = gitops::render_all(repo.root(), &env.source)?;
+    let destinations = gitops::destinations(&applications);
+    let applications = if with_applications {
+        applications
+    } else {
+        Vec::new()
+    };
+    let job_inputs = JobInputs {
+        env: &env,
+        options,
+        destinations: &destinations,
+        cache: &cache,
+        helm_identity: helm.as_ref().map(Helm::identity).unwrap_or_default(),
+        values_dir: values_dir.path(),
+        catalog_file: &catalog_file,
+    };
+
+    // The charts that need nothing fetched render while the upstream ones are fetched: fetching waits on
+    // the network (or a mirror) far more than it uses the CPU.
+    let mut plain_jobs = plain
+        .iter()
+        .map(|chart| job_inputs.job(chart, None, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fetch = async {
+        let fetcher = fetcher.as_ref()?;
         let wrapper_results =
             futures::future::join_all(wrappers.iter().map(|chart| deps::resolve(chart, fetcher)));
         let catalog_dir = catalog_file.parent().unwrap_or(repo.root());
@@ -283,7 +338,13 @@ pub async fn render_with(
                 }
             }
         }));
-        let (wrapper_results, platform_results) = futures::join!(wrapper_results, platform_results);
+        Some(futures::join!(wrapper_results, platform_results))
+    };
+    let early_renders = render_misses(&plain_jobs, helm.as_ref(), shared);
+    let (fetched, early_renders) = futures::join!(fetch, early_renders);
+
+    let mut platform_charts: Vec<Chart> = Vec::new();
+    if let Some((wrapper_results, platform_results)) = fetched {
         for (chart, result) in wrappers.iter().zip(wrapper_results) {
             match result {
                 Ok(one) => {
@@ -336,165 +397,24 @@ pub async fn render_with(
             reason: unavailable[&entry.name].clone(),
         });
     }
-    let local: Vec<&Chart> = selected
-        .iter()
-        .copied()
-        .filter(|c| !c.is_external() || resolved.contains_key(&c.name))
-        .collect();
-    let helm = if local.is_empty() && platform_charts.is_empty() {
-        None
-    } else {
-        Some(Helm::locate()?)
-    };
-    let helm_identity = helm.as_ref().map(Helm::identity).unwrap_or_default();
-    // Platform values files (inline `values` in the catalog), alive until helm has read them.
-    let values_dir = tempfile::Builder::new()
-        .prefix("duli-render-values-")
-        .tempdir()
-        .map_err(|err| {
-            RenderError::Platform(platform::PlatformError {
-                path: catalog_file.clone(),
-                message: format!("cannot create a temporary directory for its values: {err}"),
-            })
-        })?;
+    apply_renders(&mut plain_jobs, early_renders, &cache)?;
 
-    // Inputs and cache keys.
-    let crd_files = if options.validate {
-        crds::files(&options.crds)?
-    } else {
-        Vec::new()
-    };
-    let crd_fingerprint =
-        (options.validate && !options.crds_from_cluster).then(|| crds::fingerprint(&crd_files));
-    let validate_key = |seed: &str| {
-        crd_fingerprint
-            .as_ref()
-            .map(|fp| KeyBuilder::new().text("seed", seed).text("crds", fp).finish())
-    };
-    // Rendered first (jinja, no helm): Argo CD installs each chart with its Application's release name
-    // into its destination namespace, so `helm template` gets the same.
-    let applications = gitops::render_all(repo.root(), &env.source)?;
-    let destinations = gitops::destinations(&applications);
-    let applications = if with_applications {
-        applications
-    } else {
-        Vec::new()
-    };
+    // Every job in the order of the report: helm/'s charts as selected, then the platform's.
+    let mut plain_jobs = plain_jobs.into_iter();
     let mut jobs = Vec::new();
-    let repo_charts = local.iter().map(|chart| (*chart, false));
-    let platform_jobs = platform_charts.iter().map(|chart| (chart, true));
-    for (chart, is_platform) in repo_charts.chain(platform_jobs) {
-        let mut key = KeyBuilder::new();
-        let (mut layers, namespace, release) = if is_platform {
-            let entry = platform_entries
-                .iter()
-                .find(|e| e.name == chart.name)
-                .expect("platform charts come from entries");
-            let file = values_dir.path().join(format!("{}.yaml", entry.name));
-            let text = serde_json::to_string(&entry.values).expect("values serialize");
-            std::fs::write(&file, &text).map_err(|err| {
-                RenderError::Platform(platform::PlatformError {
-                    path: catalog_file.clone(),
-                    message: format!("cannot write the values of `{}`: {err}", entry.name),
-                })
-            })?;
-            // The package path holds its sha256; a local chart directory is hashed whole.
-            if chart.dir.is_dir() {
-                key.tree("chart", &chart.dir);
-            } else {
-                key.text("package", &chart.dir.display().to_string());
-            }
-            key.text("platform-values", &text);
-            let layers = Layers {
-                files: vec![file],
-                set: Vec::new(),
-                capabilities: Vec::new(),
-            };
-            (layers, entry.namespace.clone(), chart.name.clone())
-        } else {
-            key.tree("chart", &chart.dir);
-            // A chart no Application deploys renders into the environment's namespace, as its own release.
-            let (namespace, release) = match destinations.get(&chart.name) {
-                Some(to) => (to.namespace.clone(), to.release.clone()),
-                None => (env.namespace.clone(), chart.name.clone()),
-            };
-            (
-                values::layers(chart, &env.name, &options.values, &options.set)?,
-                namespace,
-                release,
-            )
-        };
-        // The chart (tree or package, and a platform entry's values) so far; the shipped CRDs add the
-        // upstream packages and the contents of the values files, none of the environment's other inputs.
-        let mut crd_key = key.clone();
-        // --kube-version/--api-versions: what every chart, ours or upstream, renders for.
-        layers.capabilities = options.capability_args();
-        for arg in &layers.capabilities {
-            key.text("capabilities", arg);
+    for chart in &selected {
+        if !chart.is_external() {
+            jobs.push(plain_jobs.next().expect("a job for every plain chart"));
+        } else if let Some(one) = resolved.get(&chart.name) {
+            jobs.push(job_inputs.job(chart, None, Some(one))?);
         }
-        let resolved = resolved.get(&chart.name);
-        if let Some(resolved) = resolved {
-            key.text("upstream", &resolved.key());
-            crd_key.text("upstream", &resolved.key());
-        }
-        for file in &layers.files {
-            crd_key.file("values", file);
-        }
-        let crd_key = crd_key.finish();
-        if is_platform {
-            key.text("release", &chart.name)
-                .text("namespace", &namespace)
-                .text("helm", &helm_identity);
-            let render_key = key.finish();
-            let objects: Option<Vec<Object>> = cache.get("render", &render_key);
-            let validate_key = validate_key(&render_key);
-            let findings = match (&objects, &validate_key) {
-                (Some(_), Some(key)) => cache.get("validate", key),
-                _ => None,
-            };
-            jobs.push(Job {
-                chart,
-                namespace,
-                release,
-                resolved: None,
-                platform: true,
-                layers,
-                render_key,
-                crd_key,
-                validate_key,
-                objects,
-                findings,
-                duration: Duration::ZERO,
-            });
-            continue;
-        }
-        // Only what helm reads: the values files' contents, not their paths or the environment file,
-        // so a chart whose inputs are the same in two environments of a run is rendered once.
-        for file in &layers.files {
-            key.file("values", file);
-        }
-        for item in &layers.set {
-            key.text("set", item);
-        }
-        key.text("namespace", &namespace)
-            .text("release", &release)
-            .text("helm", &helm_identity);
-        let render_key = key.finish();
-        let objects: Option<Vec<Object>> = cache.get("render", &render_key);
-        jobs.push(Job {
-            chart,
-            namespace,
-            release,
-            resolved,
-            platform: false,
-            layers,
-            render_key,
-            crd_key,
-            validate_key: None,
-            objects,
-            findings: None,
-            duration: Duration::ZERO,
-        });
+    }
+    for chart in &platform_charts {
+        let entry = platform_entries
+            .iter()
+            .find(|e| e.name == chart.name)
+            .expect("platform charts come from entries");
+        jobs.push(job_inputs.job(chart, Some(entry), None)?);
     }
     // CRDs the charts ship validate the custom resources of every chart of the run, so a chart's
     // validation depends on which charts are in the run and on all of their inputs: a changed operator
@@ -535,61 +455,10 @@ pub async fn render_with(
         tokio::spawn(async move { shared.crd_store(files, &options).await })
     });
 
-    // Render what the cache does not have.
-    if let Some(helm) = &helm {
-        let misses: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].objects.is_none()).collect();
-        let renders = futures::stream::iter(misses.into_iter().map(|index| {
-            let job = &jobs[index];
-            async move {
-                let start = Instant::now();
-                // Environments rendering at once share renders with the same key (the platform charts'
-                // do not depend on the environment): the first renders, the others wait for it.
-                let cell = shared
-                    .renders
-                    .lock()
-                    .await
-                    .entry(job.render_key.clone())
-                    .or_default()
-                    .clone();
-                let result = cell
-                    .get_or_try_init(|| async {
-                        let _slot = shared
-                            .slots
-                            .acquire()
-                            .await
-                            .expect("the semaphore is never closed");
-                        let text = match job.resolved.map(ResolvedChart::materialize).transpose() {
-                            Err(err) => Err(RenderError::from(err)),
-                            Ok(copy) => {
-                                let dir = copy.as_ref().map_or(&job.chart.dir, |(_, dir)| dir);
-                                helm.template(&job.release, dir, &job.namespace, &job.layers)
-                                    .await
-                                    .map_err(RenderError::from)
-                            }
-                        }?;
-                        manifests::split(&text, &job.chart.name).map_err(|source| RenderError::Manifest {
-                            chart: job.chart.name.clone(),
-                            source,
-                        })
-                    })
-                    .await
-                    .cloned();
-                (index, result, start.elapsed())
-            }
-        }))
-        .buffer_unordered(usize::MAX)
-        .collect::<Vec<_>>()
-        .await;
-        tracing::debug!("rendered {} charts in {:?}", renders.len(), started.elapsed());
-        let mut renders = renders;
-        renders.sort_by_key(|(index, _, _)| *index);
-        for (index, result, duration) in renders {
-            let objects = result?;
-            cache.put("render", &jobs[index].render_key, &objects);
-            jobs[index].objects = Some(objects);
-            jobs[index].duration = duration;
-        }
-    }
+    // Render what the cache does not have (the plain charts have been).
+    let renders = render_misses(&jobs, helm.as_ref(), shared).await;
+    tracing::debug!("rendered {} charts in {:?}", renders.len(), started.elapsed());
+    apply_renders(&mut jobs, renders, &cache)?;
 
     // Validate what the cache does not have.
     let mut crd_report = cached_crd_report.unwrap_or_default();
@@ -895,7 +764,11 @@ pub async fn render_with(
     let mut report = Report {
         env: env.name.clone(),
         namespace: env.namespace.clone(),
-        helm_bin: helm.as_ref().map(|h| h.bin.display().to_string()),
+        // The helm that rendered, if any chart was.
+        helm_bin: helm
+            .as_ref()
+            .filter(|_| !jobs.is_empty())
+            .map(|h| h.bin.display().to_string()),
         helm_env: options.helm_env.clone(),
         skipped_rules: options.policy_skip.clone(),
         exemptions,
@@ -927,6 +800,186 @@ pub async fn render_with(
         diff,
         written: None,
     })
+}
+
+/// What every [`Job`] of one environment's render is made from.
+struct JobInputs<'r> {
+    env: &'r Environment,
+    options: &'r RenderOptions,
+    destinations: &'r BTreeMap<String, gitops::Destination>,
+    cache: &'r Cache,
+    helm_identity: String,
+    /// Where a platform entry's inline values are written for helm.
+    values_dir: &'r std::path::Path,
+    catalog_file: &'r std::path::Path,
+}
+
+impl JobInputs<'_> {
+    /// The job for a chart of helm/ (with its upstream charts when it wraps some), or for a platform
+    /// `entry`; its objects when the render cache has them.
+    fn job<'a>(
+        &self,
+        chart: &'a Chart,
+        entry: Option<&platform::PlatformEntry>,
+        resolved: Option<&'a ResolvedChart>,
+    ) -> Result<Job<'a>, RenderError> {
+        let (options, env) = (self.options, self.env);
+        let mut key = KeyBuilder::new();
+        let (mut layers, namespace, release) = match entry {
+            Some(entry) => {
+                let file = self.values_dir.join(format!("{}.yaml", entry.name));
+                let text = serde_json::to_string(&entry.values).expect("values serialize");
+                std::fs::write(&file, &text).map_err(|err| {
+                    RenderError::Platform(platform::PlatformError {
+                        path: self.catalog_file.to_path_buf(),
+                        message: format!("cannot write the values of `{}`: {err}", entry.name),
+                    })
+                })?;
+                // The package path holds its sha256; a local chart directory is hashed whole.
+                if chart.dir.is_dir() {
+                    key.tree("chart", &chart.dir);
+                } else {
+                    key.text("package", &chart.dir.display().to_string());
+                }
+                key.text("platform-values", &text);
+                let layers = Layers {
+                    files: vec![file],
+                    set: Vec::new(),
+                    capabilities: Vec::new(),
+                };
+                (layers, entry.namespace.clone(), chart.name.clone())
+            }
+            None => {
+                key.tree("chart", &chart.dir);
+                // A chart no Application deploys renders into the environment's namespace, as its own
+                // release.
+                let (namespace, release) = match self.destinations.get(&chart.name) {
+                    Some(to) => (to.namespace.clone(), to.release.clone()),
+                    None => (env.namespace.clone(), chart.name.clone()),
+                };
+                (
+                    values::layers(chart, &env.name, &options.values, &options.set)?,
+                    namespace,
+                    release,
+                )
+            }
+        };
+        // The chart (tree or package, and a platform entry's values) so far; the shipped CRDs add the
+        // upstream packages and the contents of the values files, none of the environment's other inputs.
+        let mut crd_key = key.clone();
+        // --kube-version/--api-versions: what every chart, ours or upstream, renders for.
+        layers.capabilities = options.capability_args();
+        for arg in &layers.capabilities {
+            key.text("capabilities", arg);
+        }
+        if let Some(resolved) = resolved {
+            key.text("upstream", &resolved.key());
+            crd_key.text("upstream", &resolved.key());
+        }
+        for file in &layers.files {
+            crd_key.file("values", file);
+        }
+        let crd_key = crd_key.finish();
+        if entry.is_none() {
+            // Only what helm reads: the values files' contents, not their paths or the environment
+            // file, so a chart whose inputs are the same in two environments of a run renders once.
+            for file in &layers.files {
+                key.file("values", file);
+            }
+            for item in &layers.set {
+                key.text("set", item);
+            }
+        }
+        key.text("namespace", &namespace)
+            .text("release", &release)
+            .text("helm", &self.helm_identity);
+        let render_key = key.finish();
+        let objects: Option<Vec<Object>> = self.cache.get("render", &render_key);
+        Ok(Job {
+            chart,
+            namespace,
+            release,
+            resolved,
+            platform: entry.is_some(),
+            layers,
+            render_key,
+            crd_key,
+            validate_key: None,
+            objects,
+            findings: None,
+            duration: Duration::ZERO,
+        })
+    }
+}
+
+/// One render: the job's index, its objects or error, and how long it took.
+type RenderResult = (usize, Result<Vec<Object>, RenderError>, Duration);
+
+/// Render the jobs whose objects the cache does not have, every helm process of the run taking one of
+/// the shared slots.
+async fn render_misses(jobs: &[Job<'_>], helm: Option<&Helm>, shared: &Shared) -> Vec<RenderResult> {
+    let Some(helm) = helm else {
+        return Vec::new();
+    };
+    let misses = (0..jobs.len()).filter(|&i| jobs[i].objects.is_none());
+    futures::stream::iter(misses.map(|index| {
+        let job = &jobs[index];
+        async move {
+            let start = Instant::now();
+            // Environments rendering at once share renders with the same key (the platform charts' do
+            // not depend on the environment): the first renders, the others wait for it.
+            let cell = shared
+                .renders
+                .lock()
+                .await
+                .entry(job.render_key.clone())
+                .or_default()
+                .clone();
+            let result = cell
+                .get_or_try_init(|| async {
+                    let _slot = shared
+                        .slots
+                        .acquire()
+                        .await
+                        .expect("the semaphore is never closed");
+                    let text = match job.resolved.map(ResolvedChart::materialize).transpose() {
+                        Err(err) => Err(RenderError::from(err)),
+                        Ok(copy) => {
+                            let dir = copy.as_ref().map_or(&job.chart.dir, |(_, dir)| dir);
+                            helm.template(&job.release, dir, &job.namespace, &job.layers)
+                                .await
+                                .map_err(RenderError::from)
+                        }
+                    }?;
+                    manifests::split(&text, &job.chart.name).map_err(|source| RenderError::Manifest {
+                        chart: job.chart.name.clone(),
+                        source,
+                    })
+                })
+                .await
+                .cloned();
+            (index, result, start.elapsed())
+        }
+    }))
+    .buffer_unordered(usize::MAX)
+    .collect()
+    .await
+}
+
+/// Keep what [`render_misses`] rendered (and put it in the cache); the first error, in job order.
+fn apply_renders(
+    jobs: &mut [Job<'_>],
+    mut renders: Vec<RenderResult>,
+    cache: &Cache,
+) -> Result<(), RenderError> {
+    renders.sort_by_key(|(index, _, _)| *index);
+    for (index, result, duration) in renders {
+        let objects = result?;
+        cache.put("render", &jobs[index].render_key, &objects);
+        jobs[index].objects = Some(objects);
+        jobs[index].duration = duration;
+    }
+    Ok(())
 }
 
 /// Our values checked against the upstream charts a chart vendors in `charts/` (packages or
