@@ -591,8 +591,9 @@ impl Fetcher {
         let url = self.mirrors.apply(repo);
         let mirrored = self.mirrors.mirror_for(repo).is_some();
         let failed = |message: String| {
-            // A mirror that answers but does not hold the chart is a mirror without it, not a broken one.
-            let missing = message.contains("not found in");
+            // A mirror that answers but does not hold the chart is a mirror without it, not a broken one
+            // (a chart repository: "… not found in … repository"; a registry: "…:VERSION: not found").
+            let missing = message.contains("not found in") || message.ends_with(": not found");
             if mirrored && !missing {
                 FetchFailure::Mirror {
                     url: url.clone(),
@@ -644,36 +645,52 @@ async fn pull(
         .map_err(|err| format!("cannot create a temporary directory: {err}"))?;
     let dest = home.path().join("out");
     std::fs::create_dir_all(&dest).map_err(|err| format!("cannot create {}: {err}", dest.display()))?;
-    let mut command = tokio::process::Command::new(&helm.bin);
-    command.arg("pull");
-    if url.starts_with("oci://") {
-        command.arg(format!("{url}/{name}"));
-    } else {
-        command.arg(name).arg("--repo").arg(url);
+    let run = |plain_http: bool| {
+        let mut command = tokio::process::Command::new(&helm.bin);
+        command.arg("pull");
+        if url.starts_with("oci://") {
+            command.arg(format!("{url}/{name}"));
+        } else {
+            command.arg(name).arg("--repo").arg(url);
+        }
+        if plain_http {
+            command.arg("--plain-http");
+        }
+        // A short-lived Go process: no garbage collector (as for `helm template`).
+        if std::env::var_os("GOGC").is_none() {
+            command.env("GOGC", "off");
+        }
+        command
+            .arg("--version")
+            .arg(version)
+            .arg("--destination")
+            .arg(&dest)
+            .env("HELM_CACHE_HOME", home.path().join("cache"))
+            .env("HELM_CONFIG_HOME", home.path().join("config"))
+            .env("HELM_DATA_HOME", home.path().join("data"))
+            .env_remove("HELM_REPOSITORY_CONFIG")
+            .env_remove("HELM_REPOSITORY_CACHE")
+            .env_remove("HELM_REGISTRY_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        async move {
+            command
+                .output()
+                .await
+                .map_err(|err| format!("cannot run {}: {err}", helm.bin.display()))
+        }
+    };
+    let mut output = run(false).await?;
+    // As Docker does for registries on a loopback address: one that does not speak TLS is spoken to in
+    // plain HTTP (a local mirror, a port-forwarded registry).
+    if !output.status.success()
+        && is_loopback_registry(url)
+        && String::from_utf8_lossy(&output.stderr).contains("server gave HTTP response to HTTPS client")
+    {
+        output = run(true).await?;
     }
-    // A short-lived Go process: no garbage collector (as for `helm template`).
-    if std::env::var_os("GOGC").is_none() {
-        command.env("GOGC", "off");
-    }
-    command
-        .arg("--version")
-        .arg(version)
-        .arg("--destination")
-        .arg(&dest)
-        .env("HELM_CACHE_HOME", home.path().join("cache"))
-        .env("HELM_CONFIG_HOME", home.path().join("config"))
-        .env("HELM_DATA_HOME", home.path().join("data"))
-        .env_remove("HELM_REPOSITORY_CONFIG")
-        .env_remove("HELM_REPOSITORY_CACHE")
-        .env_remove("HELM_REGISTRY_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let output = command
-        .output()
-        .await
-        .map_err(|err| format!("cannot run {}: {err}", helm.bin.display()))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let line = stderr
@@ -696,6 +713,19 @@ async fn pull(
         bytes,
         index_digest(&home.path().join("cache/repository"), name, version),
     ))
+}
+
+/// True for an `oci://` registry on 127.0.0.0/8, `::1` or `localhost`.
+fn is_loopback_registry(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("oci://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[derive(Debug, Deserialize)]
@@ -958,6 +988,26 @@ mod tests {
             hash_req(&requirements, &locked),
             "sha256:283da4f97b6d64ce7241f4425607a2bef8d20e4eb6c07c0dfef694f9ff600d50"
         );
+    }
+
+    #[test]
+    fn loopback_registries() {
+        for url in [
+            "oci://127.0.0.1:5000/charts",
+            "oci://127.3.2.1/charts",
+            "oci://localhost:5000",
+            "oci://[::1]:5000/charts",
+        ] {
+            assert!(is_loopback_registry(url), "{url}");
+        }
+        for url in [
+            "oci://registry.digitalocean.com/digitalocean",
+            "oci://10.0.0.1:5000/charts",
+            "http://127.0.0.1:8080",
+            "oci://127.0.0.1.example.com/charts",
+        ] {
+            assert!(!is_loopback_registry(url), "{url}");
+        }
     }
 
     #[test]

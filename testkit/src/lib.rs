@@ -10,6 +10,7 @@
 //! - [`corpus`]: the bad-input corpus: case tables, their checks, and proof that nothing was written
 //!   (file snapshots) or applied (the stand-in's store and requests).
 //! - [`chartrepo`]: the shared local chart repository served on 127.0.0.1 (request count), or a broken one.
+//! - [`registry`]: a real OCI registry (the distribution registry) on 127.0.0.1, charts pushed by helm.
 //! - [`certs`]: keys and certificates made with the `openssl` command-line tool.
 //! - [`process`]: running a command to completion under a deadline, signals.
 //! - [`tools`]: the real helm and kubectl builds the tests run (`DULI_HELM4_BIN`, …).
@@ -21,6 +22,7 @@ pub mod corpus;
 pub mod leakscan;
 pub mod paths;
 pub mod process;
+pub mod registry;
 pub mod relay;
 pub mod servers;
 pub mod services;

@@ -46,6 +46,16 @@ pub fn sarif_multitool() -> PathBuf {
     )
 }
 
+/// The CNCF distribution registry 2.8.2 (Debian's `docker-registry`): `$DULI_DOCKER_REGISTRY_BIN`, else the
+/// tools cache (`.ci/install-tools --test` fetches it).
+pub fn docker_registry() -> PathBuf {
+    pinned(
+        "DULI_DOCKER_REGISTRY_BIN",
+        "docker-registry-2.8.2/docker-registry",
+        "docker-registry",
+    )
+}
+
 /// The machine's kubectl (the 1.32 dispatcher), `/usr/bin/kubectl`: the one that runs `kubectl duli …`.
 pub fn kubectl() -> PathBuf {
     let path = Path::new("/usr/bin/kubectl");

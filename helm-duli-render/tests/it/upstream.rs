@@ -380,3 +380,68 @@ fn charts_render_into_their_applications_namespace_and_shared_inputs_render_once
     assert_eq!(runs("backend"), 2, "{text}");
     assert_eq!(runs("secrets"), 2, "{text}");
 }
+
+/// A platform chart from an `oci://` repository (as the DigitalOcean drivers are), fetched through an OCI
+/// mirror: a real registry (the distribution registry) on 127.0.0.1, the chart pushed into it by helm.
+/// The mirror speaks plain HTTP on a loopback address, which helm pull is told to use (as Docker does);
+/// a chart the registry does not hold is external, with helm's reason; the chart cache serves the next
+/// run offline.
+#[test]
+fn a_platform_chart_from_an_oci_registry_renders_through_an_oci_mirror() {
+    let repo = RepoCopy::new("generic");
+    let catalog = repo.root().join("gitops/platform.yml");
+    let text = std::fs::read_to_string(&catalog).unwrap();
+    let upstream = "oci://registry.example.com/bitnami-labs";
+    std::fs::write(
+        &catalog,
+        text.replace(
+            "repo: https://bitnami-labs.github.io/sealed-secrets",
+            &format!("repo: {upstream}"),
+        ),
+    )
+    .unwrap();
+    let registry = testkit::registry::OciRegistry::start();
+    let server = ChartRepoServer::serve(&shared_chart_repo());
+    let (every, oci) = (mirror(&server), format!("{upstream}={}", registry.url("mirror")));
+    let args = [
+        "staging",
+        "--chart-mirror",
+        &every,
+        "--chart-mirror",
+        &oci,
+        "--no-validate",
+    ];
+
+    // Not pushed yet: external, with what helm said; --strict-deps fails naming the entry.
+    let (code, stderr, report) = repo.render(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let entry = chart(&report, "sealed-secrets-controller");
+    assert_eq!(entry["status"], "external", "{entry}");
+    let reason = entry["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("sealed-secrets 2.18.5") && reason.contains("not found"),
+        "{reason}"
+    );
+
+    let package = shared_chart_repo().join("sealed-secrets-2.18.5.tgz");
+    registry.push(&common::helm4(), &package, "mirror");
+    let (code, stderr, report) = repo.render(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["totals"]["platform_external"], 0, "{report}");
+    let entry = chart(&report, "sealed-secrets-controller");
+    assert_eq!(entry["status"], "rendered", "{entry}");
+    assert!(
+        entry["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == "Deployment/kube-system/sealed-secrets-controller"),
+        "{entry}"
+    );
+
+    // Offline, the registry gone: from the chart cache.
+    drop(registry);
+    let (code, stderr, report) = repo.render(&["staging", "--offline", "--no-cache", "--no-validate"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(chart(&report, "sealed-secrets-controller")["status"], "rendered");
+}
