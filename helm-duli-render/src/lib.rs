@@ -564,7 +564,7 @@ pub struct Rendered {
     /// The report (also what `--report` writes).
     pub report: report::Report,
     /// The objects, grouped by chart (then `applications`), in output order.
-    pub groups: Vec<(String, Vec<manifests::Object>)>,
+    pub groups: Vec<(String, std::sync::Arc<Vec<manifests::Object>>)>,
     /// The files of this render, relative to `DIR/<env>`.
     pub tree: output::Tree,
     /// What `--out` writes to `DIR/<env>`: [`Self::tree`] plus, with `--chart`, the other charts' earlier

@@ -208,7 +208,7 @@ mod tests {
         let objects = split("kind: A\n...\n", "stream").unwrap();
         assert_eq!(objects.len(), 1);
         let again = split(
-            &super::super::output::stream(&[("c".into(), objects.clone())]),
+            &super::super::output::stream(&[("c".into(), std::sync::Arc::new(objects.clone()))]),
             "stream",
         )
         .unwrap();

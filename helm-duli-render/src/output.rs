@@ -95,10 +95,10 @@ pub fn add_objects(tree: &mut Tree, dir: &str, objects: &[Object]) {
 }
 
 /// One multi-document stream of the given files' contents, in tree order.
-pub fn stream(groups: &[(String, Vec<Object>)]) -> String {
+pub fn stream(groups: &[(String, std::sync::Arc<Vec<Object>>)]) -> String {
     let mut out = String::new();
     for (_, objects) in groups {
-        for object in objects {
+        for object in objects.iter() {
             out.push_str("---\n");
             out.push_str(&object_text(object));
         }

@@ -42,7 +42,9 @@ struct Job<'a> {
     /// What the CRDs in `crds/` of the chart and its subcharts depend on (see [`ShippedCrds`]).
     crd_key: String,
     validate_key: Option<String>,
-    objects: Option<Vec<Object>>,
+    /// Shared, not copied: a render of the run may serve both environments, and validation, CRD reading
+    /// and the output all read the same objects.
+    objects: Option<Arc<Vec<Object>>>,
     findings: Option<Vec<Finding>>,
     duration: Duration,
 }
@@ -66,7 +68,7 @@ pub struct Shared {
 }
 
 /// Renders of one run by render key.
-type RenderMemo = Arc<tokio::sync::Mutex<BTreeMap<String, Arc<tokio::sync::OnceCell<Vec<Object>>>>>>;
+type RenderMemo = Arc<tokio::sync::Mutex<BTreeMap<String, Arc<tokio::sync::OnceCell<Arc<Vec<Object>>>>>>>;
 
 /// The CRDs in `crds/` of a chart and of its enabled subcharts, read once per run for each set of inputs
 /// (chart tree, upstream packages, values file contents): a shared chart whose values files say the same
@@ -429,7 +431,8 @@ pub async fn render_with(
             _ => None,
         };
     }
-    let app_objects: Vec<Object> = applications.iter().flat_map(|a| a.objects.clone()).collect();
+    let app_objects: Arc<Vec<Object>> =
+        Arc::new(applications.iter().flat_map(|a| a.objects.clone()).collect());
     let app_text: String = applications.iter().map(|a| a.text.as_str()).collect();
     let app_validate_key = validate_key(&format!("applications\0{app_text}\0{run_key}"));
     let mut app_findings: Option<Vec<Finding>> = match &app_validate_key {
@@ -469,21 +472,12 @@ pub async fn render_with(
         // but `helm template` leaves out. An explicit `--crds` file (or the cluster) wins over them.
         let inputs: Vec<CrdInput> = jobs
             .iter()
-            .map(|j| {
-                let crds = j
-                    .objects
-                    .iter()
-                    .flatten()
-                    .filter(|o| o.kind() == "CustomResourceDefinition")
-                    .cloned()
-                    .collect();
-                CrdInput {
-                    chart: j.chart.clone(),
-                    key: j.crd_key.clone(),
-                    resolved: j.resolved.cloned(),
-                    files: j.layers.files.clone(),
-                    crds,
-                }
+            .map(|j| CrdInput {
+                chart: j.chart.clone(),
+                key: j.crd_key.clone(),
+                resolved: j.resolved.cloned(),
+                files: j.layers.files.clone(),
+                objects: j.objects.clone().unwrap_or_default(),
             })
             .collect();
         let threads = options.jobs.max(1);
@@ -497,15 +491,15 @@ pub async fn render_with(
             rendered_crds.extend(one?);
         }
         tracing::debug!("read the charts' CRDs in {:?}", start.elapsed());
-        for object in &app_objects {
+        for object in app_objects.iter() {
             rendered_crds.add(&object.value, &format!("{APPLICATIONS} ({})", object.source));
         }
         crd_report = crd_sources(
             &store,
             &rendered_crds,
             jobs.iter()
-                .flat_map(|j| j.objects.iter().flatten())
-                .chain(&app_objects),
+                .flat_map(|j| j.objects.iter().flat_map(|o| o.iter()))
+                .chain(app_objects.iter()),
         );
         if let Some(key) = &crd_report_key {
             cache.put("validate", key, &crd_report);
@@ -522,7 +516,7 @@ pub async fn render_with(
             }
         }
         let stores = [store, Arc::new(rendered_crds)];
-        let pending: Vec<(usize, Vec<Object>)> = jobs
+        let pending: Vec<(usize, Arc<Vec<Object>>)> = jobs
             .iter()
             .enumerate()
             .filter(|(_, j)| j.findings.is_none())
@@ -560,7 +554,7 @@ pub async fn render_with(
     }
 
     // Policy over everything, then skip what was asked.
-    let mut groups: Vec<(String, Vec<Object>)> = jobs
+    let mut groups: Vec<(String, Arc<Vec<Object>>)> = jobs
         .iter()
         .map(|j| (j.chart.name.clone(), j.objects.clone().unwrap_or_default()))
         .collect();
@@ -746,7 +740,7 @@ pub async fn render_with(
                 objects: job
                     .and_then(|j| j.objects.as_ref())
                     .into_iter()
-                    .flatten()
+                    .flat_map(|o| o.iter())
                     .map(Object::id)
                     .collect(),
                 upstream: if job.is_none() { upstream } else { Vec::new() },
@@ -895,6 +889,7 @@ impl JobInputs<'_> {
             .text("helm", &self.helm_identity);
         let render_key = key.finish();
         let objects: Option<Vec<Object>> = self.cache.get("render", &render_key);
+        let objects = objects.map(Arc::new);
         Ok(Job {
             chart,
             namespace,
@@ -913,7 +908,7 @@ impl JobInputs<'_> {
 }
 
 /// One render: the job's index, its objects or error, and how long it took.
-type RenderResult = (usize, Result<Vec<Object>, RenderError>, Duration);
+type RenderResult = (usize, Result<Arc<Vec<Object>>, RenderError>, Duration);
 
 /// Render the jobs whose objects the cache does not have, every helm process of the run taking one of
 /// the shared slots.
@@ -951,10 +946,12 @@ async fn render_misses(jobs: &[Job<'_>], helm: Option<&Helm>, shared: &Shared) -
                                 .map_err(RenderError::from)
                         }
                     }?;
-                    manifests::split(&text, &job.chart.name).map_err(|source| RenderError::Manifest {
-                        chart: job.chart.name.clone(),
-                        source,
-                    })
+                    manifests::split(&text, &job.chart.name)
+                        .map(Arc::new)
+                        .map_err(|source| RenderError::Manifest {
+                            chart: job.chart.name.clone(),
+                            source,
+                        })
                 })
                 .await
                 .cloned();
@@ -975,7 +972,7 @@ fn apply_renders(
     renders.sort_by_key(|(index, _, _)| *index);
     for (index, result, duration) in renders {
         let objects = result?;
-        cache.put("render", &jobs[index].render_key, &objects);
+        cache.put("render", &jobs[index].render_key, &*objects);
         jobs[index].objects = Some(objects);
         jobs[index].duration = duration;
     }
@@ -1045,8 +1042,8 @@ struct CrdInput {
     resolved: Option<ResolvedChart>,
     /// Its values files, highest priority last.
     files: Vec<PathBuf>,
-    /// The CRDs its templates rendered.
-    crds: Vec<Object>,
+    /// What its templates rendered (the CRDs among them count).
+    objects: Arc<Vec<Object>>,
 }
 
 /// The CRDs each chart ships ([`chart_crds`]), read on up to `threads` threads, in input order.
@@ -1081,7 +1078,8 @@ fn chart_crd_stores(
 /// rendered ones (`objects`).
 fn chart_crds(input: &CrdInput, shipped: &ShippedCrds) -> Result<CrdStore, RenderError> {
     let mut store = shipped.get_or_read(&input.key, || crds_in_chart_dirs(input))?;
-    for object in &input.crds {
+    let rendered = input.objects.iter();
+    for object in rendered.filter(|o| o.kind() == "CustomResourceDefinition") {
         store.add(&object.value, &rendered_source(&input.chart, object));
     }
     Ok(store)

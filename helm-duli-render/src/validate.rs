@@ -12,7 +12,7 @@ use super::policy::{self, Located};
 /// Validate groups of objects on up to `threads` threads; returns `(group index, findings)`.
 pub(super) fn validate_groups(
     stores: &[Arc<CrdStore>],
-    pending: &[(usize, Vec<Object>)],
+    pending: &[(usize, Arc<Vec<Object>>)],
     names: &[String],
     threads: usize,
 ) -> Vec<(usize, Vec<Finding>)> {

@@ -408,7 +408,7 @@ pub async fn run(
                 error,
             })?;
         for (_, objects) in &rendered.groups {
-            for object in objects {
+            for object in objects.iter() {
                 report.scanned += 1;
                 report.findings.extend(scan_object(&object.source, &object.value));
             }
