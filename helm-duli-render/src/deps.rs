@@ -683,12 +683,7 @@ async fn pull(
         }
     };
     let mut output = run(false).await?;
-    // As Docker does for registries on a loopback address: one that does not speak TLS is spoken to in
-    // plain HTTP (a local mirror, a port-forwarded registry).
-    if !output.status.success()
-        && is_loopback_registry(url)
-        && String::from_utf8_lossy(&output.stderr).contains("server gave HTTP response to HTTPS client")
-    {
+    if !output.status.success() && wants_plain_http(url, &String::from_utf8_lossy(&output.stderr)) {
         output = run(true).await?;
     }
     if !output.status.success() {
@@ -713,6 +708,14 @@ async fn pull(
         bytes,
         index_digest(&home.path().join("cache/repository"), name, version),
     ))
+}
+
+/// Whether helm, having failed on the `oci://` registry `url` with `message`, should try again with
+/// `--plain-http`: as Docker does for registries on a loopback address, one that does not speak TLS (a
+/// local mirror, a port-forwarded registry) is spoken to in plain HTTP. Nowhere else: a remote registry
+/// answering in plain HTTP is a misconfiguration to report, not to follow.
+pub fn wants_plain_http(url: &str, message: &str) -> bool {
+    is_loopback_registry(url) && message.contains("server gave HTTP response to HTTPS client")
 }
 
 /// True for an `oci://` registry on 127.0.0.0/8, `::1` or `localhost`.

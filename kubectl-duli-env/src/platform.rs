@@ -330,7 +330,18 @@ async fn converge_chart(
         format!("{}s", timeout.as_secs().max(1)),
     ]);
     let values = serde_json::to_vec(&chart.values_or_empty()).unwrap_or_default();
-    helm.run_with_input(&args, Some(values)).await?;
+    match helm.run_with_input(&args, Some(values.clone())).await {
+        // helm fails loading the chart, before it touches the cluster: trying again is safe.
+        Err(HelmError::Failed { message, .. })
+            if helm_duli_render::deps::wants_plain_http(&chart.repo, &message) =>
+        {
+            args.push("--plain-http".into());
+            helm.run_with_input(&args, Some(values)).await?;
+        }
+        result => {
+            result?;
+        }
+    }
     Ok(if plan.action == ChartAction::Install {
         ApplyResult::Created
     } else {

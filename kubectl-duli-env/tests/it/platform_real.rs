@@ -1,6 +1,7 @@
 //! The platform phase with the REAL upstream charts: `env up staging --only platform --chart-mirror
 //! '*=MIRROR'` on a repository copy whose staging is `provider: generic`, the mirror serving
-//! `../shared/charts/repo`, real helm 4 straight at a stand-in whose CRDs are deleted first (they come from the
+//! `../shared/charts/repo` (and sealed-secrets taken from an `oci://` repository, as the DigitalOcean
+//! charts are, through an OCI mirror: a real registry on 127.0.0.1), real helm 4 straight at a stand-in whose CRDs are deleted first (they come from the
 //! charts, as on a real cluster). It stops after the platform phase: the full story (`secrets init`, every
 //! phase of `up` against kube-standin's rendering Argo CD, `db`, `down`) is `kubectl-duli/walkthrough.sh`,
 //! run by `kubectl-duli/tests/it/walkthrough.rs`, since it needs every slice's binary.
@@ -22,12 +23,22 @@ async fn up_platform_installs_the_real_upstream_charts_from_a_mirror() {
         .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await
         .expect("CRDs deleted");
-    // The repository's own catalog (not the fixture charts), staging on a generic provider.
-    std::fs::copy(
-        workspace().join("gitops/platform.yml"),
-        world.repo.join("gitops/platform.yml"),
-    )
-    .unwrap();
+    // The repository's own catalog (not the fixture charts), staging on a generic provider;
+    // sealed-secrets from an OCI repository.
+    let catalog = std::fs::read_to_string(workspace().join("gitops/platform.yml")).unwrap();
+    let upstream_oci = "oci://registry.example.com/bitnami-labs";
+    let catalog = catalog.replace(
+        "repo: https://bitnami-labs.github.io/sealed-secrets",
+        &format!("repo: {upstream_oci}"),
+    );
+    assert!(catalog.contains(upstream_oci));
+    std::fs::write(world.repo.join("gitops/platform.yml"), catalog).unwrap();
+    let registry = testkit::registry::OciRegistry::start();
+    registry.push(
+        &testkit::tools::helm4(),
+        &shared_chart_repo().join("sealed-secrets-2.18.5.tgz"),
+        "mirror",
+    );
     let staging = world.repo.join("gitops/environments/staging.yml");
     let text = std::fs::read_to_string(&staging).unwrap();
     assert!(text.contains("provider: digitalocean"), "{text}");
@@ -39,6 +50,7 @@ async fn up_platform_installs_the_real_upstream_charts_from_a_mirror() {
     let mirror = ChartRepoServer::serve(&shared_chart_repo());
 
     let mirror_flag = format!("*={}", mirror.url);
+    let oci_mirror_flag = format!("{upstream_oci}={}", registry.url("mirror"));
     let run = world
         .run(&[
             "up",
@@ -47,6 +59,8 @@ async fn up_platform_installs_the_real_upstream_charts_from_a_mirror() {
             "platform",
             "--chart-mirror",
             &mirror_flag,
+            "--chart-mirror",
+            &oci_mirror_flag,
             "--timeout",
             "3m",
         ])
