@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -646,7 +645,7 @@ async fn pull(
     let dest = home.path().join("out");
     std::fs::create_dir_all(&dest).map_err(|err| format!("cannot create {}: {err}", dest.display()))?;
     let run = |plain_http: bool| {
-        let mut command = tokio::process::Command::new(&helm.bin);
+        let mut command = helm.command();
         command.arg("pull");
         if url.starts_with("oci://") {
             command.arg(format!("{url}/{name}"));
@@ -655,10 +654,6 @@ async fn pull(
         }
         if plain_http {
             command.arg("--plain-http");
-        }
-        // A short-lived Go process: no garbage collector (as for `helm template`).
-        if std::env::var_os("GOGC").is_none() {
-            command.env("GOGC", "off");
         }
         command
             .arg("--version")
@@ -670,11 +665,7 @@ async fn pull(
             .env("HELM_DATA_HOME", home.path().join("data"))
             .env_remove("HELM_REPOSITORY_CONFIG")
             .env_remove("HELM_REPOSITORY_CACHE")
-            .env_remove("HELM_REGISTRY_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .env_remove("HELM_REGISTRY_CONFIG");
         async move {
             command
                 .output()

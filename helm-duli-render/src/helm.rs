@@ -114,6 +114,22 @@ impl Helm {
         format!("{}:{len}:{modified}", resolved.display())
     }
 
+    /// A helm process to run once and read: no stdin, output captured, killed when dropped, and without
+    /// Go's garbage collector (unless `GOGC` says otherwise) — a short-lived Go process spends a good part
+    /// of its life in it.
+    pub fn command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.bin);
+        if std::env::var_os("GOGC").is_none() {
+            command.env("GOGC", "off");
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
     /// `helm template RELEASE DIR --namespace NS -f … --set …`; returns stdout.
     pub async fn template(
         &self,
@@ -122,7 +138,7 @@ impl Helm {
         namespace: &str,
         layers: &Layers,
     ) -> Result<String, HelmError> {
-        let mut command = tokio::process::Command::new(&self.bin);
+        let mut command = self.command();
         command
             .arg("template")
             .arg(chart)
@@ -136,15 +152,6 @@ impl Helm {
             command.arg("--set").arg(item);
         }
         command.args(&layers.capabilities);
-        // Short-lived Go processes spend a good part of their life in the garbage collector.
-        if std::env::var_os("GOGC").is_none() {
-            command.env("GOGC", "off");
-        }
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
         let output = command.output().await.map_err(|source| HelmError::Spawn {
             bin: self.bin.clone(),
             source,

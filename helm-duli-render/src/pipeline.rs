@@ -399,6 +399,7 @@ pub async fn render_with(
             reason: unavailable[&entry.name].clone(),
         });
     }
+    let rendered_early = early_renders.len();
     apply_renders(&mut plain_jobs, early_renders, &cache)?;
 
     // Every job in the order of the report: helm/'s charts as selected, then the platform's.
@@ -460,7 +461,8 @@ pub async fn render_with(
 
     // Render what the cache does not have (the plain charts have been).
     let renders = render_misses(&jobs, helm.as_ref(), shared).await;
-    tracing::debug!("rendered {} charts in {:?}", renders.len(), started.elapsed());
+    let rendered = rendered_early + renders.len();
+    tracing::debug!("rendered {rendered} charts in {:?}", started.elapsed());
     apply_renders(&mut jobs, renders, &cache)?;
 
     // Validate what the cache does not have.
