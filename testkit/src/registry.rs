@@ -83,9 +83,7 @@ impl OciRegistry {
             .arg(package)
             .arg(self.url(path))
             .arg("--plain-http")
-            .env("HELM_CACHE_HOME", home.path().join("cache"))
-            .env("HELM_CONFIG_HOME", home.path().join("config"))
-            .env("HELM_DATA_HOME", home.path().join("data"))
+            .envs(crate::tools::helm_home_env(home.path()))
             .output()
             .unwrap();
         assert!(

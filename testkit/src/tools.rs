@@ -56,6 +56,16 @@ pub fn docker_registry() -> PathBuf {
     )
 }
 
+/// What keeps a helm run away from the user's repositories, caches and registry logins: its cache,
+/// config and data homes under `dir` (for `Command::envs`).
+pub fn helm_home_env(dir: &Path) -> [(&'static str, PathBuf); 3] {
+    [
+        ("HELM_CACHE_HOME", dir.join("cache")),
+        ("HELM_CONFIG_HOME", dir.join("config")),
+        ("HELM_DATA_HOME", dir.join("data")),
+    ]
+}
+
 /// The machine's kubectl (the 1.32 dispatcher), `/usr/bin/kubectl`: the one that runs `kubectl duli …`.
 pub fn kubectl() -> PathBuf {
     let path = Path::new("/usr/bin/kubectl");

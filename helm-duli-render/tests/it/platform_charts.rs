@@ -140,19 +140,12 @@ fn text(output: &Output) -> String {
     )
 }
 
-/// Keep helm away from the user's repositories, caches and plugins.
-fn helm_homes(cmd: &mut Command, home: &Path) {
-    cmd.env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"));
-}
-
 /// helm itself (for `helm lint`, which the pipeline does not run).
 fn run_helm(helm: &Path, args: &[&str]) -> Output {
     let home = tempfile::tempdir().expect("temp dir");
     let mut cmd = Command::new(helm);
     common::isolate(&mut cmd, helm);
-    helm_homes(&mut cmd, home.path());
+    cmd.envs(testkit::tools::helm_home_env(home.path()));
     cmd.args(args)
         .output()
         .unwrap_or_else(|err| panic!("cannot run {}: {err}", helm.display()))
@@ -163,7 +156,7 @@ fn plugin(helm: &Path, repo: &Path, args: &[&str]) -> Output {
     let home = tempfile::tempdir().expect("temp dir");
     let mut cmd = Command::new(common::binary());
     common::isolate(&mut cmd, helm);
-    helm_homes(&mut cmd, home.path());
+    cmd.envs(testkit::tools::helm_home_env(home.path()));
     cmd.args(args)
         .arg("--repo")
         .arg(repo)

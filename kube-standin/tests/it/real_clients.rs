@@ -278,9 +278,7 @@ impl Helm {
                 .args(args)
                 .env("KUBECONFIG", &self.kubeconfig)
                 .env("HOME", home)
-                .env("HELM_CACHE_HOME", home.join("cache"))
-                .env("HELM_CONFIG_HOME", home.join("config"))
-                .env("HELM_DATA_HOME", home.join("data"))
+                .envs(testkit::tools::helm_home_env(home))
                 .kill_on_drop(true)
                 .output(),
         )
